@@ -1,0 +1,66 @@
+"""Configuration: one class with annotated UPPERCASE keys, read from ``GOVFLOW_*`` variables.
+
+Secrets have no defaults; a setting that needs one and lacks it fails where it is used,
+with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, get_type_hints
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_db_url() -> str:
+    return f"sqlite://{PROJECT_ROOT / 'var' / 'govflow.sqlite3'}"
+
+
+@dataclass
+class Settings:
+    """Runtime settings. ``Settings.from_env()`` reads ``GOVFLOW_<KEY>`` for every key."""
+
+    ENV: str = "development"
+    DATABASE_URL: str = field(default_factory=_default_db_url)
+    REDIS_URL: str = ""
+    HOST: str = "127.0.0.1"
+    PORT: int = 8000
+    WORKERS: int = 1
+    PROCESSES_DIR: Path = PROJECT_ROOT / "processes"
+    LOG_LEVEL: str = "INFO"
+    MAX_BODY_BYTES: int = 1_048_576
+    SCRIPT_TIMEOUT_MS: int = 1000
+    JOB_POLL_MS: int = 200
+    DEMO_PASSWORD: str = ""
+
+    @property
+    def is_production(self) -> bool:
+        return self.ENV == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f"GOVFLOW_{f.name}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(hints[f.name], raw, f.name)
+        values.update(overrides)
+        return cls(**values)
+
+
+def _coerce(kind: Any, raw: str, name: str) -> Any:
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is Path:
+            return Path(raw)
+        if kind is bool:
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        return raw
+    except ValueError as exc:
+        raise ValueError(f"GOVFLOW_{name}: cannot read {raw!r} as {kind.__name__}") from exc
