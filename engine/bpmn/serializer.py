@@ -1,0 +1,113 @@
+"""Workflow state <-> text, with the process spec stored by reference.
+
+SpiffWorkflow's serializer writes the whole process spec into every workflow. A case only needs
+its task tree and data: the spec lives once in the definition version the case points to. The
+state is kept as text (not ``jsonb``): SpiffWorkflow stores task data as a change against the
+parent task and restores tasks in their stored order, so a store that reorders keys would
+silently lose data.
+
+State envelope (``STATE_FORMAT``)::
+
+    {"format": 1, "spiff": "<spiff serializer version>", "workflow": {...tasks, data, ...}}
+
+A change of envelope format adds a function to ``MIGRATIONS`` and a golden fixture of the old
+format under ``tests/fixtures/state/`` that a test loads.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+
+from engine.bpmn.parser import ProcessBundle
+from engine.errors import ModelError
+
+STATE_FORMAT = 1
+
+
+class _SpecByReferenceConverter(BpmnWorkflowConverter):
+    """Leaves ``spec`` and ``subprocess_specs`` out; restores them from a bundle."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any], bundle: ProcessBundle | None = None) -> BpmnWorkflow:
+        if bundle is None:
+            raise ModelError("a stored case state needs its process definition to load")
+        from uuid import UUID
+
+        workflow = self.target_class(bundle.spec, bundle.subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _config() -> dict[Any, Any]:
+    config = dict(SPIFF_CONFIG)
+    config[BpmnWorkflow] = _SpecByReferenceConverter
+    return config
+
+
+class StateSerializer:
+    """Dumps and loads case state; the script engine is re-attached after every load."""
+
+    def __init__(self) -> None:
+        registry = BpmnWorkflowSerializer.configure(_config())
+        self._serializer = BpmnWorkflowSerializer(registry)
+        self._registry = registry
+
+    @property
+    def spiff_version(self) -> str:
+        return str(self._serializer.VERSION)
+
+    def dump(self, workflow: BpmnWorkflow) -> str:
+        envelope = {
+            "format": STATE_FORMAT,
+            "spiff": self.spiff_version,
+            "workflow": self._serializer.to_dict(workflow),
+        }
+        return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+
+    def load(self, text: str, bundle: ProcessBundle, script_engine: PythonScriptEngine) -> BpmnWorkflow:
+        envelope = migrate(json.loads(text))
+        workflow = self._serializer.from_dict(envelope["workflow"], bundle=bundle)
+        workflow.script_engine = script_engine
+        return workflow
+
+
+def _migrate_0_to_1(envelope: dict[str, Any]) -> dict[str, Any]:
+    """Format 0 was SpiffWorkflow's own serialization with the spec inside; drop the spec."""
+    workflow = dict(envelope)
+    workflow.pop("spec", None)
+    workflow.pop("subprocess_specs", None)
+    workflow.pop("serializer_version", None)
+    return {"format": 1, "spiff": "1.4", "workflow": workflow}
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _migrate_0_to_1}
+
+
+def migrate(envelope: dict[str, Any]) -> dict[str, Any]:
+    """Bring a stored state up to ``STATE_FORMAT``, one version step at a time."""
+    version = envelope.get("format", 0) if "workflow" in envelope else 0
+    while version < STATE_FORMAT:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise ModelError(f"stored case state has unknown format {version}")
+        envelope = step(envelope)
+        version = envelope["format"]
+    if version > STATE_FORMAT:
+        raise ModelError(f"stored case state format {version} is newer than this engine ({STATE_FORMAT})")
+    return envelope
