@@ -1,0 +1,79 @@
+"""Database set-up: SQLite file by default, PostgreSQL when the URL says so.
+
+Nothing connects at import time: ``init_db`` is called by the app factory, the CLI and tests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from tortoise import Tortoise, connections
+
+MODEL_MODULES = ["engine.store.models"]
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def is_postgres(url: str) -> bool:
+    return urlparse(url).scheme in {"postgres", "postgresql", "asyncpg"}
+
+
+def tortoise_config(url: str, *, with_aerich: bool = False) -> dict[str, Any]:
+    """Tortoise config for a database URL; SQLite gets WAL and relaxed fsync for speed."""
+    parsed = urlparse(url)
+    connection: Any
+    if parsed.scheme == "sqlite":
+        path = url[len("sqlite://"):]
+        if path not in {":memory:", ""}:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        connection = {
+            "engine": "tortoise.backends.sqlite",
+            "credentials": {
+                "file_path": path, "journal_mode": "WAL", "synchronous": "NORMAL",
+                "busy_timeout": 10000,
+            },
+        }
+    elif is_postgres(url):
+        connection = url.replace("postgresql://", "postgres://", 1)
+    else:
+        raise ValueError(f"GOVFLOW_DATABASE_URL: unsupported database scheme {parsed.scheme!r}")
+    models = list(MODEL_MODULES)
+    if with_aerich:
+        models.append("aerich.models")
+    return {
+        "connections": {"default": connection},
+        "apps": {"models": {"models": models, "default_connection": "default"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def init_db(url: str, *, generate_schemas: bool = False) -> None:
+    """Open the connection for this process. ``generate_schemas`` is for tests only;
+    real databases get their schema from the committed migrations (``govflow migrate``)."""
+    await Tortoise.init(config=tortoise_config(url, with_aerich=True), _enable_global_fallback=True)
+    if generate_schemas:
+        await Tortoise.generate_schemas(safe=True)
+
+
+async def close_db() -> None:
+    await connections.close_all()
+
+
+def db_connection() -> Any:
+    return connections.get("default")
+
+
+async def ping() -> None:
+    """Round-trip to the database; raises when it is unreachable."""
+    await db_connection().execute_query("SELECT 1")
+
+
+# aerich reads this (see [tool.aerich] in pyproject.toml).
+AERICH_CONFIG = tortoise_config(
+    os.environ.get("GOVFLOW_DATABASE_URL")
+    or f"sqlite://{Path(__file__).resolve().parents[2] / 'var' / 'govflow.sqlite3'}",
+    with_aerich=True,
+)

@@ -1,0 +1,141 @@
+"""Tortoise ORM models: definitions, cases (办件), the human-task projection, timeline, jobs.
+
+Schema changes go through committed aerich migrations (``engine/store/migrations``).
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Department(Model):
+    """A department; BPMN lanes name one by code or by Chinese name."""
+
+    code = fields.CharField(max_length=32, primary_key=True)
+    name = fields.CharField(max_length=100)
+
+    class Meta:
+        table = "departments"
+
+
+class StaffUser(Model):
+    """A staff account (window clerk, officer, supervisor, designer, admin)."""
+
+    id = fields.IntField(primary_key=True)
+    username = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=100)
+    password_hash = fields.CharField(max_length=255)
+    departments = fields.JSONField(default=list)  # department codes
+    roles = fields.JSONField(default=list)
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "staff_users"
+
+
+class ProcessDefinition(Model):
+    """An immutable, content-hashed version of one process and the files it needs."""
+
+    id = fields.IntField(primary_key=True)
+    process_id = fields.CharField(max_length=128, db_index=True)
+    name = fields.CharField(max_length=200, default="")
+    version = fields.IntField()
+    content_hash = fields.CharField(max_length=64)
+    files = fields.TextField()  # JSON object: file name -> text
+    deployed_by = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "process_definitions"
+        unique_together = (("process_id", "content_hash"), ("process_id", "version"))
+
+
+class Case(Model):
+    """A case (办件): one workflow instance and its serialized state.
+
+    ``state`` is text on purpose (see ``engine.bpmn.serializer``); ``version`` guards every
+    write: a writer that read version N may only store N+1.
+    """
+
+    id = fields.IntField(primary_key=True)
+    case_no = fields.CharField(max_length=40, unique=True)
+    service = fields.CharField(max_length=64, db_index=True)
+    definition: fields.ForeignKeyRelation[ProcessDefinition] = fields.ForeignKeyField(
+        "models.ProcessDefinition", related_name="cases", on_delete=fields.RESTRICT)
+    applicant = fields.CharField(max_length=64, null=True, db_index=True)
+    status = fields.CharField(max_length=16, default="running", db_index=True)
+    state = fields.TextField()
+    version = fields.IntField(default=1)
+    error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    completed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "cases"
+
+
+class HumanTask(Model):
+    """Projection of a ready human task, rewritten at every save; inboxes query this."""
+
+    id = fields.UUIDField(primary_key=True)  # the SpiffWorkflow task id
+    case: fields.ForeignKeyRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="tasks", on_delete=fields.CASCADE)
+    task_spec = fields.CharField(max_length=128)
+    name = fields.CharField(max_length=200, default="")
+    lane = fields.CharField(max_length=100, null=True)
+    department = fields.CharField(max_length=32, null=True)
+    form_key = fields.CharField(max_length=200, null=True)
+    assignee = fields.CharField(max_length=64, null=True)
+    state = fields.CharField(max_length=16, default="ready")  # ready|claimed|completed|cancelled
+    created_at = fields.DatetimeField(auto_now_add=True)
+    due_at = fields.DatetimeField(null=True)
+    completed_at = fields.DatetimeField(null=True)
+    completed_by = fields.CharField(max_length=64, null=True)
+
+    class Meta:
+        table = "human_tasks"
+        indexes = (("department", "state", "due_at"), ("case_id", "state"))
+
+
+class CaseEvent(Model):
+    """The case timeline, and the outbox of BPMN events the workflow sent out."""
+
+    id = fields.BigIntField(primary_key=True)
+    case: fields.ForeignKeyRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="events", on_delete=fields.CASCADE)
+    kind = fields.CharField(max_length=32)
+    task_id = fields.CharField(max_length=36, null=True)
+    task_name = fields.CharField(max_length=200, null=True)
+    actor = fields.CharField(max_length=64, null=True)
+    department = fields.CharField(max_length=32, null=True)
+    detail = fields.JSONField(null=True)
+    published = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "case_events"
+        indexes = (("case_id", "id"),)
+
+
+class Job(Model):
+    """A durable job: a timer to fire, a warning to send. Done in the same transaction as
+    the case write it causes, so it never fires twice."""
+
+    id = fields.BigIntField(primary_key=True)
+    kind = fields.CharField(max_length=32)
+    case: fields.ForeignKeyNullableRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="jobs", null=True, on_delete=fields.CASCADE)
+    task_id = fields.CharField(max_length=36, null=True)
+    due_at = fields.DatetimeField()
+    status = fields.CharField(max_length=16, default="pending")  # pending|done|failed|cancelled
+    attempts = fields.IntField(default=0)
+    last_error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    fired_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "jobs"
+        indexes = (("status", "due_at"),)
