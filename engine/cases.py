@@ -1,0 +1,389 @@
+"""The case engine: start cases, complete human tasks, fire timers — durably.
+
+Each step loads the stored workflow, runs it until it waits, and writes it back once, with an
+optimistic version check, together with the task projection, the timeline and the timer jobs.
+Two writers on one case: one wins, the other gets ``Conflict``; never a corrupted state.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from engine.bpmn.errors import describe_run_error
+from engine.bpmn.parser import BundleCache, ProcessBundle, build_bundle, files_from_json, files_to_json
+from engine.bpmn.serializer import StateSerializer
+from engine.connectors import ConnectorContext, ConnectorRegistry
+from engine.errors import Conflict, ModelError, NotFound, ScriptError, TaskNotReady, ValidationFailed
+from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
+from forms import validate_data
+
+OPEN_TASK_STATES = ("ready", "claimed")
+TIMELINE_SPECS = {"UserTask", "ManualTask", "ScriptTask", "ServiceTask", "BusinessRuleTask",
+                  "CallActivity", "SubWorkflowTask", "EndEvent"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def default_case_no(service: str, now: datetime) -> str:
+    """Human-readable and unique: ``SENIOR-CARD-20261129-7KQ2M9XA``."""
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+    tail = "".join(secrets.choice(alphabet) for _ in range(8))
+    return f"{service.upper()[:20]}-{now:%Y%m%d}-{tail}"
+
+
+@dataclass
+class EngineDeps:
+    """What the engine is given rather than builds: swap any of them in tests."""
+
+    script_engine_factory: Callable[..., PythonScriptEngine]
+    serializer: StateSerializer = field(default_factory=StateSerializer)
+    bundles: BundleCache = field(default_factory=BundleCache)
+    connectors: ConnectorRegistry = field(default_factory=ConnectorRegistry)
+    departments: dict[str, str] = field(default_factory=dict)  # code -> name
+    clock: Callable[[], datetime] = utcnow
+    case_no: Callable[[str, datetime], str] = default_case_no
+
+
+@dataclass
+class TaskView:
+    id: str
+    task_spec: str
+    name: str
+    lane: str | None
+    department: str | None
+    form_key: str | None
+
+
+@dataclass
+class CaseResult:
+    """What a step left behind: the case row values and the human tasks now waiting."""
+
+    id: int
+    case_no: str
+    status: str
+    version: int
+    data: dict[str, Any]
+    ready_tasks: list[TaskView]
+
+
+@dataclass
+class _Step:
+    """Timeline entries collected while the workflow ran."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class CaseEngine:
+    def __init__(self, deps: EngineDeps) -> None:
+        self.deps = deps
+        self._bundle_by_definition: dict[int, ProcessBundle] = {}
+        dept = deps.departments
+        self._lane_to_dept = {**{code: code for code in dept}, **{name: code for code, name in dept.items()}}
+
+    # ------------------------------------------------------------------ definitions
+    async def deploy(self, files: dict[str, str], *, process_id: str | None = None,
+                     deployed_by: str | None = None, name: str = "") -> ProcessDefinition:
+        """Store an immutable version; deploying identical content again returns the existing one."""
+        bundle = build_bundle(files, process_id)
+        existing = await ProcessDefinition.get_or_none(process_id=bundle.process_id,
+                                                       content_hash=bundle.content_hash)
+        if existing is not None:
+            return existing
+        for _ in range(3):
+            latest = await ProcessDefinition.filter(process_id=bundle.process_id).order_by("-version").first()
+            try:
+                definition = await ProcessDefinition.create(
+                    process_id=bundle.process_id, name=name or (bundle.spec.description or ""),
+                    version=(latest.version + 1) if latest else 1, content_hash=bundle.content_hash,
+                    files=files_to_json(bundle.files), deployed_by=deployed_by,
+                )
+            except IntegrityError:
+                existing = await ProcessDefinition.get_or_none(process_id=bundle.process_id,
+                                                               content_hash=bundle.content_hash)
+                if existing is not None:
+                    return existing
+                continue
+            self._bundle_by_definition[definition.id] = self.deps.bundles.put(bundle)
+            return definition
+        raise Conflict("并发部署冲突，请重试")
+
+    async def latest_definition(self, process_id: str) -> ProcessDefinition:
+        definition = await ProcessDefinition.filter(process_id=process_id).order_by("-version").first()
+        if definition is None:
+            raise NotFound(f"流程 {process_id} 尚未部署")
+        return definition
+
+    async def bundle_for(self, definition_id: int) -> ProcessBundle:
+        bundle = self._bundle_by_definition.get(definition_id)
+        if bundle is None:
+            definition = await ProcessDefinition.get_or_none(id=definition_id)
+            if definition is None:
+                raise NotFound("流程定义不存在")
+            bundle = self.deps.bundles.load(files_from_json(definition.files), definition.process_id)
+            self._bundle_by_definition[definition_id] = bundle
+        return bundle
+
+    # ------------------------------------------------------------------ cases
+    async def start_case(self, definition: ProcessDefinition, *, service: str, data: dict[str, Any] | None = None,
+                         applicant: str | None = None, actor: str | None = None) -> CaseResult:
+        bundle = await self.bundle_for(definition.id)
+        now = self.deps.clock()
+        case_no = self.deps.case_no(service, now)
+        context = ConnectorContext(case_no=case_no, service=service, actor=actor, purpose=f"办理 {service}")
+        workflow = BpmnWorkflow(bundle.spec, bundle.subprocess_specs,
+                                script_engine=self._script_engine(context))
+        if data:
+            workflow.task_tree.data.update(data)
+            for task in workflow.get_tasks(state=TaskState.READY):
+                task.data.update(data)
+        step = _Step(events=[{"kind": "case_started", "actor": actor, "detail": {"service": service}}])
+        self._advance(workflow, step)
+        async with in_transaction() as conn:
+            case = await Case.create(
+                case_no=case_no, service=service, definition_id=definition.id, applicant=applicant,
+                status=_status(workflow), state=self.deps.serializer.dump(workflow), version=1,
+                completed_at=now if workflow.completed else None, using_db=conn,
+            )
+            await self._write_side_effects(conn, case.id, workflow, bundle, step, now, new_case=True)
+        return self._result(case.id, case_no, workflow, 1, bundle)
+
+    async def load(self, case_id: int) -> tuple[Case, BpmnWorkflow, ProcessBundle]:
+        case = await Case.get_or_none(id=case_id)
+        if case is None:
+            raise NotFound("办件不存在")
+        bundle = await self.bundle_for(case.definition_id)  # type: ignore[attr-defined]
+        context = ConnectorContext(case_no=case.case_no, service=case.service)
+        workflow = self.deps.serializer.load(case.state, bundle, self._script_engine(context))
+        return case, workflow, bundle
+
+    async def complete_task(self, task_id: str | UUID, data: dict[str, Any] | None = None, *,
+                            actor: str | None = None, opinion: str | None = None) -> CaseResult:
+        """Complete a ready human task with data; ``TaskNotReady`` when it is done or not reached."""
+        task_uuid = _uuid(task_id)
+        row = await HumanTask.get_or_none(id=task_uuid)
+        if row is None:
+            raise NotFound("任务不存在")
+        if row.state not in OPEN_TASK_STATES:
+            raise TaskNotReady()
+        case, workflow, bundle = await self.load(row.case_id)  # type: ignore[attr-defined]
+        task = workflow.get_task_from_id(task_uuid)
+        if task is None or task.state != TaskState.READY or not task.task_spec.manual:
+            raise TaskNotReady()
+        data = dict(data or {})
+        form_name = bundle.forms.get(task.task_spec.name)
+        if form_name and f"forms/{form_name}" in bundle.files:
+            problems = validate_data(bundle.files[f"forms/{form_name}"], data)
+            if problems:
+                raise ValidationFailed(fields=problems)
+        task.data.update(data)
+        spec = task.task_spec
+        step = _Step(events=[{
+            "kind": "task_completed", "task_id": str(task.id), "task_name": spec.bpmn_name or spec.name,
+            "actor": actor, "department": row.department,
+            "detail": {"opinion": opinion} if opinion else None,
+        }])
+        try:
+            task.run()
+        except SpiffWorkflowException as exc:
+            raise ScriptError(describe_run_error(exc)) from None
+        self._advance(workflow, step)
+        now = self.deps.clock()
+        async with in_transaction() as conn:
+            closed = await HumanTask.filter(id=task_uuid, state__in=OPEN_TASK_STATES).using_db(conn).update(
+                state="completed", completed_at=now, completed_by=actor)
+            if closed == 0:
+                raise TaskNotReady()
+            version = await self._store(conn, case, workflow, now)
+            await self._write_side_effects(conn, case.id, workflow, bundle, step, now)
+        return self._result(case.id, case.case_no, workflow, version, bundle)
+
+    async def fire_timers(self, case_id: int, job_id: int | None = None, conn: Any = None) -> CaseResult | None:
+        """Refresh due timers and continue. Returns ``None`` when the case no longer runs."""
+        case, workflow, bundle = await self.load(case_id)
+        if case.status != "running":
+            return None
+        step = _Step()
+        self._advance(workflow, step)
+        now = self.deps.clock()
+
+        async def write(c: Any) -> int:
+            if job_id is not None:
+                await Job.filter(id=job_id).using_db(c).update(status="done", fired_at=now)
+            version = await self._store(c, case, workflow, now)
+            await self._write_side_effects(c, case.id, workflow, bundle, step, now)
+            return version
+
+        if conn is not None:
+            version = await write(conn)
+        else:
+            async with in_transaction() as c:
+                version = await write(c)
+        return self._result(case.id, case.case_no, workflow, version, bundle)
+
+    async def timeline(self, case_id: int) -> list[CaseEvent]:
+        return await CaseEvent.filter(case_id=case_id).order_by("id")
+
+    # ------------------------------------------------------------------ internals
+    def _script_engine(self, context: ConnectorContext) -> PythonScriptEngine:
+        connectors = self.deps.connectors
+
+        def handler(name: str, params: dict[str, Any], _data: dict[str, Any]) -> Any:
+            return connectors.call(name, params, context)
+
+        return self.deps.script_engine_factory(service_handler=handler)
+
+    def _advance(self, workflow: BpmnWorkflow, step: _Step) -> None:
+        """Run engine steps until the workflow waits; collect timeline entries on the way."""
+
+        def did_complete(task: Any) -> None:
+            spec = task.task_spec
+            if spec.__class__.__name__ in TIMELINE_SPECS and not spec.manual:
+                step.events.append({"kind": "step_done", "task_id": str(task.id),
+                                    "task_name": spec.bpmn_name or spec.bpmn_id or spec.name})
+
+        try:
+            workflow.refresh_timers()
+            workflow.do_engine_steps(did_complete_task=did_complete)
+        except SpiffWorkflowException as exc:
+            raise ScriptError(describe_run_error(exc)) from None
+        if workflow.completed:
+            step.events.append({"kind": "case_completed"})
+
+    async def _store(self, conn: Any, case: Case, workflow: BpmnWorkflow, now: datetime) -> int:
+        version = case.version + 1
+        updated = await Case.filter(id=case.id, version=case.version).using_db(conn).update(
+            state=self.deps.serializer.dump(workflow), version=version, status=_status(workflow),
+            updated_at=now, completed_at=now if workflow.completed else None,
+        )
+        if updated == 0:
+            raise Conflict("办件已被他人更新，请刷新后重试")
+        return version
+
+    async def _write_side_effects(self, conn: Any, case_id: int, workflow: BpmnWorkflow, bundle: ProcessBundle,
+                                  step: _Step, now: datetime, new_case: bool = False) -> None:
+        ready = self._ready_human_tasks(workflow, bundle)
+        if not new_case:
+            open_rows = await HumanTask.filter(case_id=case_id, state__in=OPEN_TASK_STATES).using_db(conn)
+            gone = [row.id for row in open_rows if str(row.id) not in ready]
+            if gone:
+                await HumanTask.filter(id__in=gone).using_db(conn).update(state="cancelled", completed_at=now)
+            known = {str(row.id) for row in open_rows}
+            ready = {k: v for k, v in ready.items() if k not in known}
+        if ready:
+            await HumanTask.bulk_create([
+                HumanTask(id=UUID(t.id), case_id=case_id, task_spec=t.task_spec, name=t.name, lane=t.lane,
+                          department=t.department, form_key=t.form_key, state="ready", created_at=now)
+                for t in ready.values()
+            ], using_db=conn)
+        for event in workflow.get_events():  # outbox: stored with the state, published later
+            step.events.append({"kind": "bpmn_event", "published": False, "detail": {
+                "name": event.event_definition.name, "type": event.event_definition.__class__.__name__,
+                "payload": _jsonable(event.payload)}})
+        if step.events:
+            await CaseEvent.bulk_create([
+                CaseEvent(case_id=case_id, kind=e["kind"], task_id=e.get("task_id"), task_name=e.get("task_name"),
+                          actor=e.get("actor"), department=e.get("department"), detail=e.get("detail"),
+                          published=e.get("published", True), created_at=now)
+                for e in step.events
+            ], using_db=conn)
+        await self._sync_timer_jobs(conn, case_id, workflow, new_case)
+
+    async def _sync_timer_jobs(self, conn: Any, case_id: int, workflow: BpmnWorkflow, new_case: bool) -> None:
+        waiting = dict(_waiting_timers(workflow))
+        pending: list[Job] = [] if new_case else await Job.filter(
+            case_id=case_id, kind="timer", status="pending").using_db(conn)
+        keep = set()
+        for job in pending:
+            due = waiting.get(job.task_id or "")
+            if due is not None and abs((job.due_at - due).total_seconds()) < 0.001:
+                keep.add(job.task_id)
+            else:
+                await Job.filter(id=job.id).using_db(conn).update(status="cancelled")
+        new_jobs = [Job(kind="timer", case_id=case_id, task_id=task_id, due_at=due, status="pending")
+                    for task_id, due in waiting.items() if task_id not in keep]
+        if new_jobs:
+            await Job.bulk_create(new_jobs, using_db=conn)
+
+    def _ready_human_tasks(self, workflow: BpmnWorkflow, bundle: ProcessBundle) -> dict[str, TaskView]:
+        views: dict[str, TaskView] = {}
+        for task in workflow.get_tasks(state=TaskState.READY, manual=True):
+            spec = task.task_spec
+            lane = getattr(spec, "lane", None)
+            views[str(task.id)] = TaskView(
+                id=str(task.id), task_spec=spec.name, name=spec.bpmn_name or spec.name, lane=lane,
+                department=self._lane_to_dept.get(lane, lane) if lane else None,
+                form_key=bundle.forms.get(spec.name),
+            )
+        return views
+
+    def _result(self, case_id: int, case_no: str, workflow: BpmnWorkflow, version: int,
+                bundle: ProcessBundle) -> CaseResult:
+        return CaseResult(id=case_id, case_no=case_no, status=_status(workflow), version=version,
+                          data=current_data(workflow),
+                          ready_tasks=list(self._ready_human_tasks(workflow, bundle).values()))
+
+
+def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """Data of a finished workflow, or of its most recently completed task while it runs."""
+    if workflow.completed:
+        return dict(workflow.data)
+    last = workflow.last_task
+    return dict(last.data) if last is not None else dict(workflow.task_tree.data)
+
+
+def _waiting_timers(workflow: BpmnWorkflow) -> Iterable[tuple[str, datetime]]:
+    for task in list(workflow.event_manager.tasks.values()):
+        definition = getattr(task.task_spec, "event_definition", None)
+        if not isinstance(definition, TimerEventDefinition) or task.state != TaskState.WAITING:
+            continue
+        value = definition.details(task).value
+        if isinstance(value, dict):
+            value = value.get("next")
+        if not value:
+            continue
+        try:
+            due = datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            continue
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=timezone.utc)
+        yield str(task.id), due
+
+
+def _status(workflow: BpmnWorkflow) -> str:
+    if workflow.completed:
+        return "completed" if workflow.success else "failed"
+    return "running"
+
+
+def _uuid(value: str | UUID) -> UUID:
+    try:
+        return value if isinstance(value, UUID) else UUID(str(value))
+    except ValueError:
+        raise NotFound("任务不存在") from None
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
+__all__ = ["CaseEngine", "EngineDeps", "CaseResult", "TaskView", "current_data", "ModelError"]
