@@ -128,10 +128,10 @@ class CaseEngine:
             raise NotFound(f"流程 {process_id} 尚未部署")
         return definition
 
-    async def bundle_for(self, definition_id: int) -> ProcessBundle:
+    async def bundle_for(self, definition_id: int, conn: Any = None) -> ProcessBundle:
         bundle = self._bundle_by_definition.get(definition_id)
         if bundle is None:
-            definition = await ProcessDefinition.get_or_none(id=definition_id)
+            definition = await ProcessDefinition.filter(id=definition_id).using_db(conn).first()
             if definition is None:
                 raise NotFound("流程定义不存在")
             bundle = self.deps.bundles.load(files_from_json(definition.files), definition.process_id)
@@ -162,11 +162,12 @@ class CaseEngine:
             await self._write_side_effects(conn, case.id, workflow, bundle, step, now, new_case=True)
         return self._result(case.id, case_no, workflow, 1, bundle)
 
-    async def load(self, case_id: int) -> tuple[Case, BpmnWorkflow, ProcessBundle]:
-        case = await Case.get_or_none(id=case_id)
+    async def load(self, case_id: int, conn: Any = None) -> tuple[Case, BpmnWorkflow, ProcessBundle]:
+        """Read a case and rebuild its workflow (``conn``: inside a caller's transaction)."""
+        case = await Case.filter(id=case_id).using_db(conn).first()
         if case is None:
             raise NotFound("办件不存在")
-        bundle = await self.bundle_for(case.definition_id)  # type: ignore[attr-defined]
+        bundle = await self.bundle_for(case.definition_id, conn)  # type: ignore[attr-defined]
         context = ConnectorContext(case_no=case.case_no, service=case.service)
         workflow = self.deps.serializer.load(case.state, bundle, self._script_engine(context))
         return case, workflow, bundle
@@ -214,7 +215,7 @@ class CaseEngine:
 
     async def fire_timers(self, case_id: int, job_id: int | None = None, conn: Any = None) -> CaseResult | None:
         """Refresh due timers and continue. Returns ``None`` when the case no longer runs."""
-        case, workflow, bundle = await self.load(case_id)
+        case, workflow, bundle = await self.load(case_id, conn)
         if case.status != "running":
             return None
         step = _Step()

@@ -220,3 +220,16 @@ __all__ = [
     "ProcessBundle", "BundleCache", "build_bundle", "parse_xml", "model_kind", "content_hash",
     "read_folder", "new_parser", "add_files", "main_process_id", "full_tag",
 ]
+
+
+def files_for_model(path: Path) -> dict[str, str]:
+    """The bundle of one model file: the file, the DMN files beside it and its folder's forms.
+
+    A folder stands for its process: all its BPMN and DMN files and forms.
+    """
+    if path.is_dir():
+        return read_folder(path)
+    folder = path.parent
+    files = {name: text for name, text in read_folder(folder).items() if not name.endswith(".bpmn")}
+    files[path.name] = path.read_bytes().decode("utf-8")
+    return files

@@ -1,0 +1,121 @@
+"""Durable jobs in the main database: timers now; SLA warnings and retries build on the same table.
+
+A job is claimed and finished inside the transaction that writes the case it changes, so a
+crash either leaves both untouched (the job is retried) or both done: a timer never fires
+twice. On PostgreSQL several workers share the table through ``FOR UPDATE SKIP LOCKED``; the
+SQLite default serves one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Awaitable, Callable
+
+from tortoise.transactions import in_transaction
+
+from engine.cases import CaseEngine
+from engine.errors import Conflict, GovflowError
+from engine.store.db import db_connection, is_postgres
+from engine.store.models import Job
+
+log = logging.getLogger("govflow.jobs")
+MAX_ATTEMPTS = 5
+
+Handler = Callable[[Job, object], Awaitable[None]]
+
+
+class JobRunner:
+    """Fires due jobs. ``run_due`` does one pass; ``run_forever`` polls until stopped."""
+
+    def __init__(self, engine: CaseEngine, *, poll_interval: float = 0.2, batch: int = 50) -> None:
+        self.engine = engine
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self.handlers: dict[str, Handler] = {"timer": self._fire_timer}
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.engine.deps.clock
+
+    async def run_due(self) -> int:
+        """Fire every job due now; returns how many were done."""
+        now = self.clock()
+        due_ids = await Job.filter(status="pending", due_at__lte=now).order_by("due_at").limit(
+            self.batch).values_list("id", flat=True)
+        done = 0
+        for job_id in due_ids:
+            if await self._run_one(int(job_id)):  # type: ignore[arg-type]
+                done += 1
+        return done
+
+    async def next_due_in(self) -> float | None:
+        job = await Job.filter(status="pending").order_by("due_at").first()
+        if job is None:
+            return None
+        return max(0.0, (job.due_at - self.clock()).total_seconds())
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                fired = await self.run_due()
+            except Exception:  # keep the worker alive through a database hiccup
+                log.exception("job pass failed")
+                fired = 0
+            if fired >= self.batch:
+                continue
+            wait = self.poll_interval
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _run_one(self, job_id: int) -> bool:
+        try:
+            async with in_transaction() as conn:
+                query = Job.filter(id=job_id, status="pending").using_db(conn)
+                if is_postgres_connection():
+                    query = query.select_for_update(skip_locked=True)
+                job = await query.first()
+                if job is None:  # another worker has it, or it is done
+                    return False
+                handler = self.handlers.get(job.kind)
+                if handler is None:
+                    await Job.filter(id=job.id).using_db(conn).update(
+                        status="failed", last_error=f"no handler for job kind {job.kind}")
+                    return False
+                await handler(job, conn)
+                return True
+        except Conflict:
+            return False  # the case moved on under us; the job is still pending and retried
+        except GovflowError as exc:
+            await self._record_failure(job_id, str(exc))
+        except Exception as exc:  # a broken case must not stop the other jobs
+            log.exception("job %s failed", job_id)
+            await self._record_failure(job_id, f"{exc.__class__.__name__}: {exc}")
+        return False
+
+    async def _record_failure(self, job_id: int, error: str) -> None:
+        job = await Job.get_or_none(id=job_id)
+        if job is None:
+            return
+        attempts = job.attempts + 1
+        if attempts >= MAX_ATTEMPTS:
+            await Job.filter(id=job_id).update(status="failed", attempts=attempts, last_error=error)
+        else:
+            backoff = timedelta(seconds=2 ** attempts)
+            await Job.filter(id=job_id).update(attempts=attempts, last_error=error,
+                                               due_at=self.clock() + backoff)
+
+    async def _fire_timer(self, job: Job, conn: object) -> None:
+        result = await self.engine.fire_timers(job.case_id, job_id=job.id, conn=conn)  # type: ignore[attr-defined]
+        if result is None:
+            await Job.filter(id=job.id).using_db(conn).update(status="cancelled")
+
+
+def is_postgres_connection() -> bool:
+    return db_connection().capabilities.dialect == "postgres"
+
+
+__all__ = ["JobRunner", "is_postgres"]

@@ -1,0 +1,234 @@
+"""The ``govflow`` command: serve, worker, migrate, seed-demo, validate, run.
+
+Wiring lives here and in the app factory only. Every command turns expected failures into one
+clear line and an exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from engine.config import Settings
+from engine.errors import GovflowError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _print_err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- migrate
+async def migrate(settings: Settings, *, quiet: bool = False) -> list[str]:
+    """Apply the committed aerich migrations to the configured database."""
+    from aerich import Command
+
+    from engine.store.db import MIGRATIONS_DIR, tortoise_config
+
+    config = tortoise_config(settings.DATABASE_URL, with_aerich=True)
+    async with Command(tortoise_config=config, app="models", location=str(MIGRATIONS_DIR.parent)) as command:
+        await command.init()
+        applied = await command.upgrade(run_in_transaction=True)
+    if not quiet:
+        print("数据库已是最新 (database up to date)" if not applied else
+              "\n".join(f"applied {name}" for name in applied))
+    return applied
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    asyncio.run(migrate(settings))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- seed-demo
+def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.is_production:
+        _print_err("seed-demo is disabled when GOVFLOW_ENV=production")
+        return EXIT_FAIL
+    from engine.seed import seed_demo
+
+    password = settings.DEMO_PASSWORD or None
+    report = asyncio.run(seed_demo(settings, password=password))
+    print(report)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- validate
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.bpmn.lint import load_departments
+    from engine.bpmn.validate import exit_code, validate_paths
+
+    departments = _departments(settings, load_departments)
+    lines = validate_paths(args.files, departments=departments)
+    for line in lines:
+        print(line.text)
+    return exit_code(lines)
+
+
+def _departments(settings: Settings, loader: Any) -> dict[str, str] | None:
+    path = settings.PROCESSES_DIR / "departments.yaml"
+    try:
+        return loader(path) if path.exists() else None
+    except Exception as exc:  # a broken departments file must not hide the model results
+        _print_err(f"warning: cannot read {path}: {exc}")
+        return None
+
+
+# ---------------------------------------------------------------------------- run
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.bpmn.parser import build_bundle, files_for_model
+    from engine.bpmn.runner import run_in_memory
+    from engine.bpmn.sandbox import SandboxScriptEngine
+
+    try:
+        data = _json_arg(args.data, "--data")
+        task_data = _json_arg(args.task_data, "--task-data")
+    except ValueError as exc:
+        _print_err(f"ERROR {exc}")
+        return EXIT_USAGE
+    try:
+        files = files_for_model(Path(args.file))
+        bundle = build_bundle(files, args.process)
+        engine = SandboxScriptEngine(timeout_ms=settings.SCRIPT_TIMEOUT_MS)
+        result = run_in_memory(bundle, engine, data=data, task_data=task_data)
+    except GovflowError as exc:
+        _print_err(f"ERROR {args.file}: {exc.message}")
+        return EXIT_FAIL
+    except OSError as exc:
+        _print_err(f"ERROR {args.file}: {exc.strerror or exc}")
+        return EXIT_FAIL
+    except UnicodeDecodeError:
+        _print_err(f"ERROR {args.file}: not UTF-8 text")
+        return EXIT_FAIL
+    print(json.dumps(result.data, ensure_ascii=False, indent=2, sort_keys=True, default=str))
+    if not result.completed:
+        waiting = ", ".join(result.waiting) or "nothing it can run"
+        _print_err(f"NOT COMPLETED {args.file}: waiting at {waiting}")
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def _json_arg(text: str | None, flag: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text(encoding="utf-8")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{flag}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag}: must be a JSON object")
+    return value
+
+
+# ---------------------------------------------------------------------------- serve / worker
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from functools import partial
+
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    from mobile_api.app import create_app
+
+    overrides = {k: v for k, v in {"HOST": args.host, "PORT": args.port, "WORKERS": args.workers}.items()
+                 if v is not None}
+    settings = Settings.from_env(**overrides)
+    loader = AppLoader(factory=partial(create_app, settings, name="govflow"))
+    app = loader.load()
+    app.prepare(host=settings.HOST, port=settings.PORT, workers=max(1, settings.WORKERS),
+                single_process=settings.WORKERS <= 1, access_log=False, motd=False)
+    print(f"govflow serving on http://{settings.HOST}:{settings.PORT} "
+          f"({settings.WORKERS} worker(s), database {_redact(settings.DATABASE_URL)})", flush=True)
+    Sanic.serve(primary=app, app_loader=loader)
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    asyncio.run(_worker(settings))
+    return EXIT_OK
+
+
+async def _worker(settings: Settings) -> None:
+    from engine.runtime import build_engine
+    from engine.jobs import JobRunner
+    from engine.store.db import close_db, init_db
+
+    await init_db(settings.DATABASE_URL)
+    engine = build_engine(settings)
+    runner = JobRunner(engine, poll_interval=settings.JOB_POLL_MS / 1000)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"govflow worker: polling every {settings.JOB_POLL_MS} ms on {_redact(settings.DATABASE_URL)}",
+          flush=True)
+    try:
+        await runner.run_forever(stop)
+    finally:
+        await close_db()
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+# ---------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="govflow", description="govflow government service platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="serve the HTTP API")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int)
+    p.set_defaults(func=cmd_serve)
+
+    sub.add_parser("worker", help="run durable jobs (timers)").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("seed-demo", help="load demo departments, staff and data").set_defaults(func=cmd_seed_demo)
+
+    p = sub.add_parser("validate", help="lint BPMN/DMN files or folders")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="run a model in memory and print its final data")
+    p.add_argument("file")
+    p.add_argument("--process", help="process id (default: the main process)")
+    p.add_argument("--data", help="start data as JSON (or @file.json)")
+    p.add_argument("--task-data", help="user task data as JSON: one object, or keyed by task id")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        _print_err(f"configuration error: {exc}")
+        return EXIT_USAGE
+    try:
+        return int(args.func(args, settings))
+    except KeyboardInterrupt:
+        return 130
+    except GovflowError as exc:
+        _print_err(f"error: {exc.message}")
+        return EXIT_FAIL
+    except OSError as exc:
+        _print_err(f"error: {exc}")
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
