@@ -17,7 +17,6 @@ from uuid import UUID
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -26,7 +25,7 @@ from engine.bpmn.errors import describe_run_error
 from engine.bpmn.parser import BundleCache, ProcessBundle, build_bundle, files_from_json, files_to_json
 from engine.bpmn.serializer import StateSerializer
 from engine.connectors import ConnectorContext, ConnectorRegistry
-from engine.errors import Conflict, ModelError, NotFound, ScriptError, TaskNotReady, ValidationFailed
+from engine.errors import Conflict, GovflowError, ModelError, NotFound, ScriptError, TaskNotReady, ValidationFailed
 from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
 from forms import validate_data
 
@@ -200,7 +199,9 @@ class CaseEngine:
         }])
         try:
             task.run()
-        except SpiffWorkflowException as exc:
+        except GovflowError:
+            raise
+        except Exception as exc:  # Spiff raises bare Exception too (e.g. an invalid timer duration)
             raise ScriptError(describe_run_error(exc)) from None
         self._advance(workflow, step)
         now = self.deps.clock()
@@ -260,7 +261,9 @@ class CaseEngine:
         try:
             workflow.refresh_timers()
             workflow.do_engine_steps(did_complete_task=did_complete)
-        except SpiffWorkflowException as exc:
+        except GovflowError:
+            raise
+        except Exception as exc:  # Spiff raises bare Exception too (e.g. an invalid timer duration)
             raise ScriptError(describe_run_error(exc)) from None
         if workflow.completed:
             step.events.append({"kind": "case_completed"})

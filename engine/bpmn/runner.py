@@ -7,12 +7,11 @@ from typing import Any, Callable
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn.errors import describe_run_error
 from engine.bpmn.parser import ProcessBundle
-from engine.errors import ScriptError
+from engine.errors import GovflowError, ScriptError
 
 MAX_ROUNDS = 10_000
 
@@ -62,7 +61,9 @@ def run_in_memory(bundle: ProcessBundle, script_engine: PythonScriptEngine, *,
                 task.run()
                 did_complete(task)
             workflow.do_engine_steps(did_complete_task=did_complete)
-    except SpiffWorkflowException as exc:
+    except GovflowError:
+        raise
+    except Exception as exc:  # Spiff raises bare Exception too (e.g. an invalid timer duration)
         raise ScriptError(describe_run_error(exc)) from None
     waiting = [t.task_spec.bpmn_name or t.task_spec.bpmn_id or t.task_spec.name
                for t in workflow.get_tasks(state=TaskState.WAITING) if t.task_spec.bpmn_id]

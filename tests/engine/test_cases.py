@@ -1,0 +1,219 @@
+"""The case engine against a real database: every wait state is saved, reloaded and compared."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from engine.cases import CaseEngine, current_data
+from engine.errors import Conflict, NotFound, ScriptError, TaskNotReady, ValidationFailed
+from engine.jobs import JobRunner
+from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
+from tests.conftest import model_files
+
+SENIOR = {"birth_date": "1950-03-01", "apply_date": "2026-11-29", "region_code": "310104", "name": "张三"}
+
+
+async def assert_round_trip(engine: CaseEngine, case_id: int) -> dict:
+    """Reload the stored case and check that dumping it again reproduces the stored state."""
+    case, workflow, _ = await engine.load(case_id)
+    assert engine.deps.serializer.dump(workflow) == case.state
+    return current_data(workflow)
+
+
+async def test_deploy_is_content_hashed_and_idempotent(engine: CaseEngine) -> None:
+    files = model_files("approval")
+    first = await engine.deploy(files)
+    again = await engine.deploy(dict(reversed(list(files.items()))))
+    assert again.id == first.id and first.version == 1
+    changed = dict(files)
+    changed["approval.bpmn"] = files["approval.bpmn"].replace("score = age * 2", "score = age * 3")
+    second = await engine.deploy(changed)
+    assert second.version == 2 and second.content_hash != first.content_hash
+    assert await ProcessDefinition.filter(process_id="approval").count() == 2
+
+
+async def test_approval_path_saves_and_restores_at_each_wait_state(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("approval"))
+    started = await engine.start_case(definition, service="demo", data={"applicant_name": "李四"},
+                                      applicant="openid-1")
+    assert started.status == "running" and [t.task_spec for t in started.ready_tasks] == ["intake"]
+    assert started.ready_tasks[0].department == "window" and started.ready_tasks[0].form_key == "intake.json"
+    assert (await assert_round_trip(engine, started.id))["applicant_name"] == "李四"
+    row = await HumanTask.get(id=started.ready_tasks[0].id)
+    assert row.state == "ready" and row.department == "window"
+
+    # the stored state carries no spec: it lives once in the definition
+    case = await Case.get(id=started.id)
+    assert '"spec"' not in case.state and "task_specs" not in case.state
+
+    step2 = await engine.complete_task(started.ready_tasks[0].id, {"accepted": True, "age": 70},
+                                       actor="clerk01", opinion="材料齐全")
+    assert step2.version == 2 and [t.task_spec for t in step2.ready_tasks] == ["review"]
+    assert step2.ready_tasks[0].department == "mca"
+    data = await assert_round_trip(engine, started.id)
+    assert data["score"] == 140 and data["approved_hint"] is True and data["applicant_name"] == "李四"
+
+    done = await engine.complete_task(step2.ready_tasks[0].id, {"review_opinion": "同意"}, actor="mca01")
+    assert done.status == "completed" and done.ready_tasks == []
+    assert (await assert_round_trip(engine, started.id))["review_opinion"] == "同意"
+
+    kinds = [(e.kind, e.task_name, e.actor) for e in await engine.timeline(started.id)]
+    assert kinds[0] == ("case_started", None, None)
+    assert ("task_completed", "窗口受理", "clerk01") in kinds and ("task_completed", "民政审核", "mca01") in kinds
+    assert kinds[-1][0] == "case_completed"
+    opinion = await CaseEvent.get(case_id=started.id, task_name="窗口受理")
+    assert opinion.detail == {"opinion": "材料齐全"} and opinion.department == "window"
+    states = await HumanTask.filter(case_id=started.id).values_list("task_spec", "state")
+    assert sorted(states) == [("intake", "completed"), ("review", "completed")]
+
+
+async def test_exclusive_gateway_default_branch_ends_case(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("approval"))
+    started = await engine.start_case(definition, service="demo")
+    result = await engine.complete_task(started.ready_tasks[0].id, {"accepted": False, "age": 30})
+    assert result.status == "completed" and result.data["accepted"] is False
+    assert result.ready_tasks == []
+
+
+async def test_form_validation_rejects_bad_data_and_keeps_state(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("approval"))
+    started = await engine.start_case(definition, service="demo")
+    before = (await Case.get(id=started.id)).state
+    with pytest.raises(ValidationFailed) as info:
+        await engine.complete_task(started.ready_tasks[0].id, {"accepted": "yes", "age": -1})
+    assert set(info.value.fields) == {"accepted", "age"}
+    assert "不能小于" in info.value.fields["age"]
+    case = await Case.get(id=started.id)
+    assert case.state == before and case.version == 1
+
+
+async def test_completing_twice_or_unknown_task_is_refused(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("approval"))
+    started = await engine.start_case(definition, service="demo")
+    task_id = started.ready_tasks[0].id
+    await engine.complete_task(task_id, {"accepted": True, "age": 61})
+    with pytest.raises(TaskNotReady):
+        await engine.complete_task(task_id, {"accepted": True, "age": 61})
+    with pytest.raises(NotFound):
+        await engine.complete_task("00000000-0000-0000-0000-000000000000", {})
+    with pytest.raises(NotFound):
+        await engine.complete_task("not-a-uuid", {})
+    assert (await Case.get(id=started.id)).version == 2
+
+
+async def test_stale_writer_gets_conflict(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("approval"))
+    started = await engine.start_case(definition, service="demo")
+    stale_case, workflow, _ = await engine.load(started.id)
+    await engine.complete_task(started.ready_tasks[0].id, {"accepted": True, "age": 61})
+    from tortoise.transactions import in_transaction
+
+    with pytest.raises(Conflict):
+        async with in_transaction() as conn:
+            await engine._store(conn, stale_case, workflow, engine.deps.clock())
+    assert (await Case.get(id=started.id)).version == 2
+
+
+@pytest.mark.postgres
+async def test_concurrent_completions_exactly_one_wins(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("approval"))
+    for _ in range(5):
+        started = await engine.start_case(definition, service="demo")
+        task_id = started.ready_tasks[0].id
+        results = await asyncio.gather(
+            *[engine.complete_task(task_id, {"accepted": True, "age": 60 + i}, actor=f"officer{i}")
+              for i in range(4)],
+            return_exceptions=True)
+        wins = [r for r in results if not isinstance(r, BaseException)]
+        losses = [r for r in results if isinstance(r, BaseException)]
+        assert len(wins) == 1, results
+        assert all(isinstance(r, Conflict) for r in losses), losses
+        case = await Case.get(id=started.id)
+        assert case.version == 2
+        completions = await CaseEvent.filter(case_id=started.id, kind="task_completed")
+        winner = wins[0].data["age"] - 60
+        assert len(completions) == 1 and completions[0].actor == f"officer{winner}"
+        open_review = await HumanTask.filter(case_id=started.id, task_spec="review", state="ready").count()
+        assert open_review == 1
+        data = await assert_round_trip(engine, started.id)
+        assert data["age"] == wins[0].data["age"]
+
+
+async def test_parallel_gateway_and_dmn_decide_automatically(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("auto_check"))
+    old = await engine.start_case(definition, service="senior-card", data=SENIOR)
+    assert old.status == "completed"
+    assert old.data["decision"] == "approve" and old.data["outcome"] == "approved"
+    assert old.data["total_score"] == 30 and old.data["age"] == 76
+    young = await engine.start_case(definition, service="senior-card", data={**SENIOR, "birth_date": "1990-05-05"})
+    assert young.data["decision"] == "reject" and young.data["reason"] == "未满60周岁"
+    outside = await engine.start_case(definition, service="senior-card", data={**SENIOR, "region_code": "110101"})
+    assert outside.data["decision"] == "manual"
+    steps = [e.task_name for e in await engine.timeline(old.id) if e.kind == "step_done"]
+    assert {"人口库核验", "信用核验", "户籍核验", "秒批决策", "准予"} <= set(steps)
+    # one write per case: the automatic process completed within its first save
+    assert (await Case.get(id=old.id)).version == 1
+
+
+async def test_call_activity_and_embedded_subprocess(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("call"))
+    started = await engine.start_case(definition, service="bundle")
+    intake = await engine.complete_task(started.ready_tasks[0].id, {"company": "上海某某科技有限公司"})
+    [carve] = intake.ready_tasks
+    assert carve.task_spec == "carve" and carve.department == "psb" and carve.lane == "公安局"
+    await assert_round_trip(engine, started.id)
+    done = await engine.complete_task(carve.id, {"seal_no": "S-0001"}, actor="psb01")
+    assert done.status == "completed" and done.data["summary"] == "seal S-0001"
+
+
+async def test_timer_boundary_fires_once_through_the_job_runner(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("timer"))
+    started = await engine.start_case(definition, service="demo", data={"timeout": "PT1S"})
+    [job] = await Job.filter(case_id=started.id, status="pending")
+    assert job.kind == "timer" and job.task_id
+    runner = JobRunner(engine)
+    assert await runner.run_due() == 0  # not yet due
+    due_in = await runner.next_due_in()
+    assert due_in is not None and 0 < due_in <= 1.0
+    await asyncio.sleep(due_in + 0.05)
+    assert await runner.run_due() == 1
+    assert await runner.run_due() == 0  # never twice
+    job = await Job.get(id=job.id)
+    assert job.status == "done" and job.fired_at is not None
+    assert (job.fired_at - job.due_at) < timedelta(seconds=1)
+    tasks = await HumanTask.filter(case_id=started.id).order_by("created_at").values_list("task_spec", "state")
+    assert ("review", "cancelled") in tasks and ("supervise", "ready") in tasks
+    data = await assert_round_trip(engine, started.id)
+    assert data["escalated"] is True
+
+
+async def test_timer_job_cancelled_when_task_completed_first(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("timer"))
+    started = await engine.start_case(definition, service="demo", data={"timeout": "PT1H"})
+    await engine.complete_task(started.ready_tasks[0].id, {})
+    assert await Job.filter(case_id=started.id, status="pending").count() == 0
+    assert await Job.filter(case_id=started.id, status="cancelled").count() == 1
+
+
+async def test_timer_survives_restart_of_the_engine(engine: CaseEngine, settings) -> None:
+    from engine.runtime import build_engine
+
+    definition = await engine.deploy(model_files("timer"))
+    started = await engine.start_case(definition, service="demo", data={"timeout": "PT0.5S"})
+    fresh = build_engine(settings)  # a new process: empty caches, state only in the database
+    await asyncio.sleep(0.6)
+    assert await JobRunner(fresh).run_due() == 1
+    case = await Case.get(id=started.id)
+    assert case.version == 2
+
+
+async def test_script_failure_names_task_and_stores_nothing(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("auto_check"))
+    with pytest.raises(ScriptError) as info:
+        await engine.start_case(definition, service="x", data={"birth_date": "bad", "apply_date": "2026-11-29",
+                                                                "region_code": "310104", "name": "张三"})
+    assert "prepare" in info.value.message
+    assert await Case.all().count() == 0
