@@ -2,20 +2,56 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+# Namespace URIs that make lxml/XSD messages unreadable, shown as their usual prefixes.
+_NS_PREFIXES = {
+    "{http://www.omg.org/spec/BPMN/20100524/MODEL}": "bpmn:",
+    "{http://www.omg.org/spec/BPMN/20100524/DI}": "bpmndi:",
+    "{http://spiffworkflow.org/bpmn/schema/1.0/core}": "spiffworkflow:",
+    "{https://www.omg.org/spec/DMN/20191111/MODEL/}": "dmn:",
+    "{http://www.omg.org/spec/DMN/20180521/MODEL/}": "dmn:",
+    "{https://www.omg.org/spec/DMN/20230324/MODEL/}": "dmn:",
+    "{http://www.omg.org/spec/DMN/20151101/dmn.xsd}": "dmn:",
+}
+
+
+@dataclass(frozen=True)
+class ParseErrorParts:
+    """What a parser exception says about where it happened (any part may be unknown)."""
+
+    file_name: str | None
+    line: int | None
+    element_id: str | None
+    message: str
+
+
+def parse_error_parts(exc: BaseException) -> ParseErrorParts:
+    """Split a parser exception into file, line, element id and a one-line message.
+
+    Spiff 3.2 raises bare TypeError/KeyError/AttributeError on some malformed models; those
+    get a message saying the engine cannot read the model plus the original detail.
+    """
+    if isinstance(exc, ValidationException):
+        message = str(exc.args[0]) if exc.args else exc.__class__.__name__
+        line = exc.line_number if isinstance(exc.line_number, int) and exc.line_number > 0 else None
+        return ParseErrorParts(exc.file_name or None, line, exc.id or None, _one_line(message))
+    if isinstance(exc, SpiffWorkflowException):
+        return ParseErrorParts(None, None, None, _one_line(str(exc)))
+    if isinstance(exc, KeyError) and exc.args:
+        detail = f"a required attribute or reference {exc.args[0]!r} is missing"
+    else:
+        detail = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+    return ParseErrorParts(None, None, None, _one_line(f"the engine cannot read this model ({detail})"))
 
 
 def describe_parse_error(exc: BaseException) -> str:
     """One line: ``file:line element-id: message`` with whatever location the error carries."""
-    if isinstance(exc, ValidationException):
-        where = _location(exc.file_name, exc.line_number, exc.id)
-        message = str(exc.args[0]) if exc.args else exc.__class__.__name__
-        return f"{where}{_one_line(message)}"
-    if isinstance(exc, SpiffWorkflowException):
-        return _one_line(str(exc))
-    detail = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
-    return _one_line(f"the engine cannot read this model ({detail})")
+    parts = parse_error_parts(exc)
+    return f"{_location(parts.file_name, parts.line, parts.element_id)}{parts.message}"
 
 
 def describe_run_error(exc: BaseException) -> str:
@@ -43,4 +79,7 @@ def _location(file_name: str | None, line: object, element_id: str | None) -> st
 
 
 def _one_line(text: str) -> str:
+    """Collapse whitespace and shorten namespace URIs so the reason fits one line."""
+    for uri, prefix in _NS_PREFIXES.items():
+        text = text.replace(uri, prefix)
     return " ".join(text.split())
