@@ -343,9 +343,13 @@ class CaseEngine:
 
 
 def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
-    """Data of a finished workflow, or of its most recently completed task while it runs."""
+    """Data of a finished workflow; while it runs, the data of the human task now waiting
+    (or of the most recently completed task when none waits)."""
     if workflow.completed:
         return dict(workflow.data)
+    ready = workflow.get_tasks(state=TaskState.READY, manual=True)
+    if ready:
+        return dict(ready[0].data)
     last = workflow.last_task
     return dict(last.data) if last is not None else dict(workflow.task_tree.data)
 

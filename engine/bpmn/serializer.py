@@ -81,8 +81,15 @@ class StateSerializer:
         return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
 
     def load(self, text: str, bundle: ProcessBundle, script_engine: PythonScriptEngine) -> BpmnWorkflow:
-        envelope = migrate(json.loads(text))
-        workflow = self._serializer.from_dict(envelope["workflow"], bundle=bundle)
+        try:
+            envelope = migrate(json.loads(text))
+            workflow = self._serializer.from_dict(envelope["workflow"], bundle=bundle)
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"stored case state cannot be read ({exc.__class__.__name__}: {exc})") from None
+        if not isinstance(workflow, BpmnWorkflow):
+            raise ModelError("stored case state is not a workflow")
         workflow.script_engine = script_engine
         return workflow
 

@@ -59,7 +59,8 @@ async def init_db(url: str, *, generate_schemas: bool = False) -> None:
 
 
 async def close_db() -> None:
-    await connections.close_all()
+    """Close this process's connections and forget the global context, so it can init again."""
+    await Tortoise.close_connections()
 
 
 def db_connection() -> Any:
