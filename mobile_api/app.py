@@ -1,0 +1,142 @@
+"""The app factory: ``create_app(settings) -> Sanic``, wired by small ``setup_x(app)`` helpers.
+
+Building an app connects to nothing; the ``before_server_start`` listener opens the database,
+the key-value store and builds the case engine, ``after_server_stop`` closes them. Every call
+returns a fresh app with a unique name, so tests can build as many as they like.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import structlog
+from sanic import Blueprint, Sanic
+from sanic.config import Config
+from sanic.exceptions import SanicException
+
+from engine.cases import CaseEngine
+from engine.config import Settings
+from engine.kv import create_kv
+from engine.runtime import build_engine
+from engine.store.db import close_db, init_db
+from mobile_api.context import AppContext
+from mobile_api.errors import setup_errors
+from mobile_api.observability import configure_logging, setup_observability
+from mobile_api.ops import ops_blueprint
+from mobile_api.request import ApiRequest
+
+GovflowApp = Sanic[Config, AppContext]
+EngineBuilder = Callable[[Settings], CaseEngine]
+
+API_TITLE = "govflow API"
+API_DESCRIPTION = (
+    "政务服务平台接口：办事指南、在线申办、电子证照、工作人员办件与流程设计。\n\n"
+    "Government service platform API: service catalog, applications, e-certificates, "
+    "staff case handling and process design. Errors are "
+    '`{"error": {"code", "message", "fields"}}` with a stable English `code`.'
+)
+API_VERSION = "1.0.0"
+
+log = structlog.get_logger("govflow.api")
+_names = itertools.count(2)
+
+
+def create_app(settings: Settings | None = None, *, name: str | None = None,
+               generate_schemas: bool = False,
+               engine_builder: EngineBuilder | None = None) -> GovflowApp:
+    """A new API app. ``settings`` default to ``Settings.from_env()``.
+
+    Tests only: ``generate_schemas`` creates tables instead of relying on the committed
+    migrations; ``engine_builder`` replaces ``engine.runtime.build_engine``.
+    """
+    settings = settings or Settings.from_env()
+    ctx = AppContext(settings=settings, generate_schemas=generate_schemas)
+    app: GovflowApp = Sanic(name or _unique_name(), ctx=ctx, configure_logging=False,
+                            request_class=ApiRequest)  # type: ignore[arg-type]  # Sanic's overloads
+    setup_config(app)
+    setup_logging(app)
+    setup_errors(app)
+    setup_observability(app)
+    setup_openapi(app)
+    setup_listeners(app, engine_builder or build_engine)
+    setup_routes(app)
+    return app
+
+
+def _unique_name() -> str:
+    name = "govflow"
+    while True:
+        try:
+            Sanic.get_app(name)
+        except SanicException:
+            return name
+        name = f"govflow_{next(_names)}"
+
+
+def setup_config(app: GovflowApp) -> None:
+    settings = app.ctx.settings
+    app.config.REQUEST_MAX_SIZE = settings.MAX_BODY_BYTES
+    app.config.ACCESS_LOG = False  # replaced by the structured "request" log line
+    app.config.update({"API_TITLE": API_TITLE, "API_VERSION": API_VERSION,
+                       "API_DESCRIPTION": API_DESCRIPTION})
+
+
+def setup_logging(app: GovflowApp) -> None:
+    configure_logging(app.ctx.settings.LOG_LEVEL)
+
+
+def setup_openapi(app: GovflowApp) -> None:
+    """sanic-ext: OpenAPI 3 document at ``/docs/openapi.json``, ReDoc at ``/docs`` (Swagger at ``/docs/swagger``)."""
+    app.extend(config={
+        "oas_url_prefix": "/docs", "oas_uri_to_json": "/openapi.json", "oas_ui_default": "redoc",
+        "oas_autodoc": True,
+        # Same-origin web pages and the mini-program need no CORS; without it, automatic
+        # OPTIONS routes only slow down start-up (each one re-finalises the router).
+        "cors": False, "http_auto_options": False,
+    })
+
+
+def api_v1_blueprints(app: GovflowApp) -> list[Blueprint]:
+    """Blueprints served under ``/api/v1`` (auth, citizen, staff, designer join here)."""
+    return []
+
+
+def setup_routes(app: GovflowApp) -> None:
+    """Ops endpoints at the root; everything else in the ``/api/v1`` group."""
+    app.blueprint(ops_blueprint())
+    app.blueprint(Blueprint.group(*api_v1_blueprints(app), version=1, version_prefix="/api/v"))
+
+
+def setup_listeners(app: GovflowApp, engine_builder: EngineBuilder = build_engine) -> None:
+    """Open the database, kv and engine before serving; close them after the server stopped."""
+
+    @app.before_server_start
+    async def open_services(app: GovflowApp) -> None:
+        ctx = app.ctx
+        settings = ctx.settings
+        ctx.kv = create_kv(settings.REDIS_URL)
+        await init_db(settings.DATABASE_URL, generate_schemas=ctx.generate_schemas)
+        ctx.engine = engine_builder(settings)
+        ctx.departments = dict(ctx.engine.deps.departments)
+        log.info("services_started", kv=ctx.kv.kind, env=settings.ENV, departments=len(ctx.departments))
+
+    @app.after_server_stop
+    async def close_services(app: GovflowApp) -> None:
+        ctx = app.ctx
+        await close_db()
+        if ctx._kv is not None:
+            await ctx._kv.close()
+
+
+__all__ = [
+    "EngineBuilder",
+    "GovflowApp",
+    "api_v1_blueprints",
+    "create_app",
+    "setup_config",
+    "setup_listeners",
+    "setup_logging",
+    "setup_openapi",
+    "setup_routes",
+]

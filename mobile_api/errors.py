@@ -1,0 +1,205 @@
+"""API errors and the one place every exception becomes a JSON response.
+
+Every error body is ``{"error": {"code", "message" (Chinese), "fields"?}}`` with a stable
+English ``code``. The API layer adds its own branch to the engine hierarchy, so one handler
+serves both:
+
+    engine.errors.GovflowError (500, internal)       ← engine errors keep their status and code
+    └── ApiError (400, bad_request)                  errors only the HTTP edge raises
+        ├── InvalidJSON (400, invalid_json)          body is not parseable JSON
+        ├── Unauthorized (401, unauthorized)         no or invalid token
+        ├── Forbidden (403, forbidden)               wrong role or department
+        ├── RouteNotFound (404, not_found)           no such path
+        ├── MethodNotAllowed (405, method_not_allowed)   sends ``Allow``
+        ├── PayloadTooLarge (413, payload_too_large)
+        ├── UnsupportedMediaType (415, unsupported_media_type)
+        └── RateLimited (429, rate_limited)          sends ``Retry-After``
+
+Sanic's own exceptions (404, 405, 413, bad request, …) are translated into the same shape;
+anything unexpected is logged with its traceback and answered with a bare 500 ``internal``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import structlog
+from sanic import Sanic
+from sanic import exceptions as sanic_errors
+from sanic.request import Request
+from sanic.response import HTTPResponse, json
+
+from engine.errors import GovflowError
+
+log = structlog.get_logger("govflow.api")
+
+
+class ApiError(GovflowError):
+    status_code = 400
+    code = "bad_request"
+    default_message = "请求无效"
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error implies (``Allow``, ``Retry-After``)."""
+        return {}
+
+
+class InvalidJSON(ApiError):
+    code = "invalid_json"
+    default_message = "请求体不是有效的 JSON"
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    code = "unauthorized"
+    default_message = "未登录或登录已失效"
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    code = "forbidden"
+    default_message = "无权执行此操作"
+
+
+class RouteNotFound(ApiError):
+    status_code = 404
+    code = "not_found"
+    default_message = "请求的地址不存在"
+
+
+class MethodNotAllowed(ApiError):
+    status_code = 405
+    code = "method_not_allowed"
+    default_message = "不支持该请求方法"
+
+    def __init__(self, message: str | None = None, *, allowed: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.allowed = sorted(allowed or [])
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allowed)} if self.allowed else {}
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "请求内容过大"
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+    code = "unsupported_media_type"
+    default_message = "不支持的内容类型，请使用 application/json"
+
+
+class RateLimited(ApiError):
+    status_code = 429
+    code = "rate_limited"
+    default_message = "操作过于频繁，请稍后再试"
+
+    def __init__(self, message: str | None = None, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+# The error body as a JSON Schema, for the OpenAPI document of every endpoint.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string", "description": "stable machine code, e.g. not_found"},
+            "message": {"type": "string", "description": "中文说明"},
+            "fields": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "field path -> 中文说明"},
+        },
+    }},
+}
+
+# Sanic exceptions by status when no specific translation applies: (code, Chinese message).
+_SANIC_BY_STATUS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "请求无效"),
+    401: ("unauthorized", "未登录或登录已失效"),
+    403: ("forbidden", "无权执行此操作"),
+    408: ("request_timeout", "请求超时"),
+    414: ("uri_too_long", "请求地址过长"),
+    416: ("range_not_satisfiable", "请求的范围无效"),
+    417: ("expectation_failed", "无法满足 Expect 请求头"),
+    503: ("service_unavailable", "服务暂不可用，请稍后重试"),
+}
+
+
+def to_govflow_error(exc: BaseException) -> GovflowError:
+    """Translate any exception into the hierarchy above; unknown ones become 500 ``internal``."""
+    if isinstance(exc, GovflowError):
+        return exc
+    if isinstance(exc, sanic_errors.NotFound):
+        return RouteNotFound()
+    if isinstance(exc, sanic_errors.MethodNotAllowed):
+        return MethodNotAllowed(allowed=list(getattr(exc, "allowed_methods", None) or []))
+    if isinstance(exc, sanic_errors.PayloadTooLarge):
+        return PayloadTooLarge()
+    if isinstance(exc, sanic_errors.SanicException):
+        status = int(getattr(exc, "status_code", 500) or 500)
+        if status < 500 or status in _SANIC_BY_STATUS:
+            code, message = _SANIC_BY_STATUS.get(status, ("bad_request", "请求无效"))
+            error = ApiError(message)
+            error.status_code, error.code = status, code
+            return error
+    return GovflowError()
+
+
+def error_response(exc: BaseException) -> HTTPResponse:
+    """The JSON response for ``exc``; carries ``Allow``/``Retry-After`` where they apply."""
+    return _respond(exc, to_govflow_error(exc))
+
+
+def _respond(exc: BaseException, error: GovflowError) -> HTTPResponse:
+    headers: dict[str, str] = {}
+    if isinstance(exc, sanic_errors.SanicException) and error.status_code < 500:
+        headers = {k: str(v) for k, v in (getattr(exc, "headers", None) or {}).items()}
+    if isinstance(error, ApiError):
+        headers.update(error.headers())
+    return json(error.to_dict(), status=error.status_code, headers=headers)
+
+
+async def handle_error(request: Request, exc: Exception) -> HTTPResponse:
+    """Sanic's catch-all handler: map, log server-side failures, never leak a traceback."""
+    error = to_govflow_error(exc)
+    if error.status_code >= 500:
+        event: dict[str, Any] = {"path": request.path, "method": request.method,
+                                 "status": error.status_code, "code": error.code}
+        if error is exc and error.code != "internal":  # a known condition, e.g. dependency down
+            log.warning("request_failed", detail=str(error.detail or ""), **event)
+        else:
+            log.error("unhandled_exception", exc_info=exc, **event)
+    return _respond(exc, error)
+
+
+def setup_errors(app: Sanic) -> None:
+    """Route every exception through ``handle_error``."""
+    app.error_handler.add(Exception, handle_error)
+
+
+__all__ = [
+    "ERROR_SCHEMA",
+    "ApiError",
+    "Forbidden",
+    "InvalidJSON",
+    "MethodNotAllowed",
+    "PayloadTooLarge",
+    "RateLimited",
+    "RouteNotFound",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "error_response",
+    "handle_error",
+    "setup_errors",
+    "to_govflow_error",
+]
