@@ -32,7 +32,7 @@ async def migrate(settings: Settings, *, quiet: bool = False) -> list[str]:
     from engine.store.db import MIGRATIONS_DIR, tortoise_config
 
     config = tortoise_config(settings.DATABASE_URL, with_aerich=True)
-    async with Command(tortoise_config=config, app="models", location=str(MIGRATIONS_DIR.parent)) as command:
+    async with Command(tortoise_config=config, app="models", location=str(MIGRATIONS_DIR)) as command:
         await command.init()
         applied = await command.upgrade(run_in_transaction=True)
     if not quiet:
@@ -146,7 +146,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 single_process=settings.WORKERS <= 1, access_log=False, motd=False)
     print(f"govflow serving on http://{settings.HOST}:{settings.PORT} "
           f"({settings.WORKERS} worker(s), database {_redact(settings.DATABASE_URL)})", flush=True)
-    Sanic.serve(primary=app, app_loader=loader)
+    if settings.WORKERS <= 1:
+        Sanic.serve_single(primary=app)
+    else:
+        Sanic.serve(primary=app, app_loader=loader)
     return EXIT_OK
 
 
