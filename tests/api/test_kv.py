@@ -54,22 +54,22 @@ async def test_set_nx_only_sets_once(kv: KV) -> None:
 
 
 async def test_keys_expire(kv: KV) -> None:
-    await kv.set("short", "x", ex=0.15)
-    assert await kv.set_nx("nx-short", "y", ex=0.15) is True
+    await kv.set("short", "x", ex=0.6)
+    assert await kv.set_nx("nx-short", "y", ex=0.6) is True
     assert await kv.get("short") == "x"
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.9)
     assert await kv.get("short") is None and await kv.ttl("short") is None
     assert await kv.set_nx("nx-short", "z", ex=5) is True  # free again after expiry
 
 
 async def test_incr_window_counts_within_a_window_then_resets(kv: KV) -> None:
-    counts = [await kv.incr_window("rl:ip:1.2.3.4", 0.3) for _ in range(3)]
+    counts = [await kv.incr_window("rl:ip:1.2.3.4", 0.6) for _ in range(3)]
     assert counts == [1, 2, 3]
     ttl = await kv.ttl("rl:ip:1.2.3.4")
-    assert ttl is not None and 0 < ttl <= 0.3  # the window is not extended by later hits
-    assert await kv.incr_window("rl:ip:5.6.7.8", 0.3) == 1  # keys are independent
-    await asyncio.sleep(0.45)
-    assert await kv.incr_window("rl:ip:1.2.3.4", 0.3) == 1
+    assert ttl is not None and 0 < ttl <= 0.6  # the window is not extended by later hits
+    assert await kv.incr_window("rl:ip:5.6.7.8", 0.6) == 1  # keys are independent
+    await asyncio.sleep(0.9)
+    assert await kv.incr_window("rl:ip:1.2.3.4", 0.6) == 1
 
 
 async def test_incr_window_is_atomic_under_concurrency(kv: KV) -> None:
