@@ -11,7 +11,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -56,6 +56,8 @@ class EngineDeps:
     departments: dict[str, str] = field(default_factory=dict)  # code -> name
     clock: Callable[[], datetime] = utcnow
     case_no: Callable[[str, datetime], str] = default_case_no
+    # kind -> async writer(conn, case_id, payload): stores what connectors recorded during a step
+    record_writers: dict[str, Callable[[Any, int, dict[str, Any]], Awaitable[None]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -159,15 +161,19 @@ class CaseEngine:
                 completed_at=now if workflow.completed else None, using_db=conn,
             )
             await self._write_side_effects(conn, case.id, workflow, bundle, step, now, new_case=True)
+            await self._write_records(conn, case.id, context)
         return self._result(case.id, case_no, workflow, 1, bundle)
 
-    async def load(self, case_id: int, conn: Any = None) -> tuple[Case, BpmnWorkflow, ProcessBundle]:
+    async def load(self, case_id: int, conn: Any = None, *,
+                   context: ConnectorContext | None = None) -> tuple[Case, BpmnWorkflow, ProcessBundle]:
         """Read a case and rebuild its workflow (``conn``: inside a caller's transaction)."""
         case = await Case.filter(id=case_id).using_db(conn).first()
         if case is None:
             raise NotFound("办件不存在")
         bundle = await self.bundle_for(case.definition_id, conn)  # type: ignore[attr-defined]
-        context = ConnectorContext(case_no=case.case_no, service=case.service)
+        context = context or ConnectorContext(case_no=case.case_no, service=case.service)
+        if not context.case_no:
+            context.case_no, context.service = case.case_no, case.service
         workflow = self.deps.serializer.load(case.state, bundle, self._script_engine(context))
         return case, workflow, bundle
 
@@ -180,7 +186,8 @@ class CaseEngine:
             raise NotFound("任务不存在")
         if row.state not in OPEN_TASK_STATES:
             raise TaskNotReady()
-        case, workflow, bundle = await self.load(row.case_id)  # type: ignore[attr-defined]
+        context = ConnectorContext(case_no="", service="", actor=actor, purpose="办理任务")
+        case, workflow, bundle = await self.load(row.case_id, context=context)  # type: ignore[attr-defined]
         task = workflow.get_task_from_id(task_uuid)
         if task is None or task.state != TaskState.READY or not task.task_spec.manual:
             raise TaskNotReady()
@@ -212,11 +219,13 @@ class CaseEngine:
                 raise TaskNotReady()
             version = await self._store(conn, case, workflow, now)
             await self._write_side_effects(conn, case.id, workflow, bundle, step, now)
+            await self._write_records(conn, case.id, context)
         return self._result(case.id, case.case_no, workflow, version, bundle)
 
     async def fire_timers(self, case_id: int, job_id: int | None = None, conn: Any = None) -> CaseResult | None:
         """Refresh due timers and continue. Returns ``None`` when the case no longer runs."""
-        case, workflow, bundle = await self.load(case_id, conn)
+        context = ConnectorContext(case_no="", service="", actor="system", purpose="定时器")
+        case, workflow, bundle = await self.load(case_id, conn, context=context)
         if case.status != "running":
             return None
         step = _Step()
@@ -228,6 +237,7 @@ class CaseEngine:
                 await Job.filter(id=job_id).using_db(c).update(status="done", fired_at=now)
             version = await self._store(c, case, workflow, now)
             await self._write_side_effects(c, case.id, workflow, bundle, step, now)
+            await self._write_records(c, case.id, context)
             return version
 
         if conn is not None:
@@ -267,6 +277,14 @@ class CaseEngine:
             raise ScriptError(describe_run_error(exc)) from None
         if workflow.completed:
             step.events.append({"kind": "case_completed"})
+
+    async def _write_records(self, conn: Any, case_id: int, context: ConnectorContext) -> None:
+        for kind, payload in context.records:
+            writer = self.deps.record_writers.get(kind)
+            if writer is None:
+                raise ModelError(f"no writer registered for connector record kind {kind!r}")
+            await writer(conn, case_id, payload)
+        context.records.clear()
 
     async def _store(self, conn: Any, case: Case, workflow: BpmnWorkflow, now: datetime) -> int:
         version = case.version + 1

@@ -13,12 +13,20 @@ from typing import Any, Callable
 from engine.errors import ModelError
 
 
-@dataclass(frozen=True)
+@dataclass
 class ConnectorContext:
+    """Who calls, for which case and why. ``records`` collects what a connector wants stored
+    (an access-log line, an issued certificate): the engine writes them in the same transaction
+    as the case state, so they exist exactly when the step that caused them does."""
+
     case_no: str
     service: str
     actor: str | None = None
     purpose: str = ""
+    records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def record(self, kind: str, payload: dict[str, Any]) -> None:
+        self.records.append((kind, payload))
 
 
 Connector = Callable[[dict[str, Any], ConnectorContext], Any]

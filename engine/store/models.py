@@ -65,7 +65,12 @@ class Case(Model):
     definition: fields.ForeignKeyRelation[ProcessDefinition] = fields.ForeignKeyField(
         "models.ProcessDefinition", related_name="cases", on_delete=fields.RESTRICT)
     applicant = fields.CharField(max_length=64, null=True, db_index=True)
+    agent = fields.CharField(max_length=64, null=True)  # clerk or agent acting for the applicant
+    channel = fields.CharField(max_length=16, default="mobile")  # mobile | window | web
+    item_version = fields.CharField(max_length=32, null=True)  # service item version it started on
     status = fields.CharField(max_length=16, default="running", db_index=True)
+    due_at = fields.DatetimeField(null=True)  # promised completion (SLA), paused during 补正
+    paused_at = fields.DatetimeField(null=True)
     state = fields.TextField()
     version = fields.IntField(default=1)
     error = fields.TextField(null=True)
@@ -80,9 +85,10 @@ class Case(Model):
 class HumanTask(Model):
     """Projection of a ready human task, rewritten at every save; inboxes query this."""
 
-    id = fields.UUIDField(primary_key=True)  # the SpiffWorkflow task id
+    id = fields.UUIDField(primary_key=True)  # the SpiffWorkflow task id (or a new id for side tasks)
     case: fields.ForeignKeyRelation[Case] = fields.ForeignKeyField(
         "models.Case", related_name="tasks", on_delete=fields.CASCADE)
+    kind = fields.CharField(max_length=16, default="bpmn")  # bpmn | escalation (SLA side task)
     task_spec = fields.CharField(max_length=128)
     name = fields.CharField(max_length=200, default="")
     lane = fields.CharField(max_length=100, null=True)

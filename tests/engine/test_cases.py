@@ -217,3 +217,34 @@ async def test_script_failure_names_task_and_stores_nothing(engine: CaseEngine) 
                                                                 "region_code": "310104", "name": "张三"})
     assert "prepare" in info.value.message
     assert await Case.all().count() == 0
+
+
+async def test_service_task_calls_connector_and_its_records_commit_with_the_case(engine: CaseEngine) -> None:
+    from engine.connectors import ConnectorContext
+    from engine.store.shared_models import DataAccessLog
+
+    calls: list[tuple[dict, str]] = []
+
+    def population(params: dict, context: ConnectorContext) -> dict:
+        calls.append((params, context.case_no))
+        context.record("access_log", {"dataset": "population", "subject": params["id_number"]})
+        if params["id_number"] == "boom":
+            raise ValueError("registry unavailable")
+        return {"name": "张三"}
+
+    async def write_access(conn, case_id: int, payload: dict) -> None:
+        await DataAccessLog.create(subject_hash=payload["subject"], dataset=payload["dataset"], case_id=case_id,
+                                   purpose="test", using_db=conn)
+
+    engine.deps.connectors.register("test.population", population, personal_data=True)
+    engine.deps.record_writers["access_log"] = write_access
+    definition = await engine.deploy(model_files("service"))
+    result = await engine.start_case(definition, service="lookup", data={"id_number": "110101"})
+    assert result.status == "completed" and result.data["greeting"] == "您好，张三"
+    assert calls == [({"id_number": "110101"}, result.case_no)]
+    [log] = await DataAccessLog.all()
+    assert log.case_id == result.id and log.dataset == "population"
+    with pytest.raises(ScriptError) as info:
+        await engine.start_case(definition, service="lookup", data={"id_number": "boom"})
+    assert "lookup" in info.value.message
+    assert await DataAccessLog.all().count() == 1  # the failed step stored nothing

@@ -1,0 +1,1 @@
+"""E-certificate models (filled in by the certificates module)."""
