@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
-
-import yaml
-
+from engine.bpmn.lint import load_departments
 from engine.cases import CaseEngine, EngineDeps
 from engine.config import Settings
 from engine.connectors import ConnectorRegistry
-
-
-def load_departments(path: Path) -> dict[str, str]:
-    """Department code -> Chinese name from ``departments.yaml`` (a list of {code, name})."""
-    items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    return {str(item["code"]): str(item["name"]) for item in items}
 
 
 def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = None,
@@ -31,3 +22,6 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
         **(deps_overrides or {}),
     )
     return CaseEngine(deps)
+
+
+__all__ = ["build_engine", "load_departments"]

@@ -18,13 +18,42 @@ from engine.config import PROJECT_ROOT, Settings
 from engine.store.db import close_db, init_db
 
 TEST_DB = os.environ.get("GOVFLOW_TEST_DB", "sqlite")
-PG_URL = os.environ.get("GOVFLOW_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/test")
+PG_SERVER_URL = os.environ.get("GOVFLOW_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/test")
+# Each test session works in a database of its own, created through the server's `test`
+# database and dropped at the end, so parallel runs on one machine never reset each other.
+PG_URL = f"{PG_SERVER_URL.rsplit('/', 1)[0]}/govflow_test_{os.getpid()}"
 REDIS_URL = os.environ.get("GOVFLOW_TEST_REDIS", "")
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"govflow test database: {TEST_DB}" + (f", redis: {REDIS_URL}" if REDIS_URL else ", redis: in-process")
+
+
+async def _admin(statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_SERVER_URL.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if TEST_DB == "postgres":
+        import asyncio
+
+        name = PG_URL.rsplit("/", 1)[1]
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}"'))
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if TEST_DB == "postgres":
+        import asyncio
+
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{PG_URL.rsplit("/", 1)[1]}" WITH (FORCE)'))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

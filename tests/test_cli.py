@@ -138,4 +138,9 @@ def test_serve_answers_health_and_openapi(tmp_path: Path) -> None:
         assert spec["openapi"].startswith("3.") and "/health" in spec["paths"]
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+            raise AssertionError("govflow serve did not stop on SIGTERM") from None

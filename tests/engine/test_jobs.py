@@ -1,0 +1,75 @@
+"""Durable jobs: due timers fire once, even with several workers on one database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine.cases import CaseEngine
+from engine.jobs import JobRunner
+from engine.runtime import build_engine
+from engine.store.models import Case, CaseEvent, Job
+from tests.conftest import model_files
+
+
+async def _due_timer_cases(engine: CaseEngine, n: int) -> list[int]:
+    definition = await engine.deploy(model_files("timer"))
+    ids = [(await engine.start_case(definition, service="demo", data={"timeout": "PT0.3S"})).id for _ in range(n)]
+    await asyncio.sleep(0.4)
+    return ids
+
+
+async def _assert_each_fired_once(ids: list[int]) -> None:
+    assert await Job.filter(status="done").count() == len(ids)
+    assert await Job.filter(status="pending").count() == 0
+    for case_id in ids:
+        case = await Case.get(id=case_id)
+        assert case.version == 2
+        marks = await CaseEvent.filter(case_id=case_id, kind="step_done", task_name="记录超时").count()
+        assert marks == 1
+
+
+@pytest.mark.postgres
+async def test_two_workers_share_due_timers_and_fire_each_once(engine: CaseEngine, settings) -> None:
+    ids = await _due_timer_cases(engine, 24)
+    workers = [JobRunner(build_engine(settings), batch=50) for _ in range(2)]
+    fired = await asyncio.gather(*(w.run_due() for w in workers))
+    fired_again = await asyncio.gather(*(w.run_due() for w in workers))
+    assert sum(fired) == len(ids) and sum(fired_again) == 0, (fired, fired_again)
+    await _assert_each_fired_once(ids)
+
+
+async def test_run_forever_fires_due_timers_and_stops(engine: CaseEngine) -> None:
+    ids = await _due_timer_cases(engine, 3)
+    stop = asyncio.Event()
+    runner = JobRunner(engine, poll_interval=0.05)
+    task = asyncio.create_task(runner.run_forever(stop))
+    for _ in range(100):
+        if await Job.filter(status="done").count() == len(ids):
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    await _assert_each_fired_once(ids)
+
+
+async def test_a_broken_job_is_retried_with_backoff_then_failed(engine: CaseEngine) -> None:
+    from datetime import timedelta
+
+    definition = await engine.deploy(model_files("timer"))
+    started = await engine.start_case(definition, service="demo", data={"timeout": "PT1H"})
+    case = await Case.get(id=started.id)
+    await Case.filter(id=case.id).update(state='{"format": 1, "workflow": {"broken": true}}')
+    now = engine.deps.clock()
+    await Job.filter(case_id=case.id).update(due_at=now - timedelta(seconds=1))
+    runner = JobRunner(engine)
+    assert await runner.run_due() == 0
+    [job] = await Job.filter(case_id=case.id)
+    assert job.status == "pending" and job.attempts == 1 and job.due_at > now
+    assert "stored case state" in (job.last_error or "")
+    for _ in range(10):
+        await Job.filter(id=job.id).update(due_at=now - timedelta(seconds=1))
+        await runner.run_due()
+    job = await Job.get(id=job.id)
+    assert job.status == "failed" and job.attempts == 5
