@@ -24,7 +24,9 @@ from tortoise.transactions import in_transaction
 from engine.bpmn.errors import describe_run_error
 from engine.bpmn.parser import BundleCache, ProcessBundle, build_bundle, files_from_json, files_to_json
 from engine.bpmn.serializer import StateSerializer
+from engine import case_sla
 from engine.connectors import ConnectorContext, ConnectorRegistry
+from engine.sla import WorkingCalendar, plan
 from engine.errors import Conflict, GovflowError, ModelError, NotFound, ScriptError, TaskNotReady, ValidationFailed
 from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
 from forms import validate_data
@@ -55,6 +57,7 @@ class EngineDeps:
     connectors: ConnectorRegistry = field(default_factory=ConnectorRegistry)
     departments: dict[str, str] = field(default_factory=dict)  # code -> name
     clock: Callable[[], datetime] = utcnow
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
     case_no: Callable[[str, datetime], str] = default_case_no
     # kind -> async writer(conn, case_id, payload): stores what connectors recorded during a step
     record_writers: dict[str, Callable[[Any, int, dict[str, Any]], Awaitable[None]]] = field(default_factory=dict)
@@ -141,7 +144,10 @@ class CaseEngine:
 
     # ------------------------------------------------------------------ cases
     async def start_case(self, definition: ProcessDefinition, *, service: str, data: dict[str, Any] | None = None,
-                         applicant: str | None = None, actor: str | None = None) -> CaseResult:
+                         applicant: str | None = None, actor: str | None = None,
+                         sla_working_days: float | None = None, channel: str = "mobile",
+                         item_version: str | None = None) -> CaseResult:
+        """Start a case and run it until it waits. ``sla_working_days``: the promised limit."""
         bundle = await self.bundle_for(definition.id)
         now = self.deps.clock()
         case_no = self.deps.case_no(service, now)
@@ -154,13 +160,18 @@ class CaseEngine:
                 task.data.update(data)
         step = _Step(events=[{"kind": "case_started", "actor": actor, "detail": {"service": service}}])
         self._advance(workflow, step)
+        sla = plan(self.deps.calendar, now, sla_working_days) if sla_working_days else None
         async with in_transaction() as conn:
             case = await Case.create(
                 case_no=case_no, service=service, definition_id=definition.id, applicant=applicant,
+                agent=actor if channel == "window" else None, channel=channel, item_version=item_version,
                 status=_status(workflow), state=self.deps.serializer.dump(workflow), version=1,
+                due_at=sla.due_at if sla and not workflow.completed else None,
                 completed_at=now if workflow.completed else None, using_db=conn,
             )
-            await self._write_side_effects(conn, case.id, workflow, bundle, step, now, new_case=True)
+            if sla is not None and not workflow.completed:
+                await case_sla.schedule(conn, case.id, sla)
+            await self._write_side_effects(conn, case, workflow, bundle, step, now, new_case=True)
             await self._write_records(conn, case.id, context)
         return self._result(case.id, case_no, workflow, 1, bundle)
 
@@ -218,7 +229,7 @@ class CaseEngine:
             if closed == 0:
                 raise TaskNotReady()
             version = await self._store(conn, case, workflow, now)
-            await self._write_side_effects(conn, case.id, workflow, bundle, step, now)
+            await self._write_side_effects(conn, case, workflow, bundle, step, now)
             await self._write_records(conn, case.id, context)
         return self._result(case.id, case.case_no, workflow, version, bundle)
 
@@ -236,7 +247,7 @@ class CaseEngine:
             if job_id is not None:
                 await Job.filter(id=job_id).using_db(c).update(status="done", fired_at=now)
             version = await self._store(c, case, workflow, now)
-            await self._write_side_effects(c, case.id, workflow, bundle, step, now)
+            await self._write_side_effects(c, case, workflow, bundle, step, now)
             await self._write_records(c, case.id, context)
             return version
 
@@ -296,9 +307,17 @@ class CaseEngine:
             raise Conflict("办件已被他人更新，请刷新后重试")
         return version
 
-    async def _write_side_effects(self, conn: Any, case_id: int, workflow: BpmnWorkflow, bundle: ProcessBundle,
+    async def _write_side_effects(self, conn: Any, case: Case, workflow: BpmnWorkflow, bundle: ProcessBundle,
                                   step: _Step, now: datetime, new_case: bool = False) -> None:
+        case_id = case.id
         ready = self._ready_human_tasks(workflow, bundle)
+        sla_changes = await case_sla.on_save(
+            conn, case_id, lanes_waiting=[t.lane for t in ready.values()], completed=workflow.completed,
+            due_at=case.due_at, paused_at=case.paused_at, calendar=self.deps.calendar, now=now)
+        if sla_changes:
+            await Case.filter(id=case_id).using_db(conn).update(**sla_changes)
+            for key, value in sla_changes.items():
+                setattr(case, key, value)
         if not new_case:
             open_rows = await HumanTask.filter(case_id=case_id, state__in=OPEN_TASK_STATES).using_db(conn)
             gone = [row.id for row in open_rows if str(row.id) not in ready]
@@ -309,7 +328,8 @@ class CaseEngine:
         if ready:
             await HumanTask.bulk_create([
                 HumanTask(id=UUID(t.id), case_id=case_id, task_spec=t.task_spec, name=t.name, lane=t.lane,
-                          department=t.department, form_key=t.form_key, state="ready", created_at=now)
+                          department=t.department, form_key=t.form_key, state="ready", created_at=now,
+                          due_at=case.due_at)
                 for t in ready.values()
             ], using_db=conn)
         for event in workflow.get_events():  # outbox: stored with the state, published later

@@ -15,6 +15,7 @@ from typing import Awaitable, Callable
 
 from tortoise.transactions import in_transaction
 
+from engine import case_sla
 from engine.cases import CaseEngine
 from engine.errors import Conflict, GovflowError
 from engine.store.db import db_connection, is_postgres
@@ -33,7 +34,11 @@ class JobRunner:
         self.engine = engine
         self.poll_interval = poll_interval
         self.batch = batch
-        self.handlers: dict[str, Handler] = {"timer": self._fire_timer}
+        self.handlers: dict[str, Handler] = {
+            "timer": self._fire_timer,
+            "sla_warning": lambda job, conn: case_sla.fire_warning(job, conn, self.clock()),
+            "sla_escalation": lambda job, conn: case_sla.fire_escalation(job, conn, self.clock()),
+        }
 
     @property
     def clock(self) -> Callable[[], datetime]:
