@@ -58,6 +58,7 @@ class EngineDeps:
     departments: dict[str, str] = field(default_factory=dict)  # code -> name
     clock: Callable[[], datetime] = utcnow
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
+    keyring: Any = None  # e-certificate signing keys (engine.certificates.KeyRing), when installed
     case_no: Callable[[str, datetime], str] = default_case_no
     # kind -> async writer(conn, case_id, payload): stores what connectors recorded during a step
     record_writers: dict[str, Callable[[Any, int, dict[str, Any]], Awaitable[None]]] = field(default_factory=dict)
@@ -146,12 +147,15 @@ class CaseEngine:
     async def start_case(self, definition: ProcessDefinition, *, service: str, data: dict[str, Any] | None = None,
                          applicant: str | None = None, actor: str | None = None,
                          sla_working_days: float | None = None, channel: str = "mobile",
-                         item_version: str | None = None) -> CaseResult:
-        """Start a case and run it until it waits. ``sla_working_days``: the promised limit."""
+                         item_version: str | None = None,
+                         records: list[tuple[str, dict[str, Any]]] | None = None) -> CaseResult:
+        """Start a case and run it until it waits. ``sla_working_days``: the promised limit;
+        ``records``: rows to store with the new case (e.g. purpose-bound certificate uses)."""
         bundle = await self.bundle_for(definition.id)
         now = self.deps.clock()
         case_no = self.deps.case_no(service, now)
-        context = ConnectorContext(case_no=case_no, service=service, actor=actor, purpose=f"办理 {service}")
+        context = ConnectorContext(case_no=case_no, service=service, actor=actor, purpose=f"办理 {service}",
+                                   records=list(records or []))
         workflow = BpmnWorkflow(bundle.spec, bundle.subprocess_specs,
                                 script_engine=self._script_engine(context))
         if data:
@@ -294,7 +298,7 @@ class CaseEngine:
             writer = self.deps.record_writers.get(kind)
             if writer is None:
                 raise ModelError(f"no writer registered for connector record kind {kind!r}")
-            await writer(conn, case_id, payload)
+            await writer(conn, case_id, {**payload, "case_no": payload.get("case_no") or context.case_no})
         context.records.clear()
 
     async def _store(self, conn: Any, case: Case, workflow: BpmnWorkflow, now: datetime) -> int:

@@ -34,6 +34,18 @@ class Settings:
     SCRIPT_TIMEOUT_MS: int = 1000
     JOB_POLL_MS: int = 200
     DEMO_PASSWORD: str = ""
+    # personal data: hex master key (>= 32 bytes) for blind indexes and encryption at rest;
+    # required in production, development falls back to a fixed, loudly-logged dev key
+    PII_KEY: str = ""
+    JURISDICTION: str = "310000"
+    # shared-data exchange platform; empty in development = the demo CSVs in processes/demo
+    EXCHANGE_URL: str = ""
+    EXCHANGE_TOKEN: str = ""
+    EXCHANGE_TIMEOUT_MS: int = 3000
+    # e-certificate signing keys: a directory of <key_id>.pem; empty in development = a throw-away key
+    CERT_KEY_DIR: str = ""
+    CERT_ACTIVE_KEY: str = ""
+    CERT_ALGORITHM: str = "SM2-SM3"
 
     @property
     def is_production(self) -> bool:

@@ -138,3 +138,46 @@ __all__ = [
     "PiiKeys", "blind_index", "is_valid_id_number", "mask_id_number", "mask_middle", "mask_name",
     "mask_phone", "mask_text", "normalise_id",
 ]
+
+
+# ---------------------------------------------------------------- encryption at rest
+_ENC_PREFIX = "v1:"
+
+
+def encrypt(value: str, key: bytes, *, context: bytes = b"govflow") -> str:
+    """AES-256-GCM with a random nonce; ``context`` is bound as associated data so a value
+    copied into another column does not decrypt there."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = os.urandom(12)
+    sealed = AESGCM(_aes_key(key)).encrypt(nonce, value.encode("utf-8"), context)
+    return _ENC_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+
+def decrypt(token: str, key: bytes, *, context: bytes = b"govflow") -> str:
+    """Inverse of ``encrypt``; raises ``ValueError`` for anything tampered or foreign."""
+    import base64
+
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if not isinstance(token, str) or not token.startswith(_ENC_PREFIX):
+        raise ValueError("not a govflow ciphertext")
+    try:
+        raw = base64.urlsafe_b64decode(token[len(_ENC_PREFIX):].encode("ascii"))
+        return AESGCM(_aes_key(key)).decrypt(raw[:12], raw[12:], context).decode("utf-8")
+    except (InvalidTag, ValueError) as exc:
+        raise ValueError("ciphertext cannot be decrypted (wrong key or tampered)") from exc
+
+
+def is_encrypted(text: str) -> bool:
+    return isinstance(text, str) and text.startswith(_ENC_PREFIX)
+
+
+def _aes_key(key: bytes) -> bytes:
+    import hashlib
+
+    return key if len(key) == 32 else hashlib.sha256(key).digest()

@@ -13,14 +13,24 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
                  deps_overrides: dict | None = None) -> CaseEngine:
     from engine.bpmn.sandbox import SandboxScriptEngine
 
+    from engine.connectors.builtin import install_shared_data
+    from engine.sla import WorkingCalendar
+
     departments_file = settings.PROCESSES_DIR / "departments.yaml"
     departments = load_departments(departments_file) if departments_file.exists() else {}
+    overrides = dict(deps_overrides or {})
+    overrides.setdefault("calendar", WorkingCalendar.load(settings.PROCESSES_DIR / "calendar.yaml"))
     deps = EngineDeps(
         script_engine_factory=partial(SandboxScriptEngine, timeout_ms=settings.SCRIPT_TIMEOUT_MS),
-        connectors=connectors or ConnectorRegistry(),
+        connectors=connectors if connectors is not None else ConnectorRegistry(),
         departments=departments,
-        **(deps_overrides or {}),
+        **overrides,
     )
+    if connectors is None:  # a caller-supplied registry is the caller's full set
+        from engine.connectors.certificates import install_certificates
+
+        install_shared_data(deps, settings)
+        install_certificates(deps, settings)
     return CaseEngine(deps)
 
 
