@@ -1,4 +1,10 @@
-"""Validate submitted form data against a JSON Schema (2020-12) with field paths and Chinese messages."""
+"""Validate submitted form data against a JSON Schema (2020-12) with field paths and Chinese messages.
+
+``$ref``s to the shared components resolve through the default registry. Paths are dotted
+(``shareholders.0.name``); a missing required field is reported at its own path; problems with
+the top level are at ``$``. Validation never raises for any data: what it cannot check becomes
+an error at ``$``.
+"""
 
 from __future__ import annotations
 
@@ -6,68 +12,78 @@ from functools import lru_cache
 import json
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from forms.messages import message, missing_property
+from forms.registry import CompiledSchema, default_registry, parse_schema
+from forms.walk import locate
 
-def _label(error: ValidationError) -> str:
-    title = error.schema.get("title") if isinstance(error.schema, dict) else None
-    return f"「{title}」" if title else ""
-
-
-def _message(error: ValidationError) -> str:
-    v, value = error.validator, error.validator_value
-    label = _label(error)
-    if v == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else ""
-        return f"缺少必填项 {missing}".strip()
-    if v == "type":
-        names = {"string": "文本", "integer": "整数", "number": "数字", "boolean": "是/否",
-                 "object": "对象", "array": "列表", "null": "空值"}
-        kinds = value if isinstance(value, list) else [value]
-        return f"{label}应为{'或'.join(names.get(k, k) for k in kinds)}"
-    if v == "minLength":
-        return f"{label}至少 {value} 个字符"
-    if v == "maxLength":
-        return f"{label}最多 {value} 个字符"
-    if v == "minimum":
-        return f"{label}不能小于 {value}"
-    if v == "maximum":
-        return f"{label}不能大于 {value}"
-    if v == "pattern":
-        return f"{label}格式不正确"
-    if v == "enum":
-        return f"{label}必须是以下之一：{'、'.join(map(str, value))}"
-    if v == "const":
-        return f"{label}必须为 {value}"
-    if v == "format":
-        return f"{label}格式不正确"
-    if v == "additionalProperties":
-        return "包含不允许的字段"
-    if v in {"minItems", "maxItems"}:
-        return f"{label}数量应{'至少' if v == 'minItems' else '至多'}为 {value}"
-    return f"{label}不符合要求"
+MAX_ERRORS = 200  # stop collecting: hostile data could carry millions of bad items
+UNCHECKABLE = "提交的数据无法校验（层级过深或包含不支持的值）"
+# at one path, the most telling problem wins: a wrong type before a missing key before a format
+_PRIORITY = {"type": 0, "required": 1, "dependentRequired": 1, "enum": 2, "const": 2, "oneOf": 2,
+             "anyOf": 2, "pattern": 3, "format": 4}
 
 
-def _path(error: ValidationError) -> str:
-    parts = [str(p) for p in error.absolute_path]
-    if error.validator == "required" and "'" in error.message:
-        parts.append(error.message.split("'")[1])
-    return ".".join(parts) or "$"
+def error_path(error: ValidationError) -> list[str | int]:
+    """Instance path of ``error``; a missing property's own name is appended."""
+    parts: list[str | int] = list(error.absolute_path)
+    if error.validator in {"required", "dependentRequired"}:
+        missing = missing_property(error)
+        if missing is not None:
+            parts.append(missing)
+    return parts
 
 
-@lru_cache(maxsize=512)
-def _validator(schema_text: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_text))
+def dotted(parts: list[str | int]) -> str:
+    """``['shareholders', 0, 'name']`` -> ``shareholders.0.name``; the root is ``$``."""
+    return ".".join(str(p) for p in parts) or "$"
 
 
-def validate_data(schema: dict[str, Any] | str, data: Any) -> dict[str, str]:
-    """Field path -> Chinese message for every problem; empty when the data is valid."""
-    text = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True)
+def _sort_key(item: tuple[list[str | int], ValidationError]) -> tuple[Any, ...]:
+    parts, error = item
+    return tuple((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in parts) + (
+        (2, _PRIORITY.get(str(error.validator), 9), ""),)
+
+
+def collect_errors(compiled: CompiledSchema, data: Any) -> dict[str, str]:
+    """Field path -> Chinese message for every problem of ``data``; empty when valid."""
+    found: list[tuple[list[str | int], ValidationError]] = []
+    broken = False
+    try:
+        for error in compiled.validator.iter_errors(data):
+            found.append((error_path(error), error))
+            if len(found) >= MAX_ERRORS:
+                break
+    except Exception:  # noqa: BLE001 - recursion, unhashable or non-JSON values: never raise
+        broken = True
     errors: dict[str, str] = {}
-    for error in sorted(_validator(text).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
-        errors.setdefault(_path(error), _message(error))
+    try:
+        found.sort(key=_sort_key)
+        for parts, error in found:
+            path = dotted(parts)
+            if path not in errors:
+                errors[path] = message(error, locate(compiled.root, parts), parts)
+    except Exception:  # noqa: BLE001 - same: a message must never turn into a crash
+        broken = True
+    if broken:
+        errors.setdefault("$", UNCHECKABLE)
     return errors
 
 
-__all__ = ["validate_data"]
+@lru_cache(maxsize=512)
+def _compiled(schema_text: str) -> CompiledSchema:
+    return default_registry().compile(parse_schema(schema_text))
+
+
+def validate_data(schema: dict[str, Any] | str, data: Any) -> dict[str, str]:
+    """Field path -> Chinese message for every problem; empty when the data is valid.
+
+    ``schema`` is a dict or its JSON text (compiled once per distinct text). A schema that is not
+    usable raises ``FormSchemaError`` (a ``ValueError``): that is a model bug, caught by lint.
+    """
+    text = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True, ensure_ascii=False)
+    return collect_errors(_compiled(text), data)
+
+
+__all__ = ["MAX_ERRORS", "UNCHECKABLE", "collect_errors", "dotted", "error_path", "validate_data"]
