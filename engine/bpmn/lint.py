@@ -236,6 +236,12 @@ def _form_problem(text: str | None) -> str | None:
     except SchemaError as exc:
         path = "/".join(str(p) for p in exc.path)
         return f"is not a valid JSON Schema ({exc.message}{' at ' + path if path else ''})"
+    if isinstance(schema, dict):
+        from forms.registry import default_registry
+
+        problems = default_registry().ref_problems(schema)
+        if problems:
+            return f"has unresolved references ({'; '.join(problems[:3])})"
     return None
 
 
