@@ -18,7 +18,11 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
 
     departments_file = settings.PROCESSES_DIR / "departments.yaml"
     departments = load_departments(departments_file) if departments_file.exists() else {}
+    from engine.bpmn.serializer import StateSerializer
+    from engine.pii import PiiKeys
+
     overrides = dict(deps_overrides or {})
+    overrides.setdefault("serializer", StateSerializer(key=PiiKeys.from_settings(settings).encryption_key))
     overrides.setdefault("calendar", WorkingCalendar.load(settings.PROCESSES_DIR / "calendar.yaml"))
     deps = EngineDeps(
         script_engine_factory=partial(SandboxScriptEngine, timeout_ms=settings.SCRIPT_TIMEOUT_MS),

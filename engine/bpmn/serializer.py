@@ -29,6 +29,8 @@ from engine.bpmn.parser import ProcessBundle
 from engine.errors import ModelError
 
 STATE_FORMAT = 1
+ENCRYPTED_PREFIX = "enc1:"
+_STATE_AD = b"govflow.case.state"
 
 
 class _SpecByReferenceConverter(BpmnWorkflowConverter):
@@ -61,12 +63,24 @@ def _config() -> dict[Any, Any]:
 
 
 class StateSerializer:
-    """Dumps and loads case state; the script engine is re-attached after every load."""
+    """Dumps and loads case state; the script engine is re-attached after every load.
 
-    def __init__(self) -> None:
+    With a ``key``, the state is encrypted at rest (AES-SIV, ``enc1:`` prefix): case data holds
+    forms with ID numbers and phones. AES-SIV is deterministic, so the same state always gives
+    the same text and stored states can still be compared; plain states load as before.
+    """
+
+    def __init__(self, key: bytes | None = None) -> None:
         registry = BpmnWorkflowSerializer.configure(_config())
         self._serializer = BpmnWorkflowSerializer(registry)
         self._registry = registry
+        self._cipher = None
+        if key is not None:
+            import hashlib
+
+            from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
+            self._cipher = AESSIV(hashlib.sha512(b"govflow case state\0" + key).digest())
 
     @property
     def spiff_version(self) -> str:
@@ -78,11 +92,33 @@ class StateSerializer:
             "spiff": self.spiff_version,
             "workflow": self._serializer.to_dict(workflow),
         }
-        return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+        if self._cipher is None:
+            return text
+        import base64
+
+        sealed = self._cipher.encrypt(text.encode("utf-8"), [_STATE_AD])
+        return ENCRYPTED_PREFIX + base64.b64encode(sealed).decode("ascii")
+
+    def decode(self, text: str) -> str:
+        """The JSON text of a stored state, decrypting it when it is encrypted."""
+        if not text.startswith(ENCRYPTED_PREFIX):
+            return text
+        if self._cipher is None:
+            raise ModelError("stored case state is encrypted but no key is configured (GOVFLOW_PII_KEY)")
+        import base64
+
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            raw = base64.b64decode(text[len(ENCRYPTED_PREFIX):].encode("ascii"), validate=True)
+            return self._cipher.decrypt(raw, [_STATE_AD]).decode("utf-8")
+        except (InvalidTag, ValueError) as exc:
+            raise ModelError("stored case state cannot be decrypted (wrong key or tampered)") from exc
 
     def load(self, text: str, bundle: ProcessBundle, script_engine: PythonScriptEngine) -> BpmnWorkflow:
         try:
-            envelope = migrate(json.loads(text))
+            envelope = migrate(json.loads(self.decode(text)))
             workflow = self._serializer.from_dict(envelope["workflow"], bundle=bundle)
         except ModelError:
             raise

@@ -248,3 +248,14 @@ async def test_service_task_calls_connector_and_its_records_commit_with_the_case
         await engine.start_case(definition, service="lookup", data={"id_number": "boom"})
     assert "lookup" in info.value.message
     assert await DataAccessLog.all().count() == 1  # the failed step stored nothing
+
+
+async def test_case_state_is_encrypted_at_rest(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("approval"))
+    started = await engine.start_case(definition, service="demo",
+                                      data={"applicant": {"id_number": "310104196103150273", "phone": "13812345678"}})
+    stored = (await Case.get(id=started.id)).state
+    assert stored.startswith("enc1:")
+    assert "310104196103150273" not in stored and "13812345678" not in stored
+    data = await assert_round_trip(engine, started.id)
+    assert data["applicant"]["id_number"] == "310104196103150273"

@@ -61,3 +61,25 @@ def test_unknown_or_future_formats_are_refused() -> None:
         migrate({"format": STATE_FORMAT + 1, "workflow": {}})
     with pytest.raises(ModelError):
         StateSerializer().load('{"format": 1, "workflow": {"tasks": {}}}', None, SandboxScriptEngine())  # type: ignore[arg-type]
+
+
+def test_encrypted_state_hides_personal_data_and_round_trips() -> None:
+    bundle = _bundle("approval")
+    plain, sealed = StateSerializer(), StateSerializer(key=b"k" * 32)
+    workflow = BpmnWorkflow(bundle.spec, bundle.subprocess_specs, script_engine=SandboxScriptEngine())
+    for task in workflow.get_tasks():
+        task.data["applicant"] = {"id_number": "310104196103150273", "phone": "13812345678"}
+    workflow.do_engine_steps()
+    text = sealed.dump(workflow)
+    assert text.startswith("enc1:") and "310104196103150273" not in text and "13812345678" not in text
+    assert sealed.dump(workflow) == text  # deterministic: stored states stay comparable
+    restored = sealed.load(text, bundle, SandboxScriptEngine())
+    assert plain.dump(restored) == plain.dump(workflow)
+    assert sealed.load(plain.dump(workflow), bundle, SandboxScriptEngine())  # plain states still load
+    with pytest.raises(ModelError, match="no key"):
+        plain.load(text, bundle, SandboxScriptEngine())
+    with pytest.raises(ModelError, match="decrypted"):
+        StateSerializer(key=b"x" * 32).load(text, bundle, SandboxScriptEngine())
+    tampered = text[:-8] + ("A" if text[-8] != "A" else "B") + text[-7:]
+    with pytest.raises(ModelError):
+        sealed.load(tampered, bundle, SandboxScriptEngine())
