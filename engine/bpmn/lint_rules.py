@@ -16,6 +16,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 
 from engine.bpmn.parser import BPMN_NS
 from engine.bpmn.sandbox import check_expression, check_script
+from engine.case_sla import APPLICANT_LANES
 
 B = f"{{{BPMN_NS}}}"
 S = "{http://spiffworkflow.org/bpmn/schema/1.0/core}"
@@ -113,8 +114,10 @@ class BpmnRules(_Rules):
                  decision_ids: set[str], departments: Mapping[str, str] | None) -> None:
         super().__init__(sink, file, root)
         self.process_ids, self.decision_ids = process_ids, decision_ids
+        # the applicant lane (补正) is no department, but the SLA clock pauses on it: always known
         self.known_lanes = None if departments is None else (
-            {str(k).strip() for k in departments} | {str(v).strip() for v in departments.values()})
+            {str(k).strip() for k in departments} | {str(v).strip() for v in departments.values()}
+            | set(APPLICANT_LANES))
 
     @staticmethod
     def processes(root: etree._Element) -> list[etree._Element]:
