@@ -95,7 +95,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         files = files_for_model(Path(args.file))
         bundle = build_bundle(files, args.process)
-        engine = SandboxScriptEngine(timeout_ms=settings.SCRIPT_TIMEOUT_MS)
+        context, handler = _run_connectors(settings, Path(args.file))
+        engine = SandboxScriptEngine(timeout_ms=settings.SCRIPT_TIMEOUT_MS, service_handler=handler)
         result = run_in_memory(bundle, engine, data=data, task_data=task_data)
     except GovflowError as exc:
         _print_err(f"ERROR {args.file}: {exc.message}")
@@ -107,11 +108,43 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         _print_err(f"ERROR {args.file}: not UTF-8 text")
         return EXIT_FAIL
     print(json.dumps(result.data, ensure_ascii=False, indent=2, sort_keys=True, default=str))
+    if context.records:  # kept in memory only: nothing is written to a database
+        kinds: dict[str, int] = {}
+        for kind, _payload in context.records:
+            kinds[kind] = kinds.get(kind, 0) + 1
+        _print_err("records (in memory, not stored): " + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items())))
     if not result.completed:
         waiting = ", ".join(result.waiting) or "nothing it can run"
         _print_err(f"NOT COMPLETED {args.file}: waiting at {waiting}")
         return EXIT_FAIL
     return EXIT_OK
+
+
+def _run_connectors(settings: Settings, model: Path) -> tuple[Any, Any]:
+    """The engine's connectors (shared data, certificates) for an in-memory run, without a
+    database: what they record (access logs, issued certificates) stays in the context."""
+    from functools import partial
+
+    from engine.bpmn.sandbox import SandboxScriptEngine
+    from engine.cases import EngineDeps
+    from engine.connectors import ConnectorContext
+    from engine.connectors.builtin import install_shared_data
+    from engine.connectors.certificates import install_certificates
+
+    deps = EngineDeps(script_engine_factory=partial(SandboxScriptEngine, timeout_ms=settings.SCRIPT_TIMEOUT_MS))
+    try:
+        install_shared_data(deps, settings)
+        install_certificates(deps, settings)
+    except ValueError as exc:  # e.g. no PII key in production
+        raise GovflowError(f"connectors: {exc}") from None
+    service = (model if model.is_dir() else model.parent).name
+    context = ConnectorContext(case_no=f"RUN-{service.upper()[:20]}", service=service, actor="cli",
+                               purpose=f"govflow run {service}")
+
+    def handler(name: str, params: dict[str, Any], _data: dict[str, Any]) -> Any:
+        return deps.connectors.call(name, params, context)
+
+    return context, handler
 
 
 def _json_arg(text: str | None, flag: str) -> dict[str, Any]:
