@@ -21,11 +21,11 @@ run: $(STAMP)
 	$(BIN)/govflow migrate
 	$(BIN)/govflow seed-demo
 	@echo ""
-	@echo "  govflow:        http://127.0.0.1:$${GOVFLOW_PORT:-8000}/"
 	@echo "  health:         http://127.0.0.1:$${GOVFLOW_PORT:-8000}/health"
+	@echo "  readiness:      http://127.0.0.1:$${GOVFLOW_PORT:-8000}/ready"
 	@echo "  API docs:       http://127.0.0.1:$${GOVFLOW_PORT:-8000}/docs"
-	@echo "  staff console:  http://127.0.0.1:$${GOVFLOW_PORT:-8000}/console/  (coming with the staff workbench)"
-	@echo "  designer:       http://127.0.0.1:$${GOVFLOW_PORT:-8000}/designer/ (coming with the process designer)"
+	@echo "  OpenAPI:        http://127.0.0.1:$${GOVFLOW_PORT:-8000}/docs/openapi.json"
+	@echo "  metrics:        http://127.0.0.1:$${GOVFLOW_PORT:-8000}/metrics"
 	@echo ""
 	$(BIN)/govflow serve
 

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 PII_KEY_SETTING = "GOVFLOW_PII_KEY"
 MIN_KEY_BYTES = 32
 # Development only: a fixed, public key so demo data hashes the same on every machine.
+_warned_dev_key = False
 _DEV_KEY_SEED = b"govflow development PII key - not secret, never use in production"
 
 _ID_LIKE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
@@ -130,7 +131,10 @@ class PiiKeys:
         if getattr(settings, "is_production", False):
             raise ValueError(f"{PII_KEY_SETTING} is required in production (hex, at least "
                              f"{MIN_KEY_BYTES} bytes; e.g. `python -c \"import secrets; print(secrets.token_hex(32))\"`)")
-        log.warning("%s is not set: using the fixed development PII key (not secret)", PII_KEY_SETTING)
+        global _warned_dev_key
+        if not _warned_dev_key:  # once per process, not once per component that asks
+            _warned_dev_key = True
+            log.warning("%s is not set: using the fixed development PII key (not secret)", PII_KEY_SETTING)
         return cls.development_keys()
 
 
