@@ -15,7 +15,10 @@ from sanic import Blueprint, Sanic
 from sanic.config import Config
 from sanic.exceptions import SanicException
 
+from engine.applications import ApplicationService
 from engine.cases import CaseEngine
+from engine.catalog import Catalog
+from engine.pii import PiiKeys
 from engine.config import Settings
 from engine.kv import create_kv
 from engine.runtime import build_engine
@@ -99,7 +102,9 @@ def setup_openapi(app: GovflowApp) -> None:
 
 def api_v1_blueprints(app: GovflowApp) -> list[Blueprint]:
     """Blueprints served under ``/api/v1`` (auth, citizen, staff, designer join here)."""
-    return []
+    from mobile_api.api import v1_blueprints
+
+    return v1_blueprints()
 
 
 def setup_routes(app: GovflowApp) -> None:
@@ -119,6 +124,9 @@ def setup_listeners(app: GovflowApp, engine_builder: EngineBuilder = build_engin
         await init_db(settings.DATABASE_URL, generate_schemas=ctx.generate_schemas)
         ctx.engine = engine_builder(settings)
         ctx.departments = dict(ctx.engine.deps.departments)
+        ctx.catalog = Catalog.load(settings.PROCESSES_DIR)
+        ctx.applications = ApplicationService(ctx.engine, ctx.catalog,
+                                              pii_key=PiiKeys.from_settings(settings).blind_index_key)
         log.info("services_started", kv=ctx.kv.kind, env=settings.ENV, departments=len(ctx.departments))
 
     @app.after_server_stop

@@ -9,6 +9,7 @@ programming error and says so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.cases import CaseEngine
 from engine.config import Settings
@@ -24,6 +25,8 @@ class AppContext:
     generate_schemas: bool = False  # tests only: create tables instead of running migrations
     _kv: KV | None = None
     _engine: CaseEngine | None = None
+    catalog: Any = None  # engine.catalog.Catalog, loaded when the server starts
+    applications: Any = None  # engine.applications.ApplicationService
 
     @property
     def kv(self) -> KV:

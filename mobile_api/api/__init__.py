@@ -1,0 +1,12 @@
+"""Versioned API blueprints (served under ``/api/v1``), one module per area."""
+
+from __future__ import annotations
+
+from sanic import Blueprint
+
+
+def v1_blueprints() -> list[Blueprint]:
+    """Every area's blueprint; the app factory groups them under ``/api/v1``."""
+    from mobile_api.api import auth
+
+    return [auth.blueprint()]
