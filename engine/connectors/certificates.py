@@ -18,7 +18,7 @@ from engine.certificate_store import certificate_record, write_certificate_recor
 from engine.certificates import CertificateData, KeyRing, issue, new_uscc
 from engine.connectors import ConnectorContext, ConnectorRegistry
 from engine.errors import ModelError
-from engine.pii import PiiKeys, blind_index, encrypt, mask_id_number
+from engine.pii import PiiKeys, blind_index, encrypt, mask_id_number, mask_middle
 from engine.sla import CST
 
 SERIAL_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -52,7 +52,8 @@ class CertificateIssuer:
             extra=dict(params.get("data") or {}),
         )
         signed = issue(data, serial=serial, signer=self.keyring.active)
-        masked = mask_id_number(holder_code) if code_type == "111" else holder_code
+        # the store refuses a clear code in the masked column, a credit code (001) included
+        masked = mask_id_number(holder_code) if code_type == "111" else mask_middle(holder_code, 3, 4)
         context.record("certificate", certificate_record(
             signed, holder_code_hash=blind_index(holder_code, self.pii.blind_index_key),
             holder_code_masked=masked, holder_code_enc=encrypt(holder_code, self.pii.encryption_key,
