@@ -144,3 +144,52 @@ def test_serve_answers_health_and_openapi(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(timeout=5)
             raise AssertionError("govflow serve did not stop on SIGTERM") from None
+
+
+def test_worker_fires_a_due_timer_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import asyncio
+    import signal
+
+    url = f"sqlite://{tmp_path / 'worker.sqlite3'}"
+    env = {**os.environ, "GOVFLOW_DATABASE_URL": url, "GOVFLOW_JOB_POLL_MS": "100"}
+    assert govflow("migrate", env=env).returncode == 0
+
+    async def start_case() -> int:
+        from engine.config import Settings
+        from engine.runtime import build_engine
+        from engine.store.db import close_db, init_db
+        from tests.conftest import model_files
+
+        await init_db(url)
+        try:
+            engine = build_engine(Settings(DATABASE_URL=url))
+            definition = await engine.deploy(model_files("wait"))
+            return (await engine.start_case(definition, service="publicity")).id
+        finally:
+            await close_db()
+
+    case_id = asyncio.run(start_case())
+    worker = subprocess.Popen([sys.executable, "-m", "mobile_api.cli", "worker"], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline:
+            row = sqlite3.connect(tmp_path / "worker.sqlite3").execute(
+                "select status, version from cases where id = ?", (case_id,)).fetchone()
+            status = row
+            if row and row[0] == "completed":
+                break
+            time.sleep(0.2)
+        assert status == ("completed", 2), status
+        jobs = sqlite3.connect(tmp_path / "worker.sqlite3").execute("select status from jobs").fetchall()
+        assert jobs == [("done",)]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            output, _ = worker.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            raise AssertionError("govflow worker did not stop on SIGTERM") from None
+    assert worker.returncode == 0, output
+    assert "Traceback" not in output

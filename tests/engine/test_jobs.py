@@ -73,3 +73,17 @@ async def test_a_broken_job_is_retried_with_backoff_then_failed(engine: CaseEngi
         await runner.run_due()
     job = await Job.get(id=job.id)
     assert job.status == "failed" and job.attempts == 5
+
+
+async def test_intermediate_timer_event_waits_then_continues(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("wait"))
+    started = await engine.start_case(definition, service="publicity")
+    assert started.status == "running" and started.ready_tasks == []
+    [job] = await Job.filter(case_id=started.id, status="pending")
+    runner = JobRunner(engine)
+    await asyncio.sleep(max(0.0, await runner.next_due_in() or 0) + 0.05)
+    assert await runner.run_due() == 1
+    case = await Case.get(id=started.id)
+    assert case.status == "completed" and case.version == 2
+    _, workflow, _ = await engine.load(case.id)
+    assert workflow.data["published"] is True
