@@ -66,7 +66,12 @@ def test_keys_from_settings(caplog: pytest.LogCaptureFixture) -> None:
         PiiKeys.from_hex("not hex")
     with pytest.raises(ValueError, match="at least 32 bytes"):
         PiiKeys.from_hex("abcd")
+    import engine.pii
+
+    engine.pii._warned_dev_key = False  # the warning is given once per process
     with caplog.at_level(logging.WARNING, logger="engine.pii"):
         dev = PiiKeys.from_settings(Settings())
+        PiiKeys.from_settings(Settings())
+    assert caplog.text.count("development PII key") == 1
     assert dev.development and dev == PiiKeys.development_keys()  # fixed: same hashes on every machine
     assert "development PII key" in caplog.text
