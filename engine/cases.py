@@ -165,6 +165,8 @@ class CaseEngine:
         step = _Step(events=[{"kind": "case_started", "actor": actor, "detail": {"service": service}}])
         self._advance(workflow, step)
         sla = plan(self.deps.calendar, now, sla_working_days) if sla_working_days else None
+        if await Case.filter(case_no=case_no).exists():  # a random tail collided: draw again
+            case_no = context.case_no = self.deps.case_no(service, now)
         async with in_transaction() as conn:
             case = await Case.create(
                 case_no=case_no, service=service, definition_id=definition.id, applicant=applicant,
@@ -264,6 +266,27 @@ class CaseEngine:
 
     async def timeline(self, case_id: int) -> list[CaseEvent]:
         return await CaseEvent.filter(case_id=case_id).order_by("id")
+
+    async def subcases(self, case_id: int) -> list[dict[str, Any]]:
+        """One sub-case per department the case reached (一件事 bundles fan out to several):
+        ``<case_no>-<NN>`` numbered in the order departments first got a task."""
+        case = await Case.get_or_none(id=case_id)
+        if case is None:
+            raise NotFound("办件不存在")
+        rows = await HumanTask.filter(case_id=case_id, kind="bpmn").order_by("created_at", "id")
+        grouped: dict[str, list[HumanTask]] = {}
+        for row in rows:
+            grouped.setdefault(row.department or "-", []).append(row)
+        result = []
+        for index, (department, tasks) in enumerate(grouped.items(), start=1):
+            open_tasks = [t for t in tasks if t.state in OPEN_TASK_STATES]
+            result.append({
+                "subcase_no": f"{case.case_no}-{index:02d}", "department": department,
+                "department_name": self.deps.departments.get(department, department),
+                "status": "running" if open_tasks else "done",
+                "tasks": [{"id": str(t.id), "name": t.name, "state": t.state} for t in tasks],
+            })
+        return result
 
     # ------------------------------------------------------------------ internals
     def _script_engine(self, context: ConnectorContext) -> PythonScriptEngine:

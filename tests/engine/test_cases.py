@@ -259,3 +259,24 @@ async def test_case_state_is_encrypted_at_rest(engine: CaseEngine) -> None:
     assert "310104196103150273" not in stored and "13812345678" not in stored
     data = await assert_round_trip(engine, started.id)
     assert data["applicant"]["id_number"] == "310104196103150273"
+
+
+async def test_bundle_case_has_a_subcase_per_department(engine: CaseEngine) -> None:
+    definition = await engine.deploy(model_files("call"))
+    started = await engine.start_case(definition, service="bundle")
+    intake = await engine.complete_task(started.ready_tasks[0].id, {"company": "上海某某科技有限公司"})
+    subcases = await engine.subcases(started.id)
+    assert [(s["subcase_no"], s["department"], s["status"]) for s in subcases] == [
+        (f"{started.case_no}-01", "window", "done"), (f"{started.case_no}-02", "psb", "running")]
+    assert subcases[1]["department_name"] == "公安局"
+    await engine.complete_task(intake.ready_tasks[0].id, {"seal_no": "S-1"})
+    assert [s["status"] for s in await engine.subcases(started.id)] == ["done", "done"]
+
+
+async def test_case_numbers_are_unique_and_readable(engine: CaseEngine) -> None:
+    import re
+
+    definition = await engine.deploy(model_files("approval"))
+    numbers = {(await engine.start_case(definition, service="senior-card")).case_no for _ in range(20)}
+    assert len(numbers) == 20
+    assert all(re.fullmatch(r"SENIOR-CARD-\d{8}-[2-9A-HJ-NP-Z]{8}", n) for n in numbers)
