@@ -114,6 +114,9 @@ async def test_newborn_runs_through_four_departments_and_issues_three_certificat
 
     case = await Case.get(id=started.id)
     assert case.status == "completed" and case.completed_at is not None
+    subcases = await engine.subcases(started.id)  # one case number, a sub-case per department
+    assert subcases[0]["department"] == "psb" and {s["department"] for s in subcases} == {"psb", "nhsa", "hrss"}
+    assert all(s["status"] == "done" and s["subcase_no"].startswith(started.case_no + "-") for s in subcases)
     timeline = [(e.kind, e.task_name, e.department) for e in await CaseEvent.filter(case_id=started.id).order_by("id")]
     assert ("task_completed", "出生户口登记", "psb") in timeline
     assert ("task_completed", "新生儿医保参保登记", "nhsa") in timeline
