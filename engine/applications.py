@@ -89,5 +89,19 @@ class ApplicationService:
             actor=actor, sla_working_days=item.sla_working_days, channel=channel, item_version=item.version,
             records=[("certificate_use", use) for use in uses])
 
+    async def start_rectification(self, review: dict[str, Any]) -> CaseResult:
+        """A bad review (不满意/非常不满意) opens the platform's rectification case: follow-up within
+        1 working day, rectification within 15, on the working-day calendar."""
+        item = self.catalog.get("rectification")
+        self.validate_form(item, review)
+        engine = self.engine
+        now = engine.deps.clock()
+        deadlines = {"follow_up_due": engine.deps.calendar.due_after_working_days(now, 1).isoformat(),
+                     "rectify_due": engine.deps.calendar.due_after_working_days(now, 15).isoformat()}
+        definition = await self.definition_for(item)
+        return await engine.start_case(definition, service=item.slug, data={"review": review, "deadlines": deadlines},
+                                       channel="web", actor="好差评", sla_working_days=item.sla_working_days,
+                                       item_version=item.version)
+
 
 __all__ = ["Applicant", "ApplicationService"]

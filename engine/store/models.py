@@ -145,3 +145,20 @@ class Job(Model):
     class Meta:
         table = "jobs"
         indexes = (("status", "due_at"),)
+
+
+class Evaluation(Model):
+    """好差评: one rating per case after it ended. The evaluator is kept only as a keyed hash
+    (confidential); a bad rating links the rectification case it opened."""
+
+    id = fields.IntField(primary_key=True)
+    case: fields.OneToOneRelation[Case] = fields.OneToOneField(
+        "models.Case", related_name="evaluation", on_delete=fields.CASCADE)  # once per case
+    level = fields.IntField()  # 1 非常满意 … 5 非常不满意
+    comment = fields.TextField(default="")
+    evaluator_hash = fields.CharField(max_length=64)
+    rectification_case_no = fields.CharField(max_length=40, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "evaluations"

@@ -1,0 +1,105 @@
+"""The applicant's view of a case and what they may do with it, through the real processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.applications import Applicant, ApplicationService
+from engine.case_views import case_detail, evaluate, owned_case, request_review, supplement, withdraw
+from engine.catalog import Catalog
+from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.pii import PiiKeys
+from engine.store.models import Case, Evaluation, HumanTask
+from tests.processes.test_business_startup import ACCEPT, FORM
+
+OLD = Applicant(id_number="310104196103150273", name="王建国", openid="openid-wang", phone="13812345678")
+YOUNG = Applicant(id_number="310110198606200486", name="李娜", openid="openid-lina", phone="13917724680")
+SENIOR_FORM = {"phone": "13812345678", "address": {"region_code": "310104", "detail": "徐汇区漕溪北路1号"}}
+
+
+@pytest.fixture
+def applications(engine, settings) -> ApplicationService:
+    return ApplicationService(engine, Catalog.load(settings.PROCESSES_DIR),
+                              pii_key=PiiKeys.from_settings(settings).blind_index_key)
+
+
+async def test_senior_card_detail_shows_decision_reason_and_masked_certificate(engine, applications) -> None:
+    result = await applications.apply("senior-card", SENIOR_FORM, applicant=OLD)
+    case = await owned_case(result.id, OLD.openid)
+    detail = await case_detail(engine, case)
+    assert detail["status"] == "completed" and detail["status_label"] == "已办结"
+    assert detail["decision"]["outcome"] == "approve" and detail["decision"]["rule"] == "rule_local_60"
+    assert detail["decision"]["inputs"] == {"found": True, "age": detail["decision"]["inputs"]["age"], "local": True}
+    assert "60" in detail["decision"]["reason"] and detail["result"]["outcome"] == "approved"
+    [cert] = detail["certificates"]
+    assert cert["name"] == "老年人优待证" and cert["holder_code_masked"] == "310***********0273"
+    assert cert["holder_name"] == "王**"
+    assert OLD.id_number not in str(detail)
+    assert [s["action"] for s in detail["steps"]][0] == "提交申请"
+    with pytest.raises(NotFound):
+        await owned_case(result.id, YOUNG.openid)  # someone else's case is simply not there
+
+
+async def test_review_request_only_for_automatic_decisions_and_once(engine, applications) -> None:
+    rejected = await applications.apply("senior-card", {**SENIOR_FORM, "phone": "13917724680"}, applicant=YOUNG)
+    case = await owned_case(rejected.id, YOUNG.openid)
+    await request_review(engine, case, actor=YOUNG.openid, reason="我的出生日期登记有误")
+    [task] = await HumanTask.filter(case_id=case.id, kind="review")
+    assert task.department == "mca" and task.state == "ready" and task.name == "自动决定人工复核"
+    with pytest.raises(Conflict):
+        await request_review(engine, case, actor=YOUNG.openid, reason="again")
+    detail = await case_detail(engine, case)
+    assert detail["steps"][-1]["action"] == "申请人工复核"
+
+
+async def test_evaluation_once_after_the_end_and_bad_reviews_open_rectification(engine, applications) -> None:
+    done = await applications.apply("senior-card", SENIOR_FORM, applicant=OLD)
+    case = await owned_case(done.id, OLD.openid)
+    with pytest.raises(ValidationFailed):
+        await evaluate(engine, case, evaluator_hash="h", level=9, comment="")
+    outcome = await evaluate(engine, case, evaluator_hash="h" * 64, level=5, comment="等待时间太长",
+                             start_rectification=applications.start_rectification)
+    assert outcome["label"] == "非常不满意" and outcome["rectification_case_no"].startswith("RECTIFICATION-")
+    rectification = await Case.get(case_no=outcome["rectification_case_no"])
+    assert rectification.due_at is not None
+    [follow_up] = await HumanTask.filter(case_id=rectification.id, state="ready")
+    assert follow_up.department == "mca"
+    with pytest.raises(Conflict):
+        await evaluate(engine, case, evaluator_hash="h" * 64, level=1, comment="")
+    assert (await Evaluation.get(case_id=case.id)).rectification_case_no == rectification.case_no
+    good = await applications.apply("senior-card", SENIOR_FORM, applicant=Applicant(
+        id_number="310101193108081243", name="吴桂兰", openid="openid-wu"))
+    good_case = await owned_case(good.id, "openid-wu")
+    assert (await evaluate(engine, good_case, evaluator_hash="x" * 64, level=1, comment="很快",
+                           start_rectification=applications.start_rectification))["rectification_case_no"] is None
+
+
+async def test_running_cases_cannot_be_evaluated_and_withdraw_before_acceptance(engine, applications) -> None:
+    started = await _business_case(applications)
+    case = await owned_case(started.id, OLD.openid)
+    with pytest.raises(Conflict):
+        await evaluate(engine, case, evaluator_hash="h" * 64, level=2, comment="")
+    await withdraw(engine, case, actor=OLD.openid, reason="信息填错")
+    case = await Case.get(id=case.id)
+    assert case.status == "withdrawn"
+    assert await HumanTask.filter(case_id=case.id, state="ready").count() == 0
+    with pytest.raises(Conflict):
+        await withdraw(engine, case, actor=OLD.openid)
+
+
+async def test_withdraw_refused_after_an_officer_acted(engine, applications) -> None:
+    started = await _business_case(applications)
+    await engine.complete_task(started.ready_tasks[0].id, ACCEPT, actor="samr01")
+    case = await owned_case(started.id, OLD.openid)
+    with pytest.raises(Conflict):
+        await withdraw(engine, case, actor=OLD.openid)
+
+
+async def test_supplement_only_when_waiting_for_the_applicant(engine, applications) -> None:
+    started = await _business_case(applications)
+    with pytest.raises(Conflict):
+        await supplement(engine, await owned_case(started.id, OLD.openid), {}, actor=OLD.openid)
+
+
+async def _business_case(applications: ApplicationService):
+    return await applications.apply("business-startup", FORM, applicant=OLD)
