@@ -59,6 +59,8 @@ class EngineDeps:
     clock: Callable[[], datetime] = utcnow
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
     keyring: Any = None  # e-certificate signing keys (engine.certificates.KeyRing), when installed
+    # called after a step committed: (case_id, status, event kinds) -> live status fan-out (SSE)
+    publish: Callable[[int, str, list[str]], Awaitable[None]] | None = None
     case_no: Callable[[str, datetime], str] = default_case_no
     # kind -> async writer(conn, case_id, payload): stores what connectors recorded during a step
     record_writers: dict[str, Callable[[Any, int, dict[str, Any]], Awaitable[None]]] = field(default_factory=dict)
@@ -179,6 +181,7 @@ class CaseEngine:
                 await case_sla.schedule(conn, case.id, sla)
             await self._write_side_effects(conn, case, workflow, bundle, step, now, new_case=True)
             await self._write_records(conn, case.id, context)
+        await self._published(case.id, workflow, step)
         return self._result(case.id, case_no, workflow, 1, bundle)
 
     async def load(self, case_id: int, conn: Any = None, *,
@@ -237,6 +240,7 @@ class CaseEngine:
             version = await self._store(conn, case, workflow, now)
             await self._write_side_effects(conn, case, workflow, bundle, step, now)
             await self._write_records(conn, case.id, context)
+        await self._published(case.id, workflow, step)
         return self._result(case.id, case.case_no, workflow, version, bundle)
 
     async def fire_timers(self, case_id: int, job_id: int | None = None, conn: Any = None) -> CaseResult | None:
@@ -258,10 +262,11 @@ class CaseEngine:
             return version
 
         if conn is not None:
-            version = await write(conn)
+            version = await write(conn)  # the caller commits (and publishes after its commit)
         else:
             async with in_transaction() as c:
                 version = await write(c)
+            await self._published(case.id, workflow, step)
         return self._result(case.id, case.case_no, workflow, version, bundle)
 
     async def timeline(self, case_id: int) -> list[CaseEvent]:
@@ -315,6 +320,17 @@ class CaseEngine:
             raise ScriptError(describe_run_error(exc)) from None
         if workflow.completed:
             step.events.append({"kind": "case_completed"})
+
+    async def _published(self, case_id: int, workflow: BpmnWorkflow, step: _Step) -> None:
+        """Tell live listeners (SSE) a step committed; a broken channel never fails the step."""
+        if self.deps.publish is None:
+            return
+        try:
+            await self.deps.publish(case_id, _status(workflow), [e["kind"] for e in step.events])
+        except Exception:  # noqa: BLE001 - status push is best effort; the state is committed
+            import logging
+
+            logging.getLogger("govflow.engine").warning("publish failed for case %s", case_id, exc_info=True)
 
     async def _write_records(self, conn: Any, case_id: int, context: ConnectorContext) -> None:
         for kind, payload in context.records:

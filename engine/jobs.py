@@ -19,7 +19,7 @@ from engine import case_sla
 from engine.cases import CaseEngine
 from engine.errors import Conflict, GovflowError
 from engine.store.db import db_connection, is_postgres
-from engine.store.models import Job
+from engine.store.models import Case, Job
 
 log = logging.getLogger("govflow.jobs")
 MAX_ATTEMPTS = 5
@@ -91,7 +91,14 @@ class JobRunner:
                         status="failed", last_error=f"no handler for job kind {job.kind}")
                     return False
                 await handler(job, conn)
-                return True
+            if job.case_id is not None and self.engine.deps.publish is not None:  # after the commit
+                case = await Case.get_or_none(id=job.case_id)
+                if case is not None:
+                    try:
+                        await self.engine.deps.publish(case.id, case.status, [job.kind])
+                    except Exception:  # noqa: BLE001 - best effort, the job is done
+                        log.warning("publish failed for case %s", case.id, exc_info=True)
+            return True
         except Conflict:
             return False  # the case moved on under us; the job is still pending and retried
         except GovflowError as exc:

@@ -21,6 +21,7 @@ from engine.catalog import Catalog
 from engine.pii import PiiKeys
 from engine.config import Settings
 from engine.kv import create_kv
+from engine.live import kv_publisher
 from engine.runtime import build_engine
 from engine.store.db import close_db, init_db
 from mobile_api.context import AppContext
@@ -123,6 +124,7 @@ def setup_listeners(app: GovflowApp, engine_builder: EngineBuilder = build_engin
         ctx.kv = create_kv(settings.REDIS_URL)
         await init_db(settings.DATABASE_URL, generate_schemas=ctx.generate_schemas)
         ctx.engine = engine_builder(settings)
+        ctx.engine.deps.publish = kv_publisher(ctx.kv)  # live status (SSE) after every committed step
         ctx.departments = dict(ctx.engine.deps.departments)
         ctx.catalog = Catalog.load(settings.PROCESSES_DIR)
         ctx.applications = ApplicationService(ctx.engine, ctx.catalog,

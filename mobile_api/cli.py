@@ -196,8 +196,12 @@ async def _worker(settings: Settings) -> None:
     from engine.jobs import JobRunner
     from engine.store.db import close_db, init_db
 
+    from engine.kv import create_kv
+    from engine.live import kv_publisher
+
     await init_db(settings.DATABASE_URL)
-    engine = build_engine(settings)
+    kv = create_kv(settings.REDIS_URL)
+    engine = build_engine(settings, deps_overrides={"publish": kv_publisher(kv)})
     runner = JobRunner(engine, poll_interval=settings.JOB_POLL_MS / 1000)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -208,6 +212,7 @@ async def _worker(settings: Settings) -> None:
     try:
         await runner.run_forever(stop)
     finally:
+        await kv.close()
         await close_db()
 
 

@@ -87,3 +87,26 @@ async def test_intermediate_timer_event_waits_then_continues(engine: CaseEngine)
     assert case.status == "completed" and case.version == 2
     _, workflow, _ = await engine.load(case.id)
     assert workflow.data["published"] is True
+
+
+async def test_committed_steps_and_fired_jobs_are_published(engine: CaseEngine) -> None:
+    import json
+
+    from engine.kv import create_kv
+    from engine.live import channel, kv_publisher
+    from tests.conftest import REDIS_URL
+
+    kv = create_kv(REDIS_URL, prefix=f"test-live-{id(engine)}:")
+    engine.deps.publish = kv_publisher(kv)
+    try:
+        definition = await engine.deploy(model_files("wait"))
+        # subscribe before the case exists is impossible (id unknown), so watch the timer step
+        started = await engine.start_case(definition, service="publicity")
+        async with await kv.subscribe(channel(started.id)) as messages:
+            runner = JobRunner(engine)
+            await asyncio.sleep((await runner.next_due_in() or 0) + 0.05)
+            assert await runner.run_due() == 1
+            first = json.loads(await asyncio.wait_for(messages.__anext__(), 5))
+        assert first == {"case_id": started.id, "status": "completed", "events": ["timer"]}
+    finally:
+        await kv.close()
