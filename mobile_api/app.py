@@ -28,6 +28,7 @@ from mobile_api.context import AppContext
 from mobile_api.errors import setup_errors
 from mobile_api.observability import configure_logging, setup_observability
 from mobile_api.ops import ops_blueprint
+from mobile_api.pages import pages_blueprint
 from mobile_api.request import ApiRequest
 
 GovflowApp = Sanic[Config, AppContext]
@@ -111,6 +112,7 @@ def api_v1_blueprints(app: GovflowApp) -> list[Blueprint]:
 def setup_routes(app: GovflowApp) -> None:
     """Ops endpoints at the root; everything else in the ``/api/v1`` group."""
     app.blueprint(ops_blueprint())
+    app.blueprint(pages_blueprint())
     app.blueprint(Blueprint.group(*api_v1_blueprints(app), version=1, version_prefix="/api/v"))
 
 

@@ -1,0 +1,28 @@
+"""Browser pages served by the API app: the citizen H5 page at ``/m/`` (more pages join here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sanic import Blueprint, Request, response
+from sanic.response import HTTPResponse
+
+from engine.config import PROJECT_ROOT
+
+WEB_ROOT = PROJECT_ROOT / "web"
+PAGES = {"m": "市民服务"}  # folder under web/ -> title
+
+
+def pages_blueprint(web_root: Path = WEB_ROOT) -> Blueprint:
+    bp = Blueprint("pages")
+    for folder in PAGES:
+        root = web_root / folder
+        if not root.is_dir():
+            continue
+        bp.static(f"/{folder}/static", root / "static", name=f"{folder}_static")
+
+        async def index(request: Request, _root: Path = root) -> HTTPResponse:
+            return await response.file(_root / "index.html", headers={"Cache-Control": "no-cache"})
+
+        bp.add_route(index, f"/{folder}/", name=f"{folder}_index", methods=["GET"])
+    return bp
