@@ -46,6 +46,7 @@ class Settings:
     CERT_KEY_DIR: str = ""
     CERT_ACTIVE_KEY: str = ""
     CERT_ALGORITHM: str = "SM2-SM3"
+    QR_TOKEN_TTL_S: int = 180  # lifetime of an e-certificate QR token (健康码-style, refreshed by the holder)
 
     @property
     def is_production(self) -> bool:
