@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-sqlite test-postgres install services bench lint clean
+.PHONY: run test test-sqlite test-postgres install services browser bench lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "govflow needs Python 3.11 or newer")'
@@ -32,10 +32,17 @@ run: $(STAMP)
 services: $(STAMP)
 	$(BIN)/python tests/check_services.py --pg "$(PG_URL)" --redis "$(REDIS_TEST_URL)"
 
-test-sqlite: $(STAMP)
+# The browser tests (tests/e2e) drive Debian's Chromium through Playwright (never its own browser
+# download) and need CJK fonts so Chinese text renders in screenshots. CI runs as root.
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
+browser:
+	@command -v chromium >/dev/null || ($(APT_GET) update && $(APT_GET) install -y --no-install-recommends chromium fonts-noto-cjk)
+	@(fc-list :lang=zh 2>/dev/null | grep -q .) || ($(APT_GET) update && $(APT_GET) install -y --no-install-recommends fontconfig fonts-noto-cjk)
+
+test-sqlite: $(STAMP) browser
 	GOVFLOW_TEST_DB=sqlite $(BIN)/python -m pytest -q
 
-test-postgres: services
+test-postgres: services browser
 	GOVFLOW_TEST_DB=postgres GOVFLOW_TEST_PG_URL="$(PG_URL)" GOVFLOW_TEST_REDIS="$(REDIS_TEST_URL)" \
 		$(BIN)/python -m pytest -q
 

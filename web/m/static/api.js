@@ -1,0 +1,251 @@
+// HTTP client for /api/v1: tokens in sessionStorage, one refresh on 401 token_expired,
+// errors as ApiError {status, code, message, fields}, and server-sent events read with fetch
+// (EventSource cannot send the Authorization header).
+
+const BASE = "/api/v1";
+const STORE_KEY = "govflow.m.session";
+
+export class ApiError extends Error {
+  constructor(status, code, message, fields) {
+    super(message || "请求失败，请稍后重试");
+    this.status = status;
+    this.code = code || "error";
+    this.fields = fields || {};
+  }
+}
+
+const STATUS_TEXT = {
+  0: "网络连接失败，请检查网络后重试",
+  401: "登录已失效，请重新登录",
+  403: "无权访问",
+  404: "内容不存在或已删除",
+  409: "操作冲突，请刷新后重试",
+  413: "提交的内容过大",
+  422: "填写有误，请检查标注的字段",
+  429: "操作过于频繁，请稍后再试",
+  503: "服务暂时不可用，请稍后再试",
+};
+
+export const session = {
+  get() {
+    try {
+      return JSON.parse(sessionStorage.getItem(STORE_KEY) || "null");
+    } catch {
+      return null;
+    }
+  },
+  set(value) {
+    sessionStorage.setItem(STORE_KEY, JSON.stringify(value));
+  },
+  update(partial) {
+    this.set({ ...(this.get() || {}), ...partial });
+  },
+  clear() {
+    sessionStorage.removeItem(STORE_KEY);
+  },
+  loggedIn() {
+    return Boolean(this.get()?.access_token);
+  },
+  /** Store a login or refresh answer. */
+  saveTokens(body) {
+    const partial = { access_token: body.access_token, refresh_token: body.refresh_token };
+    if (body.expires_in) partial.expires_at = Date.now() + body.expires_in * 1000;
+    if (body.citizen) partial.citizen = body.citizen;
+    this.update(partial);
+  },
+};
+
+let unauthorizedHandler = () => {};
+/** Called when the login is gone (refresh failed or refused): the app shows the login page. */
+export function onUnauthorized(handler) {
+  unauthorizedHandler = handler;
+}
+
+async function errorOf(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  const err = body && typeof body === "object" ? body.error || {} : {};
+  return new ApiError(response.status, err.code, err.message || STATUS_TEXT[response.status], err.fields);
+}
+
+let refreshing = null;
+
+/** Exchange the refresh token for a new pair; concurrent callers share one request. */
+export function refreshTokens() {
+  if (!refreshing) {
+    refreshing = (async () => {
+      const refresh = session.get()?.refresh_token;
+      if (!refresh) throw new ApiError(401, "unauthorized", STATUS_TEXT[401]);
+      let response;
+      try {
+        response = await fetch(`${BASE}/auth/refresh`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ refresh_token: refresh }),
+        });
+      } catch {
+        throw new ApiError(0, "network", STATUS_TEXT[0]);
+      }
+      if (!response.ok) throw await errorOf(response);
+      session.saveTokens(await response.json());
+    })().finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+function lostLogin(error) {
+  if (error.status === 401) {
+    session.clear();
+    unauthorizedHandler(error);
+  }
+  return error;
+}
+
+/**
+ * Send one request with the access token; on 401 token_expired refresh once and send again.
+ * Returns the parsed JSON (null for 204), or the Response when `raw` is set.
+ */
+export async function request(method, path, { body, headers, raw = false, signal, auth = true } = {}) {
+  const send = () => {
+    const h = new Headers(headers || {});
+    if (body !== undefined) h.set("Content-Type", "application/json");
+    const token = session.get()?.access_token;
+    if (auth && token) h.set("Authorization", `Bearer ${token}`);
+    return fetch(BASE + path, {
+      method,
+      headers: h,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    }).catch((exc) => {
+      if (exc && exc.name === "AbortError") throw exc;
+      throw new ApiError(0, "network", STATUS_TEXT[0]);
+    });
+  };
+  let response = await send();
+  if (response.status === 401 && auth) {
+    const error = await errorOf(response.clone());
+    if (error.code !== "token_expired") throw lostLogin(error);
+    try {
+      await refreshTokens();
+    } catch (exc) {
+      throw lostLogin(exc instanceof ApiError ? exc : error);
+    }
+    response = await send();
+  }
+  if (!response.ok) {
+    const error = await errorOf(response);
+    throw auth ? lostLogin(error) : error;
+  }
+  if (raw) return response;
+  if (response.status === 204) return null;
+  const text = await response.text();
+  return text ? JSON.parse(text) : null;
+}
+
+export const api = {
+  get: (path, options) => request("GET", path, options),
+  post: (path, body, options) => request("POST", path, { ...options, body }),
+};
+
+/** Split a server-sent event stream into events (WHATWG rules: event/data/id/retry, comments). */
+export class SseParser {
+  constructor(onEvent) {
+    this.onEvent = onEvent;
+    this.buffer = "";
+    this.reset();
+    this.lastEventId = "";
+    this.retry = null;
+  }
+
+  reset() {
+    this.type = "";
+    this.data = [];
+  }
+
+  push(text) {
+    this.buffer += text;
+    const lines = this.buffer.split(/\r\n|\r|\n/);
+    this.buffer = lines.pop();
+    for (const line of lines) this.line(line);
+  }
+
+  line(line) {
+    if (line === "") {
+      if (this.data.length) {
+        this.onEvent({ type: this.type || "message", data: this.data.join("\n"), id: this.lastEventId });
+      }
+      this.reset();
+      return;
+    }
+    if (line.startsWith(":")) return;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") this.type = value;
+    else if (field === "data") this.data.push(value);
+    else if (field === "id" && !value.includes("\0")) this.lastEventId = value;
+    else if (field === "retry" && /^\d+$/.test(value)) this.retry = Number(value);
+  }
+}
+
+/**
+ * Follow a server-sent event stream with the Authorization header, reconnecting while
+ * `keepGoing()` says so. Handlers: onOpen(), onEvent({type, data, id}), onError(ApiError).
+ * Returns {close()}.
+ */
+export function followEvents(path, { onOpen, onEvent, onError, keepGoing = () => true }) {
+  const controller = new AbortController();
+  let closed = false;
+  let lastEventId = "";
+  let delay = 1000;
+
+  async function connectOnce() {
+    const headers = { Accept: "text/event-stream" };
+    if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+    const response = await request("GET", path, { headers, raw: true, signal: controller.signal });
+    if (!response.body || !response.body.getReader) throw new ApiError(0, "no_stream", "浏览器不支持实时推送");
+    onOpen && onOpen();
+    delay = 1000;
+    const parser = new SseParser((event) => {
+      lastEventId = event.id || lastEventId;
+      onEvent(event);
+    });
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder("utf-8");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parser.push(decoder.decode(value, { stream: true }));
+    }
+    if (parser.retry) delay = parser.retry;
+  }
+
+  (async () => {
+    while (!closed) {
+      try {
+        await connectOnce();
+      } catch (exc) {
+        if (closed || (exc && exc.name === "AbortError")) return;
+        onError && onError(exc);
+        if (exc instanceof ApiError && [401, 403, 404].includes(exc.status)) return;
+        delay = Math.min(delay * 2, 30000);
+      }
+      if (closed || !keepGoing()) return;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  })();
+
+  return {
+    close() {
+      closed = true;
+      controller.abort();
+    },
+  };
+}
