@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from engine.bpmn.parser import read_folder
@@ -42,20 +43,20 @@ class ApplicationService:
     _deployed: dict[str, tuple[str, ProcessDefinition]] = field(default_factory=dict)
 
     async def definition_for(self, item: ServiceItem) -> ProcessDefinition:
-        """The current process version of an item: deployed on first use, then cached by hash."""
-        files = read_folder(item.folder)
-        key = json.dumps(sorted((k, len(v), hash(v)) for k, v in files.items()))
+        """The current process version of an item: deployed on first use, redeployed (a new,
+        content-hashed version) only when a file of the folder changed on disk."""
+        key = _folder_signature(item.folder)
         cached = self._deployed.get(item.slug)
         if cached and cached[0] == key:
             return cached[1]
-        definition = await self.engine.deploy(files, deployed_by="catalog", name=item.name)
+        definition = await self.engine.deploy(read_folder(item.folder), deployed_by="catalog", name=item.name)
         self._deployed[item.slug] = (key, definition)
         return definition
 
     def validate_form(self, item: ServiceItem, form: Any) -> None:
         if not isinstance(form, dict):
             raise ValidationFailed("申请表应为对象", fields={"form": "申请表格式不正确"})
-        problems = validate_data(item.form_path.read_text(encoding="utf-8"), form)
+        problems = validate_data(_read_cached(item.form_path), form)
         if problems:
             raise ValidationFailed("申请表填写有误，请检查标注的字段", fields=problems)
 
@@ -102,6 +103,27 @@ class ApplicationService:
         return await engine.start_case(definition, service=item.slug, data={"review": review, "deadlines": deadlines},
                                        channel="web", actor="好差评", sla_working_days=item.sla_working_days,
                                        item_version=item.version)
+
+
+def _folder_signature(folder: Path) -> str:
+    """Names, sizes and modification times of a process folder's files: cheap to take on
+    every application, and it changes whenever a file does."""
+    entries = []
+    for path in sorted([*folder.glob("*.bpmn"), *folder.glob("*.dmn"), *folder.glob("forms/*.json")]):
+        stat = path.stat()
+        entries.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return json.dumps(entries)
+
+
+_FORM_TEXT: dict[tuple[Path, int], str] = {}
+
+
+def _read_cached(path: Path) -> str:
+    key = (path, path.stat().st_mtime_ns)
+    text = _FORM_TEXT.get(key)
+    if text is None:
+        text = _FORM_TEXT[key] = path.read_text(encoding="utf-8")
+    return text
 
 
 __all__ = ["Applicant", "ApplicationService"]
