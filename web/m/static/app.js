@@ -443,16 +443,30 @@ async function casesView() {
       h("p", { class: "muted small" }, `申请时间 ${formatTime(c.created_at)}`))))));
 }
 
-function decisionCard(decision) {
-  const inputs = decision.inputs && typeof decision.inputs === "object" ? Object.entries(decision.inputs) : [];
-  const show = (v) => (v === true ? "是" : v === false ? "否" : v === null || v === undefined ? "—" : String(v));
-  return section("秒批决定",
-    h("p", { class: "decision-outcome" }, "结论：", h("strong", {}, OUTCOMES[decision.outcome] || decision.outcome)),
-    decision.reason ? h("p", { class: "decision-reason" }, decision.reason) : null,
-    inputs.length ? h("details", { class: "guide" }, h("summary", {}, "判定依据"),
-      keyValues([...inputs.map(([k, v]) => [DECISION_INPUTS[k] || k, show(v)]), ["适用规则", decision.rule]]))
-      : null,
-    h("p", { class: "muted small" }, "该结论由系统依据共享数据自动作出；如有异议，可联系实施部门申请人工复核。"));
+const outcomeClass = (outcome) => (/reject/.test(outcome || "") ? "no" : outcome === "manual" ? "wait" : "ok");
+
+/** The result (when done) or the automatic decision (秒批) so far, with the reason and its basis. */
+function outcomeCard(d) {
+  const decision = d.decision;
+  const result = d.result || {};
+  const done = d.status !== "running";
+  if (!decision && !(done && (result.outcome || result.reason))) return "";
+  const outcome = done ? result.outcome || decision?.outcome : decision.outcome;
+  const reason = (done ? result.reason : null) || decision?.reason;
+  const byOfficer = result.decided_by === "officer" || (decision && decision.outcome === "manual");
+  const inputs = decision && decision.inputs && typeof decision.inputs === "object" ? Object.entries(decision.inputs) : [];
+  const value = (v) => (v === true ? "是" : v === false ? "否" : v === null || v === undefined ? "—" : String(v));
+  return section(done ? "办理结果" : "自动审核结论",
+    h("p", { class: `result result-${outcomeClass(outcome)}` },
+      h("strong", { class: "result-outcome" }, OUTCOMES[outcome] || d.status_label),
+      decision ? h("span", { class: `tag ${byOfficer ? "tag-blue" : "tag-green"}` }, byOfficer ? "人工审核" : "秒批") : null),
+    reason ? h("p", { class: "result-reason" }, reason) : null,
+    decision && decision.reason && decision.reason !== reason
+      ? h("p", { class: "decision-reason muted small" }, `系统自动核验：${decision.reason}`) : null,
+    inputs.length ? h("details", { class: "guide" }, h("summary", {}, "自动审核依据"),
+      keyValues([...inputs.map(([k, v]) => [DECISION_INPUTS[k] || k, value(v)]), ["适用规则", decision.rule]]),
+      h("p", { class: "muted small" }, "该结论由系统依据部门共享数据自动作出；如有异议，可向实施部门申请人工复核。"))
+      : null);
 }
 
 function timeline(steps) {
@@ -642,8 +656,7 @@ async function caseView(params, id) {
   const parts = {
     header: h("section", { class: "card case-header" }),
     current: h("div"),
-    decision: h("div"),
-    result: h("div"),
+    outcome: h("div"),
     timeline: section("办理进度"),
     certs: h("div"),
     rating: h("div"),
@@ -690,12 +703,7 @@ async function caseView(params, id) {
         h("p", { class: "current-name" }, c.waiting_for_applicant ? `${c.name}（等待您处理）` : c.name),
         h("p", { class: "muted small" }, [c.department_name, c.due_at ? `${formatTime(c.due_at)} 前完成` : ""].filter(Boolean).join("　"))))),
       d.sla_paused ? h("p", { class: "muted small" }, "等待补正期间暂停计时") : null) : "");
-    parts.decision.replaceChildren(d.decision ? decisionCard(d.decision) : "");
-    const result = d.result || {};
-    parts.result.replaceChildren(d.status !== "running" && (result.outcome || result.reason) ? section("办理结果",
-      h("p", { class: `result result-${/reject/.test(result.outcome || "") ? "no" : "ok"}` },
-        h("strong", {}, OUTCOMES[result.outcome] || d.status_label)),
-      result.reason ? h("p", { class: "result-reason" }, result.reason) : null) : "");
+    parts.outcome.replaceChildren(outcomeCard(d));
     timelineBody.replaceChildren(timeline(listOf(d.steps)));
     const certs = listOf(d.certificates);
     const certKey = certs.map((c) => c.id).join(",");
@@ -720,7 +728,7 @@ async function caseView(params, id) {
     if (lastStatus !== null && lastStatus !== d.status) announce(`办件状态：${d.status_label || d.status}`);
     lastStatus = d.status;
     if (!view.contains(parts.header)) {
-      show(parts.header, parts.current, parts.decision, parts.result, parts.certs, parts.timeline, parts.rating);
+      show(parts.header, parts.current, parts.outcome, parts.certs, parts.timeline, parts.rating);
     }
   }
 

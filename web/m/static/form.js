@@ -255,10 +255,12 @@ function regionInput(field) {
 
 function groupControl(field) {
   const isRoot = field.root === true;
-  const wrapper = isRoot ? h("div", { class: "form-fields" }) : h("fieldset", { class: "group" });
+  const bare = isRoot || field.bare === true; // the form itself, or a table row titled by its card
+  const wrapper = bare ? h("div", { class: isRoot ? "form-fields" : "row-fields" }) : h("fieldset", { class: "group" });
   const errorId = uid("g");
   const errorEl = h("p", { class: "field-error", id: `${errorId}-error`, hidden: true });
-  if (!isRoot) {
+  if (bare && !isRoot) wrapper.append(errorEl);
+  if (!bare) {
     wrapper.append(h("legend", { class: "group-title" }, field.title || field.name,
       field.required ? h("span", { class: "req", "aria-hidden": "true" }, "*") : null));
     const help = helpText(field);
@@ -341,10 +343,13 @@ function arrayControl(field) {
   let prefix = [field.name];
 
   function makeRow() {
-    const child = control({ ...item, name: undefined, required: true, title: item.type === "object" ? "" : itemTitle });
-    const heading = h("h4", { class: "row-title" });
+    const child = control({ ...item, name: undefined, required: true, bare: true, title: itemTitle });
+    const headingId = uid("row");
+    const heading = h("h4", { class: "row-title", id: headingId });
     const remove = h("button", { type: "button", class: "btn btn-link btn-remove" }, "删除");
-    const row = { child, el: h("div", { class: "row-card" }, h("div", { class: "row-head" }, heading, remove), child.el), heading, remove };
+    const el = h("div", { class: "row-card", role: "group", "aria-labelledby": headingId },
+      h("div", { class: "row-head" }, heading, remove), child.el);
+    const row = { child, el, heading, remove };
     remove.addEventListener("click", () => {
       const index = rows.indexOf(row);
       if (index < 0 || rows.length <= min) return;
