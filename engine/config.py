@@ -47,6 +47,17 @@ class Settings:
     CERT_ACTIVE_KEY: str = ""
     CERT_ALGORITHM: str = "SM2-SM3"
     QR_TOKEN_TTL_S: int = 180  # lifetime of an e-certificate QR token (健康码-style, refreshed by the holder)
+    # citizen identity (engine/wechat.py, mobile_api/auth.py): the WeChat mini-program app; with no
+    # appid+secret, development logs in with `dev-<name>` codes and production answers 503
+    WECHAT_APPID: str = ""
+    WECHAT_SECRET: str = field(default="", repr=False)
+    WECHAT_API_BASE: str = "https://api.weixin.qq.com"
+    WECHAT_TIMEOUT_MS: int = 5000
+    # HS256 signing secret for access tokens (>= 32 chars); required in production, development
+    # falls back to a fixed, loudly-logged dev secret
+    JWT_SECRET: str = field(default="", repr=False)
+    ACCESS_TOKEN_TTL_S: int = 900
+    REFRESH_TOKEN_TTL_S: int = 30 * 24 * 3600
 
     @property
     def is_production(self) -> bool:
