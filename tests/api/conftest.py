@@ -54,7 +54,13 @@ async def serving(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
     server = await app.create_server(sock=sock, return_asyncio_server=True)
     assert server is not None
     await server.startup()
-    await server.before_start()
+    try:
+        await server.before_start()
+    except BaseException:
+        # a failing start-up listener must not leave the database open (pytest would hang at exit)
+        await server.after_stop()
+        sock.close()
+        raise
     await server.after_start()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
