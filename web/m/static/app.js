@@ -470,13 +470,17 @@ function outcomeCard(d) {
 }
 
 function timeline(steps) {
-  return h("ol", { class: "timeline", "aria-label": "办理进度" }, steps.map((s, i) =>
-    h("li", { class: `tl-item${i === steps.length - 1 ? " tl-last" : ""}` },
+  return h("ol", { class: "timeline", "aria-label": "办理进度" }, steps.map((s, i) => {
+    const title = s.step || s.action;
+    const meta = [s.step && s.action !== s.step ? s.action : null, s.department_name].filter(Boolean).join(" · ");
+    return h("li", { class: `tl-item${i === steps.length - 1 ? " tl-last" : ""}` },
       h("span", { class: "tl-dot", "aria-hidden": "true" }),
       h("div", { class: "tl-body" },
-        h("p", { class: "tl-title" }, s.step && s.step !== s.action ? `${s.action} · ${s.step}` : s.action || s.step),
-        h("p", { class: "tl-meta" }, [s.department_name, formatTime(s.at)].filter(Boolean).join("　")),
-        s.opinion ? h("p", { class: "tl-opinion" }, s.opinion) : null))));
+        h("div", { class: "tl-row" }, h("p", { class: "tl-title" }, title),
+          h("time", { class: "tl-time", datetime: s.at || "" }, formatTime(s.at))),
+        meta ? h("p", { class: "tl-meta" }, meta) : null,
+        s.opinion ? h("p", { class: "tl-opinion" }, s.opinion) : null));
+  }));
 }
 
 function sanitizeSvg(text) {
@@ -703,7 +707,12 @@ async function caseView(params, id) {
         h("p", { class: "current-name" }, c.waiting_for_applicant ? `${c.name}（等待您处理）` : c.name),
         h("p", { class: "muted small" }, [c.department_name, c.due_at ? `${formatTime(c.due_at)} 前完成` : ""].filter(Boolean).join("　"))))),
       d.sla_paused ? h("p", { class: "muted small" }, "等待补正期间暂停计时") : null) : "");
-    parts.outcome.replaceChildren(outcomeCard(d));
+    const outcome = outcomeCard(d);
+    if (outcome && listOf(d.certificates).length) {
+      outcome.append(h("button", { type: "button", class: "btn btn-ghost btn-block btn-small jump",
+        onclick: () => (parts.certs.firstElementChild || parts.certs).scrollIntoView({ block: "start" }) }, "查看电子证照"));
+    }
+    parts.outcome.replaceChildren(outcome);
     timelineBody.replaceChildren(timeline(listOf(d.steps)));
     const certs = listOf(d.certificates);
     const certKey = certs.map((c) => c.id).join(",");
@@ -728,7 +737,7 @@ async function caseView(params, id) {
     if (lastStatus !== null && lastStatus !== d.status) announce(`办件状态：${d.status_label || d.status}`);
     lastStatus = d.status;
     if (!view.contains(parts.header)) {
-      show(parts.header, parts.current, parts.outcome, parts.certs, parts.timeline, parts.rating);
+      show(parts.header, parts.current, parts.outcome, parts.timeline, parts.certs, parts.rating);
     }
   }
 
