@@ -7,6 +7,6 @@ from sanic import Blueprint
 
 def v1_blueprints() -> list[Blueprint]:
     """Every area's blueprint; the app factory groups them under ``/api/v1``."""
-    from mobile_api.api import applications, auth, services
+    from mobile_api.api import applications, auth, certificates, services
 
-    return [auth.blueprint(), services.blueprint(), applications.blueprint()]
+    return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint()]
