@@ -31,6 +31,7 @@ class Settings:
     PROCESSES_DIR: Path = PROJECT_ROOT / "processes"
     LOG_LEVEL: str = "INFO"
     MAX_BODY_BYTES: int = 1_048_576
+    CORS_ORIGINS: str = ""  # comma-separated origins of mini-program web views; empty = no CORS
     SCRIPT_TIMEOUT_MS: int = 1000
     JOB_POLL_MS: int = 200
     DEMO_PASSWORD: str = ""

@@ -93,12 +93,17 @@ def setup_logging(app: GovflowApp) -> None:
 
 def setup_openapi(app: GovflowApp) -> None:
     """sanic-ext: OpenAPI 3 document at ``/docs/openapi.json``, ReDoc at ``/docs`` (Swagger at ``/docs/swagger``)."""
+    origins = [o.strip() for o in app.ctx.settings.CORS_ORIGINS.split(",") if o.strip()]
     app.extend(config={
         "oas_url_prefix": "/docs", "oas_uri_to_json": "/openapi.json", "oas_ui_default": "redoc",
         "oas_autodoc": True,
-        # Same-origin web pages and the mini-program need no CORS; without it, automatic
-        # OPTIONS routes only slow down start-up (each one re-finalises the router).
-        "cors": False, "http_auto_options": False,
+        # Same-origin pages and the mini-program itself need no CORS; mini-program web views on
+        # other origins do (GOVFLOW_CORS_ORIGINS). Without it, automatic OPTIONS routes only slow
+        # down start-up (each one re-finalises the router), so they come with CORS only.
+        "cors": bool(origins), "http_auto_options": bool(origins),
+        "cors_origins": origins or "", "cors_allow_headers": ["Authorization", "Content-Type",
+                                                              "Idempotency-Key", "Last-Event-ID"],
+        "cors_expose_headers": ["X-Request-ID", "Retry-After"], "cors_max_age": 600,
     })
 
 

@@ -81,6 +81,24 @@ _SHARED_PROCESSORS: list[Any] = [
 ]
 
 
+def _mask_personal_data(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Last line of defence: ID numbers and mobile numbers never reach a log line in clear,
+    whatever a caller (or a library) put into the message or its fields."""
+    from engine.pii import mask_text
+
+    return {key: _masked(value, mask_text) for key, value in event.items()}
+
+
+def _masked(value: Any, mask_text: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _masked(v, mask_text) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v, mask_text) for v in value]
+    return value
+
+
 def configure_logging(level: str = "INFO") -> None:
     """JSON lines on stdout — ours and Sanic's — with timestamp, level, logger and request id.
 
@@ -97,7 +115,7 @@ def configure_logging(level: str = "INFO") -> None:
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_SHARED_PROCESSORS,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info,
+                    structlog.processors.format_exc_info, _mask_personal_data,
                     structlog.processors.JSONRenderer(ensure_ascii=False)],
     ))
     handler._govflow = True  # type: ignore[attr-defined]

@@ -67,3 +67,34 @@ async def test_logs_are_json_lines_with_the_request_id(client, capsys: pytest.Ca
     assert entry["request_id"] == "log-trace-42" and entry["route"] == "/health" and entry["status"] == 200
     assert {"timestamp", "level", "duration_ms"} <= set(entry)
 
+
+
+async def test_log_lines_mask_id_and_phone_numbers(client, capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    import structlog
+
+    capsys.readouterr()
+    structlog.get_logger("govflow.test").info("lookup 310104196103150273", phone="13812345678",
+                                              nested={"ids": ["32010219930908143X"]})
+    logging.getLogger("some.library").warning("GET /records/310104196103150273?m=13812345678")
+    out = capsys.readouterr().out
+    for clear in ("310104196103150273", "13812345678", "32010219930908143X"):
+        assert clear not in out
+    assert "310***********0273" in out and "138****5678" in out
+
+
+async def test_cors_only_for_configured_origins(make_app) -> None:
+    from tests.api.conftest import serving
+
+    async with serving(make_app(REDIS_URL="", CORS_ORIGINS="https://h5.example.gov.cn")) as c:
+        pre = await c.options("/api/v1/services", headers={
+            "Origin": "https://h5.example.gov.cn", "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization"})
+        assert pre.status_code in (200, 204)
+        assert pre.headers["access-control-allow-origin"] == "https://h5.example.gov.cn"
+        other = await c.get("/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+    async with serving(make_app(REDIS_URL="")) as c:
+        plain = await c.get("/health", headers={"Origin": "https://h5.example.gov.cn"})
+        assert "access-control-allow-origin" not in plain.headers
