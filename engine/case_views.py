@@ -16,8 +16,8 @@ from uuid import uuid4
 
 from tortoise.transactions import in_transaction
 
-from engine.cases import OPEN_TASK_STATES, CaseEngine, CaseResult, current_data
 from engine.case_sla import APPLICANT_LANES
+from engine.cases import OPEN_TASK_STATES, CaseEngine, CaseResult, current_data
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.store.models import Case, CaseEvent, Evaluation, HumanTask, Job
 

@@ -21,13 +21,21 @@ from SpiffWorkflow.util.task import TaskState
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from engine import case_sla
 from engine.bpmn.errors import describe_run_error
 from engine.bpmn.parser import BundleCache, ProcessBundle, build_bundle, files_from_json, files_to_json
 from engine.bpmn.serializer import StateSerializer
-from engine import case_sla
 from engine.connectors import ConnectorContext, ConnectorRegistry
+from engine.errors import (
+    Conflict,
+    GovflowError,
+    ModelError,
+    NotFound,
+    ScriptError,
+    TaskNotReady,
+    ValidationFailed,
+)
 from engine.sla import WorkingCalendar, plan
-from engine.errors import Conflict, GovflowError, ModelError, NotFound, ScriptError, TaskNotReady, ValidationFailed
 from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
 from forms import validate_data
 

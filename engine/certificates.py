@@ -22,14 +22,38 @@ from typing import Any, Mapping
 from stdnum.cn import ric as _ric
 
 from engine.certificates_ids import (  # noqa: F401 - re-exported
-    IDENTIFIER_PREFIX, IdentifierParts, InvalidIdentifier, identifier_check_char, is_uscc,
-    is_valid_identifier, make_identifier, new_uscc, org_code_check_char, parse_identifier,
+    IDENTIFIER_PREFIX,
+    IdentifierParts,
+    InvalidIdentifier,
+    identifier_check_char,
+    is_uscc,
+    is_valid_identifier,
+    make_identifier,
+    new_uscc,
+    org_code_check_char,
+    parse_identifier,
     uscc_has_valid_org_code,
 )
 from engine.certificates_keys import (  # noqa: F401 - re-exported
-    ALG_ED25519, ALG_SM2, ALGORITHMS, Ed25519Signer, KeyConfigError, KeyRing, PublicKey,
-    SignatureError, Signer, SM2Signer, UnknownKey, Verifier, b64_decode_strict, b64url_decode,
-    b64url_encode, canonical_json, generate_signer, signer_from_pem, write_key_file,
+    ALG_ED25519,
+    ALG_SM2,
+    ALGORITHMS,
+    Ed25519Signer,
+    KeyConfigError,
+    KeyRing,
+    PublicKey,
+    SignatureError,
+    Signer,
+    SM2Signer,
+    UnknownKey,
+    Verifier,
+    b64_decode_strict,
+    b64url_decode,
+    b64url_encode,
+    canonical_json,
+    generate_signer,
+    signer_from_pem,
+    write_key_file,
 )
 from engine.errors import ValidationFailed
 

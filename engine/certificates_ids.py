@@ -159,7 +159,7 @@ def org_code_check_char(body: str) -> str:
     """GB 11714 check character for an 8-char organization code body (digits / A-Z)."""
     if len(body) != 8 or any(c not in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" for c in body):
         raise ValueError("organization code body must be 8 characters 0-9 / A-Z")
-    total = sum(int(c, 36) * w for c, w in zip(body, _ORG_WEIGHTS))
+    total = sum(int(c, 36) * w for c, w in zip(body, _ORG_WEIGHTS, strict=True))
     value = 11 - total % 11
     return {10: "X", 11: "0"}.get(value, str(value))
 

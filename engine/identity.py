@@ -21,8 +21,16 @@ from typing import Any, Protocol
 from tortoise.exceptions import IntegrityError
 
 from engine.errors import Conflict, DependencyDown, GovflowError, ValidationFailed
-from engine.pii import PiiKeys, blind_index, decrypt, encrypt, is_valid_id_number, mask_id_number, mask_name, \
-    normalise_id
+from engine.pii import (
+    PiiKeys,
+    blind_index,
+    decrypt,
+    encrypt,
+    is_valid_id_number,
+    mask_id_number,
+    mask_name,
+    normalise_id,
+)
 from engine.store.identity_models import LEVEL_VERIFIED, REAL_NAME_LEVELS, Citizen
 from engine.store.shared_models import DataAccessLog
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+
 from engine.bpmn.lint import load_departments
 from engine.cases import CaseEngine, EngineDeps
 from engine.config import Settings
@@ -12,7 +13,6 @@ from engine.connectors import ConnectorRegistry
 def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = None,
                  deps_overrides: dict | None = None) -> CaseEngine:
     from engine.bpmn.sandbox import SandboxScriptEngine
-
     from engine.connectors.builtin import install_shared_data
     from engine.sla import WorkingCalendar
 

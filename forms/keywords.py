@@ -8,10 +8,10 @@ this validator must agree on what passes.
 
 from __future__ import annotations
 
-from fractions import Fraction
-from functools import lru_cache
 import math
 import re
+from fractions import Fraction
+from functools import lru_cache
 from typing import Any, Iterator
 
 from jsonschema import Draft202012Validator, FormatChecker, validators

@@ -12,8 +12,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from forms.registry import (BASE_URI, CompiledSchema, FormRegistry, FormSchemaError, default_registry,
-                            parse_schema)
+from forms.registry import (
+    BASE_URI,
+    CompiledSchema,
+    FormRegistry,
+    FormSchemaError,
+    default_registry,
+    parse_schema,
+)
 from forms.ui import ui_spec
 from forms.validation import collect_errors
 from forms.walk import expand, ui_hints

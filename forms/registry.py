@@ -7,9 +7,9 @@ own, relatively (``components/phone.json``): such forms get a base URI under ``B
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
-import json
 from pathlib import Path
 from typing import Any, Iterator
 

@@ -41,7 +41,7 @@ def _options(nodes: Sequence[Node], hints: dict[str, Any]) -> list[dict[str, Any
     if isinstance(values, list):
         names = hints.get("enumNames")
         names = names if isinstance(names, list) and len(names) == len(values) else [str(v) for v in values]
-        return [{"value": v, "label": str(n)} for v, n in zip(values, names)]
+        return [{"value": v, "label": str(n)} for v, n in zip(values, names, strict=True)]
     for key in ("oneOf", "anyOf"):
         branches = first(nodes, key)
         if isinstance(branches, list) and branches and all(

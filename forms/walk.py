@@ -6,10 +6,9 @@ service form wrote it (its own ``title`` beside a ``$ref``), so both walk the sc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import re
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
-
 
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012

@@ -18,10 +18,10 @@ from sanic.exceptions import SanicException
 from engine.applications import ApplicationService
 from engine.cases import CaseEngine
 from engine.catalog import Catalog
-from engine.pii import PiiKeys
 from engine.config import Settings
 from engine.kv import create_kv
 from engine.live import kv_publisher
+from engine.pii import PiiKeys
 from engine.runtime import build_engine
 from engine.store.db import close_db, init_db
 from mobile_api.context import AppContext

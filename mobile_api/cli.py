@@ -192,12 +192,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _worker(settings: Settings) -> None:
-    from engine.runtime import build_engine
     from engine.jobs import JobRunner
-    from engine.store.db import close_db, init_db
-
     from engine.kv import create_kv
     from engine.live import kv_publisher
+    from engine.runtime import build_engine
+    from engine.store.db import close_db, init_db
 
     await init_db(settings.DATABASE_URL)
     kv = create_kv(settings.REDIS_URL)

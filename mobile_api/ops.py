@@ -57,7 +57,7 @@ async def readiness(app: Sanic) -> dict[str, str]:
     if kv.kind != "memory":
         probes["redis"] = kv.ping
     results = await asyncio.gather(*(_check(name, probe) for name, probe in probes.items()))
-    down = {name: f"{name} {reason}" for name, reason in zip(probes, results) if reason}
+    down = {name: f"{name} {reason}" for name, reason in zip(probes, results, strict=True) if reason}
     if down:
         raise DependencyDown(f"依赖服务不可用：{'、'.join(down)}", fields=down)
     checks.update({name: "ok" for name in probes})

@@ -25,8 +25,17 @@ from engine import identity
 from engine.errors import ValidationFailed
 from engine.store.identity_models import Citizen
 from engine.wechat import MAX_CODE_CHARS, DevWeChatClient, WeChatRateLimited
-from mobile_api.auth import SECURITY_SCHEME, Principal, TokenInvalid, UpstreamRateLimited, auth_state, \
-    citizen_required, client_ip, close_auth_state, rate_limit
+from mobile_api.auth import (
+    SECURITY_SCHEME,
+    Principal,
+    TokenInvalid,
+    UpstreamRateLimited,
+    auth_state,
+    citizen_required,
+    client_ip,
+    close_auth_state,
+    rate_limit,
+)
 from mobile_api.errors import ERROR_SCHEMA
 from mobile_api.request import json_body
 

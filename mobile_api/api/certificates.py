@@ -31,8 +31,15 @@ from sanic.response import HTTPResponse, json, raw
 from sanic_ext.extensions.openapi import openapi
 
 from engine.certificates import (
-    ALGORITHMS, HOLDER_CITIZEN_ID, HOLDER_CODE_TYPES, MAX_QR_TOKEN_LEN, CertState, SignatureError,
-    effective_state, make_qr_token, verify_qr_token,
+    ALGORITHMS,
+    HOLDER_CITIZEN_ID,
+    HOLDER_CODE_TYPES,
+    MAX_QR_TOKEN_LEN,
+    CertState,
+    SignatureError,
+    effective_state,
+    make_qr_token,
+    verify_qr_token,
 )
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.pii import mask_name, mask_text
@@ -42,8 +49,16 @@ from engine.store.certificate_models import Certificate
 from engine.store.identity_models import Citizen
 from engine.store.shared_models import DataAccessLog
 from mobile_api.auth import (
-    RATE_LIMITS, BearerError, Principal, RateRule, TokenInvalid, auth_state, citizen_required, client_ip,
-    rate_limit, require_citizen,
+    RATE_LIMITS,
+    BearerError,
+    Principal,
+    RateRule,
+    TokenInvalid,
+    auth_state,
+    citizen_required,
+    client_ip,
+    rate_limit,
+    require_citizen,
 )
 from mobile_api.errors import ERROR_SCHEMA, Forbidden
 from mobile_api.request import json_body

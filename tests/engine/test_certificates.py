@@ -20,10 +20,30 @@ from tortoise.exceptions import IntegrityError
 
 from engine import certificates as C
 from engine.certificates import (
-    ALG_ED25519, ALG_SM2, CertificateData, CertState, InvalidIdentifier, KeyConfigError, KeyRing,
-    SignedCertificate, TokenExpired, TokenInvalid, UnknownKey, Verifier, b64url_decode,
-    b64url_encode, canonical_json, effective_state, issue, is_valid_identifier, make_identifier,
-    make_qr_token, new_uscc, parse_identifier, verify_certificate, verify_qr_token,
+    ALG_ED25519,
+    ALG_SM2,
+    CertificateData,
+    CertState,
+    InvalidIdentifier,
+    KeyConfigError,
+    KeyRing,
+    SignedCertificate,
+    TokenExpired,
+    TokenInvalid,
+    UnknownKey,
+    Verifier,
+    b64url_decode,
+    b64url_encode,
+    canonical_json,
+    effective_state,
+    is_valid_identifier,
+    issue,
+    make_identifier,
+    make_qr_token,
+    new_uscc,
+    parse_identifier,
+    verify_certificate,
+    verify_qr_token,
 )
 from engine.errors import GovflowError, NotFound, ValidationFailed
 from tests.conftest import FIXTURES
@@ -537,7 +557,11 @@ def test_make_qr_token_checks_its_input(qr_ring: KeyRing) -> None:
 
 async def test_certificate_model_round_trip(db: str) -> None:
     from engine.certificate_store import (
-        find_for_holder, record_use, set_state, signed_from_row, store_certificate,
+        find_for_holder,
+        record_use,
+        set_state,
+        signed_from_row,
+        store_certificate,
     )
     from engine.store.certificate_models import Certificate, CertificateUse
 
@@ -599,7 +623,10 @@ async def test_engine_record_writer_stores_inside_a_transaction(db: str) -> None
     from tortoise.transactions import in_transaction
 
     from engine.certificate_store import (
-        RECORD_KIND, certificate_record, signed_from_row, write_certificate_record,
+        RECORD_KIND,
+        certificate_record,
+        signed_from_row,
+        write_certificate_record,
     )
     from engine.store.certificate_models import Certificate
 

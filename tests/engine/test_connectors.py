@@ -19,8 +19,12 @@ from stdnum.cn import ric, uscc
 
 from engine.config import PROJECT_ROOT
 from engine.connectors import ConnectorContext, ConnectorRegistry
-from engine.connectors.builtin import (install_shared_data, register_shared_data_connectors, today_in_china,
-                                       write_access_log)
+from engine.connectors.builtin import (
+    install_shared_data,
+    register_shared_data_connectors,
+    today_in_china,
+    write_access_log,
+)
 from engine.connectors.http_source import HttpDataSource
 from engine.connectors.shared_data import CsvDataSource, normalise_company_name
 from engine.errors import DependencyDown, ModelError

@@ -13,14 +13,31 @@ from stdnum.cn import ric
 from engine import identity
 from engine.config import Settings
 from engine.errors import DependencyDown, ValidationFailed
-from engine.identity import (DevRealNameVerifier, IdentityConflict, RealNameAlreadyBound, RealNameNotConfigured,
-                             bind_real_name, citizen_view, find_by_id_number, login, read_identity)
+from engine.identity import (
+    DevRealNameVerifier,
+    IdentityConflict,
+    RealNameAlreadyBound,
+    RealNameNotConfigured,
+    bind_real_name,
+    citizen_view,
+    find_by_id_number,
+    login,
+    read_identity,
+)
 from engine.pii import PiiKeys, blind_index, decrypt
 from engine.store.db import db_connection
 from engine.store.identity_models import LEVEL_NONE, LEVEL_VERIFIED, Citizen
 from engine.store.shared_models import DataAccessLog
-from engine.wechat import (DevWeChatClient, InvalidCode, RiskyUser, UnconfiguredWeChat, WeChatClient,
-                           WeChatNotConfigured, WeChatRateLimited, wechat_client_from_settings)
+from engine.wechat import (
+    DevWeChatClient,
+    InvalidCode,
+    RiskyUser,
+    UnconfiguredWeChat,
+    WeChatClient,
+    WeChatNotConfigured,
+    WeChatRateLimited,
+    wechat_client_from_settings,
+)
 from tests.fakes.wechat_server import APPID, SECRET, SESSION_KEY_PREFIX, FakeWeChat
 
 KEYS = PiiKeys(b"t" * 32)

@@ -8,8 +8,17 @@ from types import SimpleNamespace
 import pytest
 
 from engine.config import Settings
-from engine.pii import (PiiKeys, blind_index, is_valid_id_number, mask_id_number, mask_middle, mask_name,
-                        mask_phone, mask_text, normalise_id)
+from engine.pii import (
+    PiiKeys,
+    blind_index,
+    is_valid_id_number,
+    mask_id_number,
+    mask_middle,
+    mask_name,
+    mask_phone,
+    mask_text,
+    normalise_id,
+)
 
 VALID = "310104196103150273"  # demo person local_65
 KEY = b"k" * 32

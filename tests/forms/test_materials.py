@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
-import json
 
 from forms import MaterialStatus, missing_required, resolve_materials
 from forms.materials import LABEL_BY_CERTIFICATE, LABEL_BY_SHARED_DATA, LABEL_NEEDS_UPLOAD

@@ -152,7 +152,7 @@ async def test_full_bundle_runs_every_branch_in_its_own_department(
     assert step.status == "completed"
     data = await assert_round_trip(engine, case_id)
     # each branch wrote its own key and the join kept all of them
-    for name, (dept, values, key) in BRANCHES.items():
+    for dept, _values, key in BRANCHES.values():
         assert data[key]["department"] == dept and data[key]["status"] in {"done", "booked"}
     assert data["seal"]["kinds"] == ["official", "finance", "invoice"]
     assert data["tax"]["credit_limit"] == 100000 and data["bank_account"]["bank"] == "中国工商银行"

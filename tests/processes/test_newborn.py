@@ -15,9 +15,18 @@ from engine.pii import PiiKeys, blind_index
 from engine.store.certificate_models import Certificate, CertificateUse
 from engine.store.models import Case, CaseEvent, HumanTask
 from engine.store.shared_models import DataAccessLog
-from tests.processes.conftest import (BIRTH_CERTIFICATE, FATHER, HOUSEHOLD_REGISTER, ID_CARD, MEDICAL_INSURANCE,
-                                      MOTHER, SINGLE_MOTHER, SOCIAL_SECURITY_CARD, assert_round_trip,
-                                      issue_certificate)
+from tests.processes.conftest import (
+    BIRTH_CERTIFICATE,
+    FATHER,
+    HOUSEHOLD_REGISTER,
+    ID_CARD,
+    MEDICAL_INSURANCE,
+    MOTHER,
+    SINGLE_MOTHER,
+    SOCIAL_SECURITY_CARD,
+    assert_round_trip,
+    issue_certificate,
+)
 
 FORM = {"birth_certificate_no": "Q312600001", "baby_name": "周小雨", "applicant_relation": "mother",
         "household_follow": "father", "contact_phone": "18621034567"}

@@ -14,8 +14,17 @@ from engine.runtime import build_engine
 from engine.sla import CST, WorkingCalendar
 from engine.store.certificate_models import Certificate
 from engine.store.models import Case, CaseEvent, HumanTask, Job
-from tests.processes.conftest import (ID_CARD, LOCAL_40, RESIDENCE_PERMIT, SINGLE_MOTHER, Clock,
-                                      application_service, assert_round_trip, cst, issue_certificate)
+from tests.processes.conftest import (
+    ID_CARD,
+    LOCAL_40,
+    RESIDENCE_PERMIT,
+    SINGLE_MOTHER,
+    Clock,
+    application_service,
+    assert_round_trip,
+    cst,
+    issue_certificate,
+)
 
 FORM = {"address": {"region_code": "310115", "detail": "浦东新区张杨路1500号3号楼1202室"},
         "residence_type": "rented", "residence_start_date": "2025-03-01", "employer": "上海云帆信息科技有限公司",
@@ -123,7 +132,7 @@ async def test_any_countersign_rejection_refuses_the_permit(
         engine: CaseEngine, applications: ApplicationService, decisions: list[str]) -> None:
     started, tasks = await apply_and_review(engine, applications)
     opinions = {"approve": "同意", "reject": "租赁备案地址与实际居住地址不一致，不同意签发"}
-    for task, decision in zip(tasks, decisions):
+    for task, decision in zip(tasks, decisions, strict=True):
         result = await engine.complete_task(task.id, sign(decision, opinions[decision]), actor="police_station01")
         await assert_round_trip(engine, started.id)
     assert result.status == "completed" and result.ready_tasks == []
