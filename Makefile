@@ -55,7 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check engine forms mobile_api tests bench
+	$(BIN)/python -m ruff check engine forms mobile_api tests bench tools
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
