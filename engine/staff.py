@@ -1,0 +1,324 @@
+"""The staff workbench: login with lockout, the department inbox, and acting on tasks.
+
+Authorization lives here, not in the HTTP layer: every call takes the ``StaffUser`` and checks
+that the task belongs to one of their departments (supervisors also see ``supervisor``).
+Claims are atomic row updates (``state=ready`` → ``claimed``), so of two officers acting on one
+task one wins and the other gets a 409; ``complete`` claims first, then runs the engine, so a
+task is never completed twice. Every action writes the case timeline (actor, department, opinion).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from datetime import datetime, time, timedelta
+from typing import Any
+from uuid import UUID
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from engine.case_views import EVENT_LABELS, STATUS_LABELS
+from engine.cases import CaseEngine, current_data, utcnow
+from engine.errors import Conflict, GovflowError, NotFound, TaskNotReady
+from engine.kv import KV
+from engine.sla import CST
+from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, StaffUser
+
+MAX_FAILURES, LOCK_S = 5, 15 * 60
+SUPERVISOR_DEPARTMENT = "supervisor"
+TASK_ROLES = frozenset({"clerk", "officer", "supervisor", "admin"})
+STATUSES, DUES = ("ready", "mine", "done"), ("overdue", "today", "soon")
+STAFF_EVENT_LABELS = {**EVENT_LABELS, "task_claimed": "认领", "task_unclaimed": "退回待办", "comment": "批注"}
+_hasher = PasswordHasher()
+
+
+class InvalidCredentials(GovflowError):
+    status_code, code, default_message = 401, "invalid_credentials", "用户名或密码错误"
+
+
+class AccountLocked(GovflowError):
+    status_code, code = 429, "account_locked"
+    default_message = f"密码连续错误 {MAX_FAILURES} 次，账号已锁定 {LOCK_S // 60} 分钟，请稍后再试"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+
+class ForbiddenDepartment(GovflowError):
+    status_code, code, default_message = 403, "forbidden_department", "该任务不属于您所在的部门"
+
+
+class TaskAlreadyClaimed(Conflict):
+    code, default_message = "task_already_claimed", "该任务已被其他工作人员认领，请刷新待办列表"
+
+
+class TaskAlreadyCompleted(Conflict):
+    code, default_message = "task_already_completed", "该任务已办结（可能已被其他工作人员办理），请刷新"
+
+
+class TaskNotClaimed(Conflict):
+    code, default_message = "task_not_claimed", "该任务尚未被认领，无需退回"
+
+
+# ------------------------------------------------------------------ login
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash("govflow-unknown-user-timing-equaliser")
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def authenticate(kv: KV, username: str, password: str) -> StaffUser:
+    """The active account for these credentials. Unknown users verify against a dummy hash (same
+    cost, same ``invalid_credentials``); ``MAX_FAILURES`` failures in a row lock for ``LOCK_S``."""
+    username = username.strip()[:64]
+    fail_key, lock_key = f"staff:login:failures:{username}", f"staff:login:locked:{username}"
+    if await kv.get(lock_key) is not None:
+        raise AccountLocked(await kv.ttl(lock_key) or LOCK_S)
+    user = await StaffUser.get_or_none(username=username)
+    ok = await asyncio.to_thread(_verify, user.password_hash if user else _dummy_hash(), password)
+    if not ok or user is None or not user.active:
+        if await kv.incr_window(fail_key, LOCK_S) >= MAX_FAILURES:
+            await kv.set(lock_key, "1", ex=LOCK_S)
+            await kv.delete(fail_key)
+            raise AccountLocked(LOCK_S)
+        raise InvalidCredentials()
+    await kv.delete(fail_key)
+    if _hasher.check_needs_rehash(user.password_hash):
+        await StaffUser.filter(id=user.id).update(password_hash=await asyncio.to_thread(_hasher.hash, password))
+    return user
+
+
+# ------------------------------------------------------------------ inbox
+def departments_of(staff: StaffUser) -> list[str]:
+    """Departments whose tasks ``staff`` sees; supervisors also see the 督办 lane."""
+    codes = [str(d) for d in staff.departments or []]
+    if "supervisor" in (staff.roles or []) and SUPERVISOR_DEPARTMENT not in codes:
+        codes.append(SUPERVISOR_DEPARTMENT)
+    return codes
+
+
+def _status_q(staff: StaffUser, status: str | None) -> Q:
+    me = staff.username
+    if status == "ready":
+        return Q(state="ready")
+    if status == "mine":
+        return Q(state="claimed", assignee=me)
+    if status == "done":
+        return Q(state="completed", completed_by=me)
+    return Q(state="ready") | Q(state="claimed", assignee=me)  # the working set
+
+
+def _due_q(due: str | None, now: datetime) -> Q:
+    if due == "overdue":
+        return Q(due_at__lt=now)
+    if due == "today":
+        end = datetime.combine(now.astimezone(CST).date() + timedelta(days=1), time.min, CST)
+        return Q(due_at__gte=now, due_at__lt=end)
+    if due == "soon":
+        return Q(due_at__gte=now, due_at__lt=now + timedelta(hours=24))
+    return Q()
+
+
+async def inbox(staff: StaffUser, *, status: str | None = None, due: str | None = None, page: int = 1,
+                size: int = 20, now: datetime | None = None,
+                department_names: dict[str, str] | None = None) -> dict[str, Any]:
+    """Tasks of ``staff``'s departments filtered by ``status`` (ready | mine | done; default:
+    ready + mine) and ``due`` (overdue | today (CST) | soon (24 h)), sorted by due time (none
+    last) then creation; ``counts`` per filter for badges (due counts within ``status``)."""
+    now = now or utcnow()
+    base = HumanTask.filter(department__in=departments_of(staff))
+    scoped = base.filter(_status_q(staff, status))
+    query = scoped.filter(_due_q(due, now))
+    total = await query.count()
+    dated_total = await query.filter(due_at__isnull=False).count()
+    offset = (page - 1) * size
+    rows: list[HumanTask] = []
+    if offset < dated_total:
+        rows = await query.filter(due_at__isnull=False).select_related("case").order_by(
+            "due_at", "created_at", "id").offset(offset).limit(size)
+    if len(rows) < size:
+        rows += await query.filter(due_at__isnull=True).select_related("case").order_by(
+            "created_at", "id").offset(max(0, offset - dated_total)).limit(size - len(rows))
+    counts = {s: await base.filter(_status_q(staff, s)).count() for s in STATUSES}
+    counts.update({d: await scoped.filter(_due_q(d, now)).count() for d in DUES})
+    return {"items": [task_view(t, department_names or {}, now) for t in rows], "page": page, "size": size,
+            "total": total, "counts": counts}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def task_view(task: HumanTask, department_names: dict[str, str], now: datetime | None = None) -> dict[str, Any]:
+    """One task as the workbench lists it (``task.case`` fetched)."""
+    case: Case = task.case  # type: ignore[assignment]
+    now = now or utcnow()
+    return {
+        "id": str(task.id), "kind": task.kind, "task_spec": task.task_spec, "name": task.name,
+        "department": task.department, "department_name": department_names.get(task.department or "",
+                                                                               task.department),
+        "form_key": task.form_key, "state": task.state, "assignee": task.assignee,
+        "case_id": case.id, "case_no": case.case_no, "service": case.service,
+        "created_at": task.created_at.isoformat(), "due_at": _iso(task.due_at),
+        "overdue": bool(task.due_at and task.due_at < now and task.state in ("ready", "claimed")),
+        "completed_at": _iso(task.completed_at), "completed_by": task.completed_by,
+    }
+
+
+# ------------------------------------------------------------------ one task
+async def visible_task(staff: StaffUser, task_id: str | UUID) -> HumanTask:
+    """The task (case fetched); 404 when absent, 403 when outside ``staff``'s departments."""
+    try:
+        uuid = task_id if isinstance(task_id, UUID) else UUID(str(task_id))
+    except ValueError:
+        raise NotFound("任务不存在") from None
+    task = await HumanTask.get_or_none(id=uuid).select_related("case")
+    if task is None:
+        raise NotFound("任务不存在")
+    if task.department not in departments_of(staff):
+        raise ForbiddenDepartment()
+    return task
+
+
+def _timeline(events: list[CaseEvent], names: dict[str, str]) -> list[dict[str, Any]]:
+    return [{
+        "kind": e.kind, "action": STAFF_EVENT_LABELS.get(e.kind, e.kind), "step": e.task_name,
+        "task_id": e.task_id, "actor": e.actor, "department": e.department,
+        "department_name": names.get(e.department or "", e.department),
+        "opinion": e.detail.get("opinion") if isinstance(e.detail, dict) else None, "at": e.created_at.isoformat(),
+    } for e in events if e.kind != "bpmn_event"]
+
+
+async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dict[str, Any]:
+    """The task, its case summary (applicant masked), form render spec, materials and timeline."""
+    from forms import load_form
+
+    task = await visible_task(staff, task_id)
+    case: Case = task.case  # type: ignore[assignment]
+    names = engine.deps.departments
+    _, workflow, bundle = await engine.load(case.id)
+    data = current_data(workflow)
+    definition = await ProcessDefinition.get(id=case.definition_id)  # type: ignore[attr-defined]
+    applicant = data.get("applicant") if isinstance(data.get("applicant"), dict) else {}
+    form_file = f"forms/{task.form_key}" if task.form_key else None
+    form = load_form(bundle.files[form_file]).ui_spec() if form_file and form_file in bundle.files else None
+    materials = [m for m in data.get("materials") or [] if isinstance(m, dict)]
+    events = await CaseEvent.filter(case_id=case.id).order_by("id")
+    return {
+        "task": task_view(task, names), "form": form, "materials": materials,
+        "case": {"id": case.id, "case_no": case.case_no, "service": case.service,
+                 "service_name": definition.name or case.service, "status": case.status,
+                 "status_label": STATUS_LABELS.get(case.status, case.status), "channel": case.channel,
+                 "applicant_name": applicant.get("name_masked"), "applicant_id": applicant.get("id_masked"),
+                 "created_at": case.created_at.isoformat(), "due_at": _iso(case.due_at)},
+        "timeline": _timeline(events, names),
+    }
+
+
+async def _event(task: HumanTask, kind: str, staff: StaffUser, now: datetime, opinion: str | None = None,
+                 conn: Any = None, **detail: Any) -> None:
+    body = {**detail, **({"opinion": opinion} if opinion else {})}
+    await CaseEvent.create(case_id=task.case_id, kind=kind, task_id=str(task.id),  # type: ignore[attr-defined]
+                           task_name=task.name, actor=staff.username, department=task.department,
+                           detail=body or None, created_at=now, using_db=conn)
+
+
+async def _refused(task_id: UUID, staff: StaffUser) -> GovflowError:
+    """Why a conditional update on ``task_id`` touched no row."""
+    task = await HumanTask.get(id=task_id)
+    if task.state in ("completed", "cancelled"):
+        return TaskAlreadyCompleted()
+    if task.state == "claimed" and task.assignee != staff.username:
+        return TaskAlreadyClaimed(f"该任务已被 {task.assignee} 认领，请刷新待办列表")
+    return TaskNotClaimed()
+
+
+async def claim(staff: StaffUser, task_id: str, *, now: datetime | None = None) -> HumanTask:
+    """Take a ready task of one's department; 409 when someone else has it or it is done."""
+    task, now = await visible_task(staff, task_id), now or utcnow()
+    async with in_transaction() as conn:
+        taken = await HumanTask.filter(id=task.id, state="ready").using_db(conn).update(
+            state="claimed", assignee=staff.username)
+        if taken:
+            await _event(task, "task_claimed", staff, now, conn=conn)
+    if not taken:
+        raise await _refused(task.id, staff)
+    return await HumanTask.get(id=task.id).select_related("case")
+
+
+async def unclaim(staff: StaffUser, task_id: str, *, now: datetime | None = None) -> HumanTask:
+    """Put one's own claimed task back to ready; only the claimer may."""
+    task, now = await visible_task(staff, task_id), now or utcnow()
+    async with in_transaction() as conn:
+        freed = await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).using_db(conn).update(
+            state="ready", assignee=None)
+        if freed:
+            await _event(task, "task_unclaimed", staff, now, conn=conn)
+    if not freed:
+        raise await _refused(task.id, staff)
+    return await HumanTask.get(id=task.id).select_related("case")
+
+
+async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dict[str, Any] | None = None,
+                   opinion: str | None = None) -> HumanTask:
+    """Complete a ready task or one's own claimed task. The task is claimed first (atomically),
+    so a concurrent second officer gets 409; invalid data → 422 and the claim is undone."""
+    task, now = await visible_task(staff, task_id), engine.deps.clock()
+    auto = await HumanTask.filter(id=task.id, state="ready").update(state="claimed", assignee=staff.username)
+    if not auto and not await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).exists():
+        raise await _refused(task.id, staff)
+    try:
+        if task.kind != "bpmn":
+            await _complete_side_task(task, staff, data, opinion, now)
+        else:
+            await _complete_bpmn(engine, staff, task, data, opinion)
+    except BaseException:
+        if auto:
+            await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).update(
+                state="ready", assignee=None)
+        raise
+    return await HumanTask.get(id=task.id).select_related("case")
+
+
+async def _complete_bpmn(engine: CaseEngine, staff: StaffUser, task: HumanTask, data: dict[str, Any] | None,
+                         opinion: str | None) -> None:
+    for attempt in range(3):  # another department's task on the same case may commit in between
+        try:
+            await engine.complete_task(task.id, data, actor=staff.username, opinion=opinion)
+            return
+        except TaskNotReady:
+            raise TaskAlreadyCompleted() from None
+        except Conflict:
+            still_mine = await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).exists()
+            if not still_mine or attempt == 2:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+
+
+async def _complete_side_task(task: HumanTask, staff: StaffUser, data: dict[str, Any] | None,
+                              opinion: str | None, now: datetime) -> None:
+    """Escalation and review tasks are not workflow tasks: mark done, note it on the timeline."""
+    async with in_transaction() as conn:
+        done = await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).using_db(conn).update(
+            state="completed", completed_at=now, completed_by=staff.username)
+        if not done:
+            raise TaskAlreadyCompleted()
+        await _event(task, "task_completed", staff, now, opinion, conn=conn, **({"data": data} if data else {}))
+
+
+async def comment(staff: StaffUser, task_id: str, text: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """A note on the case timeline by a staff member of the task's department."""
+    task, now = await visible_task(staff, task_id), now or utcnow()
+    await _event(task, "comment", staff, now, text)
+    return {"task_id": str(task.id), "actor": staff.username, "department": task.department, "opinion": text,
+            "at": now.isoformat()}

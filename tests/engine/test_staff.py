@@ -1,0 +1,140 @@
+"""The staff workbench in the engine: login and lockout, department inbox with filters, counts and
+ordering, claim/unclaim/complete rules, side tasks and the timeline — on both database passes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+
+from engine import staff as desk
+from engine.applications import Applicant, ApplicationService
+from engine.catalog import Catalog
+from engine.errors import NotFound, ValidationFailed
+from engine.kv import MemoryKV
+from engine.pii import PiiKeys
+from engine.seed import hash_password
+from engine.sla import CST
+from engine.store.models import CaseEvent, HumanTask, StaffUser
+from tests.processes.test_business_startup import ACCEPT, FORM, NOW, WANG
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+async def people(engine) -> dict[str, StaffUser]:  # noqa: ANN001 - the db-bound engine fixture
+    hashed = hash_password(PASSWORD)
+    rows = {"samr01": (["samr"], ["officer"]), "samr02": (["samr"], ["officer"]), "psb01": (["psb"], ["officer"]),
+            "samr_sup": (["samr"], ["supervisor"])}
+    return {name: await StaffUser.create(username=name, name=name, password_hash=hashed, departments=depts,
+                                         roles=roles) for name, (depts, roles) in rows.items()}
+
+
+@pytest.fixture
+def applications(engine, settings) -> ApplicationService:  # noqa: ANN001
+    engine.deps.clock = lambda: NOW
+    return ApplicationService(engine, Catalog.load(settings.PROCESSES_DIR),
+                              pii_key=PiiKeys.from_settings(settings).blind_index_key)
+
+
+async def intake_task(applications: ApplicationService, applicant: Applicant = WANG) -> str:
+    started = await applications.apply("business-startup", FORM, applicant=applicant)
+    [task] = started.ready_tasks
+    assert task.department == "samr" and task.task_spec == "intake_check"
+    return task.id
+
+
+async def test_login_wrong_password_unknown_user_and_lockout(people) -> None:  # noqa: ANN001
+    kv = MemoryKV()
+    assert (await desk.authenticate(kv, "samr01", PASSWORD)).username == "samr01"
+    with pytest.raises(desk.InvalidCredentials):
+        await desk.authenticate(kv, "nobody", PASSWORD)
+    for _ in range(desk.MAX_FAILURES - 1):
+        with pytest.raises(desk.InvalidCredentials):
+            await desk.authenticate(kv, "psb01", "wrong")
+    with pytest.raises(desk.AccountLocked) as locked:
+        await desk.authenticate(kv, "psb01", "wrong")
+    assert locked.value.retry_after == desk.LOCK_S
+    with pytest.raises(desk.AccountLocked) as still:
+        await desk.authenticate(kv, "psb01", PASSWORD)  # even the right password, until the lock ends
+    assert 0 < still.value.retry_after <= desk.LOCK_S
+    assert (await desk.authenticate(kv, "samr01", PASSWORD)).username == "samr01"  # others unaffected
+
+
+async def test_department_isolation_and_claim_rules(engine, applications, people) -> None:  # noqa: ANN001
+    task_id = await intake_task(applications)
+    samr01, samr02, psb01 = people["samr01"], people["samr02"], people["psb01"]
+    assert (await desk.inbox(psb01))["total"] == 0
+    for call in (desk.claim(psb01, task_id), desk.task_detail(engine, psb01, task_id),
+                 desk.complete(engine, psb01, task_id, ACCEPT), desk.comment(psb01, task_id, "看看")):
+        with pytest.raises(desk.ForbiddenDepartment):
+            await call
+    with pytest.raises(NotFound):
+        await desk.claim(samr01, str(uuid4()))
+    with pytest.raises(desk.TaskNotClaimed):
+        await desk.unclaim(samr01, task_id)
+    assert (await desk.claim(samr01, task_id)).assignee == "samr01"
+    with pytest.raises(desk.TaskAlreadyClaimed):
+        await desk.claim(samr02, task_id)
+    with pytest.raises(desk.TaskAlreadyClaimed):
+        await desk.unclaim(samr02, task_id)
+    with pytest.raises(desk.TaskAlreadyClaimed):
+        await desk.complete(engine, samr02, task_id, ACCEPT)
+    assert (await desk.inbox(samr02))["total"] == 0  # claimed by someone else: not in their working set
+    assert (await desk.unclaim(samr01, task_id)).state == "ready"
+    kinds = [e.kind for e in await CaseEvent.filter(task_id=task_id).order_by("id")]
+    assert kinds == ["task_claimed", "task_unclaimed"]
+
+
+async def test_complete_validates_then_moves_the_case_on(engine, applications, people) -> None:  # noqa: ANN001
+    task_id = await intake_task(applications)
+    samr01, psb01 = people["samr01"], people["psb01"]
+    with pytest.raises(ValidationFailed) as bad:
+        await desk.complete(engine, samr01, task_id, {"intake_accepted": True})
+    assert "intake_opinion" in str(bad.value.fields)
+    assert (await HumanTask.get(id=task_id)).state == "ready"  # the automatic claim was undone
+    done = await desk.complete(engine, samr01, task_id, ACCEPT, opinion="同意受理")
+    assert done.state == "completed" and done.completed_by == "samr01"
+    with pytest.raises(desk.TaskAlreadyCompleted):
+        await desk.complete(engine, samr01, task_id, ACCEPT)
+    assert (await desk.inbox(samr01, status="done"))["total"] == 1
+    psb_inbox = await desk.inbox(psb01)
+    assert [t["task_spec"] for t in psb_inbox["items"]] == ["psb_seal"]
+    [event] = await CaseEvent.filter(task_id=task_id, kind="task_completed")
+    assert event.actor == "samr01" and event.department == "samr" and event.detail == {"opinion": "同意受理"}
+    await desk.comment(psb01, psb_inbox["items"][0]["id"], "印章样式已确认")
+    detail = await desk.task_detail(engine, psb01, psb_inbox["items"][0]["id"])
+    assert detail["timeline"][-1]["opinion"] == "印章样式已确认" and detail["timeline"][-1]["department"] == "psb"
+    assert detail["case"]["applicant_name"] == "王**" and WANG.id_number not in str(detail)
+    assert detail["form"]["fields"] and detail["case"]["service_name"] == "企业开办一件事"
+
+
+async def test_inbox_filters_counts_ordering_and_pages(engine, applications, people) -> None:  # noqa: ANN001
+    ids = [await intake_task(applications) for _ in range(4)]
+    samr01, sup = people["samr01"], people["samr_sup"]
+    dues = [NOW - timedelta(hours=1), NOW + timedelta(hours=5), NOW + timedelta(hours=20), None]
+    for task_id, due in zip(ids, dues, strict=True):
+        await HumanTask.filter(id=task_id).update(due_at=due)
+    await desk.claim(samr01, ids[2])
+    first = await desk.inbox(samr01, now=NOW, size=3)
+    assert [t["id"] for t in first["items"]] == ids[:3] and first["total"] == 4
+    assert first["items"][0]["overdue"] is True
+    second = await desk.inbox(samr01, now=NOW, size=3, page=2)
+    assert [t["id"] for t in second["items"]] == [ids[3]]  # no due time: last
+    # NOW is 10:00 CST; +5 h is today, +20 h is tomorrow but within 24 h
+    assert NOW.astimezone(CST).hour == 10
+    assert first["counts"] == {"ready": 3, "mine": 1, "done": 0, "overdue": 1, "today": 1, "soon": 2}
+    assert [t["id"] for t in (await desk.inbox(samr01, status="mine", now=NOW))["items"]] == [ids[2]]
+    assert [t["id"] for t in (await desk.inbox(samr01, due="overdue", now=NOW))["items"]] == [ids[0]]
+    assert [t["id"] for t in (await desk.inbox(samr01, due="today", now=NOW))["items"]] == [ids[1]]
+    assert [t["id"] for t in (await desk.inbox(samr01, due="soon", now=NOW))["items"]] == ids[1:3]
+    escalation = await HumanTask.create(id=uuid4(), case_id=(await HumanTask.get(id=ids[0])).case_id,
+                                        kind="escalation", task_spec="sla_escalation", name="超期督办",
+                                        department="supervisor", state="ready")
+    assert str(escalation.id) in [t["id"] for t in (await desk.inbox(sup, now=NOW))["items"]]
+    assert str(escalation.id) not in [t["id"] for t in (await desk.inbox(samr01, now=NOW))["items"]]
+    done = await desk.complete(engine, sup, str(escalation.id), opinion="已督促承办部门")
+    assert done.state == "completed"
+    [event] = await CaseEvent.filter(task_id=str(escalation.id), kind="task_completed")
+    assert event.actor == "samr_sup" and event.department == "supervisor"
