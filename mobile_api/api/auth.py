@@ -36,7 +36,7 @@ from mobile_api.auth import (
     close_auth_state,
     rate_limit,
 )
-from mobile_api.errors import ERROR_SCHEMA
+from mobile_api.openapi_docs import error_documenter, json_content
 from mobile_api.request import json_body
 
 log = structlog.get_logger("govflow.auth")
@@ -85,17 +85,8 @@ _ERROR_TEXT = {
 }
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
-
-
-def _errors(*statuses: int) -> Callable[[F], F]:
-    """Document the error responses ``statuses`` with the shared error schema."""
-    def decorate(handler: F) -> F:
-        for status in statuses:
-            handler = openapi.response(status, _json(ERROR_SCHEMA), _ERROR_TEXT[status])(handler)
-        return handler
-    return decorate
+_json = json_content
+_errors = error_documenter(_ERROR_TEXT)
 
 
 # ------------------------------------------------------------------ helpers

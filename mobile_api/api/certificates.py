@@ -60,7 +60,8 @@ from mobile_api.auth import (
     rate_limit,
     require_citizen,
 )
-from mobile_api.errors import ERROR_SCHEMA, Forbidden
+from mobile_api.errors import Forbidden
+from mobile_api.openapi_docs import error_documenter, json_content
 from mobile_api.request import json_body
 
 log = structlog.get_logger("govflow.certificates")
@@ -141,17 +142,8 @@ _ERROR_TEXT = {
 }
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
-
-
-def _errors(*statuses: int) -> Callable[[F], F]:
-    """Document the error responses ``statuses`` with the shared error schema."""
-    def decorate(handler: F) -> F:
-        for status in statuses:
-            handler = openapi.response(status, _json(ERROR_SCHEMA), _ERROR_TEXT[status])(handler)
-        return handler
-    return decorate
+_json = json_content
+_errors = error_documenter(_ERROR_TEXT)
 
 
 # ------------------------------------------------------------------ helpers

@@ -29,7 +29,7 @@ from engine.errors import NotFound
 from engine.store.identity_models import Citizen
 from forms import BASE_URI, Form, default_registry, load_form, resolve_materials
 from mobile_api.auth import SECURITY_SCHEME, Principal, TokenInvalid, require_principal
-from mobile_api.errors import ERROR_SCHEMA
+from mobile_api.openapi_docs import error_documenter, json_content
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,17 +43,7 @@ ERROR_TEXT = {
 NULLABLE_STRING: dict[str, Any] = {"type": "string", "nullable": True}
 
 
-def json_content(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
-
-
-def error_responses(*statuses: int) -> Callable[[F], F]:
-    """Document the error responses ``statuses`` with the shared error schema."""
-    def decorate(handler: F) -> F:
-        for status in statuses:
-            handler = openapi.response(status, json_content(ERROR_SCHEMA), ERROR_TEXT[status])(handler)
-        return handler
-    return decorate
+error_responses = error_documenter(ERROR_TEXT)
 
 
 async def citizen_of(principal: Principal) -> Citizen:
