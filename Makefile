@@ -21,6 +21,7 @@ run: $(STAMP)
 	$(BIN)/govflow migrate
 	$(BIN)/govflow seed-demo
 	@echo ""
+	@echo "  citizen H5:     http://127.0.0.1:$${GOVFLOW_PORT:-8000}/m/"
 	@echo "  health:         http://127.0.0.1:$${GOVFLOW_PORT:-8000}/health"
 	@echo "  readiness:      http://127.0.0.1:$${GOVFLOW_PORT:-8000}/ready"
 	@echo "  API docs:       http://127.0.0.1:$${GOVFLOW_PORT:-8000}/docs"
