@@ -7,6 +7,7 @@ Two writers on one case: one wins, the other gets ``Conflict``; never a corrupte
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -66,12 +67,18 @@ class EngineDeps:
     departments: dict[str, str] = field(default_factory=dict)  # code -> name
     clock: Callable[[], datetime] = utcnow
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
+    # run engine steps in a worker thread: on when connectors call remote services (GOVFLOW_EXCHANGE_URL)
+    offload_steps: bool = False
     keyring: Any = None  # e-certificate signing keys (engine.certificates.KeyRing), when installed
     # called after a step committed: (case_id, status, event kinds) -> live status fan-out (SSE)
     publish: Callable[[int, str, list[str]], Awaitable[None]] | None = None
     case_no: Callable[[str, datetime], str] = default_case_no
     # kind -> async writer(conn, case_id, payload): stores what connectors recorded during a step
     record_writers: dict[str, Callable[[Any, int, dict[str, Any]], Awaitable[None]]] = field(default_factory=dict)
+    # called in complete_task's transaction before the task closes: (conn, task row, actor, now);
+    # may raise to refuse the completion (e.g. engine.task_ops: an added 'before' signer is open)
+    completion_hooks: list[Callable[[Any, HumanTask, str | None, datetime], Awaitable[None]]] = field(
+        default_factory=list)
 
 
 @dataclass
@@ -173,7 +180,7 @@ class CaseEngine:
             for task in workflow.get_tasks(state=TaskState.READY):
                 task.data.update(data)
         step = _Step(events=[{"kind": "case_started", "actor": actor, "detail": {"service": service}}])
-        self._advance(workflow, step)
+        await self._step(self._advance, workflow, step)
         sla = plan(self.deps.calendar, now, sla_working_days) if sla_working_days else None
         if await Case.filter(case_no=case_no).exists():  # a random tail collided: draw again
             case_no = context.case_no = self.deps.case_no(service, now)
@@ -232,15 +239,11 @@ class CaseEngine:
             "actor": actor, "department": row.department,
             "detail": {"opinion": opinion} if opinion else None,
         }])
-        try:
-            task.run()
-        except GovflowError:
-            raise
-        except Exception as exc:  # Spiff raises bare Exception too (e.g. an invalid timer duration)
-            raise ScriptError(describe_run_error(exc)) from None
-        self._advance(workflow, step)
+        await self._step(self._run_task_and_advance, task, workflow, step)
         now = self.deps.clock()
         async with in_transaction() as conn:
+            for hook in self.deps.completion_hooks:
+                await hook(conn, row, actor, now)
             closed = await HumanTask.filter(id=task_uuid, state__in=OPEN_TASK_STATES).using_db(conn).update(
                 state="completed", completed_at=now, completed_by=actor)
             if closed == 0:
@@ -258,7 +261,7 @@ class CaseEngine:
         if case.status != "running":
             return None
         step = _Step()
-        self._advance(workflow, step)
+        await self._step(self._advance, workflow, step)
         now = self.deps.clock()
 
         async def write(c: Any) -> int:
@@ -309,6 +312,22 @@ class CaseEngine:
             return connectors.call(name, params, context)
 
         return self.deps.script_engine_factory(service_handler=handler)
+
+    async def _step(self, func: Callable[..., None], *args: Any) -> None:
+        """Run synchronous engine work; off the event loop when connectors may block (HTTP)."""
+        if self.deps.offload_steps:
+            await asyncio.to_thread(func, *args)
+        else:
+            func(*args)
+
+    def _run_task_and_advance(self, task: Any, workflow: BpmnWorkflow, step: _Step) -> None:
+        try:
+            task.run()
+        except GovflowError:
+            raise
+        except Exception as exc:  # Spiff raises bare Exception too (e.g. an invalid timer duration)
+            raise ScriptError(describe_run_error(exc)) from None
+        self._advance(workflow, step)
 
     def _advance(self, workflow: BpmnWorkflow, step: _Step) -> None:
         """Run engine steps until the workflow waits; collect timeline entries on the way."""
@@ -370,7 +389,7 @@ class CaseEngine:
             for key, value in sla_changes.items():
                 setattr(case, key, value)
         if not new_case:
-            open_rows = await HumanTask.filter(case_id=case_id, state__in=OPEN_TASK_STATES).using_db(conn)
+            open_rows = await HumanTask.filter(case_id=case_id, kind="bpmn", state__in=OPEN_TASK_STATES).using_db(conn)
             gone = [row.id for row in open_rows if str(row.id) not in ready]
             if gone:
                 await HumanTask.filter(id__in=gone).using_db(conn).update(state="cancelled", completed_at=now)

@@ -15,6 +15,7 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
     from engine.bpmn.sandbox import SandboxScriptEngine
     from engine.connectors.builtin import install_shared_data
     from engine.sla import WorkingCalendar
+    from engine.task_ops import countersign_outcome, install
 
     departments_file = settings.PROCESSES_DIR / "departments.yaml"
     departments = load_departments(departments_file) if departments_file.exists() else {}
@@ -22,10 +23,12 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
     from engine.pii import PiiKeys
 
     overrides = dict(deps_overrides or {})
+    overrides.setdefault("offload_steps", bool(settings.EXCHANGE_URL))
     overrides.setdefault("serializer", StateSerializer(key=PiiKeys.from_settings(settings).encryption_key))
     overrides.setdefault("calendar", WorkingCalendar.load(settings.PROCESSES_DIR / "calendar.yaml"))
     deps = EngineDeps(
-        script_engine_factory=partial(SandboxScriptEngine, timeout_ms=settings.SCRIPT_TIMEOUT_MS),
+        script_engine_factory=partial(SandboxScriptEngine, timeout_ms=settings.SCRIPT_TIMEOUT_MS,
+                                      extra_globals={"countersign": countersign_outcome}),
         connectors=connectors if connectors is not None else ConnectorRegistry(),
         departments=departments,
         **overrides,
@@ -35,7 +38,7 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
 
         install_shared_data(deps, settings)
         install_certificates(deps, settings)
-    return CaseEngine(deps)
+    return install(CaseEngine(deps))  # 加签 guards complete_task
 
 
 __all__ = ["build_engine", "load_departments"]

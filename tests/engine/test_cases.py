@@ -280,3 +280,23 @@ async def test_case_numbers_are_unique_and_readable(engine: CaseEngine) -> None:
     numbers = {(await engine.start_case(definition, service="senior-card")).case_no for _ in range(20)}
     assert len(numbers) == 20
     assert all(re.fullmatch(r"SENIOR-CARD-\d{8}-[2-9A-HJ-NP-Z]{8}", n) for n in numbers)
+
+
+async def test_steps_can_run_off_the_event_loop(db: str, settings) -> None:
+    import threading
+
+    from engine.runtime import build_engine
+
+    engine = build_engine(settings, deps_overrides={"offload_steps": True})
+    threads: set[str] = set()
+    engine.deps.connectors.register("test.where", lambda params, context: threads.add(
+        threading.current_thread().name) or {"name": "张三"})
+    definition = await engine.deploy({**model_files("service"), "service_lookup.bpmn": model_files("service")[
+        "service_lookup.bpmn"].replace("test.population", "test.where")})
+    result = await engine.start_case(definition, service="lookup", data={"id_number": "110101"})
+    assert result.status == "completed" and result.data["greeting"] == "您好，张三"
+    assert threads and threading.main_thread().name not in threads
+    approval = await engine.deploy(model_files("approval"))
+    started = await engine.start_case(approval, service="demo")
+    done = await engine.complete_task(started.ready_tasks[0].id, {"accepted": False, "age": 30})
+    assert done.status == "completed"
