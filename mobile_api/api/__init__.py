@@ -7,6 +7,7 @@ from sanic import Blueprint
 
 def v1_blueprints() -> list[Blueprint]:
     """Every area's blueprint; the app factory groups them under ``/api/v1``."""
-    from mobile_api.api import applications, auth, certificates, services
+    from mobile_api.api import applications, auth, certificates, services, staff
 
-    return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint()]
+    return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint(),
+            staff.blueprint()]

@@ -1,0 +1,203 @@
+"""The staff workbench API (工作人员), for staff tokens only:
+
+    POST /staff/login {username, password}      → {access_token, expires_in, staff}
+    GET  /staff/tasks?status=&due=&page=&size=  → my departments' tasks, by due time, with badge counts
+    GET  /staff/tasks/{id}                      → task, case summary (masked), form, materials, timeline
+    POST /staff/tasks/{id}/claim · /unclaim · /complete {data, opinion?} · /comment {text}
+
+Rules (department, claims, conflicts) live in ``engine.staff``; this layer parses and documents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sanic import Blueprint
+from sanic.request import Request
+from sanic.response import HTTPResponse, json
+from sanic_ext.extensions.openapi import openapi
+
+from engine import staff as desk
+from engine.errors import ValidationFailed
+from engine.store.models import HumanTask
+from mobile_api.api.services import NULLABLE_STRING, error_responses, json_content
+from mobile_api.request import json_body
+from mobile_api.staff_auth import login, staff_required
+
+TASK_ROLES = sorted(desk.TASK_ROLES)
+_STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+_TIME, _NULL_TIME = {"type": "string", "format": "date-time"}, {"type": "string", "format": "date-time",
+                                                                 "nullable": True}
+_ANY_OBJ: dict[str, Any] = {"type": "object", "additionalProperties": True}
+
+
+def _obj(*required: str, **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+STAFF_SCHEMA = _obj("username", "name", "departments", "roles", username=_STR, name=_STR,
+                    departments={"type": "array", "items": _STR}, roles={"type": "array", "items": _STR})
+LOGIN_BODY = _obj("username", "password", username={**_STR, "example": "samr01"}, password=_STR)
+LOGIN_SCHEMA = _obj("access_token", "expires_in", "staff", access_token=_STR, token_type=_STR,
+                    expires_in=_INT, staff=STAFF_SCHEMA)
+TASK_SCHEMA = _obj(
+    "id", "kind", "name", "state", "case_id", "case_no", "due_at", id=_STR,
+    kind={**_STR, "enum": ["bpmn", "escalation", "review"]}, task_spec=_STR, name=_STR,
+    department=NULLABLE_STRING, department_name=NULLABLE_STRING, form_key=NULLABLE_STRING,
+    state={**_STR, "enum": ["ready", "claimed", "completed", "cancelled"]}, assignee=NULLABLE_STRING,
+    case_id=_INT, case_no=_STR, service=_STR, created_at=_TIME, due_at=_NULL_TIME, overdue=_BOOL,
+    completed_at=_NULL_TIME, completed_by=NULLABLE_STRING)
+COUNTS_SCHEMA = _obj(*desk.STATUSES, *desk.DUES, **{k: _INT for k in (*desk.STATUSES, *desk.DUES)})
+INBOX_SCHEMA = _obj("items", "page", "size", "total", "counts", page=_INT, size=_INT, total=_INT,
+                    items={"type": "array", "items": TASK_SCHEMA}, counts=COUNTS_SCHEMA)
+EVENT_SCHEMA = _obj("kind", "action", "at", kind=_STR, action=_STR, step=NULLABLE_STRING, task_id=NULLABLE_STRING,
+                    actor=NULLABLE_STRING, department=NULLABLE_STRING, department_name=NULLABLE_STRING,
+                    opinion=NULLABLE_STRING, at=_TIME)
+DETAIL_SCHEMA = _obj(
+    "task", "case", "form", "materials", "timeline", task=TASK_SCHEMA,
+    case=_obj("id", "case_no", "service", "status", id=_INT, case_no=_STR, service=_STR, service_name=_STR,
+              status=_STR, status_label=_STR, channel=_STR, applicant_name=NULLABLE_STRING,
+              applicant_id=NULLABLE_STRING, created_at=_TIME, due_at=_NULL_TIME),
+    form={**_ANY_OBJ, "nullable": True, "description": "任务表单的渲染说明（forms.ui_spec）"},
+    materials={"type": "array", "items": _ANY_OBJ}, timeline={"type": "array", "items": EVENT_SCHEMA})
+COMPLETE_BODY = _obj("data", data={**_ANY_OBJ, "description": "按任务表单填写"},
+                     opinion={**_STR, "maxLength": 500, "description": "办理意见（写入办件时间线）"})
+COMMENT_BODY = _obj("text", text={**_STR, "minLength": 1, "maxLength": 500})
+COMMENT_SCHEMA = _obj("task_id", "actor", "opinion", "at", task_id=_STR, actor=_STR, department=NULLABLE_STRING,
+                      opinion=_STR, at=_TIME)
+
+
+def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.args.get(name)
+    if value in (None, "", "all"):
+        return None
+    if value not in allowed:
+        raise ValidationFailed("筛选条件无效", fields={name: f"应为 {' / '.join(allowed)} 之一"})
+    return value
+
+
+def _int_arg(request: Request, name: str, default: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= high:
+        raise ValidationFailed("分页参数无效", fields={name: f"应为 1–{high} 的整数"})
+    return int(raw)
+
+
+def _text(body: dict[str, Any], name: str, label: str, *, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()) or len(value.strip()) > 500:
+        raise ValidationFailed(f"{label}填写有误", fields={name: f"{label}应为 1–500 字的文本"})
+    return value.strip() or None
+
+
+def _task(request: Request, task: HumanTask) -> HTTPResponse:
+    return json(desk.task_view(task, request.app.ctx.engine.deps.departments))
+
+
+def blueprint() -> Blueprint:
+    """A fresh blueprint per app (handlers, and so their OpenAPI entries, are per app)."""
+    bp = Blueprint("staff", url_prefix="/staff")
+    task_ok = openapi.response(200, json_content(TASK_SCHEMA), "任务的最新状态")
+    act_errors = error_responses(401, 403, 404, 409, 503)
+
+    @bp.post("/login")
+    @openapi.summary("Staff login / 工作人员登录")
+    @openapi.description("用户名密码登录，返回工作人员访问令牌。连续 5 次密码错误锁定 15 分钟（429 account_locked，"
+                         "见 Retry-After）；按来源地址和用户名限流。用户不存在与密码错误返回相同的 401。")
+    @openapi.body(json_content(LOGIN_BODY), required=True)
+    @openapi.response(200, json_content(LOGIN_SCHEMA), "登录成功")
+    @error_responses(400, 401, 413, 415, 422, 429, 503)
+    async def staff_login(request: Request) -> HTTPResponse:
+        body = json_body(request)
+        username, password = body.get("username"), body.get("password")
+        fields = {k: "请填写" + label for k, label, v in (("username", "用户名", username), ("password", "密码", password))
+                  if not isinstance(v, str) or not v.strip() or len(v) > 256}
+        if fields:
+            raise ValidationFailed("请填写用户名和密码", fields=fields)
+        return json(await login(request, str(username), str(password)))
+
+    @bp.get("/tasks")
+    @openapi.summary("Inbox / 待办列表")
+    @openapi.description("本部门的任务（督办人员另见督办中心），按到期时间排序（无时限的在后）。status：ready 待认领、"
+                         "mine 我已认领、done 我已办结（缺省：待认领 + 我已认领）；due：overdue 已超期、today 今日到期"
+                         "（北京时间）、soon 24 小时内到期。counts 为各筛选项的数量（到期类在当前 status 范围内）。")
+    @openapi.parameter("status", str, "query", description="ready | mine | done")
+    @openapi.parameter("due", str, "query", description="overdue | today | soon")
+    @openapi.parameter("page", int, "query", description="页码，从 1 开始")
+    @openapi.parameter("size", int, "query", description="每页条数，1–100，默认 20")
+    @openapi.response(200, json_content(INBOX_SCHEMA), "任务列表")
+    @error_responses(401, 403, 422, 503)
+    @staff_required(TASK_ROLES)
+    async def tasks(request: Request) -> HTTPResponse:
+        status, due = _choice(request, "status", desk.STATUSES), _choice(request, "due", desk.DUES)
+        page, size = _int_arg(request, "page", 1, 100_000), _int_arg(request, "size", 20, 100)
+        return json(await desk.inbox(request.ctx.staff, status=status, due=due, page=page, size=size,
+                                     now=request.app.ctx.engine.deps.clock(),
+                                     department_names=request.app.ctx.engine.deps.departments))
+
+    @bp.get("/tasks/<task_id:str>")
+    @openapi.summary("Task detail / 任务详情")
+    @openapi.description("任务、办件概要（申请人脱敏）、任务表单、材料清单和办件时间线。非本部门任务返回 403。")
+    @openapi.response(200, json_content(DETAIL_SCHEMA), "任务详情")
+    @error_responses(401, 403, 404, 503)
+    @staff_required(TASK_ROLES)
+    async def task(request: Request, task_id: str) -> HTTPResponse:
+        return json(await desk.task_detail(request.app.ctx.engine, request.ctx.staff, task_id))
+
+    @bp.post("/tasks/<task_id:str>/claim")
+    @openapi.summary("Claim / 认领任务")
+    @openapi.description("认领本部门待认领的任务；已被他人认领返回 409 task_already_claimed，已办结返回 409 "
+                         "task_already_completed。")
+    @task_ok
+    @act_errors
+    @staff_required(TASK_ROLES)
+    async def claim(request: Request, task_id: str) -> HTTPResponse:
+        return _task(request, await desk.claim(request.ctx.staff, task_id, now=request.app.ctx.engine.deps.clock()))
+
+    @bp.post("/tasks/<task_id:str>/unclaim")
+    @openapi.summary("Unclaim / 退回待认领")
+    @openapi.description("仅认领人可退回；未认领返回 409 task_not_claimed，他人认领返回 409 task_already_claimed。")
+    @task_ok
+    @act_errors
+    @staff_required(TASK_ROLES)
+    async def unclaim(request: Request, task_id: str) -> HTTPResponse:
+        return _task(request, await desk.unclaim(request.ctx.staff, task_id,
+                                                 now=request.app.ctx.engine.deps.clock()))
+
+    @bp.post("/tasks/<task_id:str>/complete")
+    @openapi.summary("Complete / 办理任务")
+    @openapi.description("提交任务表单并办结（待认领的任务先自动认领）。数据不符合表单返回 422 并标注 fields；"
+                         "他人已认领或已办结返回 409。办理意见写入办件时间线。")
+    @openapi.body(json_content(COMPLETE_BODY), required=True)
+    @task_ok
+    @error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
+    @staff_required(TASK_ROLES)
+    async def complete(request: Request, task_id: str) -> HTTPResponse:
+        body = json_body(request)
+        data = body.get("data", {})
+        if not isinstance(data, dict):
+            raise ValidationFailed("表单数据填写有误", fields={"data": "表单数据应为对象"})
+        opinion = _text(body, "opinion", "办理意见", required=False)
+        return _task(request, await desk.complete(request.app.ctx.engine, request.ctx.staff, task_id, data,
+                                                  opinion))
+
+    @bp.post("/tasks/<task_id:str>/comment")
+    @openapi.summary("Comment / 批注")
+    @openapi.description("在办件时间线上留下批注（记录人员、部门和时间）。")
+    @openapi.body(json_content(COMMENT_BODY), required=True)
+    @openapi.response(201, json_content(COMMENT_SCHEMA), "已批注")
+    @error_responses(400, 401, 403, 404, 413, 415, 422, 503)
+    @staff_required(TASK_ROLES)
+    async def comment(request: Request, task_id: str) -> HTTPResponse:
+        text = _text(json_body(request), "text", "批注", required=True)
+        result = await desk.comment(request.ctx.staff, task_id, str(text), now=request.app.ctx.engine.deps.clock())
+        return json(result, status=201)
+
+    return bp
+
+
+__all__ = ["COMMENT_SCHEMA", "DETAIL_SCHEMA", "INBOX_SCHEMA", "LOGIN_SCHEMA", "TASK_SCHEMA", "blueprint"]
