@@ -59,6 +59,7 @@ class Settings:
     JWT_SECRET: str = field(default="", repr=False)
     ACCESS_TOKEN_TTL_S: int = 900
     REFRESH_TOKEN_TTL_S: int = 30 * 24 * 3600
+    UPLOAD_DIR: str = ""; UPLOAD_MAX_BYTES: int = 10 * 1024 * 1024  # noqa: E702 - scanned materials, engine/uploads.py
 
     @property
     def is_production(self) -> bool:
