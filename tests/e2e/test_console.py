@@ -1,0 +1,168 @@
+"""The staff workbench (/console/) in a desktop-sized Chromium against a real server.
+
+An officer of 市场监督管理局 logs in, finds the intake check of a business-startup case in the inbox
+with its due badge and counts, opens it (case summary with the applicant masked, materials,
+timeline, the task form from its ui_spec), is told next to the field what is wrong with a bad
+submit, then accepts the case; the task leaves the 待办 tab and the case moves on to its next tasks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from engine.cases import OPEN_TASK_STATES
+from engine.seed import hash_password
+from engine.store.models import Case, HumanTask, StaffUser
+from tests.e2e.conftest import SCREENSHOTS, Server
+from tests.processes.test_business_startup import FORM, WANG
+
+pytestmark = pytest.mark.sqlite_only
+
+PASSWORD = "e2e-console-password"
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}, "locale": "zh-CN",
+                           "timezone_id": "Asia/Shanghai"}
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture
+async def desktop(browser: Browser) -> AsyncIterator[Any]:
+    """Open desktop-sized pages; each fails the test on an uncaught script error."""
+    contexts, errors = [], []
+
+    async def open_page(base_url: str) -> Page:
+        context = await browser.new_context(base_url=base_url, **DESKTOP)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        return page
+
+    yield open_page
+    for context in contexts:
+        await context.close()
+    assert not errors, errors
+
+
+async def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    await page.locator("#toast").wait_for(state="hidden", timeout=5_000)
+    await page.evaluate("document.fonts.ready")
+    await page.screenshot(path=str(path), animations="disabled", caret="hide", full_page=True)
+    return path
+
+
+async def intake_case(server: Server) -> tuple[Case, HumanTask]:
+    """A business-startup case taken at the window, its intake check made overdue."""
+    result = await server.app.ctx.applications.apply("business-startup", FORM, applicant=WANG, channel="window",
+                                                     actor="clerk01")
+    case = await Case.get(id=result.id)
+    [task] = await HumanTask.filter(case_id=case.id, state="ready")
+    assert task.task_spec == "intake_check" and task.department == "samr"
+    await HumanTask.filter(id=task.id).update(due_at=server.engine.deps.clock() - timedelta(hours=2))
+    return case, task
+
+
+async def log_in(page: Page, username: str, password: str) -> None:
+    await page.goto("/console/")
+    await expect(page.get_by_role("heading", name="工作人员登录")).to_be_visible()
+    await page.get_by_label("用户名").fill(username)
+    await page.get_by_label("密码").fill(password)
+    await page.get_by_role("button", name="登录", exact=True).click()
+
+
+async def test_officer_accepts_a_case_from_the_inbox(server: Server, desktop: Any) -> None:
+    await StaffUser.create(username="samr01", name="李明", password_hash=hash_password(PASSWORD),
+                           departments=["samr"], roles=["officer"])
+    case, task = await intake_case(server)
+    page: Page = await desktop(server.base_url)
+
+    # --- login: a wrong password is refused in Chinese, the right one opens the inbox
+    await log_in(page, "samr01", "wrong-password")
+    alert = page.locator(".login-form .alert-error")
+    await expect(alert).to_be_visible()
+    assert CHINESE.search(await alert.inner_text())
+    await page.get_by_label("密码").fill(PASSWORD)
+    await page.get_by_role("button", name="登录", exact=True).click()
+    await expect(page.get_by_role("heading", name="我的工作台")).to_be_visible()
+    await expect(page.locator("#who")).to_contain_text("李明（samr01）")
+
+    # --- the inbox: the task with its overdue badge and the counts
+    tabs = page.get_by_role("navigation", name="任务分类")
+    await expect(tabs.locator('[data-status="ready"]')).to_have_attribute("aria-current", "page")
+    await expect(tabs.locator('[data-status="ready"] .count')).to_have_text("1")
+    await expect(page.locator('.chips [data-due="overdue"] .count')).to_have_text("1")
+    row = page.locator(".task-row", has_text=case.case_no)
+    await expect(row).to_be_visible()
+    await expect(row).to_contain_text("企业开办")
+    await expect(row).to_contain_text(task.name)
+    await expect(row.locator(".badge")).to_have_text("已超期")
+    await expect(row.locator(".badge")).to_have_attribute("data-due", "overdue")
+    await page.locator('.chips [data-due="today"]').click()
+    await expect(page.locator(".task-row")).to_have_count(0)
+    await page.locator('.chips [data-due="overdue"]').click()
+    await expect(page.locator(".task-row")).to_have_count(1)
+    await screenshot(page, "console-inbox.png")
+
+    # --- the task: case summary (applicant masked), materials, timeline, the form
+    await page.locator(".task-row").get_by_role("link", name=task.name).click()
+    await expect(page).to_have_url(re.compile(rf"#/tasks/{task.id}$"))
+    await expect(page.get_by_role("heading", name=task.name)).to_be_visible()
+    summary = page.locator(".task-header")
+    await expect(summary).to_contain_text(case.case_no)
+    await expect(summary).to_contain_text("办理中")
+    await expect(summary.locator(".badge")).to_have_text("已超期")
+    assert WANG.id_number not in await summary.inner_text()
+    assert WANG.name not in await summary.inner_text()
+    assert await page.locator(".material").count() >= 1
+    await expect(page.locator(".timeline li").first).to_be_visible()
+
+    # claim, unclaim: the buttons follow the state
+    await page.get_by_role("button", name="认领", exact=True).click()
+    await expect(page.locator(".task-header .state")).to_have_text("已认领")
+    await page.get_by_role("button", name="取消认领").click()
+    await expect(page.locator(".task-header .state")).to_have_text("待认领")
+
+    # a comment lands on the timeline
+    await page.get_by_label("批注").fill("申请人电话已核实")
+    await page.get_by_role("button", name="发表批注").click()
+    await expect(page.locator(".timeline")).to_contain_text("申请人电话已核实")
+
+    # --- a bad submit: the message stands next to the field
+    await page.get_by_role("radio", name="受理", exact=True).check()
+    await page.get_by_label("核验意见").fill("好")  # shorter than 2 characters
+    async with page.expect_response(lambda r: r.url.endswith("/complete")) as answer:
+        await page.get_by_role("button", name="办结").click()
+    assert (await answer.value).status == 422
+    error = page.locator('[data-path="intake_opinion"] .field-error')
+    await expect(error).to_be_visible()
+    assert CHINESE.search(await error.inner_text())
+    await expect(page.get_by_label("核验意见")).to_have_attribute("aria-invalid", "true")
+    assert (await HumanTask.get(id=task.id)).state == "ready"  # the auto-claim was undone
+
+    await page.get_by_label("核验意见").fill("材料齐全，符合法定形式，予以受理")
+    await page.get_by_label("办理意见").fill("窗口核验通过")
+    await expect(error).to_be_visible()
+    await page.evaluate("window.scrollTo(0, 0)")
+    await screenshot(page, "console-task.png")
+
+    # --- complete: back to the inbox, the task is no longer ready, the case moved on
+    async with page.expect_response(lambda r: r.url.endswith("/complete")) as answer:
+        await page.get_by_role("button", name="办结").click()
+    assert (await answer.value).status == 200
+    await expect(page).to_have_url(re.compile(r"#/inbox\?status=ready$"))
+    await expect(page.locator(".task-row", has_text=case.case_no)).to_have_count(0)
+    await expect(tabs.locator('[data-status="done"] .count')).to_have_text("1")
+    done = await HumanTask.get(id=task.id)
+    assert done.state == "completed" and done.completed_by == "samr01"
+    following = await HumanTask.filter(case_id=case.id, state__in=OPEN_TASK_STATES)
+    assert following and all(t.task_spec != "intake_check" for t in following)
+    await tabs.locator('[data-status="done"]').click()
+    await expect(page.locator(".task-row", has_text=case.case_no)).to_contain_text("已办结")

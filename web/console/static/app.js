@@ -1,0 +1,395 @@
+// 工作台 — the staff workbench: login, the inbox (待办 / 我的 / 已办 with due badges), and one
+// task: case summary, materials, timeline, the task form from its ui_spec, claim / unclaim /
+// complete / comment. Hash routes: #/inbox?status=ready&due=overdue, #/tasks/<id>.
+
+import { api, ApiError, onUnauthorized, session } from "./api.js";
+import { formatTime, h, uid } from "./dom.js";
+import { buildForm } from "./form.js";
+
+const view = document.getElementById("view");
+const STATUS_TABS = [["ready", "待办"], ["mine", "我的"], ["done", "已办"]];
+const DUE_FILTERS = [["overdue", "已超期", "red"], ["today", "今日到期", "orange"], ["soon", "即将到期", "yellow"]];
+const STATE_LABELS = { ready: "待认领", claimed: "已认领", completed: "已办结", cancelled: "已取消" };
+const CHANNELS = { mobile: "移动端", window: "窗口", web: "网上办事大厅" };
+const PAGE_SIZE = 20;
+
+let serviceNames = null;
+let renderToken = 0;
+
+// ------------------------------------------------------------------ small helpers
+
+function toast(message) {
+  const el = document.getElementById("toast");
+  el.textContent = message;
+  el.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => {
+    el.hidden = true;
+  }, 2500);
+}
+
+function errorText(exc) {
+  return exc instanceof ApiError ? exc.message : "页面出错，请刷新后重试";
+}
+
+function section(title, ...children) {
+  return h("section", { class: "card" }, h("h2", { class: "card-title" }, title), children);
+}
+
+function kv(rows) {
+  return h("dl", { class: "kv" }, rows.filter(([, v]) => v !== undefined && v !== null && v !== "")
+    .map(([k, v]) => h("div", { class: "kv-row" }, h("dt", {}, k), h("dd", {}, v))));
+}
+
+function shanghaiDate(date) {
+  return date.toLocaleDateString("zh-CN", { timeZone: "Asia/Shanghai" });
+}
+
+/** The due badge of an open task: 已超期 / 今日到期 / 即将到期 (24 小时内), as the API counts them. */
+export function dueOf(task, now = new Date()) {
+  if (!task.due_at || !["ready", "claimed"].includes(task.state)) return null;
+  const due = new Date(task.due_at);
+  if (task.overdue || due < now) return DUE_FILTERS[0];
+  if (shanghaiDate(due) === shanghaiDate(now)) return DUE_FILTERS[1];
+  if (due - now <= 24 * 3600 * 1000) return DUE_FILTERS[2];
+  return null;
+}
+
+function dueBadge(task) {
+  const due = dueOf(task);
+  return due ? h("span", { class: `badge badge-${due[2]}`, dataset: { due: due[0] } }, due[1]) : null;
+}
+
+async function loadServiceNames() {
+  if (serviceNames) return serviceNames;
+  try {
+    const body = await api.get("/services", { auth: false });
+    serviceNames = Object.fromEntries((body.items || []).map((s) => [s.slug, s.name]));
+  } catch {
+    serviceNames = {};
+  }
+  return serviceNames;
+}
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, "") || "/inbox";
+  const [path, query] = raw.split("?");
+  return { parts: path.split("/").filter(Boolean), params: new URLSearchParams(query || "") };
+}
+
+function setWho() {
+  const staff = session.get()?.staff;
+  document.getElementById("who").hidden = !staff;
+  document.getElementById("who-name").textContent = staff ? `${staff.name}（${staff.username}）` : "";
+}
+
+function show(...children) {
+  view.replaceChildren(...children.flat().filter(Boolean));
+}
+
+// ------------------------------------------------------------------ login
+
+function loginView(notice) {
+  document.title = "登录 · 工作台";
+  const userId = uid("f");
+  const passId = uid("f");
+  const user = h("input", { id: userId, name: "username", class: "input", autocomplete: "username", required: true });
+  const pass = h("input", { id: passId, name: "password", type: "password", class: "input",
+    autocomplete: "current-password", required: true });
+  const alert = h("p", { class: "alert alert-error", role: "alert", hidden: true });
+  const button = h("button", { type: "submit", class: "btn btn-primary btn-block" }, "登录");
+  const form = h("form", { class: "login-form", novalidate: true },
+    h("h1", { class: "login-title" }, "工作人员登录"),
+    h("p", { class: "muted login-sub" }, "政务服务事项办理、审批与督办"),
+    notice ? h("p", { class: "alert alert-info" }, notice) : null,
+    alert,
+    h("div", { class: "field" }, h("label", { class: "field-label", for: userId }, "用户名"), user),
+    h("div", { class: "field" }, h("label", { class: "field-label", for: passId }, "密码"), pass),
+    button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    alert.hidden = true;
+    button.disabled = true;
+    try {
+      const body = await api.post("/staff/login", { username: user.value.trim(), password: pass.value }, { auth: false });
+      session.set({ access_token: body.access_token, staff: body.staff });
+      setWho();
+      if (!location.hash || location.hash === "#/login") location.hash = "#/inbox";
+      else route();
+    } catch (exc) {
+      alert.textContent = exc.status === 422 ? "请填写用户名和密码" : errorText(exc);
+      alert.hidden = false;
+      pass.select();
+    } finally {
+      button.disabled = false;
+    }
+  });
+  show(h("div", { class: "login-page" }, h("div", { class: "card login-card" }, form)));
+  user.focus();
+}
+
+// ------------------------------------------------------------------ inbox
+
+function inboxHref(status, due, page) {
+  const q = new URLSearchParams({ status });
+  if (due) q.set("due", due);
+  if (page && page > 1) q.set("page", String(page));
+  return `#/inbox?${q}`;
+}
+
+async function inboxView(params, token) {
+  document.title = "待办 · 工作台";
+  const status = STATUS_TABS.some(([k]) => k === params.get("status")) ? params.get("status") : "ready";
+  const due = DUE_FILTERS.some(([k]) => k === params.get("due")) ? params.get("due") : "";
+  const page = Math.max(1, Number(params.get("page")) || 1);
+  const q = new URLSearchParams({ status, page: String(page), size: String(PAGE_SIZE) });
+  if (due) q.set("due", due);
+  const [body, names] = await Promise.all([api.get(`/staff/tasks?${q}`), loadServiceNames()]);
+  if (token !== renderToken) return;
+  const counts = body.counts || {};
+
+  const tabs = h("nav", { class: "tabs", "aria-label": "任务分类" }, STATUS_TABS.map(([key, label]) =>
+    h("a", { href: inboxHref(key, "", 1), class: "tab", dataset: { status: key },
+      "aria-current": key === status ? "page" : undefined },
+    label, h("span", { class: "count" }, String(counts[key] ?? 0)))));
+  const chips = h("nav", { class: "chips", "aria-label": "到期筛选" },
+    h("a", { href: inboxHref(status, "", 1), class: "chip", "aria-current": due ? undefined : "page" }, "全部"),
+    DUE_FILTERS.map(([key, label, color]) => h("a", {
+      href: inboxHref(status, key, 1), class: `chip chip-${color}`, dataset: { due: key },
+      "aria-current": key === due ? "page" : undefined,
+    }, label, h("span", { class: "count" }, String(counts[key] ?? 0)))));
+
+  const items = body.items || [];
+  let list;
+  if (!items.length) {
+    list = h("p", { class: "empty" }, status === "done" ? "暂无已办任务" : "暂无任务，休息一下吧");
+  } else {
+    list = h("table", { class: "tasks" },
+      h("thead", {}, h("tr", {}, ["到期", "办件编号", "事项", "任务", "办理部门", "到期时间", "状态"]
+        .map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, items.map((t) => {
+        const href = `#/tasks/${t.id}`;
+        const row = h("tr", { class: "task-row", dataset: { taskId: t.id, state: t.state } },
+          h("td", { class: "col-due" }, dueBadge(t) || h("span", { class: "muted" }, "—")),
+          h("td", { class: "mono" }, t.case_no),
+          h("td", {}, names[t.service] || t.service),
+          h("td", {}, h("a", { href, class: "task-link" }, t.name)),
+          h("td", {}, t.department_name || t.department || "—"),
+          h("td", { class: "mono" }, t.due_at ? formatTime(t.due_at) : "无时限"),
+          h("td", {}, h("span", { class: `state state-${t.state}` }, STATE_LABELS[t.state] || t.state),
+            t.state === "claimed" && t.assignee ? h("span", { class: "muted small" }, ` ${t.assignee}`) : null));
+        row.addEventListener("click", (event) => {
+          if (!(event.target instanceof HTMLAnchorElement)) location.hash = href;
+        });
+        return row;
+      })));
+  }
+  const pages = Math.max(1, Math.ceil((body.total || 0) / PAGE_SIZE));
+  const pager = pages > 1 ? h("div", { class: "pager" },
+    h("a", { class: "btn btn-ghost btn-small", href: inboxHref(status, due, page - 1), hidden: page <= 1 }, "上一页"),
+    h("span", { class: "muted" }, `第 ${page} / ${pages} 页，共 ${body.total} 条`),
+    h("a", { class: "btn btn-ghost btn-small", href: inboxHref(status, due, page + 1), hidden: page >= pages }, "下一页"))
+    : h("p", { class: "muted small total" }, `共 ${body.total || 0} 条`);
+  show(h("div", { class: "page-head" }, h("h1", { class: "page-title" }, "我的工作台"),
+    h("button", { type: "button", class: "btn btn-ghost btn-small", onclick: () => route() }, "刷新")),
+  h("section", { class: "card inbox" }, tabs, chips, list, pager));
+}
+
+// ------------------------------------------------------------------ one task
+
+function materialItem(m) {
+  const satisfied = m.satisfied === true || m.status === "satisfied";
+  const shared = m.source_type === "shared_data";
+  const label = m.label || (shared ? "由共享数据获取" : satisfied ? "已由电子证照获取" : "申请人提交");
+  const kind = shared ? "shared" : satisfied ? "ok" : "upload";
+  return h("li", { class: `material material-${kind}` },
+    h("span", { class: "material-icon", "aria-hidden": "true" }, kind === "ok" ? "✓" : kind === "shared" ? "⇄" : "↑"),
+    h("div", { class: "material-body" },
+      h("p", { class: "material-name" }, m.name,
+        h("span", { class: `tag ${m.required ? "tag-red" : ""} tag-small` }, m.required ? "必需" : "非必需")),
+      h("p", { class: "material-state" }, label)));
+}
+
+function timelineList(events) {
+  if (!events.length) return h("p", { class: "muted" }, "暂无办理记录");
+  return h("ol", { class: "timeline" }, [...events].reverse().map((e, i) =>
+    h("li", { class: `tl-item${i === events.length - 1 ? " tl-last" : ""}` },
+      h("span", { class: "tl-dot", "aria-hidden": "true" }),
+      h("div", { class: "tl-row" },
+        h("span", { class: "tl-title" }, e.action, e.step ? ` · ${e.step}` : ""),
+        h("time", { class: "tl-time", datetime: e.at }, formatTime(e.at))),
+      e.actor || e.department_name ? h("p", { class: "tl-meta" },
+        [e.department_name, e.actor].filter(Boolean).join(" · ")) : null,
+      e.opinion ? h("p", { class: "tl-opinion" }, e.opinion) : null)));
+}
+
+async function taskView(taskId, token) {
+  const [detail, names] = await Promise.all([api.get(`/staff/tasks/${encodeURIComponent(taskId)}`), loadServiceNames()]);
+  if (token !== renderToken) return;
+  const { task, case: c } = detail;
+  document.title = `${task.name} · 工作台`;
+  const me = session.get()?.staff?.username;
+  const open = ["ready", "claimed"].includes(task.state);
+  const mine = task.state === "claimed" && task.assignee === me;
+  const othersClaim = task.state === "claimed" && !mine;
+
+  const header = h("section", { class: "card task-header" },
+    h("div", { class: "task-title-row" },
+      h("h1", { class: "task-title" }, task.name),
+      h("span", { class: `state state-${task.state}`, dataset: { state: task.state } }, STATE_LABELS[task.state] || task.state),
+      dueBadge(task)),
+    kv([
+      ["办件编号", h("span", { class: "mono case-no" }, c.case_no)],
+      ["事项", c.service_name || names[c.service] || c.service],
+      ["申请人", [c.applicant_name, c.applicant_id].filter(Boolean).join("　") || "—"],
+      ["办件状态", c.status_label || c.status],
+      ["受理渠道", CHANNELS[c.channel] || c.channel],
+      ["申请时间", formatTime(c.created_at)],
+      ["办件时限", c.due_at ? formatTime(c.due_at) : "无"],
+      ["办理部门", task.department_name || task.department],
+      ["任务时限", task.due_at ? formatTime(task.due_at) : "无时限"],
+      ["认领人", task.assignee || "—"],
+    ]));
+
+  const materials = section("申请材料", (detail.materials || []).length
+    ? h("ul", { class: "materials", "aria-label": "申请材料清单" }, detail.materials.map(materialItem))
+    : h("p", { class: "muted" }, "本事项无需提交材料"));
+  const timeline = section("办理记录", timelineList(detail.timeline || []));
+
+  // --- the work card: form + opinion + actions
+  const alert = h("p", { class: "alert alert-error", role: "alert", hidden: true });
+  const showAlert = (text) => {
+    alert.textContent = text;
+    alert.hidden = !text;
+  };
+  let work;
+  if (open) {
+    const form = detail.form ? buildForm(detail.form) : null;
+    const opinionId = uid("f");
+    const opinion = h("textarea", { id: opinionId, name: "opinion", class: "input", rows: 3, maxlength: 500,
+      placeholder: "写入办件时间线（选填）", "aria-describedby": `${opinionId}-error` });
+    const opinionError = h("p", { class: "field-error", id: `${opinionId}-error`, hidden: true });
+    const opinionField = h("div", { class: "field", dataset: { path: "opinion" } },
+      h("label", { class: "field-label", for: opinionId }, "办理意见"), opinion, opinionError);
+    const clearErrors = () => {
+      showAlert("");
+      form?.clearErrors();
+      opinionError.hidden = true;
+      opinionField.classList.remove("has-error");
+      opinion.removeAttribute("aria-invalid");
+    };
+    const complete = h("button", { type: "submit", class: "btn btn-primary", disabled: othersClaim }, "办结");
+    const claim = h("button", { type: "button", class: "btn btn-ghost" }, mine ? "取消认领" : "认领");
+    claim.hidden = othersClaim;
+    claim.addEventListener("click", async () => {
+      claim.disabled = true;
+      try {
+        await api.post(`/staff/tasks/${task.id}/${mine ? "unclaim" : "claim"}`);
+        toast(mine ? "已取消认领" : "已认领");
+        await route();
+      } catch (exc) {
+        showAlert(errorText(exc));
+        claim.disabled = false;
+      }
+    });
+    const el = h("form", { class: "task-form", novalidate: true },
+      alert,
+      othersClaim ? h("p", { class: "alert alert-info" }, `该任务已由 ${task.assignee} 认领`) : null,
+      form ? form.el : h("p", { class: "muted" }, "本任务无需填写表单"),
+      opinionField,
+      h("div", { class: "actions" }, complete, claim));
+    el.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearErrors();
+      complete.disabled = true;
+      const body = { data: form ? form.value() : {} };
+      const text = opinion.value.trim();
+      if (text) body.opinion = text;
+      try {
+        await api.post(`/staff/tasks/${task.id}/complete`, body);
+        toast("已办结");
+        location.hash = "#/inbox?status=ready";
+      } catch (exc) {
+        const fields = { ...(exc.fields || {}) };
+        if (fields.opinion) {
+          opinionError.textContent = fields.opinion;
+          opinionError.hidden = false;
+          opinionField.classList.add("has-error");
+          opinion.setAttribute("aria-invalid", "true");
+          delete fields.opinion;
+        }
+        const unplaced = form ? form.showErrors(fields) : Object.values(fields);
+        showAlert([errorText(exc), ...unplaced].join("；"));
+        form?.focusFirstError();
+        complete.disabled = false;
+      }
+    });
+    work = section("任务办理", el);
+  } else {
+    work = section("任务办理", h("p", { class: "alert alert-info" },
+      task.state === "completed" ? `已于 ${formatTime(task.completed_at)} 由 ${task.completed_by || "—"} 办结` : "该任务已取消"));
+  }
+
+  // --- comment
+  const noteId = uid("f");
+  const note = h("textarea", { id: noteId, class: "input", rows: 2, maxlength: 500, placeholder: "批注内容，记入办件时间线" });
+  const noteError = h("p", { class: "field-error", hidden: true });
+  const noteButton = h("button", { type: "submit", class: "btn btn-ghost btn-small" }, "发表批注");
+  const noteForm = h("form", { class: "comment-form", novalidate: true },
+    h("div", { class: "field" }, h("label", { class: "field-label", for: noteId }, "批注"), note, noteError),
+    noteButton);
+  noteForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    noteError.hidden = true;
+    noteButton.disabled = true;
+    try {
+      await api.post(`/staff/tasks/${task.id}/comment`, { text: note.value });
+      toast("批注已记录");
+      await route();
+    } catch (exc) {
+      noteError.textContent = exc.fields?.text || errorText(exc);
+      noteError.hidden = false;
+      noteButton.disabled = false;
+    }
+  });
+
+  show(h("div", { class: "page-head" },
+    h("a", { class: "back", href: "#/inbox?status=ready" }, "‹ 返回待办"),
+    h("span", { class: "muted small" }, `${c.service_name || names[c.service] || c.service} · ${c.case_no}`)),
+  h("div", { class: "task-layout" },
+    h("div", { class: "col-main" }, header, work, section("批注", noteForm)),
+    h("div", { class: "col-side" }, materials, timeline)));
+}
+
+// ------------------------------------------------------------------ router
+
+async function route() {
+  renderToken += 1;
+  const token = renderToken;
+  setWho();
+  if (!session.loggedIn()) {
+    loginView();
+    return;
+  }
+  const { parts, params } = parseHash();
+  try {
+    if (parts[0] === "tasks" && parts[1]) await taskView(parts[1], token);
+    else await inboxView(params, token);
+    if (token === renderToken) window.scrollTo(0, 0);
+  } catch (exc) {
+    if (token !== renderToken || (exc instanceof ApiError && exc.status === 401)) return;
+    show(h("div", { class: "card" }, h("p", { class: "alert alert-error", role: "alert" }, errorText(exc)),
+      h("a", { class: "btn btn-ghost btn-small", href: "#/inbox?status=ready" }, "返回待办")));
+  }
+}
+
+onUnauthorized(() => loginView("登录已失效，请重新登录"));
+document.getElementById("logout").addEventListener("click", () => {
+  session.clear();
+  serviceNames = null;
+  location.hash = "#/inbox";
+  loginView();
+  setWho();
+});
+window.addEventListener("hashchange", route);
+route();
