@@ -298,6 +298,17 @@ async function taskView(taskId, token) {
       form ? form.el : h("p", { class: "muted" }, "本任务无需填写表单"),
       opinionField,
       h("div", { class: "actions" }, complete, claim));
+    // Editing a field that was refused takes its message away (the server judges again on submit).
+    const settle = (event) => {
+      const field = event.target.closest?.(".has-error");
+      if (!field) return;
+      field.classList.remove("has-error");
+      const message = field.querySelector(":scope > .field-error");
+      if (message) message.hidden = true;
+      for (const input of field.querySelectorAll('[aria-invalid="true"]')) input.removeAttribute("aria-invalid");
+    };
+    el.addEventListener("input", settle);
+    el.addEventListener("change", settle);
     el.addEventListener("submit", async (event) => {
       event.preventDefault();
       clearErrors();
@@ -336,7 +347,7 @@ async function taskView(taskId, token) {
   const noteError = h("p", { class: "field-error", hidden: true });
   const noteButton = h("button", { type: "submit", class: "btn btn-ghost btn-small" }, "发表批注");
   const noteForm = h("form", { class: "comment-form", novalidate: true },
-    h("div", { class: "field" }, h("label", { class: "field-label", for: noteId }, "批注"), note, noteError),
+    h("div", { class: "field" }, h("label", { class: "sr-only", for: noteId }, "批注"), note, noteError),
     noteButton);
   noteForm.addEventListener("submit", async (event) => {
     event.preventDefault();
