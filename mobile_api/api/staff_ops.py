@@ -1,0 +1,172 @@
+"""Approval operations for officers (wrapping ``engine.task_ops``), department-checked as in
+``engine.staff``:
+
+    POST /staff/tasks/{id}/return {reason, to_step}   退回 to an earlier completed step → case
+    POST /staff/tasks/{id}/transfer {to, reason?}     转办 to a colleague of the task's department → task
+    POST /staff/tasks/{id}/add-signer {user, position, opinion?}  加签 (before | after) → side task
+    POST /staff/tasks/{id}/withdraw                   撤回已办: one's own last completion → case
+
+补正 back to the applicant (``return`` without ``to_step``) is not offered here yet: 422.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sanic import Blueprint
+from sanic.request import Request
+from sanic.response import HTTPResponse, json
+from sanic_ext.extensions.openapi import openapi
+
+from engine import staff as desk
+from engine import task_ops
+from engine.cases import CaseResult
+from engine.errors import NotFound, ValidationFailed
+from engine.store.models import HumanTask, StaffUser
+from mobile_api.api.staff import TASK_ROLES, TASK_SCHEMA
+from mobile_api.openapi_docs import error_documenter, json_content
+from mobile_api.request import json_body
+from mobile_api.staff_auth import staff_required
+
+error_responses = error_documenter({
+    400: "请求体不是有效的 JSON", 401: "未登录、凭证无效或已过期",
+    403: "非本部门任务、非工作人员、转办给外部门或撤回他人办理的任务", 404: "任务或人员不存在",
+    409: "任务状态不允许该操作（已办结、他人已认领、下一环节已开始、需等待加签等）", 413: "请求内容过大",
+    415: "不是 application/json", 422: "字段校验失败（fields 标注字段）", 503: "依赖服务暂不可用"})
+_STR = {"type": "string"}
+_NSTR = {"type": "string", "nullable": True}
+
+
+def _obj(*required: str, **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+SIDE_TASK_SCHEMA = {**TASK_SCHEMA, "properties": {**TASK_SCHEMA["properties"], "kind": _STR, "state": _STR}}
+CASE_RESULT_SCHEMA = _obj("case_id", "case_no", "status", "ready_tasks", case_id={"type": "integer"},
+                          case_no=_STR, status=_STR,
+                          ready_tasks={"type": "array", "items": _obj("id", "name", id=_STR, name=_STR,
+                                                                      task_spec=_STR, lane=_NSTR)})
+RETURN_BODY = _obj("reason", "to_step", reason={**_STR, "maxLength": 500},
+                   to_step={**_STR, "description": "退回到的已办环节（流程任务标识，如 intake_check）"})
+TRANSFER_BODY = _obj("to", to={**_STR, "description": "接收人用户名（本部门）"}, reason={**_STR, "maxLength": 500})
+SIGNER_BODY = _obj("user", "position", user=_STR, position={**_STR, "enum": list(task_ops.POSITIONS)},
+                   opinion={**_STR, "maxLength": 500})
+
+
+def _text(body: dict[str, Any], name: str, label: str, *, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 500:
+        raise ValidationFailed(f"{label}填写有误", fields={name: f"{label}应为 1–500 字的文本"})
+    return value.strip()
+
+
+def _case(result: CaseResult) -> dict[str, Any]:
+    return {"case_id": result.id, "case_no": result.case_no, "status": result.status,
+            "ready_tasks": [{"id": str(t.id), "name": t.name, "task_spec": t.task_spec, "lane": t.lane}
+                            for t in result.ready_tasks]}
+
+
+async def _departments_of(username: str) -> list[str] | None:
+    user = await StaffUser.get_or_none(username=username, active=True)
+    return list(user.departments or []) if user else None
+
+
+async def _view(request: Request, task_id: Any) -> HTTPResponse:
+    task = await HumanTask.get(id=task_id).select_related("case")
+    return json(desk.task_view(task, request.app.ctx.engine.deps.departments))
+
+
+async def _open_and_mine(staff: StaffUser, task_id: str) -> HumanTask:
+    """A visible open task that is ready or claimed by ``staff`` (else 409 as in ``engine.staff``)."""
+    task = await desk.visible_task(staff, task_id)
+    if task.state in ("completed", "cancelled"):
+        raise desk.TaskAlreadyCompleted()
+    if task.assignee and task.assignee != staff.username:  # claimed by, or transferred to, someone else
+        raise desk.TaskAlreadyClaimed(f"该任务已被 {task.assignee} 认领")
+    return task
+
+
+def blueprint() -> Blueprint:
+    """A fresh blueprint per app (handlers, and so their OpenAPI entries, are per app)."""
+    bp = Blueprint("staff_ops", url_prefix="/staff")
+    case_ok = openapi.response(200, json_content(CASE_RESULT_SCHEMA), "办件的最新状态和待办环节")
+
+    @bp.post("/tasks/<task_id:str>/return")
+    @openapi.summary("Return / 退回")
+    @openapi.description("把本部门的在办任务退回到本办件已办理的某个人工环节（to_step），该环节重新待办；退回理由写入时间线。"
+                         "补正退回申请人暂不支持（缺少 to_step 返回 422）。")
+    @openapi.body(json_content(RETURN_BODY), required=True)
+    @case_ok
+    @error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
+    @staff_required(TASK_ROLES)
+    async def return_task(request: Request, task_id: str) -> HTTPResponse:
+        body = json_body(request)
+        reason = str(_text(body, "reason", "退回理由", required=True))
+        to_step = body.get("to_step")
+        if not isinstance(to_step, str) or not to_step.strip():
+            raise ValidationFailed("请选择退回到的环节", fields={"to_step": "暂只支持退回到已办环节"})
+        task = await _open_and_mine(request.ctx.staff, task_id)
+        result = await task_ops.return_to_step(request.app.ctx.engine, task.case_id,  # type: ignore[attr-defined]
+                                               target_task_spec=to_step.strip(), actor=request.ctx.staff.username,
+                                               department=task.department, reason=reason)
+        return json(_case(result))
+
+    @bp.post("/tasks/<task_id:str>/transfer")
+    @openapi.summary("Transfer / 转办")
+    @openapi.description("把待认领或本人认领的任务转给本部门另一位工作人员；转给外部门返回 403 transfer_other_department。")
+    @openapi.body(json_content(TRANSFER_BODY), required=True)
+    @openapi.response(200, json_content(TASK_SCHEMA), "任务的最新状态")
+    @error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
+    @staff_required(TASK_ROLES)
+    async def transfer_task(request: Request, task_id: str) -> HTTPResponse:
+        body = json_body(request)
+        to = _text(body, "to", "接收人", required=True)
+        reason = _text(body, "reason", "转办理由", required=False)
+        task = await _open_and_mine(request.ctx.staff, task_id)
+        await task_ops.transfer(request.app.ctx.engine, task.id, actor=request.ctx.staff.username,
+                                to_username=str(to), staff_lookup=_departments_of, reason=reason)
+        return await _view(request, task.id)
+
+    @bp.post("/tasks/<task_id:str>/add-signer")
+    @openapi.summary("Add signer / 加签")
+    @openapi.description("before：加签人签署意见前本任务不能办结（办理返回 409 waiting_for_added_signer）；"
+                         "after：本任务办结后再请加签人签署。返回加签任务。")
+    @openapi.body(json_content(SIGNER_BODY), required=True)
+    @openapi.response(201, json_content(SIDE_TASK_SCHEMA), "已加签")
+    @error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
+    @staff_required(TASK_ROLES)
+    async def add_signer(request: Request, task_id: str) -> HTTPResponse:
+        body = json_body(request)
+        user = str(_text(body, "user", "加签人", required=True))
+        position = body.get("position")
+        if position not in task_ops.POSITIONS:
+            raise ValidationFailed("加签位置有误", fields={"position": "应为 before 或 after"})
+        opinion = _text(body, "opinion", "加签说明", required=False)
+        task = await _open_and_mine(request.ctx.staff, task_id)
+        if await _departments_of(user) is None:
+            raise NotFound("加签人不存在")
+        side = await task_ops.add_signer(request.app.ctx.engine, task.id, actor=request.ctx.staff.username,
+                                         user=user, position=str(position), opinion=opinion)
+        response = await _view(request, side.id)
+        response.status = 201
+        return response
+
+    @bp.post("/tasks/<task_id:str>/withdraw")
+    @openapi.summary("Withdraw completion / 撤回已办")
+    @openapi.description("撤回本人刚办结的任务（下一环节尚未开始办理时），任务回到本人名下；"
+                         "下一环节已开始返回 409 next_step_started，他人办理的返回 403 not_your_task。")
+    @case_ok
+    @error_responses(401, 403, 404, 409, 503)
+    @staff_required(TASK_ROLES)
+    async def withdraw(request: Request, task_id: str) -> HTTPResponse:
+        task = await desk.visible_task(request.ctx.staff, task_id)
+        result = await task_ops.withdraw_completion(request.app.ctx.engine, task.id,
+                                                    actor=request.ctx.staff.username)
+        return json(_case(result))
+
+    return bp
+
+
+__all__ = ["CASE_RESULT_SCHEMA", "blueprint"]
