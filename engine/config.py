@@ -59,7 +59,9 @@ class Settings:
     JWT_SECRET: str = field(default="", repr=False)
     ACCESS_TOKEN_TTL_S: int = 900
     REFRESH_TOKEN_TTL_S: int = 30 * 24 * 3600
-    UPLOAD_DIR: str = ""; UPLOAD_MAX_BYTES: int = 10 * 1024 * 1024  # noqa: E702 - scanned materials, engine/uploads.py
+    # scanned materials from window intake (engine/uploads.py): directory (empty = var/uploads), size limit
+    UPLOAD_DIR: str = ""
+    UPLOAD_MAX_BYTES: int = 10 * 1024 * 1024
 
     @property
     def is_production(self) -> bool:
