@@ -15,6 +15,9 @@ PAGES = {"m": "市民服务", "console": "工作台"}  # folder under web/ -> ti
 
 def pages_blueprint(web_root: Path = WEB_ROOT) -> Blueprint:
     bp = Blueprint("pages")
+    shared = web_root / "shared" / "static"
+    if shared.is_dir():  # modules both pages import (form rendering, DOM helpers)
+        bp.static("/shared/static", shared, name="shared_static")
     for folder in PAGES:
         root = web_root / folder
         if not root.is_dir():

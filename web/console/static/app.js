@@ -3,8 +3,8 @@
 // complete / comment. Hash routes: #/inbox?status=ready&due=overdue, #/tasks/<id>.
 
 import { api, ApiError, onUnauthorized, session } from "./api.js";
-import { formatTime, h, uid } from "./dom.js";
-import { buildForm } from "./form.js";
+import { formatTime, h, uid } from "/shared/static/dom.js";
+import { buildForm } from "/shared/static/form.js";
 
 const view = document.getElementById("view");
 const STATUS_TABS = [["ready", "待办"], ["mine", "我的"], ["done", "已办"]];

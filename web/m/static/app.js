@@ -5,8 +5,8 @@
 // #/certificates #/me
 
 import { api, ApiError, followEvents, onUnauthorized, request, session } from "./api.js";
-import { formatTime, h, uid } from "./dom.js";
-import { buildForm } from "./form.js";
+import { formatTime, h, uid } from "/shared/static/dom.js";
+import { buildForm } from "/shared/static/form.js";
 
 const QR_REFRESH_MS = 60000;
 const LEVELS = [[1, "非常满意"], [2, "满意"], [3, "基本满意"], [4, "不满意"], [5, "非常不满意"]];

@@ -1,4 +1,5 @@
-// Render an application form from the API's ui_spec (forms/ui.py) and collect its value.
+// Render a form from the API's ui_spec (forms/ui.py) and collect its value. Shared by the citizen
+// page (/m/, error paths start with "form.") and the staff workbench (/console/, "data.").
 //
 // Every field becomes a controller {el, value(), showError(parts, message), clearErrors(),
 // relabel(parts)}; objects and arrays nest them. Field paths follow the validation messages of
@@ -444,8 +445,8 @@ export function control(field) {
 export function errorParts(path) {
   let text = String(path || "");
   text = text.replace(/^\$\.?/, "").replace(/^\/+/, "").replace(/\//g, ".");
-  if (text === "form") return [];
-  text = text.replace(/^form\./, "");
+  if (text === "form" || text === "data") return [];
+  text = text.replace(/^(form|data)\./, "");
   text = text.replace(/\[(\d+)\]/g, ".$1");
   return text ? text.split(".").filter(Boolean) : [];
 }
