@@ -2,49 +2,16 @@
 // errors as ApiError {status, code, message, fields}, and server-sent events read with fetch
 // (EventSource cannot send the Authorization header).
 
+import { ApiError, errorOf, sessionStore, STATUS_TEXT } from "/shared/static/http.js";
+
+export { ApiError };
+
 const BASE = "/api/v1";
 const STORE_KEY = "govflow.m.session";
 
-export class ApiError extends Error {
-  constructor(status, code, message, fields) {
-    super(message || "请求失败，请稍后重试");
-    this.status = status;
-    this.code = code || "error";
-    this.fields = fields || {};
-  }
-}
-
-const STATUS_TEXT = {
-  0: "网络连接失败，请检查网络后重试",
-  401: "登录已失效，请重新登录",
-  403: "无权访问",
-  404: "内容不存在或已删除",
-  409: "操作冲突，请刷新后重试",
-  413: "提交的内容过大",
-  422: "填写有误，请检查标注的字段",
-  429: "操作过于频繁，请稍后再试",
-  503: "服务暂时不可用，请稍后再试",
-};
-
-export const session = {
-  get() {
-    try {
-      return JSON.parse(sessionStorage.getItem(STORE_KEY) || "null");
-    } catch {
-      return null;
-    }
-  },
-  set(value) {
-    sessionStorage.setItem(STORE_KEY, JSON.stringify(value));
-  },
+export const session = sessionStore(STORE_KEY, {
   update(partial) {
     this.set({ ...(this.get() || {}), ...partial });
-  },
-  clear() {
-    sessionStorage.removeItem(STORE_KEY);
-  },
-  loggedIn() {
-    return Boolean(this.get()?.access_token);
   },
   /** Store a login or refresh answer. */
   saveTokens(body) {
@@ -53,23 +20,12 @@ export const session = {
     if (body.citizen) partial.citizen = body.citizen;
     this.update(partial);
   },
-};
+});
 
 let unauthorizedHandler = () => {};
 /** Called when the login is gone (refresh failed or refused): the app shows the login page. */
 export function onUnauthorized(handler) {
   unauthorizedHandler = handler;
-}
-
-async function errorOf(response) {
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  const err = body && typeof body === "object" ? body.error || {} : {};
-  return new ApiError(response.status, err.code, err.message || STATUS_TEXT[response.status], err.fields);
 }
 
 let refreshing = null;
