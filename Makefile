@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-sqlite test-postgres install services browser bench lint clean
+.PHONY: run test test-sqlite test-postgres install services browser designer bench lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "govflow needs Python 3.11 or newer")'
@@ -17,11 +17,28 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+# The designer page (/designer/) bundles bpmn-js from npm: `npm ci` installs exactly what
+# web/designer/package-lock.json pins (no install scripts), esbuild writes web/designer/static/
+# (git-ignored). Rebuilt when the lock file, the build script or a source file changes.
+DESIGNER       := web/designer
+DESIGNER_BUILT := $(DESIGNER)/static/.built
+DESIGNER_DEPS  := $(DESIGNER)/node_modules/.package-lock.json
+$(DESIGNER_DEPS): $(DESIGNER)/package.json $(DESIGNER)/package-lock.json
+	@command -v npm >/dev/null || ($(APT_GET) update && $(APT_GET) install -y --no-install-recommends nodejs npm)
+	cd $(DESIGNER) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+$(DESIGNER_BUILT): $(DESIGNER_DEPS) $(DESIGNER)/build.mjs $(wildcard $(DESIGNER)/src/*)
+	cd $(DESIGNER) && node build.mjs
+
+designer: $(DESIGNER_BUILT)
+
+run: $(STAMP) $(DESIGNER_BUILT)
 	$(BIN)/govflow migrate
 	$(BIN)/govflow seed-demo
 	@echo ""
 	@echo "  citizen H5:     http://127.0.0.1:$${GOVFLOW_PORT:-8000}/m/"
+	@echo "  designer:       http://127.0.0.1:$${GOVFLOW_PORT:-8000}/designer/"
 	@echo "  health:         http://127.0.0.1:$${GOVFLOW_PORT:-8000}/health"
 	@echo "  readiness:      http://127.0.0.1:$${GOVFLOW_PORT:-8000}/ready"
 	@echo "  API docs:       http://127.0.0.1:$${GOVFLOW_PORT:-8000}/docs"
@@ -40,10 +57,10 @@ browser:
 	@command -v chromium >/dev/null || ($(APT_GET) update && $(APT_GET) install -y --no-install-recommends chromium fonts-noto-cjk)
 	@(fc-list :lang=zh 2>/dev/null | grep -q .) || ($(APT_GET) update && $(APT_GET) install -y --no-install-recommends fontconfig fonts-noto-cjk)
 
-test-sqlite: $(STAMP) browser
+test-sqlite: $(STAMP) browser $(DESIGNER_BUILT)
 	GOVFLOW_TEST_DB=sqlite $(BIN)/python -m pytest -q
 
-test-postgres: services browser
+test-postgres: services browser $(DESIGNER_BUILT)
 	GOVFLOW_TEST_DB=postgres GOVFLOW_TEST_PG_URL="$(PG_URL)" GOVFLOW_TEST_REDIS="$(REDIS_TEST_URL)" \
 		$(BIN)/python -m pytest -q
 
@@ -59,4 +76,4 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff check engine forms mobile_api tests bench tools
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache $(DESIGNER)/node_modules $(DESIGNER)/static

@@ -1,0 +1,20 @@
+// Bundles the designer page (src/) with esbuild into static/ (ignored by git; `make` rebuilds it
+// from package-lock.json). The shared page modules under /shared/static/ stay separate files that
+// the browser loads, as the other pages do. Usage: node build.mjs
+import { build } from "esbuild";
+import { writeFileSync } from "node:fs";
+
+await build({
+  entryPoints: { designer: "src/main.js" },
+  bundle: true,
+  format: "esm",
+  target: "es2020",
+  minify: true,
+  sourcemap: true,
+  legalComments: "linked",
+  external: ["/shared/static/*"],
+  loader: { ".svg": "dataurl", ".woff": "dataurl", ".woff2": "dataurl", ".ttf": "dataurl", ".eot": "dataurl" },
+  outdir: "static",
+  logLevel: "warning",
+});
+writeFileSync("static/.built", `${new Date().toISOString()}\n`);
