@@ -13,7 +13,8 @@ await build({
   sourcemap: true,
   legalComments: "linked",
   external: ["/shared/static/*"],
-  loader: { ".svg": "dataurl", ".woff": "dataurl", ".woff2": "dataurl", ".ttf": "dataurl", ".eot": "dataurl" },
+  loader: { ".svg": "file", ".woff": "file", ".woff2": "file", ".ttf": "file", ".eot": "file" },
+  assetNames: "fonts/[name]-[hash]",
   outdir: "static",
   logLevel: "warning",
 });

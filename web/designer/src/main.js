@@ -6,7 +6,7 @@
 import BpmnModeler from "bpmn-js/lib/Modeler";
 import "bpmn-js/dist/assets/diagram-js.css";
 import "bpmn-js/dist/assets/bpmn-js.css";
-import "bpmn-js/dist/assets/bpmn-font/css/bpmn-embedded.css";
+import "bpmn-js/dist/assets/bpmn-font/css/bpmn.css";
 import "./app.css";
 
 import { api, ApiError, onUnauthorized, session } from "./api.js";
@@ -161,8 +161,7 @@ function buildWorkspace() {
     h("aside", { class: "panel" },
       card("元素属性", ui.props), card("校验结果", ui.findings), card("运行数据", ui.stats)));
   show(layout);
-  state.modeler = new BpmnModeler({ container: ui.canvas, additionalModules: [translateModule],
-    keyboard: { bindTo: document } });
+  state.modeler = new BpmnModeler({ container: ui.canvas, additionalModules: [translateModule] });
   window.govflowDesigner = state; // for the browser tests and the console
   const bus = state.modeler.get("eventBus");
   bus.on("commandStack.changed", () => {
@@ -229,7 +228,7 @@ async function openVersion(processId, version) {
   state.heat = null;
   ui.heatToggle.setAttribute("aria-pressed", "false");
   ui.legend.hidden = true;
-  state.modeler.get("canvas").zoom("fit-viewport");
+  fitDiagram();
   ui.title.textContent = `${state.current.name} · 第 ${wanted} 版`;
   document.title = `${state.current.name} · 流程设计器`;
   for (const button of [ui.validate, ui.deploy, ui.heatToggle, ui.download]) button.disabled = false;
@@ -239,6 +238,16 @@ async function openVersion(processId, version) {
   ui.stats.replaceChildren(h("p", { class: "muted small" }, "点击“热力图”查看各环节在办、超期件数和办理时长。"));
   renderProps(null);
   document.body.dataset.loaded = `${processId}@${wanted}`;
+}
+
+/** Show the whole diagram when it fits at a readable size, else its start at 75 %; the palette keeps its strip. */
+function fitDiagram() {
+  const canvas = state.modeler.get("canvas");
+  canvas.zoom("fit-viewport");
+  const { inner, outer } = canvas.viewbox();
+  if (!inner.width || !outer.width) return;
+  const scale = Math.max(0.75, Math.min(1, (outer.width - 110) / inner.width, (outer.height - 60) / inner.height));
+  canvas.viewbox({ x: inner.x - 80 / scale, y: inner.y - 30 / scale, width: outer.width / scale, height: outer.height / scale });
 }
 
 // ------------------------------------------------------------------ properties (lanes → departments)
