@@ -187,7 +187,8 @@ function layered(definitions, moddle) {
       const a = places.get(flow.sourceRef);
       const b = places.get(flow.targetRef);
       if (!a || !b) continue;
-      const waypoint = route(a, b, flow.sourceRef.attachedToRef ? "bottom" : "right", top + poolHeight)
+      const blockers = [...places.values()].filter((p) => p !== a && p !== b);
+      const waypoint = route(a, b, flow.sourceRef.attachedToRef ? "bottom" : "right", top + poolHeight, blockers)
         .map(([x, wy]) => make("dc:Point", { x: Math.round(x), y: Math.round(wy) }));
       planeElement.push(make("bpmndi:BPMNEdge", { id: `${flow.id}_di`, bpmnElement: flow, waypoint }));
     }
@@ -200,7 +201,7 @@ function layered(definitions, moddle) {
 }
 
 /** Orthogonal waypoints from shape a to shape b (back edges run under the pool's lower row). */
-function route(a, b, exit, poolBottom) {
+function route(a, b, exit, poolBottom, blockers) {
   const ay = a.y + a.height / 2;
   const by = b.y + b.height / 2;
   if (exit === "bottom") {
@@ -210,8 +211,16 @@ function route(a, b, exit, poolBottom) {
   }
   const sx = a.x + a.width;
   if (b.x >= sx) {
+    const inTheWay = blockers.filter((p) => p.x > sx && p.x + p.width < b.x && p.y < ay && p.y + p.height > ay);
+    if (Math.abs(ay - by) < 1 && inTheWay.length) {
+      // Skips a column on the same row: pass under the steps in between instead of through them.
+      const under = Math.max(...inTheWay.map((p) => p.y + p.height), a.y + a.height, b.y + b.height) + 12;
+      const ax = a.x + a.width / 2;
+      const bx = b.x + b.width / 2;
+      return [[ax, a.y + a.height], [ax, under], [bx, under], [bx, b.y + b.height]];
+    }
     if (Math.abs(ay - by) < 1) return [[sx, ay], [b.x, by]];
-    const mx = (sx + b.x) / 2;
+    const mx = Math.min(a.x + a.width / 2 + COL / 2, (sx + b.x) / 2); // turn in the gap after the source
     return [[sx, ay], [mx, ay], [mx, by], [b.x, by]];
   }
   // Back to an earlier column: down, left under the shapes, up into the target's bottom.
