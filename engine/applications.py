@@ -43,15 +43,17 @@ class ApplicationService:
     _deployed: dict[str, tuple[str, ProcessDefinition]] = field(default_factory=dict)
 
     async def definition_for(self, item: ServiceItem) -> ProcessDefinition:
-        """The current process version of an item: deployed on first use, redeployed (a new,
-        content-hashed version) only when a file of the folder changed on disk."""
+        """The current process version of an item: the folder is deployed on first use and
+        redeployed (a new, content-hashed version) only when one of its files changed on disk;
+        new cases start on the latest version of the process, which may be a designer's deploy."""
         key = _folder_signature(item.folder)
         cached = self._deployed.get(item.slug)
         if cached and cached[0] == key:
-            return cached[1]
-        definition = await self.engine.deploy(read_folder(item.folder), deployed_by="catalog", name=item.name)
-        self._deployed[item.slug] = (key, definition)
-        return definition
+            definition = cached[1]
+        else:
+            definition = await self.engine.deploy(read_folder(item.folder), deployed_by="catalog", name=item.name)
+            self._deployed[item.slug] = (key, definition)
+        return await self.engine.latest_definition(definition.process_id)
 
     def validate_form(self, item: ServiceItem, form: Any) -> None:
         if not isinstance(form, dict):

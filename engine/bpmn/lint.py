@@ -24,6 +24,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from engine.bpmn.errors import parse_error_parts
 from engine.bpmn.lint_rules import BpmnRules, DmnRules, Sink
 from engine.bpmn.parser import build_bundle, model_kind, new_parser, parse_xml
+from engine.bpmn.timers import quote_bare_timers
 from engine.errors import ModelError
 
 MODEL_SUFFIXES = (".bpmn", ".dmn", ".xml")
@@ -39,6 +40,7 @@ class Finding:
     line: int | None
     element_id: str | None
     message: str
+    code: str = ""  # stable code when the rule sets one (see engine.designer.findings for the rest)
 
     def one_line(self) -> str:
         """``approval.bpmn:42 review: user task is not in any lane``."""
@@ -99,8 +101,9 @@ class _Linter(Sink):
         self.dmn: dict[str, etree._Element] = {}
         self._form_problems: dict[str, str | None] = {}
 
-    def add(self, severity: str, file: str, line: int | None, element_id: str | None, message: str) -> None:
-        finding = Finding(severity, file, line, element_id, " ".join(message.split()))
+    def add(self, severity: str, file: str, line: int | None, element_id: str | None, message: str,
+            code: str = "") -> None:
+        finding = Finding(severity, file, line, element_id, " ".join(message.split()), code)
         if finding not in self.report.findings:
             self.report.findings.append(finding)
 
@@ -184,6 +187,7 @@ class _Linter(Sink):
             root = roots[name] = parse_xml(self.files[name].encode("utf-8"), name)  # fresh: Spiff mutates
             try:
                 if name in self.bpmn:
+                    quote_bare_timers(root)
                     parser.add_bpmn_xml(root, filename=name)
                 else:
                     parser.add_dmn_xml(root, filename=name)

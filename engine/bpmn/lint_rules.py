@@ -9,13 +9,13 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
 
 from lxml import etree
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
+from engine.bpmn import habits, lint_paths
 from engine.bpmn.parser import BPMN_NS
 from engine.bpmn.sandbox import check_expression, check_script
+from engine.bpmn.timers import is_bare_iso, timer_problem
 from engine.case_sla import APPLICANT_LANES
 
 B = f"{{{BPMN_NS}}}"
@@ -43,7 +43,8 @@ _QUESTION_MARK = re.compile(r'(\?)(?=(?:[^\'"]|[\'"][^\'"]*[\'"])*$)')
 class Sink:
     """Where rules report; implemented by the linter."""
 
-    def add(self, severity: str, file: str, line: int | None, element_id: str | None, message: str) -> None:
+    def add(self, severity: str, file: str, line: int | None, element_id: str | None, message: str,
+            code: str = "") -> None:
         raise NotImplementedError
 
     def form_problem(self, key: str) -> str | None:
@@ -75,19 +76,26 @@ class _Rules:
     def __init__(self, sink: Sink, file: str, root: etree._Element) -> None:
         self.sink, self.file, self.root = sink, file, root
 
-    def error(self, el: etree._Element | None, message: str, element_id: str | None = None) -> None:
+    def error(self, el: etree._Element | None, message: str, element_id: str | None = None,
+              code: str = "") -> None:
         line = el.sourceline if el is not None else None
-        self.sink.add("error", self.file, line, element_id or owner_id(el), message)
+        self.sink.add("error", self.file, line, element_id or owner_id(el), message, code)
 
-    def warning(self, el: etree._Element | None, message: str, element_id: str | None = None) -> None:
+    def warning(self, el: etree._Element | None, message: str, element_id: str | None = None,
+                code: str = "") -> None:
         self.sink.add("warning", self.file, el.sourceline if el is not None else None,
-                      element_id or owner_id(el), message)
+                      element_id or owner_id(el), message, code)
 
     def check_code(self, el: etree._Element, source: str | None, label: str, *, script: bool = False,
                    in_text: bool = True) -> bool:
         """Sandbox-check ``source`` (True when clean); a violation's line is mapped onto the XML line."""
         if source is None or not source.strip():
             self.error(el, f"{label} is empty")
+            return False
+        foreign = habits.foreign_expression(source)
+        if foreign is not None:  # Camunda/Flowable ${...}: say what to write instead
+            self.error(el, f"{label} uses a ${{...}} expression; write Python instead: {foreign}",
+                       code="foreign_expression")
             return False
         checker: Callable[[str], list] = check_script if script else check_expression
         try:
@@ -135,6 +143,8 @@ class BpmnRules(_Rules):
         self._timers()
         self._forms()
         self._references()
+        for proc in processes:
+            lint_paths.check(self, proc)
 
     def _lanes(self, proc: etree._Element) -> None:
         laned: set[str] = set()
@@ -196,6 +206,11 @@ class BpmnRules(_Rules):
         for el in self.root.iter(etree.Element):
             tag = el.tag
             if tag in SCRIPTS:
+                language = habits.foreign_language(el.getparent().get("scriptFormat"))
+                if tag == f"{B}script" and language:
+                    self.error(el, f"script is written in {language}; the engine runs Python only. Write: "
+                                   f"{habits.python_script(el.text or '')}", code="foreign_script_language")
+                    continue
                 self.check_code(el, el.text, SCRIPTS[tag], script=True)
             elif tag == f"{B}conditionExpression" and el.text is None:
                 continue  # an empty condition means "no condition" to the parser
@@ -218,6 +233,8 @@ class BpmnRules(_Rules):
                 continue
             kind = local(spec)
             text = (spec.text or "").strip()
+            if is_bare_iso(kind, text):
+                continue  # Camunda-style bare ISO 8601 value: quoted when the model is parsed
             self.check_code(spec, spec.text, f"{kind} expression")
             if not text:
                 continue
@@ -229,8 +246,6 @@ class BpmnRules(_Rules):
                 problem = timer_problem(kind, tree.value)
                 if problem:
                     self.error(spec, f"{kind} '{tree.value}' {problem}")
-            elif isinstance(tree, ast.Name) and timer_problem(kind, tree.id) is None:
-                self.error(spec, f"{kind} is a Python expression: quote the ISO 8601 value (\"'{tree.id}'\")")
 
     def _forms(self) -> None:
         for prop in self.root.iter(f"{S}property"):
@@ -267,22 +282,6 @@ class BpmnRules(_Rules):
                 ref = el.get(attr)
                 if ref and ref not in defined:
                     self.error(el, f"{attr} '{ref}' does not match any bpmn:{target} in this file")
-
-
-def timer_problem(kind: str, value: str) -> str | None:
-    """Why SpiffWorkflow's timer parsing would reject ``value``, or None when it accepts it."""
-    try:
-        if kind == "timeDuration":
-            TimerEventDefinition.parse_iso_duration(value)
-        elif kind == "timeCycle":
-            TimerEventDefinition.parse_iso_recurring_interval(value)
-        elif not isinstance(TimerEventDefinition.parse_time_or_duration(value), datetime):
-            return "is not an ISO 8601 date-time"
-    except Exception:
-        expected = {"timeDuration": "duration such as 'PT2H' or 'P3D'",
-                    "timeCycle": "repeating interval such as 'R3/PT1H'"}.get(kind, "date-time")
-        return f"is not a valid ISO 8601 {expected}"
-    return None
 
 
 class DmnRules(_Rules):

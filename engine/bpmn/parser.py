@@ -20,6 +20,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.specs import BpmnProcessSpec
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 
+from engine.bpmn.timers import quote_bare_timers
 from engine.errors import ModelError
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -112,6 +113,7 @@ def add_files(parser: SpiffBpmnParser, files: dict[str, str]) -> list[str]:
         root = parse_xml(files[name].encode(), name)
         kind = model_kind(root)
         if kind == "bpmn":
+            quote_bare_timers(root)  # Camunda-style bare ISO 8601 timers run as written
             parser.add_bpmn_xml(root, filename=name)
             bpmn_files.append(name)
         elif kind == "dmn":

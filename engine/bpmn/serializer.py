@@ -83,6 +83,11 @@ class StateSerializer:
             self._cipher = AESSIV(hashlib.sha512(b"govflow case state\0" + key).digest())
 
     @property
+    def registry(self) -> Any:
+        """SpiffWorkflow's converter registry (spec diffs for case migration need it)."""
+        return self._registry
+
+    @property
     def spiff_version(self) -> str:
         return str(self._serializer.VERSION)
 

@@ -1,0 +1,62 @@
+"""Deploy a process version from the designer: lint-gated, content-hashed, audited.
+
+Deploying identical content returns the existing version (``created`` False) and changes
+nothing but the audit trail; running cases keep the version they started on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.bpmn.lint import lint_bundle
+from engine.bpmn.parser import content_hash
+from engine.cases import CaseEngine
+from engine.designer import audit, findings
+from engine.designer.bundle import Upload, assemble
+from engine.errors import ModelError, SandboxViolation
+from engine.store.models import ProcessDefinition
+
+
+class LintFailed(ModelError):
+    code = "lint_failed"
+    default_message = "流程模型未通过校验，未部署"
+
+
+@dataclass
+class Deployed:
+    definition: ProcessDefinition
+    created: bool
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _refusal(errors: list[dict[str, Any]]) -> ModelError:
+    fields: dict[str, str] = {}
+    for e in errors[:20]:
+        fields.setdefault(e["element_id"] or e["file"], e["message"])
+    first = errors[0]["message"]
+    if any(e["code"] in findings.SANDBOX_CODES for e in errors):
+        return SandboxViolation(f"脚本违反安全规则，未部署：{first}", fields=fields, detail=errors)
+    return LintFailed(f"流程模型未通过校验，未部署：{first}", fields=fields, detail=errors)
+
+
+async def deploy(engine: CaseEngine, upload: Upload, *, actor: str,
+                 departments: Mapping[str, str] | None) -> Deployed:
+    """Lint the assembled bundle and store it as a new version (or return the identical one)."""
+    assembled = await assemble(upload)
+    report = lint_bundle(assembled.files, departments=departments)
+    if not report.ok:
+        raise _refusal([findings.to_dict(f) for f in report.errors])
+    digest = content_hash(assembled.files)
+    existing = await ProcessDefinition.get_or_none(process_id=assembled.process_id, content_hash=digest)
+    definition = existing or await engine.deploy(assembled.files, process_id=assembled.process_id,
+                                                 deployed_by=actor, name=assembled.name)
+    created = existing is None and definition.deployed_by == actor and definition.content_hash == digest
+    await audit.record("deploy", actor=actor, process_id=definition.process_id, version=definition.version,
+                       content_hash=definition.content_hash,
+                       detail={"created": created, "files": sorted(assembled.files)})
+    return Deployed(definition, created, [findings.to_dict(f) for f in report.warnings])
+
+
+__all__ = ["Deployed", "LintFailed", "deploy"]

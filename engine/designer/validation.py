@@ -1,0 +1,35 @@
+"""``validate``: lint one BPMN or DMN document the way a deploy would, without storing anything.
+
+A BPMN document is linted in its bundle: the forms and DMN tables of the latest deployed
+version of its process are carried over, as a deploy would do (``engine.designer.bundle``).
+Hostile or non-model input raises (4xx); model problems are answered as findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.bpmn.lint import lint_bundle
+from engine.designer import findings
+from engine.designer.bundle import Upload, assemble
+from engine.designer.model_input import read_model
+
+
+async def validate(data: bytes | str, *, departments: Mapping[str, str] | None) -> dict[str, Any]:
+    """``{valid, errors, warnings, process_ids, decision_ids}`` for one uploaded document."""
+    model = read_model(data, "model")
+    if model.kind == "bpmn" and model.process_ids():
+        files = (await assemble(Upload(bpmn=model.text))).files
+    else:
+        files = {"model.dmn" if model.kind == "dmn" else "model.bpmn": model.text}
+    report = lint_bundle(files, departments=departments)
+    return {
+        "valid": report.ok,
+        "errors": [findings.to_dict(f) for f in report.errors],
+        "warnings": [findings.to_dict(f) for f in report.warnings],
+        "process_ids": report.process_ids, "decision_ids": report.decision_ids,
+    }
+
+
+__all__ = ["validate"]
