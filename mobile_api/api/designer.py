@@ -66,8 +66,9 @@ VALIDATE_SCHEMA = _obj("valid", "errors", "warnings", valid=_BOOL, errors={"type
 VERSION_SCHEMA = _obj("process_id", "version", "content_hash", "created_at",
                       process_id=_STR, name=_STR, version=_INT, content_hash=_STR, deployed_by=_NSTR,
                       created_at=_TIME, files={"type": "array", "items": _STR}, running_cases=_INT)
-DEPLOY_SCHEMA = _obj("created", "version", created={**_BOOL, "description": "false：内容相同，返回已有版本"},
-                     version=VERSION_SCHEMA, warnings={"type": "array", "items": FINDING})
+DEPLOY_SCHEMA = {**VERSION_SCHEMA, "required": [*VERSION_SCHEMA["required"], "created"], "properties": {
+    **VERSION_SCHEMA["properties"], "created": {**_BOOL, "description": "false：内容相同，返回已有版本"},
+    "warnings": {"type": "array", "items": FINDING}}}
 PROCESS_SCHEMA = _obj("process_id", "latest_version", process_id=_STR, name=_STR, latest_version=_INT,
                       versions=_INT, updated_at=_TIME, deployed_by=_NSTR, running_cases=_INT)
 ELEMENT_STATS = _obj("waiting", "completed", "overdue", waiting=_INT, completed=_INT, overdue=_INT,
@@ -199,9 +200,8 @@ def blueprint() -> Blueprint:
         result = await deployer.deploy(ctx.engine, _upload(request), actor=request.ctx.staff.username,
                                        departments=ctx.departments)
         running = await _running([result.definition.id])
-        return json({"created": result.created, "warnings": result.warnings,
-                     "version": _version_view(result.definition, running.get(result.definition.id, 0))},
-                    status=201 if result.created else 200)
+        return json({**_version_view(result.definition, running.get(result.definition.id, 0)),
+                     "created": result.created, "warnings": result.warnings}, status=201 if result.created else 200)
 
     @bp.get("/processes")
     @openapi.summary("Processes / 流程列表")
