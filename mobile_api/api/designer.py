@@ -6,6 +6,7 @@
     GET  /designer/processes/{id}/versions       every version (immutable, content-hashed)
     GET  /designer/processes/{id}/versions/{v}/bpmn   the BPMN XML of a version (``latest`` works), with a
                                                  generated diagram layout when the stored model has none
+    GET  /designer/processes/{id}/versions/{v}/file?name=   one file of a version (DMN, form)
     GET  /designer/processes/{id}/stats?version=&since=&until=   heat-map figures per BPMN element
     POST /designer/processes/{id}/migrate {from_version, to_version, dry_run}  move running cases
 
@@ -251,6 +252,21 @@ def blueprint() -> Blueprint:
         headers = {"X-Layout": "generated" if laid_out != stored else "stored",
                    "X-Content-Hash": definition.content_hash, "X-Version": str(definition.version)}
         return text(laid_out, content_type="application/xml; charset=utf-8", headers=headers)
+
+    @bp.get("/processes/<process_id:str>/versions/<version:str>/file")
+    @openapi.parameter("name", str, "query", required=True, description="文件名，如 senior_card_decision.dmn、forms/apply.json")
+    @openapi.summary("Version file / 版本中的文件")
+    @openapi.description("某版本中的一个文件原文：名称.dmn（决策表，供 DMN 编辑器）、名称.bpmn 或 forms/名称.json。")
+    @openapi.response(200, {"application/xml": XML_BODY, **json_content({"type": "object"})}, "文件内容")
+    @error_responses(401, 403, 404, 422)
+    @staff_required(READ_ROLES)
+    async def version_file(request: Request, process_id: str, version: str) -> HTTPResponse:
+        name = request.args.get("name") or ""
+        files = files_from_json((await _definition(process_id, version)).files)
+        if name not in files:
+            raise NotFound(f"该版本没有文件 {name}")
+        media = "application/json" if name.endswith(".json") else "application/xml"
+        return text(files[name], content_type=f"{media}; charset=utf-8")
 
     @bp.get("/processes/<process_id:str>/stats")
     @openapi.summary("Heat-map / 热力图统计")

@@ -177,6 +177,11 @@ async def test_round_trip_of_a_shipped_process_and_heat_map(api: OpenApiClient) 
     assert deployed.status_code == 201, deployed.text
     v2 = deployed.json()
     assert v2["version"] == 2 and {f for f in v2["files"] if f.startswith("forms/")}  # forms carried over
+    form_name = next(f for f in v2["files"] if f.startswith("forms/"))
+    form = await api.call("GET", f"{D}/processes/business_startup/versions/2/file?name={form_name}", token=designer)
+    assert form.status_code == 200 and "properties" in form.json()
+    error_of(await api.call("GET", f"{D}/processes/business_startup/versions/2/file?name=forms/nope.json",
+                            token=designer), 404, "not_found")
     waiting = await HumanTask.get(id=waiting_task).prefetch_related("case")
     assert (await Case.get(id=waiting.case_id).prefetch_related("definition")).definition.version == 1
     newer = await HumanTask.get(id=await intake(api))  # a new application starts on the designer's version
