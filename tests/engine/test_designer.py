@@ -126,8 +126,8 @@ async def test_migration_refuses_a_case_whose_completed_task_is_gone(engine: Cas
     assert case.definition_id == v1.id and case.state == before
 
 
-async def test_bare_iso_timer_is_accepted_and_runs(engine: CaseEngine) -> None:
-    xml = THREE.replace(
+def _with_timer(xml: str) -> str:
+    return xml.replace(
         '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="intake" />',
         '<bpmn:intermediateCatchEvent id="wait"><bpmn:timerEventDefinition id="td">'
         '<bpmn:timeDuration>PT5M</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>'
@@ -135,6 +135,10 @@ async def test_bare_iso_timer_is_accepted_and_runs(engine: CaseEngine) -> None:
         '<bpmn:sequenceFlow id="f1b" sourceRef="wait" targetRef="intake" />').replace(
         '<bpmn:flowNodeRef>start</bpmn:flowNodeRef>',
         '<bpmn:flowNodeRef>start</bpmn:flowNodeRef><bpmn:flowNodeRef>wait</bpmn:flowNodeRef>')
+
+
+async def test_bare_iso_timer_is_accepted_and_runs(engine: CaseEngine) -> None:
+    xml = _with_timer(THREE)
     assert lint_bundle({"t.bpmn": xml}, departments=DEPARTMENTS).ok
     definition = await _deploy(engine, xml)
     started = await engine.start_case(definition, service="demo")
@@ -142,6 +146,18 @@ async def test_bare_iso_timer_is_accepted_and_runs(engine: CaseEngine) -> None:
     [job] = await Job.filter(case_id=started.id, kind="timer", status="pending")
     now = engine.deps.clock()
     assert now + timedelta(minutes=4) < job.due_at <= now + timedelta(minutes=6)
+
+
+async def test_migration_keeps_a_waiting_timer_due_time(engine: CaseEngine) -> None:
+    await _deploy(engine, _with_timer(THREE))
+    started = await engine.start_case(await engine.latest_definition("three_steps"), service="demo")
+    [job] = await Job.filter(case_id=started.id, kind="timer", status="pending")
+    v2 = await _deploy(engine, _with_timer(WITH_CHECK))
+    report = await migration.migrate(engine, "three_steps", 1, 2, dry_run=False, actor="designer01")
+    assert report.as_dict()["moved"] == 1
+    assert (await Case.get(id=started.id)).definition_id == v2.id
+    [still] = await Job.filter(case_id=started.id, kind="timer", status="pending")
+    assert (still.id, still.due_at) == (job.id, job.due_at)  # same job, same due time: the clock did not restart
 
 
 def test_camunda_habits_are_answered_with_python() -> None:
