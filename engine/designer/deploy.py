@@ -6,6 +6,7 @@ nothing but the audit trail; running cases keep the version they started on.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +46,7 @@ async def deploy(engine: CaseEngine, upload: Upload, *, actor: str,
                  departments: Mapping[str, str] | None) -> Deployed:
     """Lint the assembled bundle and store it as a new version (or return the identical one)."""
     assembled = await assemble(upload)
-    report = lint_bundle(assembled.files, departments=departments)
+    report = await asyncio.to_thread(lint_bundle, assembled.files, departments=departments)  # off the loop
     if not report.ok:
         raise _refusal([findings.to_dict(f) for f in report.errors])
     digest = content_hash(assembled.files)

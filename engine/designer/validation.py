@@ -7,6 +7,7 @@ Hostile or non-model input raises (4xx); model problems are answered as findings
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,7 @@ async def validate(data: bytes | str, *, departments: Mapping[str, str] | None) 
         files = (await assemble(Upload(bpmn=model.text))).files
     else:
         files = {"model.dmn" if model.kind == "dmn" else "model.bpmn": model.text}
-    report = lint_bundle(files, departments=departments)
+    report = await asyncio.to_thread(lint_bundle, files, departments=departments)  # ~25-70 ms: off the loop
     return {
         "valid": report.ok,
         "errors": [findings.to_dict(f) for f in report.errors],
