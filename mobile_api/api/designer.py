@@ -1,5 +1,6 @@
 """The process designer API (流程设计), for staff with the designer role (or admin):
 
+    GET  /designer/departments                   department codes and names (what lanes may be called)
     POST /designer/validate                      BPMN or DMN XML → {valid, errors[], warnings[]}
     POST /designer/processes                     deploy a version: raw BPMN XML, or JSON {bpmn, files, process_id}
     GET  /designer/processes                     processes with their latest version
@@ -203,6 +204,17 @@ def blueprint() -> Blueprint:
         running = await _running([result.definition.id])
         return json({**_version_view(result.definition, running.get(result.definition.id, 0)),
                      "created": result.created, "warnings": result.warnings}, status=201 if result.created else 200)
+
+    @bp.get("/departments")
+    @openapi.summary("Departments / 部门（泳道可选值）")
+    @openapi.description("泳道可命名的部门：代码与名称（processes/departments.yaml）。")
+    @openapi.response(200, json_content(_obj("items", items={"type": "array", "items": _obj(
+        "code", "name", code=_STR, name=_STR)})), "部门列表")
+    @error_responses(401, 403)
+    @staff_required(READ_ROLES)
+    async def departments(request: Request) -> HTTPResponse:
+        return json({"items": [{"code": code, "name": name}
+                               for code, name in request.app.ctx.departments.items()]})
 
     @bp.get("/processes")
     @openapi.summary("Processes / 流程列表")

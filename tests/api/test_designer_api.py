@@ -161,6 +161,9 @@ async def test_only_designers_and_admins_deploy(api: OpenApiClient) -> None:
     deployed = await api.call("POST", f"{D}/processes", token=admin, content=THREE.encode(), headers=XML)
     assert deployed.status_code == 201 and (await DesignerAudit.get()).actor == "admin"
     assert (await api.call("GET", f"{D}/processes", token=supervisor)).status_code == 200  # reading is allowed
+    listed = (await api.call("GET", f"{D}/departments", token=supervisor)).json()["items"]
+    assert {"code": "samr", "name": "市场监督管理局"} in listed
+    error_of(await api.call("GET", f"{D}/departments", token=officer), 403, "forbidden_role")
 
 
 async def test_round_trip_of_a_shipped_process_and_heat_map(api: OpenApiClient) -> None:
