@@ -2,8 +2,9 @@
 
 The modeler page sends only the BPMN XML it exported. The forms and DMN tables the process needs
 already belong to its latest version, so they are carried over; files sent along replace
-theirs by name. The BPMN file keeps the latest version's file name, so deploying unchanged XML
-gives the same content hash (and so the same version).
+theirs by name. The BPMN file replaces, and keeps the name of, the latest version's BPMN file that defines the
+same process, so deploying unchanged XML gives the same content hash (and so the same version);
+other BPMN files of the bundle (processes it calls) are carried over like the forms.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 from engine.bpmn.parser import BPMN_NS, files_from_json
 from engine.designer.model_input import ModelXml, NotAModel, check_file_name, read_model
-from engine.errors import ValidationFailed
+from engine.errors import GovflowError, ValidationFailed
 from engine.store.models import ProcessDefinition
 
 PROCESS_ID_MAX = 128
@@ -39,9 +40,21 @@ async def latest_version(process_id: str) -> ProcessDefinition | None:
     return await ProcessDefinition.filter(process_id=process_id).order_by("-version").first()
 
 
-def _bpmn_name(previous_files: dict[str, str], process_id: str) -> str:
-    names = [n for n in previous_files if n.endswith(".bpmn")]
-    return names[0] if len(names) == 1 else f"{process_id}.bpmn"
+def _replaced(previous_files: dict[str, str], model: ModelXml, process_id: str) -> tuple[str, set[str]]:
+    """The file name the uploaded BPMN takes and the previous BPMN files it replaces: those that
+    define one of its processes (other BPMN files, e.g. of called processes, stay)."""
+    ours = {p.get("id") for p in model.root.iter(f"{{{BPMN_NS}}}process")}
+    replaced: list[str] = []
+    for name, text in sorted(previous_files.items()):
+        if not name.endswith(".bpmn"):
+            continue
+        try:
+            theirs = {p.get("id") for p in read_model(text, name).root.iter(f"{{{BPMN_NS}}}process")}
+        except GovflowError:
+            theirs = set()
+        if theirs & ours:
+            replaced.append(name)
+    return (replaced[0] if replaced else f"{process_id}.bpmn"), set(replaced)
 
 
 async def assemble(upload: Upload) -> Assembled:
@@ -76,8 +89,8 @@ async def assemble(upload: Upload) -> Assembled:
     if model is None and previous is None:
         raise ValidationFailed(f"流程 {process_id} 尚未部署，请提供 BPMN", fields={"bpmn": "缺少 BPMN"})
     if model is not None:
-        name = _bpmn_name(files, process_id)
-        files = {k: v for k, v in files.items() if not k.endswith(".bpmn")}
+        name, replaced = _replaced(files, model, process_id)
+        files = {k: v for k, v in files.items() if k not in replaced}
         files[name] = model.text
     files.update(extra)
     title = previous.name if previous is not None else ""

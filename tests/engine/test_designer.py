@@ -214,3 +214,27 @@ def test_p90_is_nearest_rank() -> None:
     assert stats.p90([5.0]) == 5.0
     assert stats.p90([float(i) for i in range(1, 11)]) == 9.0
     assert stats.p90([float(i) for i in range(1, 101)]) == 90.0
+
+
+async def test_raw_bpmn_replaces_only_its_own_file_and_keeps_called_processes(engine: CaseEngine) -> None:
+    text = (FIXTURES / "models" / "call" / "call_activity.bpmn").read_text(encoding="utf-8")
+
+    def without(process_id: str) -> str:
+        root = parse_xml(text.encode())
+        for proc in root.findall("{http://www.omg.org/spec/BPMN/20100524/MODEL}process"):
+            if proc.get("id") == process_id:
+                root.remove(proc)
+        return etree.tostring(root, encoding="unicode")
+
+    main, sub = without("seal_sub"), without("bundle_main")
+    first = await deployer.deploy(engine, Upload(bpmn=main, files={"seal_sub.bpmn": sub}), actor="designer01",
+                                  departments=engine.deps.departments)
+    assert first.definition.process_id == "bundle_main"
+    edited = main.replace('name="刻章子流程"', 'name="刻制公章"')
+    second = await deployer.deploy(engine, Upload(bpmn=edited), actor="designer01",
+                                   departments=engine.deps.departments)
+    from engine.bpmn.parser import files_from_json
+
+    files = files_from_json(second.definition.files)
+    assert second.created and sorted(files) == ["bundle_main.bpmn", "seal_sub.bpmn"]
+    assert files["seal_sub.bpmn"] == sub and files["bundle_main.bpmn"] == edited
