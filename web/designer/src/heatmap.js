@@ -55,7 +55,7 @@ export function applyHeat(modeler, stats) {
     else marker = LEVELS[Math.min(LEVELS.length - 1, Math.floor(((waiting - 1) / Math.max(max, 1)) * LEVELS.length))][0];
     canvas.addMarker(el, marker);
     const title = `在办 ${waiting} 件，超期 ${overdue} 件；平均 ${duration(row.avg_seconds)}，P90 ${duration(row.p90_seconds)}`;
-    overlays.add(el, "heat", { position: { top: -12, right: 12 },
+    overlays.add(el, "heat", { position: { top: -12, right: 12 }, scale: { min: 1 },
       html: `<span class="heat-badge${overdue ? " heat-badge-overdue" : ""}" data-element-id="${el.id}" title="${title}">`
         + `${waiting}${overdue ? `<small>超期 ${overdue}</small>` : ""}</span>` });
   }
@@ -80,7 +80,7 @@ export function statsTable(heat, modeler, focus) {
     .sort((a, b) => (Number(b.overdue) || 0) - (Number(a.overdue) || 0) || (Number(b.waiting) || 0) - (Number(a.waiting) || 0));
   if (!rows.length) return h("p", { class: "muted small" }, "统计时段内没有办件数据。");
   return h("table", { class: "stats-table", id: "stats-table" },
-    h("thead", {}, h("tr", {}, ["环节", "在办", "超期", "平均", "P90"].map((t) => h("th", { scope: "col" }, t)))),
+    h("thead", {}, h("tr", {}, ["环节", "在办", "超期", "完成", "平均", "P90"].map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, rows.map((r) => {
       const el = registry.get(idOf(r));
       return h("tr", { dataset: { elementId: idOf(r) } },
@@ -88,6 +88,7 @@ export function statsTable(heat, modeler, focus) {
           el.businessObject.name || idOf(r))),
         h("td", { class: "num" }, String(r.waiting ?? 0)),
         h("td", { class: `num${Number(r.overdue) ? " text-red" : ""}` }, String(r.overdue ?? 0)),
+        h("td", { class: "num" }, String(r.completed ?? 0)),
         h("td", { class: "num" }, duration(r.avg_seconds)),
         h("td", { class: "num" }, duration(r.p90_seconds)));
     })));

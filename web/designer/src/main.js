@@ -145,6 +145,8 @@ function buildWorkspace() {
     "aria-pressed": "false", onclick: () => toggleHeat() }, "热力图");
   ui.download = h("button", { type: "button", class: "btn btn-ghost btn-small", id: "btn-download", disabled: true,
     onclick: () => download() }, "下载 BPMN");
+  ui.fit = h("button", { type: "button", class: "btn btn-ghost btn-small", id: "btn-fit", disabled: true,
+    title: "缩放以显示整个流程图", onclick: () => fitDiagram(0) }, "全图");
   ui.canvas = h("div", { class: "canvas", id: "canvas", "aria-label": "流程图编辑区" });
   ui.legend = h("div", { class: "heat-legend", id: "heat-legend", hidden: true });
   ui.props = h("div", { id: "props" }, h("p", { class: "muted small" }, "点击图中的元素查看和修改属性。"));
@@ -156,7 +158,7 @@ function buildWorkspace() {
       h("h2", { class: "side-title" }, "版本"), ui.versionList),
     h("section", { class: "workspace" },
       h("div", { class: "toolbar" }, h("div", { class: "toolbar-title" }, ui.title, ui.dirty),
-        h("div", { class: "toolbar-actions" }, ui.validate, ui.heatToggle, ui.download, ui.deploy)),
+        h("div", { class: "toolbar-actions" }, ui.fit, ui.validate, ui.heatToggle, ui.download, ui.deploy)),
       h("div", { class: "canvas-wrap" }, ui.canvas, ui.legend)),
     h("aside", { class: "panel" },
       card("元素属性", ui.props), card("校验结果", ui.findings), card("运行数据", ui.stats)));
@@ -231,7 +233,7 @@ async function openVersion(processId, version) {
   fitDiagram();
   ui.title.textContent = `${state.current.name} · 第 ${wanted} 版`;
   document.title = `${state.current.name} · 流程设计器`;
-  for (const button of [ui.validate, ui.deploy, ui.heatToggle, ui.download]) button.disabled = false;
+  for (const button of [ui.fit, ui.validate, ui.deploy, ui.heatToggle, ui.download]) button.disabled = false;
   renderProcessList();
   renderVersions();
   renderFindings();
@@ -240,14 +242,20 @@ async function openVersion(processId, version) {
   document.body.dataset.loaded = `${processId}@${wanted}`;
 }
 
-/** Show the whole diagram when it fits at a readable size, else its start at 75 %; the palette keeps its strip. */
-function fitDiagram() {
+/**
+ * Show the whole diagram beside the palette when that keeps it at ``minScale`` or larger (never
+ * above 100 %), else its start at ``minScale``.
+ */
+function fitDiagram(minScale = 0.75) {
   const canvas = state.modeler.get("canvas");
   canvas.zoom("fit-viewport");
   const { inner, outer } = canvas.viewbox();
   if (!inner.width || !outer.width) return;
-  const scale = Math.max(0.75, Math.min(1, (outer.width - 110) / inner.width, (outer.height - 60) / inner.height));
-  canvas.viewbox({ x: inner.x - 80 / scale, y: inner.y - 30 / scale, width: outer.width / scale, height: outer.height / scale });
+  const PALETTE = 80;
+  const fit = Math.min(1, (outer.width - PALETTE - 30) / inner.width, (outer.height - 60) / inner.height);
+  const scale = Math.max(minScale, fit);
+  const top = scale === fit ? (outer.height / scale - inner.height) / 2 : 30 / scale;
+  canvas.viewbox({ x: inner.x - PALETTE / scale, y: inner.y - top, width: outer.width / scale, height: outer.height / scale });
 }
 
 // ------------------------------------------------------------------ properties (lanes → departments)
@@ -316,6 +324,8 @@ function laneOf(element) {
 const elementIdOf = (f) => f.element_id ?? f.element ?? f.id ?? null;
 
 async function exportXml() {
+  const editing = state.modeler.get("directEditing");
+  if (editing.isActive()) editing.complete(); // a name still being typed on the canvas belongs to the export
   const { xml } = await state.modeler.saveXML({ format: true });
   return xml;
 }
@@ -345,7 +355,7 @@ function markFindings() {
   for (const [id, { kind, messages }] of marked) {
     const el = registry.get(id);
     if (el.waypoints) continue; // flows: the marker colours the line
-    overlays.add(el, "finding", { position: { top: -10, left: -10 },
+    overlays.add(el, "finding", { position: { top: -10, left: -10 }, scale: { min: 1 },
       html: `<span class="finding-badge finding-badge-${kind}" title="${escapeHtml(messages.join("\n"))}">${kind === "error" ? "!" : "?"}</span>` });
   }
 }
@@ -415,6 +425,7 @@ async function deploy() {
     toast(created ? `已发布 ${processId} 第 ${body.version} 版` : `内容未变化，仍为第 ${body.version} 版`);
     await loadProcesses();
     state.current = null; // reload even when the route stays the same
+    state.dirty = false; // what was edited is now that version
     routeTo(processId, body.version);
   } catch (exc) {
     if (exc instanceof ApiError && exc.status === 422 && exc.fields) {
