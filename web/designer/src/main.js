@@ -304,7 +304,11 @@ function renderProps(element) {
     });
   }
   const lane = laneOf(element);
-  if (lane) rows.push(h("div", { class: "prop-row" }, h("span", { class: "prop-key" }, "所在泳道"), h("span", {}, lane.name || lane.id)));
+  if (lane) {
+    const dept = (state.departments || []).find((d) => d.code === lane.name || d.name === lane.name);
+    rows.push(h("div", { class: "prop-row" }, h("span", { class: "prop-key" }, "办理部门"),
+      h("span", { id: "prop-lane" }, dept ? `${dept.name}（${dept.code}）` : lane.name || lane.id)));
+  }
   const found = [...state.findings.errors.map((f) => ["error", f]), ...state.findings.warnings.map((f) => ["warning", f])]
     .filter(([, f]) => elementIdOf(f) === bo.id);
   for (const [kind, f] of found) rows.push(h("p", { class: `finding finding-${kind}` }, f.message));
@@ -428,7 +432,12 @@ async function deploy() {
     state.dirty = false; // what was edited is now that version
     routeTo(processId, body.version);
   } catch (exc) {
-    if (exc instanceof ApiError && exc.status === 422 && exc.fields) {
+    if (exc instanceof ApiError && exc.status === 422 && Object.keys(exc.fields).length) {
+      // refused by the server's lint: its fields name the elements (or files) at fault
+      state.findings = { errors: Object.entries(exc.fields).map(([id, message]) => ({ element_id: id, message })),
+        warnings: [] };
+      markFindings();
+      renderFindings({ valid: false });
       toast(exc.message);
     } else {
       toast(errorText(exc));
@@ -486,7 +495,7 @@ async function route() {
   if (!state.modeler) {
     buildWorkspace();
     try {
-      await loadProcesses();
+      await Promise.all([loadProcesses(), departments()]);
     } catch (exc) {
       toast(errorText(exc));
       return;
