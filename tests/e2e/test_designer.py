@@ -178,6 +178,63 @@ async def test_designer_edits_validates_and_deploys_a_version_cases_then_run_on(
     assert task.lane == "市场监督管理局" and task.department == "samr"  # the lane named in Chinese still routes
 
 
+IMPORTED = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="Defs_e2e" targetNamespace="http://e2e">
+  <bpmn:collaboration id="Collab_e2e"><bpmn:participant id="Pool_e2e" name="窗口受理、民政审批" processRef="e2e_permit" />
+  </bpmn:collaboration>
+  <bpmn:process id="e2e_permit" name="设计器导入测试事项" isExecutable="true">
+    <bpmn:laneSet id="LaneSet_e2e">
+      <bpmn:lane id="Lane_window" name="window"><bpmn:flowNodeRef>start</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>accept</bpmn:flowNodeRef></bpmn:lane>
+      <bpmn:lane id="Lane_mca" name="民政局"><bpmn:flowNodeRef>approve</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>done</bpmn:flowNodeRef></bpmn:lane>
+    </bpmn:laneSet>
+    <bpmn:startEvent id="start" name="提交" />
+    <bpmn:userTask id="accept" name="窗口受理" />
+    <bpmn:userTask id="approve" name="民政审批" />
+    <bpmn:endEvent id="done" name="办结" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="accept" />
+    <bpmn:sequenceFlow id="f2" sourceRef="accept" targetRef="approve" />
+    <bpmn:sequenceFlow id="f3" sourceRef="approve" targetRef="done" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+async def test_a_file_without_diagram_is_laid_out_deployed_as_a_new_process_and_runs(
+        server: Server, desktop: Any, tmp_path: Path) -> None:
+    await start_case(server)  # so the list is not empty
+    page = await designer_page(server, desktop)
+    await open_process(page, 1)
+    source = tmp_path / "e2e_permit.bpmn"
+    source.write_text(IMPORTED, encoding="utf-8")
+    assert "BPMNDiagram" not in IMPORTED
+    await page.locator("#import-file").set_input_files(str(source))
+    await expect(page.locator("body")).to_have_attribute("data-loaded", "e2e_permit@imported")
+    await expect(page.locator("#ws-title")).to_contain_text("设计器导入测试事项（导入的文件，未发布）")
+    # laid out in the page: a band per lane, the steps inside their lane's band
+    for lane_id, step in (("Lane_window", "accept"), ("Lane_mca", "approve")):
+        lane, box = await shape(page, lane_id).bounding_box(), await shape(page, step).bounding_box()
+        assert lane and box and lane["y"] < box["y"] and box["y"] + box["height"] < lane["y"] + lane["height"]
+    await page.get_by_role("button", name="校验").click()
+    await expect(page.locator("#validate-summary")).to_contain_text("校验通过")
+
+    await page.get_by_role("button", name="发布新版本").click()
+    await expect(page.locator("body")).to_have_attribute("data-loaded", "e2e_permit@1")
+    await expect(page.locator('#process-list [data-process-id="e2e_permit"]')).to_contain_text("设计器导入测试事项")
+    await expect(page.locator('#version-list [data-version="1"]')).to_contain_text("designer01")
+
+    # the page's export runs: 窗口受理 in window, then 民政审批 in mca (lane named in Chinese), then done
+    definition = await ProcessDefinition.get(process_id="e2e_permit", version=1)
+    assert "BPMNShape" in next(iter(files_from_json(definition.files).values()))
+    started = await server.engine.start_case(definition, service="e2e-permit", data={})
+    for spec, department in (("accept", "window"), ("approve", "mca")):
+        [task] = await HumanTask.filter(case_id=started.id, state="ready")
+        assert (task.task_spec, task.department) == (spec, department)
+        await server.engine.complete_task(task.id, {}, actor="e2e")
+    assert (await Case.get(id=started.id)).status == "completed"
+
+
 async def test_heat_map_shows_waiting_and_overdue_cases_per_step(server: Server, desktop: Any) -> None:
     cases = [await start_case(server) for _ in range(5)]
     now = server.engine.deps.clock()

@@ -152,9 +152,13 @@ function buildWorkspace() {
   ui.props = h("div", { id: "props" }, h("p", { class: "muted small" }, "点击图中的元素查看和修改属性。"));
   ui.findings = h("div", { id: "findings" }, h("p", { class: "muted small" }, "点击“校验”检查流程：泳道对应部门、表单、脚本、定时器、分支条件等。"));
   ui.stats = h("div", { id: "stats" }, h("p", { class: "muted small" }, "点击“热力图”查看各环节在办、超期件数和办理时长。"));
+  ui.importFile = h("input", { type: "file", id: "import-file", accept: ".bpmn,.xml,application/xml,text/xml",
+    class: "sr-only", onchange: () => importFile(ui.importFile.files[0]) });
   const layout = h("div", { class: "designer-layout" },
     h("aside", { class: "sidebar" },
       h("h2", { class: "side-title" }, "流程"), ui.processList,
+      h("div", { class: "side-actions" }, h("label", { class: "btn btn-ghost btn-small btn-block", for: "import-file" },
+        "导入 BPMN 文件"), ui.importFile),
       h("h2", { class: "side-title" }, "版本"), ui.versionList),
     h("section", { class: "workspace" },
       h("div", { class: "toolbar" }, h("div", { class: "toolbar-title" }, ui.title, ui.dirty),
@@ -256,6 +260,42 @@ function fitDiagram(minScale = 0.75) {
   const scale = Math.max(minScale, fit);
   const top = scale === fit ? (outer.height / scale - inner.height) / 2 : 30 / scale;
   canvas.viewbox({ x: inner.x - PALETTE / scale, y: inner.y - top, width: outer.width / scale, height: outer.height / scale });
+}
+
+/** A BPMN file from disk (e.g. drawn elsewhere, maybe without a diagram): opened unsaved, deployable as its process. */
+async function importFile(file) {
+  if (!file) return;
+  if (state.dirty && !window.confirm("当前修改尚未发布，确定要打开其他文件吗？")) return;
+  try {
+    let xml = await file.text();
+    if (!hasDiagram(xml)) xml = await addDiagram(xml, state.modeler.get("moddle"));
+    await state.modeler.importXML(xml);
+  } catch {
+    toast("无法读取该文件：请选择 BPMN 2.0 XML 文件");
+    return;
+  } finally {
+    ui.importFile.value = "";
+  }
+  const definitions = state.modeler.getDefinitions();
+  const process = definitions.rootElements.find((e) => e.$type === "bpmn:Process" && e.isExecutable)
+    || definitions.rootElements.find((e) => e.$type === "bpmn:Process");
+  const processId = process?.id || "";
+  state.current = { processId, version: null, name: process?.name || processId, imported: true };
+  state.versions = [];
+  state.dirty = true;
+  ui.dirty.hidden = false;
+  state.findings = { errors: [], warnings: [] };
+  state.heat = null;
+  ui.legend.hidden = true;
+  ui.title.textContent = `${state.current.name}（导入的文件，未发布）`;
+  for (const button of [ui.fit, ui.validate, ui.deploy, ui.download]) button.disabled = false;
+  ui.heatToggle.disabled = true;
+  renderProcessList();
+  renderVersions();
+  renderFindings();
+  renderProps(null);
+  fitDiagram();
+  document.body.dataset.loaded = `${processId}@imported`;
 }
 
 // ------------------------------------------------------------------ properties (lanes → departments)
