@@ -235,6 +235,38 @@ async def test_a_file_without_diagram_is_laid_out_deployed_as_a_new_process_and_
     assert (await Case.get(id=started.id)).status == "completed"
 
 
+async def test_decision_table_edited_in_the_dmn_editor_deploys_with_the_stored_bpmn(server: Server, desktop: Any) -> None:
+    applications = server.app.ctx.applications
+    v1 = await applications.definition_for(applications.catalog.get("senior-card"))
+    page = await designer_page(server, desktop)
+    await page.locator('#process-list [data-process-id="senior_card"]').click()
+    await expect(page.locator("body")).to_have_attribute("data-loaded", "senior_card@1")
+    tab = page.locator('#model-tabs [data-tab="senior_card_decision.dmn"]')
+    await tab.click()
+    await expect(tab).to_have_attribute("aria-selected", "true")
+    cell = page.locator('#dmn-canvas td[data-element-id="r2_reason"]')
+    await expect(cell).to_contain_text("申请人未满60周岁")
+    await cell.click()
+    await page.keyboard.press("Control+A")
+    await page.keyboard.type("'申请人未满60周岁，暂不符合申领条件，可在年满60周岁后申请'")
+    await page.locator('#dmn-canvas td[data-element-id="r1_reason"]').click()  # leave the cell
+    await expect(tab).to_contain_text("已修改")
+    await expect(page.locator("#dirty")).to_be_visible()
+    await page.get_by_role("button", name="校验").click()
+    await expect(page.locator("#validate-summary")).to_contain_text("校验通过")
+    await page.evaluate("document.querySelectorAll('#dmn-canvas, #dmn-canvas *').forEach(e => { e.scrollLeft = 0; })")
+    await screenshot(page, "designer-dmn.png")
+
+    await page.get_by_role("button", name="发布新版本").click()
+    await expect(page.locator("body")).to_have_attribute("data-loaded", "senior_card@2")
+    await expect(page.locator('#version-list [data-version="2"]')).to_contain_text("最新")
+    v2 = await ProcessDefinition.get(process_id="senior_card", version=2)
+    old, new = files_from_json(v1.files), files_from_json(v2.files)
+    assert "可在年满60周岁后申请" in new["senior_card_decision.dmn"]
+    assert "可在年满60周岁后申请" not in old["senior_card_decision.dmn"]
+    assert new["senior_card.bpmn"] == old["senior_card.bpmn"]  # the BPMN was not edited: carried over as stored
+
+
 async def test_heat_map_shows_waiting_and_overdue_cases_per_step(server: Server, desktop: Any) -> None:
     cases = [await start_case(server) for _ in range(5)]
     now = server.engine.deps.clock()

@@ -4,9 +4,16 @@
 // (数据运营化). Hash routes: #/processes/<id>/versions/<n>.
 
 import BpmnModeler from "bpmn-js/lib/Modeler";
+import DmnModeler from "dmn-js/lib/Modeler";
 import "bpmn-js/dist/assets/diagram-js.css";
 import "bpmn-js/dist/assets/bpmn-js.css";
 import "bpmn-js/dist/assets/bpmn-font/css/bpmn.css";
+import "dmn-js/dist/assets/dmn-js-shared.css";
+import "dmn-js/dist/assets/dmn-js-drd.css";
+import "dmn-js/dist/assets/dmn-js-decision-table.css";
+import "dmn-js/dist/assets/dmn-js-decision-table-controls.css";
+import "dmn-js/dist/assets/dmn-js-literal-expression.css";
+import "dmn-js/dist/assets/dmn-font/css/dmn.css";
 import "./app.css";
 
 import { api, ApiError, onUnauthorized, session } from "./api.js";
@@ -35,6 +42,8 @@ const state = {
   findings: { errors: [], warnings: [] },
   heat: null,
   loading: 0,
+  // DMN tables of the open version: name -> {xml (as loaded), changed}; the dmn-js modeler shows `tab`
+  dmn: { files: {}, tab: "bpmn", modeler: null },
 };
 const ui = {};
 
@@ -148,6 +157,8 @@ function buildWorkspace() {
   ui.fit = h("button", { type: "button", class: "btn btn-ghost btn-small", id: "btn-fit", disabled: true,
     title: "缩放以显示整个流程图", onclick: () => fitDiagram(0) }, "全图");
   ui.canvas = h("div", { class: "canvas", id: "canvas", "aria-label": "流程图编辑区" });
+  ui.dmnCanvas = h("div", { class: "canvas dmn-canvas", id: "dmn-canvas", "aria-label": "决策表编辑区", hidden: true });
+  ui.tabs = h("div", { class: "model-tabs", id: "model-tabs", role: "tablist", hidden: true });
   ui.legend = h("div", { class: "heat-legend", id: "heat-legend", hidden: true });
   ui.props = h("div", { id: "props" }, h("p", { class: "muted small" }, "点击图中的元素查看和修改属性。"));
   ui.findings = h("div", { id: "findings" }, h("p", { class: "muted small" }, "点击“校验”检查流程：泳道对应部门、表单、脚本、定时器、分支条件等。"));
@@ -163,7 +174,8 @@ function buildWorkspace() {
     h("section", { class: "workspace" },
       h("div", { class: "toolbar" }, h("div", { class: "toolbar-title" }, ui.title, ui.dirty),
         h("div", { class: "toolbar-actions" }, ui.fit, ui.validate, ui.heatToggle, ui.download, ui.deploy)),
-      h("div", { class: "canvas-wrap" }, ui.canvas, ui.legend)),
+      ui.tabs,
+      h("div", { class: "canvas-wrap" }, ui.canvas, ui.dmnCanvas, ui.legend)),
     h("aside", { class: "panel" },
       card("元素属性", ui.props), card("校验结果", ui.findings), card("运行数据", ui.stats)));
   show(layout);
@@ -172,6 +184,7 @@ function buildWorkspace() {
   const bus = state.modeler.get("eventBus");
   bus.on("commandStack.changed", () => {
     state.dirty = true;
+    state.bpmnChanged = true;
     ui.dirty.hidden = false;
   });
   bus.on("selection.changed", ({ newSelection }) => renderProps(newSelection[0]));
@@ -229,7 +242,9 @@ async function openVersion(processId, version) {
   const info = state.processes.find((p) => processIdOf(p) === processId) || {};
   state.current = { processId, version: wanted, name: info.name || processId };
   state.dirty = false;
+  state.bpmnChanged = false;
   ui.dirty.hidden = true;
+  resetDmn(state.versions.find((v) => versionOf(v) === wanted)?.files || []);
   state.findings = { errors: [], warnings: [] };
   state.heat = null;
   ui.heatToggle.setAttribute("aria-pressed", "false");
@@ -283,6 +298,8 @@ async function importFile(file) {
   state.current = { processId, version: null, name: process?.name || processId, imported: true };
   state.versions = [];
   state.dirty = true;
+  state.bpmnChanged = true;
+  resetDmn([]);
   ui.dirty.hidden = false;
   state.findings = { errors: [], warnings: [] };
   state.heat = null;
@@ -296,6 +313,97 @@ async function importFile(file) {
   renderProps(null);
   fitDiagram();
   document.body.dataset.loaded = `${processId}@imported`;
+}
+
+// ------------------------------------------------------------------ DMN tables (dmn-js)
+
+/** The version's DMN files become tabs beside 流程图; their XML is fetched when a tab opens. */
+function resetDmn(files) {
+  state.dmn.files = Object.fromEntries(files.filter((n) => n.endsWith(".dmn")).map((n) => [n, { xml: null, edited: null, changed: false }]));
+  state.dmn.loaded = null;
+  showTab("bpmn");
+}
+
+function renderTabs() {
+  const names = Object.keys(state.dmn.files);
+  ui.tabs.hidden = !names.length;
+  const tab = (key, label) => {
+    const active = state.dmn.tab === key;
+    return h("button", { type: "button", role: "tab", class: `model-tab${active ? " active" : ""}`,
+      "aria-selected": active ? "true" : "false", dataset: { tab: key }, onclick: () => showTab(key) }, label,
+    key !== "bpmn" && state.dmn.files[key].changed ? h("span", { class: "tag tag-small tag-orange" }, "已修改") : null);
+  };
+  ui.tabs.replaceChildren(tab("bpmn", "流程图"), ...names.map((n) => tab(n, `决策表 ${n}`)));
+}
+
+function dmnModeler() {
+  if (state.dmn.modeler) return state.dmn.modeler;
+  const zh = { additionalModules: [translateModule] }; // per view: dmn-js replaces `common.additionalModules`
+  const modeler = new DmnModeler({ container: ui.dmnCanvas, drd: zh, decisionTable: zh, literalExpression: zh });
+  const watched = new WeakSet();
+  modeler.on("views.changed", () => {
+    const viewer = modeler.getActiveViewer();
+    if (!viewer || watched.has(viewer)) return;
+    watched.add(viewer);
+    viewer.get("eventBus").on("elements.changed", () => {
+      const entry = state.dmn.files[state.dmn.loaded];
+      if (state.dmn.importing || !entry) return;
+      entry.changed = true;
+      state.dirty = true;
+      ui.dirty.hidden = false;
+      renderTabs();
+    });
+  });
+  state.dmn.modeler = modeler;
+  return modeler;
+}
+
+/** Keep the XML of the table on screen when it was edited (before another one replaces it or a deploy). */
+async function keepDmnEdits() {
+  const entry = state.dmn.files[state.dmn.loaded];
+  if (entry?.changed) entry.edited = (await state.dmn.modeler.saveXML({ format: true })).xml;
+}
+
+async function showTab(key) {
+  if (key !== "bpmn") {
+    const entry = state.dmn.files[key];
+    try {
+      const modeler = dmnModeler();
+      if (state.dmn.loaded !== key) {
+        await keepDmnEdits();
+        const { processId, version } = state.current;
+        if (entry.xml === null) {
+          entry.xml = await api.getText(`/designer/processes/${encodeURIComponent(processId)}/versions/${version}`
+            + `/file?name=${encodeURIComponent(key)}`);
+        }
+        state.dmn.importing = true;
+        ui.dmnCanvas.hidden = false;
+        try {
+          await modeler.importXML(entry.edited ?? entry.xml);
+          const table = modeler.getViews().find((v) => v.type === "decisionTable");
+          if (table) await modeler.open(table);
+        } finally {
+          state.dmn.importing = false;
+        }
+        state.dmn.loaded = key;
+      }
+    } catch (exc) {
+      toast(errorText(exc));
+      return;
+    }
+  }
+  state.dmn.tab = key;
+  ui.canvas.hidden = key !== "bpmn";
+  ui.dmnCanvas.hidden = key === "bpmn";
+  ui.legend.hidden = key !== "bpmn" || !state.heat;
+  if (key === "bpmn") state.modeler.get("canvas").resized();
+  renderTabs();
+}
+
+/** The edited DMN files: name -> XML. */
+async function dmnEdits() {
+  await keepDmnEdits();
+  return Object.fromEntries(Object.entries(state.dmn.files).filter(([, e]) => e.changed && e.edited).map(([n, e]) => [n, e.edited]));
 }
 
 // ------------------------------------------------------------------ properties (lanes → departments)
@@ -441,6 +549,13 @@ async function validate() {
   ui.validate.disabled = true;
   try {
     const result = await api.postXml("/designer/validate", await exportXml());
+    for (const [name, xml] of Object.entries(await dmnEdits())) {
+      const table = await api.postXml("/designer/validate", xml);
+      const tagged = (list) => (list || []).map((f) => ({ ...f, message: `${name}：${f.message}` }));
+      result.errors = [...(result.errors || []), ...tagged(table.errors)];
+      result.warnings = [...(result.warnings || []), ...tagged(table.warnings)];
+      result.valid = result.valid && table.valid;
+    }
     state.findings = { errors: result.errors || [], warnings: result.warnings || [] };
     markFindings();
     renderFindings(result);
@@ -463,7 +578,15 @@ async function deploy() {
       toast("请先修正校验错误再发布");
       return;
     }
-    const body = await api.postXml("/designer/processes", await exportXml());
+    const edits = await dmnEdits();
+    let body;
+    if (Object.keys(edits).length && !state.current.imported) {
+      // changed tables go as files; the BPMN only when it was edited too (else the stored one is kept)
+      body = await api.post("/designer/processes", { process_id: state.current.processId, files: edits,
+        ...(state.bpmnChanged ? { bpmn: await exportXml() } : {}) });
+    } else {
+      body = await api.postXml("/designer/processes", await exportXml());
+    }
     const processId = body.process_id ?? state.current.processId;
     const created = body.created ?? true;
     toast(created ? `已发布 ${processId} 第 ${body.version} 版` : `内容未变化，仍为第 ${body.version} 版`);
