@@ -12,11 +12,11 @@ export const LEVELS = [
 const OVERDUE = ["gf-heat-overdue", "#f8a5a0", "有超期件"];
 const MARKERS = [...LEVELS.map((l) => l[0]), OVERDUE[0]];
 
-const idOf = (row) => row.element_id ?? row.id ?? row.task_spec;
+const idOf = (row) => row.element_id;
 
+/** The answer's ``elements`` (element id -> figures) as rows. */
 function rowsOf(stats) {
-  const raw = stats?.elements ?? stats?.items ?? stats?.steps ?? [];
-  return Array.isArray(raw) ? raw : Object.entries(raw).map(([id, row]) => ({ element_id: id, ...row }));
+  return Object.entries(stats?.elements || {}).map(([id, row]) => ({ element_id: id, ...row }));
 }
 
 /** "1 天 3 小时" / "25 分钟" for a duration in seconds. */
@@ -65,13 +65,12 @@ export function applyHeat(modeler, stats) {
 export function heatLegend(heat) {
   const totalWaiting = heat.rows.reduce((n, r) => n + (Number(r.waiting) || 0), 0);
   const totalOverdue = heat.rows.reduce((n, r) => n + (Number(r.overdue) || 0), 0);
-  const window = heat.stats?.window_days ? `近 ${heat.stats.window_days} 天` : heat.stats?.window || "";
   return h("div", { class: "legend-inner" },
     h("strong", {}, "热力图"),
-    h("span", { class: "small" }, `在办 ${totalWaiting} 件 · 超期 ${totalOverdue} 件${window ? ` · 时长统计：${window}` : ""}`),
+    h("span", { class: "small" }, `在办 ${totalWaiting} 件 · 超期 ${totalOverdue} 件`),
     h("ul", { class: "legend-list" }, [...LEVELS, OVERDUE].map(([, color, label]) =>
       h("li", {}, h("span", { class: "swatch", style: `background:${color}` }), label))),
-    h("span", { class: "muted small" }, "数字为当前停留在该环节的办件数"));
+    h("span", { class: "muted small" }, "数字为当前停留在该环节的办件数（统计该流程的全部版本）"));
 }
 
 export function statsTable(heat, modeler, focus) {

@@ -81,9 +81,9 @@ function card(title, ...children) {
   return h("section", { class: "card panel-card" }, h("h2", { class: "card-title" }, title), children);
 }
 
-const itemsOf = (body) => (Array.isArray(body) ? body : body?.items || body?.processes || body?.versions || []);
-const processIdOf = (p) => p.process_id ?? p.id;
-const versionOf = (v) => v.version ?? v.number;
+const itemsOf = (body) => body?.items || [];
+const processIdOf = (p) => p.process_id;
+const versionOf = (v) => v.version;
 
 function parseHash() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
@@ -204,7 +204,7 @@ function renderProcessList() {
   const current = state.current?.processId;
   ui.processList.replaceChildren(...(state.processes.length ? state.processes.map((p) => {
     const id = processIdOf(p);
-    const latest = p.latest_version ?? p.version ?? p.versions;
+    const latest = p.latest_version;
     return h("li", {},
       h("a", { href: `#/processes/${encodeURIComponent(id)}`, class: `process-item${id === current ? " active" : ""}`,
         dataset: { processId: id }, "aria-current": id === current ? "page" : null },
@@ -223,7 +223,7 @@ function renderVersions() {
         class: `version-item${n === version ? " active" : ""}`, dataset: { version: n } },
       h("span", { class: "version-no" }, `第 ${n} 版`, index === 0 ? h("span", { class: "tag tag-small tag-green" }, "最新") : null),
       h("span", { class: "version-meta small muted" },
-        [formatTime(v.created_at || v.deployed_at), v.deployed_by || v.actor].filter(Boolean).join(" · ")),
+        [formatTime(v.created_at), v.deployed_by].filter(Boolean).join(" · ")),
       v.content_hash ? h("span", { class: "version-hash mono small muted", title: v.content_hash }, v.content_hash.slice(0, 12)) : null));
   }));
 }
@@ -233,10 +233,8 @@ async function openVersion(processId, version) {
   state.versions = itemsOf(body).slice().sort((a, b) => versionOf(b) - versionOf(a));
   if (!state.versions.length) throw new ApiError(404, "not_found", "该流程没有版本");
   const wanted = version && state.versions.some((v) => versionOf(v) === version) ? version : versionOf(state.versions[0]);
-  const raw = await api.getText(`/designer/processes/${encodeURIComponent(processId)}/versions/${wanted}/bpmn`);
-  let xml = raw;
-  if (raw.trimStart().startsWith("{")) xml = JSON.parse(raw).xml || JSON.parse(raw).bpmn; // JSON-wrapped XML
-  if (!hasDiagram(xml)) xml = await addDiagram(xml, state.modeler.get("moddle"));
+  let xml = await api.getText(`/designer/processes/${encodeURIComponent(processId)}/versions/${wanted}/bpmn`);
+  if (!hasDiagram(xml)) xml = await addDiagram(xml, state.modeler.get("moddle")); // the API adds one; just in case
   const { warnings } = await state.modeler.importXML(xml);
   if (warnings?.length) console.warn("bpmn-js import warnings", warnings);
   const info = state.processes.find((p) => processIdOf(p) === processId) || {};
@@ -473,7 +471,7 @@ function laneOf(element) {
 
 // ------------------------------------------------------------------ validate / deploy
 
-const elementIdOf = (f) => f.element_id ?? f.element ?? f.id ?? null;
+const elementIdOf = (f) => f.element_id ?? null;
 
 async function exportXml() {
   const editing = state.modeler.get("directEditing");
@@ -587,9 +585,8 @@ async function deploy() {
     } else {
       body = await api.postXml("/designer/processes", await exportXml());
     }
-    const processId = body.process_id ?? state.current.processId;
-    const created = body.created ?? true;
-    toast(created ? `已发布 ${processId} 第 ${body.version} 版` : `内容未变化，仍为第 ${body.version} 版`);
+    const processId = body.process_id;
+    toast(body.created ? `已发布 ${processId} 第 ${body.version} 版` : `内容未变化，仍为第 ${body.version} 版`);
     await loadProcesses();
     state.current = null; // reload even when the route stays the same
     state.dirty = false; // what was edited is now that version
