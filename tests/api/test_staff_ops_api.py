@@ -28,8 +28,10 @@ async def test_return_to_an_earlier_step_and_withdraw(api: OpenApiClient) -> Non
     intake_id, psb_task = await _accepted(api, samr)
     error_of(await api.call("POST", f"{TASKS}/{psb_task}/return", token=samr,
                             json={"reason": "退回", "to_step": "intake_check"}), 403, "forbidden_department")
-    missing = await api.call("POST", f"{TASKS}/{psb_task}/return", token=psb, json={"reason": "材料不全"})
-    assert "to_step" in error_of(missing, 422, "validation_failed")["fields"]
+    blank = await api.call("POST", f"{TASKS}/{psb_task}/return", token=psb, json={"reason": "材料不全", "to_step": " "})
+    assert "to_step" in error_of(blank, 422, "validation_failed")["fields"]
+    error_of(await api.call("POST", f"{TASKS}/{psb_task}/return", token=psb,
+                            json={"reason": "退回", "to_step": "no_such_step"}), 409, "conflict")
     back = await api.call("POST", f"{TASKS}/{psb_task}/return", token=psb,
                           json={"reason": "材料不全，退回受理", "to_step": "intake_check"})
     assert back.status_code == 200, back.text
