@@ -37,6 +37,7 @@ async def intake_case(server: Server) -> tuple[Case, HumanTask]:
 
 async def test_officer_accepts_a_case_from_the_inbox(server: Server, desktop: Any) -> None:
     await add_staff("samr01", "李明", ["samr"], ["officer"])
+    await add_staff("samr02", "王芳", ["samr"], ["officer"])  # a colleague: 转办 and 加签 are offered
     case, task = await intake_case(server)
     page: Page = await desktop(server.base_url)
 
@@ -79,6 +80,11 @@ async def test_officer_accepts_a_case_from_the_inbox(server: Server, desktop: An
     assert WANG.name not in await summary.inner_text()
     assert await page.locator(".material").count() >= 1
     await expect(page.locator(".timeline li").first).to_be_visible()
+
+    # the operations the task allows (its `actions`), as buttons
+    for name in ("办结", "认领", "退回", "转办", "加签"):
+        await expect(page.get_by_role("button", name=name, exact=True)).to_be_visible()
+    await expect(page.get_by_role("button", name="撤回")).to_have_count(0)
 
     # claim, unclaim: the buttons follow the state
     await page.get_by_role("button", name="认领", exact=True).click()

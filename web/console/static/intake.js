@@ -35,7 +35,7 @@ function limitText(limit) {
 }
 
 /** One material row: its name, what the clerk collects, and the scans chosen for it. */
-function materialRow(material) {
+function materialRow(material, onChange) {
   const files = [];
   const shared = material.source_type === "shared_data";
   const byCertificate = material.source_type === "certificate";
@@ -58,12 +58,13 @@ function materialRow(material) {
 
   function render() {
     list.replaceChildren(...files.map((file, i) => h("li", { class: "scan" },
-      h("span", { class: "scan-icon", "aria-hidden": "true" }, "📄"),
+      h("span", { class: "scan-icon", "aria-hidden": "true" }, (file.name.match(/\.(\w+)$/)?.[1] || "").toUpperCase()),
       h("span", { class: "scan-name" }, file.name),
       h("span", { class: "muted small" }, sizeText(file.size)),
       h("button", { type: "button", class: "btn btn-link", "aria-label": `移除 ${file.name}`, onclick: () => {
         files.splice(i, 1);
         render();
+        onChange();
       } }, "移除"))));
   }
   input.addEventListener("change", async () => {
@@ -78,6 +79,7 @@ function materialRow(material) {
     error.hidden = !refused.length;
     row.classList.toggle("has-error", refused.length > 0);
     render();
+    onChange();
   });
   return {
     el: row,
@@ -89,11 +91,12 @@ function materialRow(material) {
   };
 }
 
-/** The form for one chosen service: applicant, application form, materials. */
-function serviceParts(service) {
+/** The form for one chosen service: its application form and material rows (``onChange``: the
+ * scans chosen changed). */
+function serviceParts(service, onChange) {
   const form = buildForm(service.form);
   const rows = [...(service.materials || []), { name: OTHER, required: false, source_type: "citizen",
-    form: "申请人另行提交的材料" }].map(materialRow);
+    form: "申请人另行提交的材料" }].map((m) => materialRow(m, onChange));
   return { form, rows };
 }
 
@@ -126,11 +129,11 @@ export async function intakeView({ show, isCurrent }) {
   const serviceField = labelled("办理事项", serviceSelect, { name: "service", required: true });
   serviceField.value = () => serviceSelect.value;
   const name = textField("申请人姓名", { name: "name", required: true, maxlength: 50 });
-  const idNumber = textField("身份证号", { name: "id_number", required: true, maxlength: 18,
+  const idNumber = textField("申请人身份证号", { name: "id_number", required: true, maxlength: 18,
     help: "核对身份证原件；已在掌上办实名的群众，办件自动归入其账号" });
   idNumber.input.setAttribute("autocomplete", "off");
   idNumber.input.classList.add("mono");
-  const phone = textField("联系电话", { name: "phone", maxlength: 15, help: "选填，用于通知办理结果" });
+  const phone = textField("申请人手机号", { name: "phone", maxlength: 15, help: "选填，用于通知办理结果" });
   phone.input.setAttribute("inputmode", "tel");
   const own = { service: serviceField, name, id_number: idNumber, phone };
 
@@ -158,7 +161,11 @@ export async function intakeView({ show, isCurrent }) {
     try {
       const service = await api.get(`/services/${encodeURIComponent(slug)}`, { auth: false });
       if (mine !== loading) return;
-      parts = serviceParts(service);
+      parts = serviceParts(service, () => {
+        // a refusal of the earlier scans no longer holds
+        materialsError.hidden = true;
+        alert.hide();
+      });
       formBox.replaceChildren(service.form.description ? h("p", { class: "field-help form-intro" }, service.form.description)
         : "", parts.form.el);
       materialsBox.replaceChildren(h("ul", { class: "intake-materials", "aria-label": "收件材料" },
