@@ -243,16 +243,24 @@ async def _refused(task_id: UUID, staff: StaffUser) -> GovflowError:
         return WaitingForApplicant()
     if task.state == "claimed" and task.assignee != staff.username:
         return TaskAlreadyClaimed(f"该任务已被 {task.assignee} 认领，请刷新待办列表")
+    if task.state == "ready" and task.assignee not in (None, staff.username):
+        return TaskAlreadyClaimed(f"该任务已转办给 {task.assignee}，请刷新待办列表")
     return TaskNotClaimed()
 
 
+def _free_for(staff: StaffUser) -> Q:
+    """A ready task nobody holds, or one transferred (转办) to ``staff``."""
+    return Q(assignee__isnull=True) | Q(assignee=staff.username)
+
+
 async def claim(staff: StaffUser, task_id: str, *, now: datetime | None = None) -> HumanTask:
-    """Take a ready task of one's department; 409 when someone else has it or it is done."""
+    """Take a ready task of one's department (free or transferred to one); 409 when someone else
+    has it or it is done."""
     task, now = await visible_task(staff, task_id), now or utcnow()
     if task.kind == "cosign":
         raise SignInstead()
     async with in_transaction() as conn:
-        taken = await HumanTask.filter(id=task.id, state="ready").using_db(conn).update(
+        taken = await HumanTask.filter(_free_for(staff), id=task.id, state="ready").using_db(conn).update(
             state="claimed", assignee=staff.username)
         if taken:
             await _event(task, "task_claimed", staff, now, conn=conn)
@@ -281,7 +289,8 @@ async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dic
     task, now = await visible_task(staff, task_id), engine.deps.clock()
     if task.kind == "cosign":
         raise SignInstead()
-    auto = await HumanTask.filter(id=task.id, state="ready").update(state="claimed", assignee=staff.username)
+    auto = await HumanTask.filter(_free_for(staff), id=task.id, state="ready").update(
+        state="claimed", assignee=staff.username)
     if not auto and not await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).exists():
         raise await _refused(task.id, staff)
     try:

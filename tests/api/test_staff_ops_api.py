@@ -61,6 +61,9 @@ async def test_transfer_and_add_signer(api: OpenApiClient) -> None:
     moved = await api.call("POST", f"{TASKS}/{task_id}/transfer", token=samr01,
                            json={"to": "samr02", "reason": "请假"})
     assert moved.status_code == 200 and moved.json()["assignee"] == "samr02"
+    for action, body in (("claim", None), ("complete", {"data": ACCEPT})):  # transferred: only samr02 takes it
+        assert "转办给 samr02" in error_of(await api.call("POST", f"{TASKS}/{task_id}/{action}", token=samr01,
+                                                       json=body), 409, "task_already_claimed")["message"]
     error_of(await api.call("POST", f"{TASKS}/{task_id}/transfer", token=samr01, json={"to": "samr01"}), 409,
              "task_already_claimed")
     signer = await api.call("POST", f"{TASKS}/{task_id}/add-signer", token=samr02,
