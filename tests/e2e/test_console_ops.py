@@ -64,6 +64,7 @@ async def test_return_to_an_earlier_step_and_to_the_applicant(server: Server, de
     await expect(dialog.get_by_role("radio", name=re.compile("退回申请人补正"))).to_be_visible()
     await dialog.get_by_role("button", name="确认退回").click()
     await expect(dialog.locator('[data-path="reason"] .field-error')).to_have_text("请填写退回理由")
+    await expect(dialog.get_by_role("alert")).to_have_text("请完成标注的必填项", use_inner_text=True)
     await dialog.get_by_label("退回理由").fill("住所使用证明与登记住所不一致，请重新核验")
     async with page.expect_response(lambda r: r.url.endswith("/return")) as answer:
         await dialog.get_by_role("button", name="确认退回").click()
@@ -98,7 +99,7 @@ async def test_return_to_an_earlier_step_and_to_the_applicant(server: Server, de
     await expect(waiting).to_contain_text("待补正")
     await waiting.get_by_role("link", name="受理核验").click()
     await expect(page.locator(".task-form")).to_have_count(0)
-    await expect(page.get_by_text("已退回申请人补正")).to_be_visible()
+    await expect(page.locator(".card .alert-info")).to_contain_text("已退回申请人补正，等待补正材料")
 
 
 async def test_transfer_and_a_conflict(server: Server, desktop: Any, officers: None) -> None:

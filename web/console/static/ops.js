@@ -3,7 +3,7 @@
 // side task), 撤回 (one's own last completion). Each asks in a dialog and posts to
 // /api/v1/staff/tasks/{id}/<operation>.
 
-import { api } from "./api.js";
+import { api, ApiError } from "./api.js";
 import { labelled, openDialog, radioField, textField, toast } from "./ui.js";
 import { h, uid } from "/shared/static/dom.js";
 
@@ -59,12 +59,9 @@ function required(field, message) {
   return false;
 }
 
-/** A refusal the page found before sending (an empty required choice): shown like the API's 422. */
+/** A refusal the page found before sending (an empty required input): shown like the API's 422. */
 function missing() {
-  const exc = new Error("请完成标注的必填项");
-  exc.status = 422;
-  exc.fields = {};
-  return exc;
+  return new ApiError(422, "validation_failed", "请完成标注的必填项");
 }
 
 function returnDialog(detail, ctx, actions) {

@@ -170,7 +170,7 @@ export function openDialog({ title, intro, fields = {}, body = [], submitLabel, 
         if (fields[name]) fields[name].error(message);
         else unplaced.push(message);
       }
-      const placed = Object.keys(exc?.fields || {}).some((name) => fields[name]);
+      const placed = Object.values(fields).some((f) => f.el.classList.contains("has-error"));
       const headline = placed && exc.status === 422 ? exc.message : operationError(exc);
       alert.show([headline, ...unplaced].join("；"), {
         onRefresh: isTaken(exc) && refresh ? () => { close(); refresh(); } : undefined,
