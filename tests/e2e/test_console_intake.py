@@ -57,7 +57,7 @@ async def test_clerk_intakes_officer_approves_citizen_sees_done(server_factory: 
     await clerk.get_by_label("申请人姓名").fill(ZHANG.name)
     await clerk.get_by_label("申请人身份证号").fill(ZHANG.id_number[:-1] + "1")  # wrong check digit
     await clerk.get_by_label("申请人手机号").fill("13912345678")
-    await clerk.get_by_label("联系电话").fill("13912345678")
+    await clerk.get_by_label("联系电话").fill("1391234567")  # one digit short
     await clerk.get_by_label("所在地区").select_option("310104")
     await clerk.get_by_label("详细地址").fill("漕溪北路100弄1号")
 
@@ -77,6 +77,15 @@ async def test_clerk_intakes_officer_approves_citizen_sees_done(server_factory: 
     await expect(clerk.get_by_label("申请人身份证号")).to_have_attribute("aria-invalid", "true")
     await clerk.get_by_label("申请人身份证号").fill(ZHANG.id_number)
     await expect(id_error).to_be_hidden()
+
+    # then the application form's own 联系电话 is refused inside the form, not in the applicant's
+    async with clerk.expect_response(lambda r: r.url.endswith("/staff/applications")) as answer:
+        await clerk.get_by_role("button", name="受理并立案").click()
+    assert (await answer.value).status == 422
+    form_phone = clerk.locator('.intake-form [data-path="phone"]')
+    await expect(form_phone.locator(".field-error")).to_contain_text("11位")
+    await expect(clerk.locator('.grid-3 [data-path="phone"] .field-error')).to_be_hidden()
+    await clerk.get_by_label("联系电话").fill("13912345678")
 
     # a scan over the size limit: the server's 413 is shown with the materials
     await id_card.locator("input[type=file]").set_input_files([scan("身份证.pdf", PDF + b"0" * MAX_BYTES)])

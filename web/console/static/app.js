@@ -14,6 +14,7 @@ const view = document.getElementById("view");
 const STATUS_TABS = [["ready", "待办"], ["mine", "我的"], ["waiting", "待补正"], ["done", "已办"]];
 const DUE_FILTERS = [["overdue", "已超期", "red"], ["today", "今日到期", "orange"], ["soon", "即将到期", "yellow"]];
 const STATE_LABELS = { ready: "待认领", claimed: "已认领", completed: "已办结", cancelled: "已取消", waiting: "待补正" };
+const KIND_TAGS = { cosign: "加签", supplement: "补正", escalation: "督办", review: "复核" };
 const CHANNELS = { mobile: "移动端", window: "窗口", web: "网上办事大厅" };
 const PAGE_SIZE = 20;
 
@@ -175,7 +176,8 @@ async function inboxView(params, token) {
           h("td", { class: "col-due" }, dueBadge(t) || h("span", { class: "muted" }, "—")),
           h("td", { class: "mono" }, t.case_no),
           h("td", {}, names[t.service] || t.service),
-          h("td", {}, h("a", { href, class: "task-link" }, t.name)),
+          h("td", {}, h("a", { href, class: "task-link" }, t.name),
+            KIND_TAGS[t.kind] ? h("span", { class: "tag tag-small tag-blue" }, KIND_TAGS[t.kind]) : null),
           h("td", {}, t.department_name || t.department || "—"),
           h("td", { class: "mono" }, t.due_at ? formatTime(t.due_at) : "无时限"),
           h("td", {}, h("span", { class: `state state-${t.state}` }, STATE_LABELS[t.state] || t.state),
