@@ -296,7 +296,7 @@ class CaseEngine:
             grouped.setdefault(row.department or "-", []).append(row)
         result = []
         for index, (department, tasks) in enumerate(grouped.items(), start=1):
-            open_tasks = [t for t in tasks if t.state in OPEN_TASK_STATES]
+            open_tasks = [t for t in tasks if t.state in (*OPEN_TASK_STATES, HELD_STATE)]
             result.append({
                 "subcase_no": f"{case.case_no}-{index:02d}", "department": department,
                 "department_name": self.deps.departments.get(department, department),

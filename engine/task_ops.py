@@ -18,7 +18,7 @@ from SpiffWorkflow.util.task import TaskState
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from engine.cases import OPEN_TASK_STATES, CaseEngine, CaseResult, _Step, _uuid
+from engine.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, CaseResult, _Step, _uuid
 from engine.errors import Conflict, GovflowError, NotFound, TaskNotReady
 from engine.store.certificate_models import Certificate, CertificateUse
 from engine.store.models import Case, CaseEvent, HumanTask
@@ -27,7 +27,7 @@ COSIGN = "cosign"
 POSITIONS = ("before", "after")
 # timeline kinds that show the case moved on after a completion (a later step started)
 PROGRESS_KINDS = ("task_completed", "step_done", "cosign_completed", "case_completed",
-                  "task_returned", "completion_withdrawn")
+                  "task_returned", "completion_withdrawn", "supplement_requested")
 StaffLookup = Callable[[str], "Iterable[str] | Awaitable[Iterable[str]] | None"]
 
 
@@ -124,7 +124,7 @@ async def _check_not_moved_on(case: Case, row: HumanTask) -> None:
     later = CaseEvent.filter(case_id=case.id, id__gt=done.id, kind__in=PROGRESS_KINDS) \
         .exclude(created_at=done.created_at)
     started = HumanTask.filter(case_id=case.id, created_at__gte=done.created_at) \
-        .filter(state__in=("claimed", "completed")).exclude(id=row.id)
+        .filter(state__in=("claimed", "completed", HELD_STATE)).exclude(id=row.id)
     issued = Certificate.filter(case_id=case.id, created_at__gte=done.created_at)
     used = CertificateUse.filter(case_no=case.case_no, created_at__gte=done.created_at)
     for query in (later, started, issued, used):

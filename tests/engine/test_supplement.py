@@ -57,6 +57,7 @@ async def test_held_task_survives_other_steps_and_the_clock_shifts_by_the_wait(
     side = await request_supplement(engine, psb, actor="psb01", reason=REASON)
     assert (side.kind, side.lane, side.department, side.state) == ("supplement", "applicant", None, "ready")
     assert (await Case.get(id=case_id)).paused_at == paused_at and await _sla_statuses(case_id) == {"paused"}
+    assert {s["department"]: s["status"] for s in await engine.subcases(case_id)}["psb"] == "running"
     with pytest.raises(Conflict):  # held: not completable, not asked twice
         await request_supplement(engine, await HumanTask.get(id=psb.id), actor="psb01", reason=REASON)
 
