@@ -5,10 +5,9 @@
 
 import { api, ApiError, onUnauthorized, session } from "./api.js";
 import { intakeView } from "./intake.js";
-import { actionsOf, operationButtons, signForm, withdrawButton } from "./ops.js";
-import { alertBox, errorText, isTaken, kv, operationError, section, toast } from "./ui.js";
+import { errorText, kv, section, toast } from "./ui.js";
+import { commentForm, workCard } from "./work.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
-import { buildForm } from "/shared/static/form.js";
 
 const view = document.getElementById("view");
 const STATUS_TABS = [["ready", "待办"], ["mine", "我的"], ["waiting", "待补正"], ["done", "已办"]];
@@ -233,8 +232,6 @@ async function taskView(taskId, token) {
   const { task, case: c } = detail;
   document.title = `${task.name} · 工作台`;
   const me = session.get()?.staff?.username;
-  const open = ["ready", "claimed"].includes(task.state);
-  const othersClaim = task.state === "claimed" && task.assignee !== me;
 
   const header = h("section", { class: "card task-header" },
     h("div", { class: "task-title-row" },
@@ -266,141 +263,22 @@ async function taskView(taskId, token) {
         r.supplied_at ? `已补正 · ${r.supplied_by || ""} ${formatTime(r.supplied_at)}` : "等待申请人补正")))))
     : null;
 
-  // --- the work card: form + opinion + the operations `actions` allow
-  const actions = actionsOf(detail, me);
-  const alert = alertBox();
-  const showError = (box, exc) => box.show(operationError(exc), { onRefresh: isTaken(exc) ? () => route() : undefined });
   const ctx = {
     me,
     reload: () => route(),
-    alert: alertBox,
-    showError,
     toInbox(message) {
       toast(message);
       location.hash = "#/inbox?status=ready";
     },
   };
-  let work;
-  if (task.kind === "cosign" && open && actions.has("sign")) {
-    work = section("加签意见", signForm(detail, ctx));
-  } else if (open) {
-    const form = detail.form ? buildForm(detail.form) : null;
-    const opinionId = uid("f");
-    const opinion = h("textarea", { id: opinionId, name: "opinion", class: "input", rows: 3, maxlength: 500,
-      placeholder: "写入办件时间线（选填）", "aria-describedby": `${opinionId}-error` });
-    const opinionError = h("p", { class: "field-error", id: `${opinionId}-error`, hidden: true });
-    const opinionField = h("div", { class: "field", dataset: { path: "opinion" } },
-      h("label", { class: "field-label", for: opinionId }, "办理意见"), opinion, opinionError);
-    const clearErrors = () => {
-      alert.hide();
-      form?.clearErrors();
-      opinionError.hidden = true;
-      opinionField.classList.remove("has-error");
-      opinion.removeAttribute("aria-invalid");
-    };
-    const canComplete = actions.has("complete");
-    const complete = h("button", { type: "submit", class: "btn btn-primary", disabled: !canComplete }, "办结");
-    const claimAction = actions.has("unclaim") ? "unclaim" : actions.has("claim") ? "claim" : null;
-    const claim = claimAction ? h("button", { type: "button", class: "btn btn-ghost", dataset: { op: claimAction } },
-      claimAction === "unclaim" ? "释放" : "认领") : null;
-    claim?.addEventListener("click", async () => {
-      claim.disabled = true;
-      try {
-        await api.post(`/staff/tasks/${task.id}/${claimAction}`);
-        toast(claimAction === "unclaim" ? "已释放，任务回到部门待认领" : "已认领");
-        await route();
-      } catch (exc) {
-        showError(alert, exc);
-        claim.disabled = false;
-      }
-    });
-    const ops = operationButtons(detail, actions, ctx);
-    const el = h("form", { class: "task-form", novalidate: true },
-      alert.el,
-      othersClaim ? h("p", { class: "alert alert-info" }, `该任务已由 ${task.assignee} 认领`) : null,
-      form ? form.el : h("p", { class: "muted" }, "本任务无需填写表单"),
-      opinionField,
-      h("div", { class: "actions" }, canComplete ? complete : null, claim,
-        ops.length ? h("span", { class: "actions-sep", "aria-hidden": "true" }) : null, ops));
-    // Editing a field that was refused takes its message away (the server judges again on submit).
-    const settle = (event) => {
-      const field = event.target.closest?.(".has-error");
-      if (!field) return;
-      field.classList.remove("has-error");
-      const message = field.querySelector(":scope > .field-error");
-      if (message) message.hidden = true;
-      for (const input of field.querySelectorAll('[aria-invalid="true"]')) input.removeAttribute("aria-invalid");
-    };
-    el.addEventListener("input", settle);
-    el.addEventListener("change", settle);
-    el.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearErrors();
-      complete.disabled = true;
-      const body = { data: form ? form.value() : {} };
-      const text = opinion.value.trim();
-      if (text) body.opinion = text;
-      try {
-        await api.post(`/staff/tasks/${task.id}/complete`, body);
-        toast("已办结");
-        location.hash = "#/inbox?status=ready";
-      } catch (exc) {
-        const fields = { ...(exc.fields || {}) };
-        if (fields.opinion) {
-          opinionError.textContent = fields.opinion;
-          opinionError.hidden = false;
-          opinionField.classList.add("has-error");
-          opinion.setAttribute("aria-invalid", "true");
-          delete fields.opinion;
-        }
-        const unplaced = form ? form.showErrors(fields) : Object.values(fields);
-        const headline = exc.status === 422 ? errorText(exc) : operationError(exc);
-        alert.show([headline, ...unplaced].join("；"), { onRefresh: isTaken(exc) ? () => route() : undefined });
-        form?.focusFirstError();
-        complete.disabled = false;
-      }
-    });
-    work = section("任务办理", el);
-  } else if (task.state === "waiting") {
-    work = section("任务办理", h("p", { class: "alert alert-info" },
-      "已退回申请人补正，等待补正材料（计时暂停）；申请人补正后任务回到您的名下。"));
-  } else if (task.kind === "cosign" && open) {
-    work = section("加签意见", h("p", { class: "alert alert-info" }, `等待 ${task.assignee || "加签人"} 签署意见`));
-  } else {
-    const done = task.state === "completed"
-      ? `已于 ${formatTime(task.completed_at)} 由 ${task.completed_by || "—"} 办结` : "该任务已取消";
-    work = section("任务办理", h("div", { class: "done-row" }, h("p", { class: "alert alert-info" }, done),
-      withdrawButton(detail, actions, ctx)));
-  }
-
-  // --- comment
-  const noteId = uid("f");
-  const note = h("textarea", { id: noteId, class: "input", rows: 2, maxlength: 500, placeholder: "批注内容，记入办件时间线" });
-  const noteError = h("p", { class: "field-error", hidden: true });
-  const noteButton = h("button", { type: "submit", class: "btn btn-ghost btn-small" }, "发表批注");
-  const noteForm = h("form", { class: "comment-form", novalidate: true },
-    h("div", { class: "field" }, h("label", { class: "sr-only", for: noteId }, "批注"), note, noteError),
-    noteButton);
-  noteForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    noteError.hidden = true;
-    noteButton.disabled = true;
-    try {
-      await api.post(`/staff/tasks/${task.id}/comment`, { text: note.value });
-      toast("批注已记录");
-      await route();
-    } catch (exc) {
-      noteError.textContent = exc.fields?.text || operationError(exc);
-      noteError.hidden = false;
-      noteButton.disabled = false;
-    }
-  });
+  const actions = new Set(detail.actions || []);
+  const work = workCard(detail, actions, ctx);
 
   show(h("div", { class: "page-head" },
     h("a", { class: "back", href: "#/inbox?status=ready" }, "‹ 返回待办"),
     h("span", { class: "muted small" }, `${c.service_name || names[c.service] || c.service} · ${c.case_no}`)),
   h("div", { class: "task-layout" },
-    h("div", { class: "col-main" }, header, work, actions.has("comment") ? section("批注", noteForm) : null),
+    h("div", { class: "col-main" }, header, work, actions.has("comment") ? section("批注", commentForm(task, ctx)) : null),
     h("div", { class: "col-side" }, supplements, materials, timeline)));
 }
 

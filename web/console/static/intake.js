@@ -5,7 +5,7 @@
 // file's type at once (by its first bytes, as the server does) so a wrong scan is caught early.
 
 import { api } from "./api.js";
-import { alertBox, errorText, kv, labelled, section, textField, toast } from "./ui.js";
+import { alertBox, errorText, kv, labelled, section, settleOnEdit, textField, toast } from "./ui.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
 import { buildForm } from "/shared/static/form.js";
 
@@ -189,16 +189,7 @@ export async function intakeView({ show, isCurrent }) {
     h("div", { class: "card submit-bar" }, alert.el, h("div", { class: "actions" }, submit,
       h("span", { class: "muted small" }, "立案后进入与掌上申办相同的审批流程"))));
 
-  const settle = (event) => {
-    const field = event.target.closest?.(".has-error");
-    if (!field) return;
-    field.classList.remove("has-error");
-    const message = field.querySelector(":scope > .field-error");
-    if (message) message.hidden = true;
-    for (const input of field.querySelectorAll('[aria-invalid="true"]')) input.removeAttribute("aria-invalid");
-  };
-  form.addEventListener("input", settle);
-  form.addEventListener("change", settle);
+  settleOnEdit(form);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

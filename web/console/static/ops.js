@@ -1,4 +1,5 @@
-// Approval operations on the task page, offered as the task detail's `actions` say:
+// Approval operations on the task page, offered as the task detail's `actions` say
+// (claim, unclaim, complete, return, supplement_request, transfer, add_signer, sign, withdraw, comment):
 // 退回 (to an earlier step, or 补正 back to the applicant), 转办, 加签, 加签意见 (the signer's own
 // side task), 撤回 (one's own last completion). Each asks in a dialog and posts to
 // /api/v1/staff/tasks/{id}/<operation>.
@@ -9,41 +10,9 @@ import { h, uid } from "/shared/static/dom.js";
 
 const SUPPLEMENT = "__applicant__";
 
-/**
- * The operations this officer may use on the task: the detail's `actions` (names as the API
- * spells them, "add-signer" and "add_signer" alike), or — from an API that does not list them —
- * what the task's state allows.
- */
-export function actionsOf(detail, me) {
-  const { task } = detail;
-  if (Array.isArray(detail.actions)) {
-    return new Set(detail.actions.map((a) => String(typeof a === "string" ? a : a?.name || a?.action)
-      .replace(/-/g, "_")));
-  }
-  const open = ["ready", "claimed"].includes(task.state);
-  const mine = task.assignee === me;
-  const actions = new Set(["comment"]);
-  if (task.kind === "cosign") {
-    if (open && mine) actions.add("sign");
-    return actions;
-  }
-  if (!open) {
-    if (task.state === "completed" && task.completed_by === me) actions.add("withdraw");
-    return actions;
-  }
-  if (task.state === "ready") actions.add("claim");
-  if (task.state === "claimed" && mine) actions.add("unclaim");
-  if (task.state === "ready" || mine) {
-    ["complete", "return", "supplement_request", "transfer", "add_signer"].forEach((a) => actions.add(a));
-  }
-  return actions;
-}
-
+/** A choice among the task department's other staff (the detail's `colleagues`). */
 function colleagueField(detail, me, label) {
-  if (!Array.isArray(detail.colleagues)) {
-    return textField(label, { name: "to", required: true, maxlength: 64, placeholder: "同事的用户名" });
-  }
-  const colleagues = detail.colleagues.filter((c) => c.username !== me);
+  const colleagues = (detail.colleagues || []).filter((c) => c.username !== me);
   const select = h("select", { id: uid("f"), class: "input" },
     h("option", { value: "" }, colleagues.length ? "请选择本部门同事" : "本部门暂无其他工作人员"),
     colleagues.map((c) => h("option", { value: c.username }, `${c.name}（${c.username}）`)));
@@ -104,7 +73,7 @@ function transferDialog(detail, ctx) {
       return api.post(`/staff/tasks/${task.id}/transfer`, body);
     },
     done() {
-      ctx.toInbox(`已转办给 ${to.nameOf ? to.nameOf(to.value()) : to.value()}`);
+      ctx.toInbox(`已转办给 ${to.nameOf(to.value())}`);
     },
   });
 }
@@ -127,8 +96,7 @@ function signerDialog(detail, ctx) {
       return api.post(`/staff/tasks/${task.id}/add-signer`, body);
     },
     done() {
-      const who = user.nameOf ? user.nameOf(user.value()) : user.value();
-      toast(`已请 ${who} 加签`);
+      toast(`已请 ${user.nameOf(user.value())} 加签`);
       ctx.reload();
     },
   });

@@ -53,6 +53,20 @@ export function alertBox() {
   };
 }
 
+/** Editing a field that was refused takes its message away (the server judges again on submit). */
+export function settleOnEdit(form) {
+  const settle = (event) => {
+    const field = event.target.closest?.(".has-error");
+    if (!field) return;
+    field.classList.remove("has-error");
+    const message = field.querySelector(":scope > .field-error");
+    if (message) message.hidden = true;
+    for (const input of field.querySelectorAll('[aria-invalid="true"]')) input.removeAttribute("aria-invalid");
+  };
+  form.addEventListener("input", settle);
+  form.addEventListener("change", settle);
+}
+
 export function section(title, ...children) {
   return h("section", { class: "card" }, h("h2", { class: "card-title" }, title), children);
 }
