@@ -1,5 +1,6 @@
 """The approval operations of the workbench's task page, pressed as an officer would, in real
-Chromium against a real server: 退回 to an earlier step and 退回申请人补正, 转办 to a colleague,
+Chromium against a real server: 退回 to an earlier step and 退回申请人补正 (the walk-in citizen's
+补正 then taken at the window), 转办 to a colleague,
 加签 with the signer's 加签意见, 撤回 of one's own completion, and the refusals — another officer
 got there first (409 → 已被他人办理，请刷新), another department's task (403), a missing reason.
 The operations' rules themselves are tested over HTTP in tests/api; here the page must offer the
@@ -47,6 +48,7 @@ async def officers() -> None:
     await add_staff("samr02", "王芳", ["samr"], ["officer"])
     await add_staff("psb01", "赵刚", ["psb"], ["officer"])
     await add_staff("hrss01", "孙丽", ["hrss"], ["officer"])
+    await add_staff("win01", "周敏", ["window"], ["clerk"])
 
 
 async def test_return_to_an_earlier_step_and_to_the_applicant(server: Server, desktop: Any, officers: None) -> None:
@@ -100,6 +102,26 @@ async def test_return_to_an_earlier_step_and_to_the_applicant(server: Server, de
     await waiting.get_by_role("link", name="受理核验").click()
     await expect(page.locator(".task-form")).to_have_count(0)
     await expect(page.locator(".card .alert-info")).to_contain_text("已退回申请人补正，等待补正材料")
+
+    # the citizen of this window case comes back to the window: the clerk takes the 补正
+    await log_out(page)
+    await log_in_as(page, "win01", "周敏")
+    side = page.locator(".task-row", has_text=case.case_no)
+    await expect(side.locator(".tag")).to_have_text("补正")
+    await side.get_by_role("link", name="补正材料：受理核验").click()
+    await expect(page.locator(".supply-reason")).to_contain_text("请补充提交住所（经营场所）使用证明原件扫描件")
+    await page.get_by_label("补正说明").fill("申请人到窗口补交租赁合同原件扫描件")
+    await page.get_by_label("补交材料").fill("住所使用证明（补正）、租赁合同")
+    async with page.expect_response(lambda r: r.url.endswith("/complete")) as answer:
+        await page.get_by_role("button", name="提交补正").click()
+    response = await answer.value
+    assert response.status == 200, await response.text()
+    assert response.request.post_data_json["data"] == {
+        "note": "申请人到窗口补交租赁合同原件扫描件",
+        "materials": [{"name": "住所使用证明（补正）"}, {"name": "租赁合同"}]}
+    await expect(page.locator("#toast")).to_have_text("补正已提交，办件回到经办人")
+    held = await HumanTask.get(case_id=case.id, task_spec="intake_check", state__in=OPEN_TASK_STATES)
+    assert held.state == "claimed" and held.assignee == "samr01"
 
 
 async def test_transfer_and_a_conflict(server: Server, desktop: Any, officers: None) -> None:

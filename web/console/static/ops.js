@@ -172,3 +172,46 @@ export function signForm(detail, ctx) {
   });
   return form;
 }
+
+/**
+ * A walk-in citizen's 补正 taken at the window (the clerk's side task of kind `supplement`): what
+ * was asked, what the citizen brought → POST …/complete {data: {note, materials}, opinion}. The
+ * held task then goes back to the officer who asked.
+ */
+export function supplyForm(detail, ctx) {
+  const { task } = detail;
+  const rounds = detail.supplements || [];
+  const asked = rounds[rounds.length - 1];
+  const note = textField("补正说明", { name: "note", multiline: true, required: true,
+    placeholder: "申请人补交了什么（记入办件时间线，经办人可见）" });
+  const names = textField("补交材料", { name: "materials", maxlength: 200, placeholder: "材料名称，多份用顿号分隔",
+    help: "例如：住所使用证明（补正）、租赁合同" });
+  const alert = ctx.alert();
+  const send = h("button", { type: "submit", class: "btn btn-primary" }, "提交补正");
+  const form = h("form", { class: "task-form supply-form", novalidate: true },
+    h("div", { class: "alert alert-info supply-reason" },
+      h("span", {}, h("strong", {}, "补正要求："), asked?.reason || "—",
+        asked?.requested_by ? h("span", { class: "muted small" }, `（${asked.requested_by}）`) : null)),
+    alert.el, note.el, names.el, h("div", { class: "actions" }, send));
+  for (const f of [note, names]) f.el.addEventListener("input", () => f.clear());
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    alert.hide();
+    note.clear();
+    if (!required(note, "请填写补正说明")) {
+      note.input.focus();
+      return;
+    }
+    const materials = names.value().split(/[、,，;；]/).map((n) => n.trim()).filter(Boolean).map((name) => ({ name }));
+    const data = { note: note.value(), ...(materials.length ? { materials } : {}) };
+    send.disabled = true;
+    try {
+      await api.post(`/staff/tasks/${task.id}/complete`, { data, opinion: note.value() });
+      ctx.toInbox("补正已提交，办件回到经办人");
+    } catch (exc) {
+      ctx.showError(alert, exc);
+      send.disabled = false;
+    }
+  });
+  return form;
+}

@@ -1,9 +1,10 @@
 // The task page's work card — the task form with 办结, 认领 / 释放 and the operation buttons of
-// ops.js; the added signer's 加签意见 form; or what the task waits for — and the 批注 form.
+// ops.js; the added signer's 加签意见 form; a window 补正; or what the task waits for — and the
+// 批注 form.
 // What is offered follows the task detail's `actions`; the server checks every rule again.
 
 import { api } from "./api.js";
-import { operationButtons, signForm, withdrawButton } from "./ops.js";
+import { operationButtons, signForm, supplyForm, withdrawButton } from "./ops.js";
 import { alertBox, errorText, isTaken, operationError, section, settleOnEdit, toast } from "./ui.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
 import { buildForm } from "/shared/static/form.js";
@@ -20,6 +21,9 @@ export function workCard(detail, actions, ctx) {
   if (task.kind === "cosign" && open) {
     return section("加签意见", actions.has("sign") ? signForm(detail, opsCtx)
       : h("p", { class: "alert alert-info" }, `等待 ${task.assignee || "加签人"} 签署意见`));
+  }
+  if (task.kind === "supplement" && open && actions.has("complete")) {
+    return section("窗口补正", supplyForm(detail, opsCtx));
   }
   if (task.state === "waiting") {
     return section("任务办理", h("p", { class: "alert alert-info" },
