@@ -190,7 +190,10 @@ def blueprint() -> Blueprint:
     @bp.post("/tasks/<task_id:str>/complete")
     @openapi.summary("Complete / 办理任务")
     @openapi.description("提交任务表单并办结（待认领的任务先自动认领）。数据不符合表单返回 422 并标注 fields；"
-                         "他人已认领或已办结返回 409。办理意见写入办件时间线。")
+                         "他人已认领、已转办给他人或已办结返回 409，等待申请人补正返回 409 waiting_for_applicant，"
+                         "前加签未签署返回 409 waiting_for_added_signer，加签任务请用 sign（409 cosign_use_sign）。"
+                         "窗口件的补正任务（kind=supplement）由窗口人员办结，即代申请人补正（data 为补正内容）。"
+                         "办理意见写入办件时间线。")
     @openapi.body(json_content(COMPLETE_BODY), required=True)
     @task_ok
     @error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
