@@ -1,5 +1,6 @@
 """SLA jobs of a case: warning at 80 % of the promised time, escalation at the deadline,
-paused while the case waits for the applicant (补正) — all durable jobs in the main database."""
+paused while the case waits for the applicant (补正: a modelled step in lane
+``applicant`` or an open side task there, see ``engine.supplement``) — all durable jobs in the main database."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ async def on_save(conn: Any, case_id: int, *, lanes_waiting: Iterable[str | None
     if completed:
         await sla_jobs.filter(status__in=("pending", "paused")).update(status="cancelled")
         return {}
-    waiting_on_applicant = any(lane in APPLICANT_LANES for lane in lanes_waiting)
+    waiting_on_applicant = any(lane in APPLICANT_LANES for lane in lanes_waiting) or await HumanTask.filter(
+        case_id=case_id, kind__not="bpmn", lane__in=sorted(APPLICANT_LANES),
+        state__in=("ready", "claimed")).using_db(conn).exists()  # a generic 补正 (engine.supplement)
     if waiting_on_applicant and paused_at is None:
         await sla_jobs.filter(status="pending").update(status="paused")
         await CaseEvent.create(case_id=case_id, kind="sla_paused", detail={"due_at": due_at.isoformat()},

@@ -17,7 +17,7 @@ from uuid import uuid4
 from tortoise.transactions import in_transaction
 
 from engine.case_sla import APPLICANT_LANES
-from engine.cases import OPEN_TASK_STATES, CaseEngine, CaseResult, current_data
+from engine.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, current_data
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.store.models import Case, CaseEvent, Evaluation, HumanTask, Job
 
@@ -26,7 +26,8 @@ EVENT_LABELS = {
     "case_started": "提交申请", "task_completed": "办理", "step_done": "自动处理", "case_completed": "办结",
     "sla_paused": "等待补正（计时暂停）", "sla_resumed": "补正完成（恢复计时）", "sla_warning": "即将超期提醒",
     "sla_escalated": "超期督办", "withdrawn": "申请人撤回", "review_requested": "申请人工复核",
-    "evaluated": "评价",
+    "evaluated": "评价", "supplement_requested": "要求补正", "supplement_received": "补正材料",
+    "materials_received": "窗口收件", "applicant_bound": "申请人认领窗口办件",
 }
 LEVELS = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
 BAD_LEVELS = {4, 5}
@@ -77,6 +78,7 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
     current = [{"name": t.name, "department": t.department,
                 "department_name": departments.get(t.department or "", t.department),
                 "waiting_for_applicant": t.lane in APPLICANT_LANES, "task_id": str(t.id),
+                "reason": await _supplement_reason(t),
                 "due_at": t.due_at.isoformat() if t.due_at else None} for t in tasks]
     certificates = await Certificate.filter(case_id=case.id).order_by("id")
     evaluation = await Evaluation.get_or_none(case_id=case.id)
@@ -96,13 +98,26 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
     }
 
 
-async def supplement(engine: CaseEngine, case: Case, data: dict[str, Any], *, actor: str) -> CaseResult:
-    """Complete the applicant's 补正 task; the SLA clock resumes."""
+async def _supplement_reason(task: HumanTask) -> str | None:
+    """Why an officer asked for material (a generic 补正 side task); None for other steps."""
+    from engine.supplement import SUPPLEMENT, reason_of
+
+    return await reason_of(task) if task.kind == SUPPLEMENT else None
+
+
+async def supplement(engine: CaseEngine, case: Case, data: dict[str, Any], *, actor: str) -> None:
+    """Answer the applicant's 补正 — a modelled step in lane ``applicant`` or an officer's generic
+    request (``engine.supplement``); the SLA clock resumes."""
+    from engine.supplement import SUPPLEMENT, supply
+
     task = await HumanTask.filter(case_id=case.id, state__in=OPEN_TASK_STATES,
-                                  lane__in=sorted(APPLICANT_LANES)).first()
+                                  lane__in=sorted(APPLICANT_LANES)).order_by("created_at").first()
     if task is None:
         raise Conflict("该办件当前无需补正")
-    return await engine.complete_task(task.id, data, actor=actor, opinion="申请人补正材料")
+    if task.kind == SUPPLEMENT:
+        await supply(engine, task, data, actor=actor)
+        return
+    await engine.complete_task(task.id, data, actor=actor, opinion="申请人补正材料")
 
 
 async def withdraw(engine: CaseEngine, case: Case, *, actor: str, reason: str = "") -> None:
@@ -117,7 +132,7 @@ async def withdraw(engine: CaseEngine, case: Case, *, actor: str, reason: str = 
             status="withdrawn", version=case.version + 1, completed_at=now)
         if updated == 0:
             raise Conflict()
-        await HumanTask.filter(case_id=case.id, state__in=OPEN_TASK_STATES).using_db(conn).update(
+        await HumanTask.filter(case_id=case.id, state__in=(*OPEN_TASK_STATES, HELD_STATE)).using_db(conn).update(
             state="cancelled", completed_at=now)
         await Job.filter(case_id=case.id, status__in=("pending", "paused")).using_db(conn).update(status="cancelled")
         await CaseEvent.create(case_id=case.id, kind="withdrawn", actor=actor, created_at=now,

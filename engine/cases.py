@@ -41,6 +41,7 @@ from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefiniti
 from forms import validate_data
 
 OPEN_TASK_STATES = ("ready", "claimed")
+HELD_STATE = "waiting"  # a human task held while the applicant supplies material (engine.supplement)
 TIMELINE_SPECS = {"UserTask", "ManualTask", "ScriptTask", "ServiceTask", "BusinessRuleTask",
                   "CallActivity", "SubWorkflowTask", "EndEvent"}
 
@@ -295,7 +296,7 @@ class CaseEngine:
             grouped.setdefault(row.department or "-", []).append(row)
         result = []
         for index, (department, tasks) in enumerate(grouped.items(), start=1):
-            open_tasks = [t for t in tasks if t.state in OPEN_TASK_STATES]
+            open_tasks = [t for t in tasks if t.state in (*OPEN_TASK_STATES, HELD_STATE)]
             result.append({
                 "subcase_no": f"{case.case_no}-{index:02d}", "department": department,
                 "department_name": self.deps.departments.get(department, department),
@@ -381,20 +382,26 @@ class CaseEngine:
                                   step: _Step, now: datetime, new_case: bool = False) -> None:
         case_id = case.id
         ready = self._ready_human_tasks(workflow, bundle)
+        lanes_waiting = [t.lane for t in ready.values()]
+        if not new_case:  # held tasks (``waiting``: a generic 补正 is open) are still the workflow's
+            open_rows = await HumanTask.filter(case_id=case_id, kind="bpmn",
+                                               state__in=(*OPEN_TASK_STATES, HELD_STATE)).using_db(conn)
+            gone = [row.id for row in open_rows if str(row.id) not in ready]
+            if gone:
+                await HumanTask.filter(id__in=gone).using_db(conn).update(state="cancelled", completed_at=now)
+                await HumanTask.filter(case_id=case_id, kind="supplement", state__in=OPEN_TASK_STATES,
+                                       task_spec__in=[f"supplement:{g}" for g in gone]).using_db(conn).update(
+                    state="cancelled", completed_at=now)
+            known = {str(row.id) for row in open_rows}
+            ready = {k: v for k, v in ready.items() if k not in known}
         sla_changes = await case_sla.on_save(
-            conn, case_id, lanes_waiting=[t.lane for t in ready.values()], completed=workflow.completed,
-            due_at=case.due_at, paused_at=case.paused_at, calendar=self.deps.calendar, now=now)
+            conn, case_id, lanes_waiting=lanes_waiting,
+            completed=workflow.completed, due_at=case.due_at, paused_at=case.paused_at,
+            calendar=self.deps.calendar, now=now)
         if sla_changes:
             await Case.filter(id=case_id).using_db(conn).update(**sla_changes)
             for key, value in sla_changes.items():
                 setattr(case, key, value)
-        if not new_case:
-            open_rows = await HumanTask.filter(case_id=case_id, kind="bpmn", state__in=OPEN_TASK_STATES).using_db(conn)
-            gone = [row.id for row in open_rows if str(row.id) not in ready]
-            if gone:
-                await HumanTask.filter(id__in=gone).using_db(conn).update(state="cancelled", completed_at=now)
-            known = {str(row.id) for row in open_rows}
-            ready = {k: v for k, v in ready.items() if k not in known}
         if ready:
             await HumanTask.bulk_create([
                 HumanTask(id=UUID(t.id), case_id=case_id, task_spec=t.task_spec, name=t.name, lane=t.lane,

@@ -3,7 +3,8 @@
 ``login`` finds or creates the citizen of an openid; an openid alone is level 0. ``bind_real_name``
 checks a name and a GB 11643 ID number, asks a ``RealNameVerifier`` for a level and evidence,
 and stores the pair encrypted (AES-GCM bound to the row), masked, and — for the number — as a
-blind index. One ID number belongs to one account: a second openid gets ``IdentityConflict``.
+blind index. One ID number belongs to one account: a second openid gets ``IdentityConflict``. Binding also
+claims the cases a window clerk filed for that ID number before (``engine.intake``).
 ``citizen_view`` is the only shape that leaves this module for clients: masked values only.
 
 Decrypting is rare and always logged to ``DataAccessLog`` (``read_identity``).
@@ -192,6 +193,7 @@ async def bind_real_name(citizen: Citizen, name: Any, id_number: Any, *, pii_key
     await citizen.refresh_from_db()
     if citizen.id_hash is not None:
         if citizen.id_hash == id_hash:
+            await _claim_window_cases(citizen)  # one filed at the window while binding raced
             return citizen
         raise RealNameAlreadyBound()
     # Verify first: only someone who knows a matching name learns that a number is taken.
@@ -221,7 +223,16 @@ async def bind_real_name(citizen: Citizen, name: Any, id_number: Any, *, pii_key
     if updated:
         log.info("real name bound: citizen_id=%s id=%s level=%s evidence=%s", citizen.id, id_masked,
                  verdict.level, verdict.evidence_id)
+    await _claim_window_cases(citizen)
     return citizen
+
+
+async def _claim_window_cases(citizen: Citizen) -> None:
+    from engine.intake import claim_window_cases  # intake builds on this module
+
+    claimed = await claim_window_cases(citizen)
+    if claimed:
+        log.info("window cases claimed: citizen_id=%s cases=%s", citizen.id, claimed)
 
 
 async def read_identity(citizen: Citizen, *, pii_keys: PiiKeys, actor: str, purpose: str,

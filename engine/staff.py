@@ -20,18 +20,21 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from engine.case_views import EVENT_LABELS, STATUS_LABELS
-from engine.cases import CaseEngine, current_data, utcnow
+from engine.case_views import EVENT_LABELS
+from engine.cases import HELD_STATE, CaseEngine, utcnow
 from engine.errors import Conflict, GovflowError, NotFound, TaskNotReady
 from engine.kv import KV
 from engine.sla import CST
-from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, StaffUser
+from engine.store.models import Case, CaseEvent, HumanTask, StaffUser
+from engine.supplement import SUPPLEMENT, WaitingForApplicant, supply
 
 MAX_FAILURES, LOCK_S = 5, 15 * 60
 SUPERVISOR_DEPARTMENT = "supervisor"
 TASK_ROLES = frozenset({"clerk", "officer", "supervisor", "admin"})
-STATUSES, DUES = ("ready", "mine", "done"), ("overdue", "today", "soon")
-STAFF_EVENT_LABELS = {**EVENT_LABELS, "task_claimed": "认领", "task_unclaimed": "退回待办", "comment": "批注"}
+STATUSES, DUES = ("ready", "mine", "done", "waiting"), ("overdue", "today", "soon")
+STAFF_EVENT_LABELS = {**EVENT_LABELS, "task_claimed": "认领", "task_unclaimed": "退回待办", "comment": "批注",
+                      "task_returned": "退回", "task_transferred": "转办", "signer_added": "加签",
+                      "cosign_completed": "加签意见", "completion_withdrawn": "撤回已办"}
 _hasher = PasswordHasher()
 
 
@@ -62,6 +65,10 @@ class TaskAlreadyCompleted(Conflict):
 
 class TaskNotClaimed(Conflict):
     code, default_message = "task_not_claimed", "该任务尚未被认领，无需退回"
+
+
+class SignInstead(Conflict):
+    code, default_message = "cosign_use_sign", "加签任务请由加签人签署意见（同意或不同意），不能认领或办结"
 
 
 # ------------------------------------------------------------------ login
@@ -115,6 +122,8 @@ def _status_q(staff: StaffUser, status: str | None) -> Q:
         return Q(state="claimed", assignee=me)
     if status == "done":
         return Q(state="completed", completed_by=me)
+    if status == "waiting":
+        return Q(state=HELD_STATE)
     return Q(state="ready") | Q(state="claimed", assignee=me)  # the working set
 
 
@@ -132,11 +141,12 @@ def _due_q(due: str | None, now: datetime) -> Q:
 async def inbox(staff: StaffUser, *, status: str | None = None, due: str | None = None, page: int = 1,
                 size: int = 20, now: datetime | None = None,
                 department_names: dict[str, str] | None = None) -> dict[str, Any]:
-    """Tasks of ``staff``'s departments filtered by ``status`` (ready | mine | done; default:
-    ready + mine) and ``due`` (overdue | today (CST) | soon (24 h)), sorted by due time (none
-    last) then creation; ``counts`` per filter for badges (due counts within ``status``)."""
+    """Tasks of ``staff``'s departments (and 加签 side tasks assigned to them) filtered by ``status``
+    (ready | mine | done | waiting (补正); default: ready + mine) and ``due`` (overdue | today (CST) |
+    soon (24 h)), sorted by due time (none last) then creation; ``counts`` per filter for badges (due counts within ``status``)."""
     now = now or utcnow()
-    base = HumanTask.filter(department__in=departments_of(staff))
+    mine = Q(kind="cosign", assignee=staff.username)  # added signers see their side task, others do not
+    base = HumanTask.filter((Q(department__in=departments_of(staff)) & ~Q(kind="cosign")) | mine)
     scoped = base.filter(_status_q(staff, status))
     query = scoped.filter(_due_q(due, now))
     total = await query.count()
@@ -185,7 +195,8 @@ async def visible_task(staff: StaffUser, task_id: str | UUID) -> HumanTask:
     task = await HumanTask.get_or_none(id=uuid).select_related("case")
     if task is None:
         raise NotFound("任务不存在")
-    if task.department not in departments_of(staff):
+    if task.department not in departments_of(staff) and not (task.kind == "cosign"
+                                                              and task.assignee == staff.username):
         raise ForbiddenDepartment()
     return task
 
@@ -196,33 +207,23 @@ def _timeline(events: list[CaseEvent], names: dict[str, str]) -> list[dict[str, 
         "task_id": e.task_id, "actor": e.actor, "department": e.department,
         "department_name": names.get(e.department or "", e.department),
         "opinion": e.detail.get("opinion") if isinstance(e.detail, dict) else None, "at": e.created_at.isoformat(),
+        "decision": _decision(e),
     } for e in events if e.kind != "bpmn_event"]
 
 
-async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dict[str, Any]:
-    """The task, its case summary (applicant masked), form render spec, materials and timeline."""
-    from forms import load_form
+def _decision(event: CaseEvent) -> str | None:
+    """An added signer's decision (加签意见): approve | reject."""
+    if event.kind != "cosign_completed" or not isinstance(event.detail, dict) or "approve" not in event.detail:
+        return None
+    return "approve" if event.detail["approve"] else "reject"
 
-    task = await visible_task(staff, task_id)
-    case: Case = task.case  # type: ignore[assignment]
-    names = engine.deps.departments
-    _, workflow, bundle = await engine.load(case.id)
-    data = current_data(workflow)
-    definition = await ProcessDefinition.get(id=case.definition_id)  # type: ignore[attr-defined]
-    applicant = data.get("applicant") if isinstance(data.get("applicant"), dict) else {}
-    form_file = f"forms/{task.form_key}" if task.form_key else None
-    form = load_form(bundle.files[form_file]).ui_spec() if form_file and form_file in bundle.files else None
-    materials = [m for m in data.get("materials") or [] if isinstance(m, dict)]
-    events = await CaseEvent.filter(case_id=case.id).order_by("id")
-    return {
-        "task": task_view(task, names), "form": form, "materials": materials,
-        "case": {"id": case.id, "case_no": case.case_no, "service": case.service,
-                 "service_name": definition.name or case.service, "status": case.status,
-                 "status_label": STATUS_LABELS.get(case.status, case.status), "channel": case.channel,
-                 "applicant_name": applicant.get("name_masked"), "applicant_id": applicant.get("id_masked"),
-                 "created_at": case.created_at.isoformat(), "due_at": _iso(case.due_at)},
-        "timeline": _timeline(events, names),
-    }
+
+async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dict[str, Any]:
+    """The task with its case, form, materials, timeline and the operations open to ``staff``
+    (``engine.staff_detail``)."""
+    from engine.staff_detail import task_detail as detail
+
+    return await detail(engine, staff, task_id)
 
 
 async def _event(task: HumanTask, kind: str, staff: StaffUser, now: datetime, opinion: str | None = None,
@@ -238,16 +239,28 @@ async def _refused(task_id: UUID, staff: StaffUser) -> GovflowError:
     task = await HumanTask.get(id=task_id)
     if task.state in ("completed", "cancelled"):
         return TaskAlreadyCompleted()
+    if task.state == HELD_STATE:
+        return WaitingForApplicant()
     if task.state == "claimed" and task.assignee != staff.username:
         return TaskAlreadyClaimed(f"该任务已被 {task.assignee} 认领，请刷新待办列表")
+    if task.state == "ready" and task.assignee not in (None, staff.username):
+        return TaskAlreadyClaimed(f"该任务已转办给 {task.assignee}，请刷新待办列表")
     return TaskNotClaimed()
 
 
+def _free_for(staff: StaffUser) -> Q:
+    """A ready task nobody holds, or one transferred (转办) to ``staff``."""
+    return Q(assignee__isnull=True) | Q(assignee=staff.username)
+
+
 async def claim(staff: StaffUser, task_id: str, *, now: datetime | None = None) -> HumanTask:
-    """Take a ready task of one's department; 409 when someone else has it or it is done."""
+    """Take a ready task of one's department (free or transferred to one); 409 when someone else
+    has it or it is done."""
     task, now = await visible_task(staff, task_id), now or utcnow()
+    if task.kind == "cosign":
+        raise SignInstead()
     async with in_transaction() as conn:
-        taken = await HumanTask.filter(id=task.id, state="ready").using_db(conn).update(
+        taken = await HumanTask.filter(_free_for(staff), id=task.id, state="ready").using_db(conn).update(
             state="claimed", assignee=staff.username)
         if taken:
             await _event(task, "task_claimed", staff, now, conn=conn)
@@ -274,11 +287,17 @@ async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dic
     """Complete a ready task or one's own claimed task. The task is claimed first (atomically),
     so a concurrent second officer gets 409; invalid data → 422 and the claim is undone."""
     task, now = await visible_task(staff, task_id), engine.deps.clock()
-    auto = await HumanTask.filter(id=task.id, state="ready").update(state="claimed", assignee=staff.username)
+    if task.kind == "cosign":
+        raise SignInstead()
+    auto = await HumanTask.filter(_free_for(staff), id=task.id, state="ready").update(
+        state="claimed", assignee=staff.username)
     if not auto and not await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).exists():
         raise await _refused(task.id, staff)
     try:
-        if task.kind != "bpmn":
+        if task.kind == SUPPLEMENT:  # a clerk supplies for a walk-in citizen
+            await supply(engine, task, data or {}, actor=staff.username, department=task.department,
+                         opinion=opinion or "窗口代申请人补正材料")
+        elif task.kind != "bpmn":
             await _complete_side_task(task, staff, data, opinion, now)
         else:
             await _complete_bpmn(engine, staff, task, data, opinion)

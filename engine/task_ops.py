@@ -15,9 +15,10 @@ from typing import Any, Awaitable, Callable, Iterable
 from uuid import UUID, uuid4
 
 from SpiffWorkflow.util.task import TaskState
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from engine.cases import OPEN_TASK_STATES, CaseEngine, CaseResult, _Step, _uuid
+from engine.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, CaseResult, _Step, _uuid
 from engine.errors import Conflict, GovflowError, NotFound, TaskNotReady
 from engine.store.certificate_models import Certificate, CertificateUse
 from engine.store.models import Case, CaseEvent, HumanTask
@@ -26,7 +27,7 @@ COSIGN = "cosign"
 POSITIONS = ("before", "after")
 # timeline kinds that show the case moved on after a completion (a later step started)
 PROGRESS_KINDS = ("task_completed", "step_done", "cosign_completed", "case_completed",
-                  "task_returned", "completion_withdrawn")
+                  "task_returned", "completion_withdrawn", "supplement_requested")
 StaffLookup = Callable[[str], "Iterable[str] | Awaitable[Iterable[str]] | None"]
 
 
@@ -123,7 +124,7 @@ async def _check_not_moved_on(case: Case, row: HumanTask) -> None:
     later = CaseEvent.filter(case_id=case.id, id__gt=done.id, kind__in=PROGRESS_KINDS) \
         .exclude(created_at=done.created_at)
     started = HumanTask.filter(case_id=case.id, created_at__gte=done.created_at) \
-        .filter(state__in=("claimed", "completed")).exclude(id=row.id)
+        .filter(state__in=("claimed", "completed", HELD_STATE)).exclude(id=row.id)
     issued = Certificate.filter(case_id=case.id, created_at__gte=done.created_at)
     used = CertificateUse.filter(case_no=case.case_no, created_at__gte=done.created_at)
     for query in (later, started, issued, used):
@@ -158,7 +159,8 @@ async def _reset_to(engine: CaseEngine, case: Case, workflow: Any, bundle: Any, 
 # ---------------------------------------------------------------------------- 转办
 async def transfer(engine: CaseEngine, task_id: str | UUID, *, actor: str, to_username: str,
                    staff_lookup: StaffLookup, reason: str | None = None) -> HumanTask:
-    """转办: give an open task to another staff member of the task's department."""
+    """转办: give an open task — free, or held by ``actor`` — to another staff member of the task's
+    department; ``TaskNotReady`` (409) when it was claimed by someone else or closed meanwhile."""
     row = await _open_row(task_id)
     departments = staff_lookup(to_username)
     if inspect.isawaitable(departments):
@@ -170,8 +172,9 @@ async def transfer(engine: CaseEngine, task_id: str | UUID, *, actor: str, to_us
     now = engine.deps.clock()
     async with in_transaction() as conn:
         await _bump_version(conn, row.case_id)  # type: ignore[attr-defined]
-        updated = await HumanTask.filter(id=row.id, state__in=OPEN_TASK_STATES).using_db(conn).update(
-            assignee=to_username)
+        # only a free task or one's own: a colleague's claim committed meanwhile makes this a 409
+        updated = await HumanTask.filter(Q(assignee__isnull=True) | Q(assignee=actor), id=row.id,
+                                         state__in=OPEN_TASK_STATES).using_db(conn).update(assignee=to_username)
         if updated == 0:
             raise TaskNotReady()
         await CaseEvent.create(case_id=row.case_id, kind="task_transferred",  # type: ignore[attr-defined]

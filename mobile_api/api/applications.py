@@ -86,7 +86,8 @@ CASE_SUMMARY_SCHEMA = _obj(*_SUMMARY, **_SUMMARY)
 CASE_LIST_SCHEMA = _obj("items", "page", "size", "total", page=_INT, size=_INT, total=_INT,
                         items={"type": "array", "items": CASE_SUMMARY_SCHEMA})
 _CURRENT_STEP = _obj("name", "due_at", name=_STR, department=NULLABLE_STRING, department_name=NULLABLE_STRING,
-                     waiting_for_applicant=_BOOL, task_id=_STR, due_at=_NULL_TIME)
+                     waiting_for_applicant=_BOOL, task_id=_STR, due_at=_NULL_TIME,
+                     reason={**NULLABLE_STRING, "description": "工作人员要求补正的理由（补正环节）"})
 _STEP = _obj("kind", "action", "at", kind=_STR, action=_STR, step=NULLABLE_STRING, department=NULLABLE_STRING,
              department_name=NULLABLE_STRING, opinion=NULLABLE_STRING, at=_TIME)
 _CERTIFICATE = _obj("id", "identifier", "name", "holder_name", "holder_code_masked", id=_INT, identifier=_STR,
@@ -367,7 +368,9 @@ def blueprint() -> Blueprint:
 
     @bp.post("/applications/<case_id:int>/supplement")
     @openapi.summary("Supplement / 补正材料")
-    @openapi.description("办件等待申请人补正时提交补正内容；补正期间暂停计时，提交后恢复。")
+    @openapi.description("办件等待申请人补正时提交补正内容；补正期间暂停计时，提交后恢复。适用于流程中的补正环节，"
+                         "也适用于工作人员的补正要求（current_steps 中 waiting_for_applicant 为 true，reason 为补正理由）："
+                         "data 原样记入办件供经办人查看，其中 materials（对象数组）追加到材料清单。")
     @openapi.body(json_content(SUPPLEMENT_BODY), required=True)
     @detail_ok
     @operation_errors

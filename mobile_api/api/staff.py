@@ -2,7 +2,8 @@
 
     POST /staff/login {username, password}      → {access_token, expires_in, staff}
     GET  /staff/tasks?status=&due=&page=&size=  → my departments' tasks, by due time, with badge counts
-    GET  /staff/tasks/{id}                      → task, case summary (masked), form, materials, timeline
+    GET  /staff/tasks/{id}                      → task, case summary (masked), form, materials, timeline,
+                                                  补正 rounds, return_targets, colleagues, actions
     POST /staff/tasks/{id}/claim · /unclaim · /complete {data, opinion?} · /comment {text}
 
 Rules (department, claims, conflicts) live in ``engine.staff``; this layer parses and documents.
@@ -42,9 +43,12 @@ LOGIN_SCHEMA = _obj("access_token", "expires_in", "staff", access_token=_STR, to
                     expires_in=_INT, staff=STAFF_SCHEMA)
 TASK_SCHEMA = _obj(
     "id", "kind", "name", "state", "case_id", "case_no", "due_at", id=_STR,
-    kind={**_STR, "enum": ["bpmn", "escalation", "review"]}, task_spec=_STR, name=_STR,
+    kind={**_STR, "enum": ["bpmn", "escalation", "review", "cosign", "supplement"],
+          "description": "bpmn 流程任务；cosign 加签任务（由加签人签署）；supplement 补正（窗口件由窗口代办）；"
+                         "escalation 超期督办；review 人工复核"}, task_spec=_STR, name=_STR,
     department=NULLABLE_STRING, department_name=NULLABLE_STRING, form_key=NULLABLE_STRING,
-    state={**_STR, "enum": ["ready", "claimed", "completed", "cancelled"]}, assignee=NULLABLE_STRING,
+    state={**_STR, "enum": ["ready", "claimed", "waiting", "pending", "completed", "cancelled"],
+           "description": "waiting：等待申请人补正；pending：后加签，待本任务办结"}, assignee=NULLABLE_STRING,
     case_id=_INT, case_no=_STR, service=_STR, created_at=_TIME, due_at=_NULL_TIME, overdue=_BOOL,
     completed_at=_NULL_TIME, completed_by=NULLABLE_STRING)
 COUNTS_SCHEMA = _obj(*desk.STATUSES, *desk.DUES, **{k: _INT for k in (*desk.STATUSES, *desk.DUES)})
@@ -52,14 +56,27 @@ INBOX_SCHEMA = _obj("items", "page", "size", "total", "counts", page=_INT, size=
                     items={"type": "array", "items": TASK_SCHEMA}, counts=COUNTS_SCHEMA)
 EVENT_SCHEMA = _obj("kind", "action", "at", kind=_STR, action=_STR, step=NULLABLE_STRING, task_id=NULLABLE_STRING,
                     actor=NULLABLE_STRING, department=NULLABLE_STRING, department_name=NULLABLE_STRING,
-                    opinion=NULLABLE_STRING, at=_TIME)
+                    opinion=NULLABLE_STRING, at=_TIME,
+                    decision={**NULLABLE_STRING, "description": "加签意见：approve 同意 / reject 不同意"})
+SUPPLEMENT_ROUND = _obj("reason", "requested_by", "requested_at", "supplied_at", reason=NULLABLE_STRING,
+                        requested_by=NULLABLE_STRING, requested_at=_NULL_TIME, supplied_by=NULLABLE_STRING,
+                        supplied_at=_NULL_TIME, data={**_ANY_OBJ, "nullable": True, "description": "补正提交的内容"})
 DETAIL_SCHEMA = _obj(
-    "task", "case", "form", "materials", "timeline", task=TASK_SCHEMA,
+    "task", "case", "form", "materials", "timeline", "supplements", "return_targets", "colleagues", "actions",
+    task=TASK_SCHEMA,
     case=_obj("id", "case_no", "service", "status", id=_INT, case_no=_STR, service=_STR, service_name=_STR,
               status=_STR, status_label=_STR, channel=_STR, applicant_name=NULLABLE_STRING,
-              applicant_id=NULLABLE_STRING, created_at=_TIME, due_at=_NULL_TIME),
+              applicant_id=NULLABLE_STRING, created_at=_TIME, due_at=_NULL_TIME, sla_paused=_BOOL),
     form={**_ANY_OBJ, "nullable": True, "description": "任务表单的渲染说明（forms.ui_spec）"},
-    materials={"type": "array", "items": _ANY_OBJ}, timeline={"type": "array", "items": EVENT_SCHEMA})
+    materials={"type": "array", "items": _ANY_OBJ}, timeline={"type": "array", "items": EVENT_SCHEMA},
+    supplements={"type": "array", "items": SUPPLEMENT_ROUND, "description": "本任务的补正记录（要求与提交）"},
+    return_targets={"type": "array", "description": "可退回到的已办人工环节（step 即 return 的 to_step）",
+                    "items": _obj("step", "name", step=_STR, name=_STR)},
+    colleagues={"type": "array", "description": "本部门其他工作人员（转办、加签的候选人）",
+                "items": _obj("username", "name", username=_STR, name=_STR)},
+    actions={"type": "array", "description": "当前用户现在可执行的操作",
+             "items": {**_STR, "enum": ["claim", "unclaim", "complete", "return", "supplement_request", "transfer",
+                                        "add_signer", "sign", "withdraw", "comment"]}})
 COMPLETE_BODY = _obj("data", data={**_ANY_OBJ, "description": "按任务表单填写"},
                      opinion={**_STR, "maxLength": 500, "description": "办理意见（写入办件时间线）"})
 COMMENT_BODY = _obj("text", text={**_STR, "minLength": 1, "maxLength": 500})
@@ -122,10 +139,10 @@ def blueprint() -> Blueprint:
 
     @bp.get("/tasks")
     @openapi.summary("Inbox / 待办列表")
-    @openapi.description("本部门的任务（督办人员另见督办中心），按到期时间排序（无时限的在后）。status：ready 待认领、"
-                         "mine 我已认领、done 我已办结（缺省：待认领 + 我已认领）；due：overdue 已超期、today 今日到期"
+    @openapi.description("本部门的任务和指派给本人的加签任务（督办人员另见督办中心），按到期时间排序（无时限的在后）。status：ready 待认领、"
+                         "mine 我已认领、done 我已办结、waiting 等待申请人补正（缺省：待认领 + 我已认领）；due：overdue 已超期、today 今日到期"
                          "（北京时间）、soon 24 小时内到期。counts 为各筛选项的数量（到期类在当前 status 范围内）。")
-    @openapi.parameter("status", str, "query", description="ready | mine | done")
+    @openapi.parameter("status", str, "query", description="ready | mine | done | waiting")
     @openapi.parameter("due", str, "query", description="overdue | today | soon")
     @openapi.parameter("page", int, "query", description="页码，从 1 开始")
     @openapi.parameter("size", int, "query", description="每页条数，1–100，默认 20")
@@ -141,7 +158,9 @@ def blueprint() -> Blueprint:
 
     @bp.get("/tasks/<task_id:str>")
     @openapi.summary("Task detail / 任务详情")
-    @openapi.description("任务、办件概要（申请人脱敏）、任务表单、材料清单和办件时间线。非本部门任务返回 403。")
+    @openapi.description("任务、办件概要（申请人脱敏）、任务表单、材料清单、办件时间线、补正记录，以及页面可提供的操作："
+                         "return_targets（可退回的已办环节）、colleagues（本部门其他人员，供转办、加签）、actions（当前用户"
+                         "现在可执行的操作）。非本部门任务返回 403（加签人可查看本人的加签任务）。")
     @openapi.response(200, json_content(DETAIL_SCHEMA), "任务详情")
     @error_responses(401, 403, 404, 503)
     @staff_required(TASK_ROLES)
@@ -171,7 +190,10 @@ def blueprint() -> Blueprint:
     @bp.post("/tasks/<task_id:str>/complete")
     @openapi.summary("Complete / 办理任务")
     @openapi.description("提交任务表单并办结（待认领的任务先自动认领）。数据不符合表单返回 422 并标注 fields；"
-                         "他人已认领或已办结返回 409。办理意见写入办件时间线。")
+                         "他人已认领、已转办给他人或已办结返回 409，等待申请人补正返回 409 waiting_for_applicant，"
+                         "前加签未签署返回 409 waiting_for_added_signer，加签任务请用 sign（409 cosign_use_sign）。"
+                         "窗口件的补正任务（kind=supplement）由窗口人员办结，即代申请人补正（data 为补正内容）。"
+                         "办理意见写入办件时间线。")
     @openapi.body(json_content(COMPLETE_BODY), required=True)
     @task_ok
     @error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)

@@ -2,11 +2,14 @@
 ``engine.staff``:
 
     POST /staff/tasks/{id}/return {reason, to_step}   退回 to an earlier completed step → case
+    POST /staff/tasks/{id}/return {reason}            补正: the applicant supplies material (any process) → case
     POST /staff/tasks/{id}/transfer {to, reason?}     转办 to a colleague of the task's department → task
     POST /staff/tasks/{id}/add-signer {user, position, opinion?}  加签 (before | after) → side task
     POST /staff/tasks/{id}/withdraw                   撤回已办: one's own last completion → case
+    POST /staff/tasks/{id}/sign {decision, opinion}   the added signer's opinion on a 加签 side task → task
 
-补正 back to the applicant (``return`` without ``to_step``) is not offered here yet: 422.
+补正 (``engine.supplement``) holds the task until the citizen answers through
+``POST /applications/{id}/supplement`` (window cases: also a clerk, completing the 补正 side task).
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
 from engine import staff as desk
+from engine import supplement as supplements
 from engine import task_ops
 from engine.cases import CaseResult
-from engine.errors import NotFound, ValidationFailed
+from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.store.models import HumanTask, StaffUser
 from mobile_api.api.staff import TASK_ROLES, TASK_SCHEMA
 from mobile_api.openapi_docs import error_documenter, json_content
@@ -34,6 +38,11 @@ error_responses = error_documenter({
     409: "任务状态不允许该操作（已办结、他人已认领、下一环节已开始、需等待加签等）", 413: "请求内容过大",
     415: "不是 application/json", 422: "字段校验失败（fields 标注字段）", 503: "依赖服务暂不可用"})
 _STR = {"type": "string"}
+
+
+class NotACosignTask(Conflict):
+    code, default_message = "not_a_cosign_task", "该任务不是加签任务，请使用办理操作"
+
 _NSTR = {"type": "string", "nullable": True}
 
 
@@ -46,8 +55,11 @@ CASE_RESULT_SCHEMA = _obj("case_id", "case_no", "status", "ready_tasks", case_id
                           case_no=_STR, status=_STR,
                           ready_tasks={"type": "array", "items": _obj("id", "name", id=_STR, name=_STR,
                                                                       task_spec=_STR, lane=_NSTR)})
-RETURN_BODY = _obj("reason", "to_step", reason={**_STR, "maxLength": 500},
-                   to_step={**_STR, "description": "退回到的已办环节（流程任务标识，如 intake_check）"})
+RETURN_BODY = _obj("reason", reason={**_STR, "maxLength": 500, "description": "退回或补正的理由（申请人可见补正理由）"},
+                   to_step={**_STR, "description": "退回到的已办环节（任务详情 return_targets 的 step，如 intake_check）；"
+                                                   "省略则要求申请人补正"})
+SIGN_BODY = _obj("decision", "opinion", decision={**_STR, "enum": ["approve", "reject"]},
+                 opinion={**_STR, "maxLength": 500, "description": "加签意见"})
 TRANSFER_BODY = _obj("to", to={**_STR, "description": "接收人用户名（本部门）"}, reason={**_STR, "maxLength": 500})
 SIGNER_BODY = _obj("user", "position", user=_STR, position={**_STR, "enum": list(task_ops.POSITIONS)},
                    opinion={**_STR, "maxLength": 500})
@@ -83,9 +95,19 @@ async def _open_and_mine(staff: StaffUser, task_id: str) -> HumanTask:
     task = await desk.visible_task(staff, task_id)
     if task.state in ("completed", "cancelled"):
         raise desk.TaskAlreadyCompleted()
+    if task.state == supplements.HELD:
+        raise supplements.WaitingForApplicant()
     if task.assignee and task.assignee != staff.username:  # claimed by, or transferred to, someone else
         raise desk.TaskAlreadyClaimed(f"该任务已被 {task.assignee} 认领")
+    if task.kind != "bpmn":
+        raise supplements.NotAProcessTask()
     return task
+
+
+def _supplement_case(task: HumanTask, side: HumanTask) -> dict[str, Any]:
+    case = task.case
+    return {"case_id": case.id, "case_no": case.case_no, "status": case.status,  # type: ignore[attr-defined]
+            "ready_tasks": [{"id": str(side.id), "name": side.name, "task_spec": side.task_spec, "lane": side.lane}]}
 
 
 def blueprint() -> Blueprint:
@@ -94,9 +116,13 @@ def blueprint() -> Blueprint:
     case_ok = openapi.response(200, json_content(CASE_RESULT_SCHEMA), "办件的最新状态和待办环节")
 
     @bp.post("/tasks/<task_id:str>/return")
-    @openapi.summary("Return / 退回")
-    @openapi.description("把本部门的在办任务退回到本办件已办理的某个人工环节（to_step），该环节重新待办；退回理由写入时间线。"
-                         "补正退回申请人暂不支持（缺少 to_step 返回 422）。")
+    @openapi.summary("Return or request supplement / 退回、补正")
+    @openapi.description(
+        "带 to_step：把本部门的在办任务退回到本办件已办理的某个人工环节，该环节重新待办，退回理由写入时间线。"
+        "不带 to_step：要求申请人补正（任何事项）：本任务挂起（state=waiting，不能办结，见待办 status=waiting），"
+        "办件计时暂停，申请人在办件详情看到补正理由并用 POST /applications/{id}/supplement 提交；窗口件由窗口人员代为"
+        "补正（办结该补正任务）。提交后任务回到本人名下（已认领），计时恢复。返回办件及当前等待的环节"
+        "（补正时为申请人泳道的补正任务）。已在等待补正返回 409 waiting_for_applicant。")
     @openapi.body(json_content(RETURN_BODY), required=True)
     @case_ok
     @error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
@@ -105,9 +131,13 @@ def blueprint() -> Blueprint:
         body = json_body(request)
         reason = str(_text(body, "reason", "退回理由", required=True))
         to_step = body.get("to_step")
-        if not isinstance(to_step, str) or not to_step.strip():
-            raise ValidationFailed("请选择退回到的环节", fields={"to_step": "暂只支持退回到已办环节"})
+        if to_step is not None and (not isinstance(to_step, str) or not to_step.strip() or len(to_step) > 128):
+            raise ValidationFailed("请选择退回到的环节", fields={"to_step": "应为任务详情 return_targets 中的 step"})
         task = await _open_and_mine(request.ctx.staff, task_id)
+        if to_step is None:
+            side = await supplements.request_supplement(request.app.ctx.engine, task,
+                                                        actor=request.ctx.staff.username, reason=reason)
+            return json(_supplement_case(await HumanTask.get(id=task.id).select_related("case"), side))
         result = await task_ops.return_to_step(request.app.ctx.engine, task.case_id,  # type: ignore[attr-defined]
                                                target_task_spec=to_step.strip(), actor=request.ctx.staff.username,
                                                department=task.department, reason=reason)
@@ -165,6 +195,31 @@ def blueprint() -> Blueprint:
         result = await task_ops.withdraw_completion(request.app.ctx.engine, task.id,
                                                     actor=request.ctx.staff.username)
         return json(_case(result))
+
+    @bp.post("/tasks/<task_id:str>/sign")
+    @openapi.summary("Sign / 加签意见")
+    @openapi.description("加签人对加签任务签署意见（approve 同意 / reject 不同意），写入办件时间线；只有加签人本人可签署"
+                         "（其他人返回 403 not_your_task）。前加签签署后主任务才能办结；后加签在主任务办结后才能签署"
+                         "（之前返回 409 task_not_ready）。")
+    @openapi.body(json_content(SIGN_BODY), required=True)
+    @openapi.response(200, json_content(SIDE_TASK_SCHEMA), "已签署的加签任务")
+    @error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
+    @staff_required(TASK_ROLES)
+    async def sign(request: Request, task_id: str) -> HTTPResponse:
+        body = json_body(request)
+        decision = body.get("decision")
+        if decision not in ("approve", "reject"):
+            raise ValidationFailed("请选择同意或不同意", fields={"decision": "应为 approve 或 reject"})
+        opinion = str(_text(body, "opinion", "加签意见", required=True))
+        staff = request.ctx.staff
+        task = await desk.visible_task(staff, task_id)
+        if task.kind != "cosign":
+            raise NotACosignTask()
+        if task.assignee != staff.username:
+            raise task_ops.NotYourTask("只有加签人本人可以签署加签意见")
+        await task_ops.complete_cosign(request.app.ctx.engine, task.id, actor=staff.username, opinion=opinion,
+                                       approve=decision == "approve")
+        return await _view(request, task.id)
 
     return bp
 

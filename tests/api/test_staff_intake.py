@@ -17,7 +17,7 @@ from engine.seed import hash_password
 from engine.store.models import Case, CaseEvent, StaffUser
 from engine.uploads import DiskStore
 from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api
-from tests.api.test_applications_api import STARTUP, WANG
+from tests.api.test_applications_api import LI, SENIOR, STARTUP, WANG
 from tests.engine.test_uploads import EXE, JPEG, PDF
 
 INTAKE, TASKS, LOGIN = "/api/v1/staff/applications", "/api/v1/staff/tasks", "/api/v1/staff/login"
@@ -109,3 +109,30 @@ async def test_only_clerks_file_window_cases(api: OpenApiClient) -> None:
     error_of(await api.call("POST", INTAKE, token=citizen, **multipart([])), 403, "staff_only")
     officer = await login(api, "samr01")
     error_of(await api.call("POST", INTAKE, token=officer, **multipart([])), 403, "forbidden_role")
+
+
+async def test_citizen_binding_later_claims_window_cases_and_certificates(api: OpenApiClient) -> None:
+    clerk = await login(api, "win01")
+    filed = await api.call("POST", INTAKE, token=clerk,
+                           **multipart([], service="senior-card", form=json.dumps(SENIOR, ensure_ascii=False)))
+    assert filed.status_code == 201, filed.text
+    case_id = filed.json()["id"]
+    placeholder = (await Case.get(id=case_id)).applicant
+    assert placeholder and placeholder.startswith("window:") and filed.json()["status"] == "completed"
+    other = await citizen_token(api, "dev-li", *LI)  # someone else binding claims nothing
+    assert (await api.call("GET", "/api/v1/applications", token=other)).json()["total"] == 0
+    assert (await Case.get(id=case_id)).applicant == placeholder
+
+    token = (await api.login("dev-wang"))["access_token"]
+    assert (await api.call("GET", "/api/v1/applications", token=token)).json()["total"] == 0
+    await api.bind_real_name(token, *WANG)
+    mine = (await api.call("GET", "/api/v1/applications", token=token)).json()
+    assert [c["id"] for c in mine["items"]] == [case_id]
+    detail = (await api.call("GET", f"/api/v1/applications/{case_id}", token=token)).json()
+    assert detail["certificates"] and any(s["kind"] == "applicant_bound" for s in detail["steps"])
+    certificates = (await api.call("GET", "/api/v1/certificates", token=token)).json()
+    assert [c["identifier"] for c in certificates["items"]] == [c["identifier"] for c in detail["certificates"]]
+    error_of(await api.call("GET", f"/api/v1/applications/{case_id}", token=other), 404, "not_found")
+    assert await CaseEvent.filter(case_id=case_id, kind="applicant_bound").count() == 1
+    await api.bind_real_name(token, *WANG)  # binding again (idempotent) claims nothing twice
+    assert await CaseEvent.filter(case_id=case_id, kind="applicant_bound").count() == 1

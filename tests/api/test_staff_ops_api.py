@@ -28,8 +28,10 @@ async def test_return_to_an_earlier_step_and_withdraw(api: OpenApiClient) -> Non
     intake_id, psb_task = await _accepted(api, samr)
     error_of(await api.call("POST", f"{TASKS}/{psb_task}/return", token=samr,
                             json={"reason": "退回", "to_step": "intake_check"}), 403, "forbidden_department")
-    missing = await api.call("POST", f"{TASKS}/{psb_task}/return", token=psb, json={"reason": "材料不全"})
-    assert "to_step" in error_of(missing, 422, "validation_failed")["fields"]
+    blank = await api.call("POST", f"{TASKS}/{psb_task}/return", token=psb, json={"reason": "材料不全", "to_step": " "})
+    assert "to_step" in error_of(blank, 422, "validation_failed")["fields"]
+    error_of(await api.call("POST", f"{TASKS}/{psb_task}/return", token=psb,
+                            json={"reason": "退回", "to_step": "no_such_step"}), 409, "conflict")
     back = await api.call("POST", f"{TASKS}/{psb_task}/return", token=psb,
                           json={"reason": "材料不全，退回受理", "to_step": "intake_check"})
     assert back.status_code == 200, back.text
@@ -59,6 +61,9 @@ async def test_transfer_and_add_signer(api: OpenApiClient) -> None:
     moved = await api.call("POST", f"{TASKS}/{task_id}/transfer", token=samr01,
                            json={"to": "samr02", "reason": "请假"})
     assert moved.status_code == 200 and moved.json()["assignee"] == "samr02"
+    for action, body in (("claim", None), ("complete", {"data": ACCEPT})):  # transferred: only samr02 takes it
+        assert "转办给 samr02" in error_of(await api.call("POST", f"{TASKS}/{task_id}/{action}", token=samr01,
+                                                       json=body), 409, "task_already_claimed")["message"]
     error_of(await api.call("POST", f"{TASKS}/{task_id}/transfer", token=samr01, json={"to": "samr01"}), 409,
              "task_already_claimed")
     signer = await api.call("POST", f"{TASKS}/{task_id}/add-signer", token=samr02,

@@ -1,6 +1,7 @@
-"""Browser tests for the citizen H5 page (``/m/``): a real server on a free port with the demo
-catalogue, driven by Playwright (async API, so the server and the browser share the test's event
-loop) on Debian's Chromium at a phone size. ``make browser`` installs Chromium and CJK fonts;
+"""Browser tests for the citizen H5 page (``/m/``, phone-sized) and the staff workbench
+(``/console/``, desktop-sized): a real server on a free port with the demo catalogue, driven by
+Playwright (async API, so the server and the browser share the test's event loop) on Debian's
+Chromium. ``make browser`` installs Chromium and CJK fonts;
 Playwright's own browser download is never used.
 
 Screenshots of the run go to ``docs/screenshots/`` (overwritten every run).
@@ -97,13 +98,16 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-@pytest.fixture
-async def phone(browser: Browser) -> AsyncIterator[Any]:
-    """Open phone-sized pages; each fails the test on an uncaught script error."""
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}, "locale": "zh-CN",
+                           "timezone_id": "Asia/Shanghai"}
+
+
+async def _pages(browser: Browser, options: dict[str, Any]) -> AsyncIterator[Any]:
+    """Open pages with ``options``; each fails the test on an uncaught script error."""
     contexts, errors = [], []
 
     async def open_page(base_url: str) -> Page:
-        context = await browser.new_context(base_url=base_url, **PHONE)
+        context = await browser.new_context(base_url=base_url, **options)
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = await context.new_page()
@@ -116,11 +120,26 @@ async def phone(browser: Browser) -> AsyncIterator[Any]:
     assert not errors, errors
 
 
-async def screenshot(page: Page, name: str) -> Path:
-    """A phone-screen screenshot saved as ``docs/screenshots/<name>`` (overwritten every run)."""
+@pytest.fixture
+async def phone(browser: Browser) -> AsyncIterator[Any]:
+    """Open phone-sized pages (the citizen page)."""
+    async for open_page in _pages(browser, PHONE):
+        yield open_page
+
+
+@pytest.fixture
+async def desktop(browser: Browser) -> AsyncIterator[Any]:
+    """Open desktop-sized pages (the staff workbench)."""
+    async for open_page in _pages(browser, DESKTOP):
+        yield open_page
+
+
+async def screenshot(page: Page, name: str, *, full_page: bool = False) -> Path:
+    """A screenshot saved as ``docs/screenshots/<name>`` (overwritten every run): the screen, or
+    with ``full_page`` the whole page."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
     await page.locator("#toast").wait_for(state="hidden", timeout=5_000)  # a passing notice would cover the page
     await page.evaluate("document.fonts.ready")
-    await page.screenshot(path=str(path), animations="disabled", caret="hide")
+    await page.screenshot(path=str(path), animations="disabled", caret="hide", full_page=full_page)
     return path

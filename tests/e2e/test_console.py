@@ -9,54 +9,19 @@ submit, then accepts the case; the task leaves the 待办 tab and the case moves
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 
 from engine.cases import OPEN_TASK_STATES
-from engine.seed import hash_password
-from engine.store.models import Case, HumanTask, StaffUser
-from tests.e2e.conftest import SCREENSHOTS, Server
+from engine.store.models import Case, HumanTask
+from tests.e2e.conftest import Server, screenshot
+from tests.e2e.console import CHINESE, PASSWORD, add_staff, log_in
 from tests.processes.test_business_startup import FORM, WANG
 
 pytestmark = pytest.mark.sqlite_only
-
-PASSWORD = "e2e-console-password"
-DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}, "locale": "zh-CN",
-                           "timezone_id": "Asia/Shanghai"}
-CHINESE = re.compile(r"[\u4e00-\u9fff]")
-
-
-@pytest.fixture
-async def desktop(browser: Browser) -> AsyncIterator[Any]:
-    """Open desktop-sized pages; each fails the test on an uncaught script error."""
-    contexts, errors = [], []
-
-    async def open_page(base_url: str) -> Page:
-        context = await browser.new_context(base_url=base_url, **DESKTOP)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = await context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        return page
-
-    yield open_page
-    for context in contexts:
-        await context.close()
-    assert not errors, errors
-
-
-async def screenshot(page: Page, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
-    await page.locator("#toast").wait_for(state="hidden", timeout=5_000)
-    await page.evaluate("document.fonts.ready")
-    await page.screenshot(path=str(path), animations="disabled", caret="hide", full_page=True)
-    return path
 
 
 async def intake_case(server: Server) -> tuple[Case, HumanTask]:
@@ -70,17 +35,9 @@ async def intake_case(server: Server) -> tuple[Case, HumanTask]:
     return case, task
 
 
-async def log_in(page: Page, username: str, password: str) -> None:
-    await page.goto("/console/")
-    await expect(page.get_by_role("heading", name="工作人员登录")).to_be_visible()
-    await page.get_by_label("用户名").fill(username)
-    await page.get_by_label("密码").fill(password)
-    await page.get_by_role("button", name="登录", exact=True).click()
-
-
 async def test_officer_accepts_a_case_from_the_inbox(server: Server, desktop: Any) -> None:
-    await StaffUser.create(username="samr01", name="李明", password_hash=hash_password(PASSWORD),
-                           departments=["samr"], roles=["officer"])
+    await add_staff("samr01", "李明", ["samr"], ["officer"])
+    await add_staff("samr02", "王芳", ["samr"], ["officer"])  # a colleague: 转办 and 加签 are offered
     case, task = await intake_case(server)
     page: Page = await desktop(server.base_url)
 
@@ -109,7 +66,7 @@ async def test_officer_accepts_a_case_from_the_inbox(server: Server, desktop: An
     await expect(page.locator(".task-row")).to_have_count(0)
     await page.locator('.chips [data-due="overdue"]').click()
     await expect(page.locator(".task-row")).to_have_count(1)
-    await screenshot(page, "console-inbox.png")
+    await screenshot(page, "console-inbox.png", full_page=True)
 
     # --- the task: case summary (applicant masked), materials, timeline, the form
     await page.locator(".task-row").get_by_role("link", name=task.name).click()
@@ -124,10 +81,15 @@ async def test_officer_accepts_a_case_from_the_inbox(server: Server, desktop: An
     assert await page.locator(".material").count() >= 1
     await expect(page.locator(".timeline li").first).to_be_visible()
 
+    # the operations the task allows (its `actions`), as buttons
+    for name in ("办结", "认领", "退回", "转办", "加签"):
+        await expect(page.get_by_role("button", name=name, exact=True)).to_be_visible()
+    await expect(page.get_by_role("button", name="撤回")).to_have_count(0)
+
     # claim, unclaim: the buttons follow the state
     await page.get_by_role("button", name="认领", exact=True).click()
     await expect(page.locator(".task-header .state")).to_have_text("已认领")
-    await page.get_by_role("button", name="取消认领").click()
+    await page.get_by_role("button", name="释放").click()
     await expect(page.locator(".task-header .state")).to_have_text("待认领")
 
     # a comment lands on the timeline
@@ -148,7 +110,7 @@ async def test_officer_accepts_a_case_from_the_inbox(server: Server, desktop: An
     assert (await HumanTask.get(id=task.id)).state == "ready"  # the auto-claim was undone
     await page.get_by_label("办理意见").fill("窗口核验通过")
     await page.evaluate("window.scrollTo(0, 0)")
-    await screenshot(page, "console-task.png")
+    await screenshot(page, "console-task.png", full_page=True)
 
     await page.get_by_label("核验意见").fill("材料齐全，符合法定形式，予以受理")
     await expect(error).to_be_hidden()  # editing the field takes the message away

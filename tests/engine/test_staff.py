@@ -124,7 +124,7 @@ async def test_inbox_filters_counts_ordering_and_pages(engine, applications, peo
     assert [t["id"] for t in second["items"]] == [ids[3]]  # no due time: last
     # NOW is 10:00 CST; +5 h is today, +20 h is tomorrow but within 24 h
     assert NOW.astimezone(CST).hour == 10
-    assert first["counts"] == {"ready": 3, "mine": 1, "done": 0, "overdue": 1, "today": 1, "soon": 2}
+    assert first["counts"] == {"ready": 3, "mine": 1, "done": 0, "waiting": 0, "overdue": 1, "today": 1, "soon": 2}
     assert [t["id"] for t in (await desk.inbox(samr01, status="mine", now=NOW))["items"]] == [ids[2]]
     assert [t["id"] for t in (await desk.inbox(samr01, due="overdue", now=NOW))["items"]] == [ids[0]]
     assert [t["id"] for t in (await desk.inbox(samr01, due="today", now=NOW))["items"]] == [ids[1]]

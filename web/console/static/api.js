@@ -17,16 +17,18 @@ export function onUnauthorized(handler) {
   unauthorizedHandler = handler;
 }
 
-/** Send one request with the staff token; the parsed JSON (null for 204). */
+/** Send one request with the staff token; the parsed JSON (null for 204). A FormData body goes as
+ * multipart/form-data (the browser writes the boundary), anything else as JSON. */
 export async function request(method, path, { body, auth = true } = {}) {
   const headers = new Headers();
-  if (body !== undefined) headers.set("Content-Type", "application/json");
+  const multipart = body instanceof FormData;
+  if (body !== undefined && !multipart) headers.set("Content-Type", "application/json");
   const token = session.get()?.access_token;
   if (auth && token) headers.set("Authorization", `Bearer ${token}`);
   let response;
   try {
     response = await fetch(BASE + path, {
-      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+      method, headers, body: body === undefined || multipart ? body : JSON.stringify(body),
     });
   } catch {
     throw new ApiError(0, "network", STATUS_TEXT[0]);

@@ -1,15 +1,19 @@
-// 工作台 — the staff workbench: login, the inbox (待办 / 我的 / 已办 with due badges), and one
-// task: case summary, materials, timeline, the task form from its ui_spec, claim / unclaim /
-// complete / comment. Hash routes: #/inbox?status=ready&due=overdue, #/tasks/<id>.
+// 工作台 — the staff workbench: login, the inbox (待办 / 我的 / 已办 with due badges), one task
+// (case summary, materials, timeline, the task form from its ui_spec, and the operations its
+// `actions` allow: claim / unclaim / complete, 退回 转办 加签 撤回 (ops.js), comment), and window
+// intake for clerks (intake.js). Hash routes: #/inbox?status=ready&due=overdue, #/tasks/<id>, #/intake.
 
 import { api, ApiError, onUnauthorized, session } from "./api.js";
+import { intakeView } from "./intake.js";
+import { errorText, kv, section, toast } from "./ui.js";
+import { commentForm, workCard } from "./work.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
-import { buildForm } from "/shared/static/form.js";
 
 const view = document.getElementById("view");
-const STATUS_TABS = [["ready", "待办"], ["mine", "我的"], ["done", "已办"]];
+const STATUS_TABS = [["ready", "待办"], ["mine", "我的"], ["waiting", "待补正"], ["done", "已办"]];
 const DUE_FILTERS = [["overdue", "已超期", "red"], ["today", "今日到期", "orange"], ["soon", "即将到期", "yellow"]];
-const STATE_LABELS = { ready: "待认领", claimed: "已认领", completed: "已办结", cancelled: "已取消" };
+const STATE_LABELS = { ready: "待认领", claimed: "已认领", completed: "已办结", cancelled: "已取消", waiting: "待补正" };
+const KIND_TAGS = { cosign: "加签", supplement: "补正", escalation: "督办", review: "复核" };
 const CHANNELS = { mobile: "移动端", window: "窗口", web: "网上办事大厅" };
 const PAGE_SIZE = 20;
 
@@ -17,29 +21,6 @@ let serviceNames = null;
 let renderToken = 0;
 
 // ------------------------------------------------------------------ small helpers
-
-function toast(message) {
-  const el = document.getElementById("toast");
-  el.textContent = message;
-  el.hidden = false;
-  clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => {
-    el.hidden = true;
-  }, 2500);
-}
-
-function errorText(exc) {
-  return exc instanceof ApiError ? exc.message : "页面出错，请刷新后重试";
-}
-
-function section(title, ...children) {
-  return h("section", { class: "card" }, h("h2", { class: "card-title" }, title), children);
-}
-
-function kv(rows) {
-  return h("dl", { class: "kv" }, rows.filter(([, v]) => v !== undefined && v !== null && v !== "")
-    .map(([k, v]) => h("div", { class: "kv-row" }, h("dt", {}, k), h("dd", {}, v))));
-}
 
 function shanghaiDate(date) {
   return date.toLocaleDateString("zh-CN", { timeZone: "Asia/Shanghai" });
@@ -83,6 +64,24 @@ function setWho() {
   document.getElementById("who-name").textContent = staff ? `${staff.name}（${staff.username}）` : "";
 }
 
+const INTAKE_ROLES = ["clerk", "admin"];
+
+function canIntake() {
+  return (session.get()?.staff?.roles || []).some((r) => INTAKE_ROLES.includes(r));
+}
+
+/** The top bar's links: 待办 always, 窗口受理 for clerks; the current one marked. */
+function setNav(current) {
+  const nav = document.getElementById("nav");
+  nav.hidden = !session.loggedIn();
+  nav.querySelector('[data-nav="intake"]').hidden = !canIntake();
+  for (const link of nav.querySelectorAll("a")) {
+    const here = link.dataset.nav === (current === "intake" ? "intake" : "inbox");
+    if (here) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
 function show(...children) {
   view.replaceChildren(...children.flat().filter(Boolean));
 }
@@ -91,6 +90,7 @@ function show(...children) {
 
 function loginView(notice) {
   document.title = "登录 · 工作台";
+  setNav("");
   const userId = uid("f");
   const passId = uid("f");
   const user = h("input", { id: userId, name: "username", class: "input", autocomplete: "username", required: true });
@@ -148,7 +148,8 @@ async function inboxView(params, token) {
   if (token !== renderToken) return;
   const counts = body.counts || {};
 
-  const tabs = h("nav", { class: "tabs", "aria-label": "任务分类" }, STATUS_TABS.map(([key, label]) =>
+  const shownTabs = STATUS_TABS.filter(([key]) => key !== "waiting" || counts.waiting !== undefined);
+  const tabs = h("nav", { class: "tabs", "aria-label": "任务分类" }, shownTabs.map(([key, label]) =>
     h("a", { href: inboxHref(key, "", 1), class: "tab", dataset: { status: key },
       "aria-current": key === status ? "page" : undefined },
     label, h("span", { class: "count" }, String(counts[key] ?? 0)))));
@@ -162,7 +163,8 @@ async function inboxView(params, token) {
   const items = body.items || [];
   let list;
   if (!items.length) {
-    list = h("p", { class: "empty" }, status === "done" ? "暂无已办任务" : "暂无任务，休息一下吧");
+    list = h("p", { class: "empty" }, { done: "暂无已办任务", waiting: "暂无等待申请人补正的任务" }[status]
+      || "暂无任务，休息一下吧");
   } else {
     list = h("table", { class: "tasks" },
       h("thead", {}, h("tr", {}, ["到期", "办件编号", "事项", "任务", "办理部门", "到期时间", "状态"]
@@ -173,7 +175,8 @@ async function inboxView(params, token) {
           h("td", { class: "col-due" }, dueBadge(t) || h("span", { class: "muted" }, "—")),
           h("td", { class: "mono" }, t.case_no),
           h("td", {}, names[t.service] || t.service),
-          h("td", {}, h("a", { href, class: "task-link" }, t.name)),
+          h("td", {}, h("a", { href, class: "task-link" }, t.name),
+            KIND_TAGS[t.kind] ? h("span", { class: "tag tag-small tag-blue" }, KIND_TAGS[t.kind]) : null),
           h("td", {}, t.department_name || t.department || "—"),
           h("td", { class: "mono" }, t.due_at ? formatTime(t.due_at) : "无时限"),
           h("td", {}, h("span", { class: `state state-${t.state}` }, STATE_LABELS[t.state] || t.state),
@@ -229,9 +232,6 @@ async function taskView(taskId, token) {
   const { task, case: c } = detail;
   document.title = `${task.name} · 工作台`;
   const me = session.get()?.staff?.username;
-  const open = ["ready", "claimed"].includes(task.state);
-  const mine = task.state === "claimed" && task.assignee === me;
-  const othersClaim = task.state === "claimed" && !mine;
 
   const header = h("section", { class: "card task-header" },
     h("div", { class: "task-title-row" },
@@ -248,128 +248,38 @@ async function taskView(taskId, token) {
       ["办件时限", c.due_at ? formatTime(c.due_at) : "无"],
       ["办理部门", task.department_name || task.department],
       ["任务时限", task.due_at ? formatTime(task.due_at) : "无时限"],
-      ["认领人", task.assignee || "—"],
+      [task.kind === "cosign" ? "加签人" : "认领人", task.assignee || "—"],
     ]));
 
   const materials = section("申请材料", (detail.materials || []).length
     ? h("ul", { class: "materials", "aria-label": "申请材料清单" }, detail.materials.map(materialItem))
     : h("p", { class: "muted" }, "本事项无需提交材料"));
   const timeline = section("办理记录", timelineList(detail.timeline || []));
+  const supplements = (detail.supplements || []).length ? section("补正记录", h("ol", { class: "supplements" },
+    detail.supplements.map((r) => h("li", { class: "supplement" },
+      h("p", {}, h("span", { class: "tl-title" }, "补正理由："), r.reason || "—"),
+      h("p", { class: "tl-meta" }, `${r.requested_by || ""} ${formatTime(r.requested_at)}`),
+      h("p", { class: r.supplied_at ? "supplement-done" : "muted" },
+        r.supplied_at ? `已补正 · ${r.supplied_by || ""} ${formatTime(r.supplied_at)}` : "等待申请人补正")))))
+    : null;
 
-  // --- the work card: form + opinion + actions
-  const alert = h("p", { class: "alert alert-error", role: "alert", hidden: true });
-  const showAlert = (text) => {
-    alert.textContent = text;
-    alert.hidden = !text;
+  const ctx = {
+    me,
+    reload: () => route(),
+    toInbox(message) {
+      toast(message);
+      location.hash = "#/inbox?status=ready";
+    },
   };
-  let work;
-  if (open) {
-    const form = detail.form ? buildForm(detail.form) : null;
-    const opinionId = uid("f");
-    const opinion = h("textarea", { id: opinionId, name: "opinion", class: "input", rows: 3, maxlength: 500,
-      placeholder: "写入办件时间线（选填）", "aria-describedby": `${opinionId}-error` });
-    const opinionError = h("p", { class: "field-error", id: `${opinionId}-error`, hidden: true });
-    const opinionField = h("div", { class: "field", dataset: { path: "opinion" } },
-      h("label", { class: "field-label", for: opinionId }, "办理意见"), opinion, opinionError);
-    const clearErrors = () => {
-      showAlert("");
-      form?.clearErrors();
-      opinionError.hidden = true;
-      opinionField.classList.remove("has-error");
-      opinion.removeAttribute("aria-invalid");
-    };
-    const complete = h("button", { type: "submit", class: "btn btn-primary", disabled: othersClaim }, "办结");
-    const claim = h("button", { type: "button", class: "btn btn-ghost" }, mine ? "取消认领" : "认领");
-    claim.hidden = othersClaim;
-    claim.addEventListener("click", async () => {
-      claim.disabled = true;
-      try {
-        await api.post(`/staff/tasks/${task.id}/${mine ? "unclaim" : "claim"}`);
-        toast(mine ? "已取消认领" : "已认领");
-        await route();
-      } catch (exc) {
-        showAlert(errorText(exc));
-        claim.disabled = false;
-      }
-    });
-    const el = h("form", { class: "task-form", novalidate: true },
-      alert,
-      othersClaim ? h("p", { class: "alert alert-info" }, `该任务已由 ${task.assignee} 认领`) : null,
-      form ? form.el : h("p", { class: "muted" }, "本任务无需填写表单"),
-      opinionField,
-      h("div", { class: "actions" }, complete, claim));
-    // Editing a field that was refused takes its message away (the server judges again on submit).
-    const settle = (event) => {
-      const field = event.target.closest?.(".has-error");
-      if (!field) return;
-      field.classList.remove("has-error");
-      const message = field.querySelector(":scope > .field-error");
-      if (message) message.hidden = true;
-      for (const input of field.querySelectorAll('[aria-invalid="true"]')) input.removeAttribute("aria-invalid");
-    };
-    el.addEventListener("input", settle);
-    el.addEventListener("change", settle);
-    el.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearErrors();
-      complete.disabled = true;
-      const body = { data: form ? form.value() : {} };
-      const text = opinion.value.trim();
-      if (text) body.opinion = text;
-      try {
-        await api.post(`/staff/tasks/${task.id}/complete`, body);
-        toast("已办结");
-        location.hash = "#/inbox?status=ready";
-      } catch (exc) {
-        const fields = { ...(exc.fields || {}) };
-        if (fields.opinion) {
-          opinionError.textContent = fields.opinion;
-          opinionError.hidden = false;
-          opinionField.classList.add("has-error");
-          opinion.setAttribute("aria-invalid", "true");
-          delete fields.opinion;
-        }
-        const unplaced = form ? form.showErrors(fields) : Object.values(fields);
-        showAlert([errorText(exc), ...unplaced].join("；"));
-        form?.focusFirstError();
-        complete.disabled = false;
-      }
-    });
-    work = section("任务办理", el);
-  } else {
-    work = section("任务办理", h("p", { class: "alert alert-info" },
-      task.state === "completed" ? `已于 ${formatTime(task.completed_at)} 由 ${task.completed_by || "—"} 办结` : "该任务已取消"));
-  }
-
-  // --- comment
-  const noteId = uid("f");
-  const note = h("textarea", { id: noteId, class: "input", rows: 2, maxlength: 500, placeholder: "批注内容，记入办件时间线" });
-  const noteError = h("p", { class: "field-error", hidden: true });
-  const noteButton = h("button", { type: "submit", class: "btn btn-ghost btn-small" }, "发表批注");
-  const noteForm = h("form", { class: "comment-form", novalidate: true },
-    h("div", { class: "field" }, h("label", { class: "sr-only", for: noteId }, "批注"), note, noteError),
-    noteButton);
-  noteForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    noteError.hidden = true;
-    noteButton.disabled = true;
-    try {
-      await api.post(`/staff/tasks/${task.id}/comment`, { text: note.value });
-      toast("批注已记录");
-      await route();
-    } catch (exc) {
-      noteError.textContent = exc.fields?.text || errorText(exc);
-      noteError.hidden = false;
-      noteButton.disabled = false;
-    }
-  });
+  const actions = new Set(detail.actions || []);
+  const work = workCard(detail, actions, ctx);
 
   show(h("div", { class: "page-head" },
     h("a", { class: "back", href: "#/inbox?status=ready" }, "‹ 返回待办"),
     h("span", { class: "muted small" }, `${c.service_name || names[c.service] || c.service} · ${c.case_no}`)),
   h("div", { class: "task-layout" },
-    h("div", { class: "col-main" }, header, work, section("批注", noteForm)),
-    h("div", { class: "col-side" }, materials, timeline)));
+    h("div", { class: "col-main" }, header, work, actions.has("comment") ? section("批注", commentForm(task, ctx)) : null),
+    h("div", { class: "col-side" }, supplements, materials, timeline)));
 }
 
 // ------------------------------------------------------------------ router
@@ -384,7 +294,9 @@ async function route() {
   }
   const { parts, params } = parseHash();
   try {
+    setNav(parts[0]);
     if (parts[0] === "tasks" && parts[1]) await taskView(parts[1], token);
+    else if (parts[0] === "intake" && canIntake()) await intakeView({ show, isCurrent: () => token === renderToken });
     else await inboxView(params, token);
     if (token === renderToken) window.scrollTo(0, 0);
   } catch (exc) {
