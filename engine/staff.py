@@ -32,7 +32,7 @@ MAX_FAILURES, LOCK_S = 5, 15 * 60
 SUPERVISOR_DEPARTMENT = "supervisor"
 TASK_ROLES = frozenset({"clerk", "officer", "supervisor", "admin"})
 STATUSES, DUES = ("ready", "mine", "done", "waiting"), ("overdue", "today", "soon")
-STAFF_EVENT_LABELS = {**EVENT_LABELS, "task_claimed": "认领", "task_unclaimed": "退回待办", "comment": "批注",
+STAFF_EVENT_LABELS = {**EVENT_LABELS, "task_claimed": "认领", "task_unclaimed": "释放任务", "comment": "批注",
                       "task_returned": "退回", "task_transferred": "转办", "signer_added": "加签",
                       "cosign_completed": "加签意见", "completion_withdrawn": "撤回已办"}
 _hasher = PasswordHasher()

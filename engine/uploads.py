@@ -67,7 +67,7 @@ def sniff_type(data: bytes) -> str | None:
 def check_upload(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """The sniffed content type of an acceptable upload; 413 / 415 otherwise."""
     if len(data) > max_bytes:
-        raise FileTooLarge(f"材料文件不能超过 {max_bytes // (1024 * 1024) or 1} MB")
+        raise FileTooLarge(f"材料文件不能超过 {size_label(max_bytes)}")
     kind = sniff_type(data)
     if kind is None:
         raise UnsupportedFileType()
@@ -135,3 +135,14 @@ def store_from_settings(settings: object) -> DiskStore:
 
 __all__ = ["ALLOWED_TYPES", "DEFAULT_MAX_BYTES", "DiskStore", "FileTooLarge", "Store", "StoredFile",
            "UnsupportedFileType", "check_upload", "sniff_type", "store_file", "store_from_settings"]
+
+
+def size_label(n: int) -> str:
+    """A byte count as staff read it: 10 MB, 64 KB, 500 字节."""
+    if n >= 1024 * 1024 and n % (1024 * 1024) == 0:
+        return f"{n // (1024 * 1024)} MB"
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):.1f} MB"
+    if n >= 1024:
+        return f"{n // 1024} KB"
+    return f"{n} 字节"

@@ -123,6 +123,9 @@ def field_spec(nodes: Sequence[Node], path: str, depth: int = 0) -> dict[str, An
         owner = next((n for n in nodes if isinstance(n.schema, dict) and "items" in n.schema), None)
         if isinstance(items, dict) and owner is not None:
             item = field_spec(expand(owner.sub(items)), f"{path}.*", depth + 1)
+            names = hints.get("enumNames")  # checkbox labels written on the array, as forms do
+            if item.get("options") and isinstance(names, list) and len(names) == len(item["options"]):
+                item["options"] = [{**o, "label": str(n)} for o, n in zip(item["options"], names, strict=True)]
             spec["item"] = item
     spec["widget"] = str(hints.get("widget") or _widget(kind, nodes, options, item))
     constraints = {k: first(nodes, k) for k in CONSTRAINTS if first(nodes, k) is not None}

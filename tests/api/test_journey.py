@@ -10,7 +10,6 @@ Every ``/api/v1`` answer is checked against the OpenAPI document.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -48,13 +47,12 @@ async def test_citizen_journey_from_login_to_a_verified_senior_card(api: OpenApi
     assert [f["name"] for f in item["form"]["fields"]] == ["phone", "address", "delivery"]
 
     # 4. apply (with an idempotency key, as the mini-program does)
-    began = time.monotonic()
     applied = await api.call("POST", "/api/v1/applications", token=token, json={"service": "senior-card", "form": FORM},
                              headers={"Idempotency-Key": uuid.uuid4().hex})
     assert applied.status_code == 201, applied.text
     case_id = applied.json()["id"]
 
-    # 5. the live status stream reports 已办结 within about a second
+    # 5. the live status stream reports 已办结 with no staff step (秒批); speed is measured in bench/journey.py
     async with api.client.stream("GET", f"/api/v1/applications/{case_id}/events",
                                  headers={"Authorization": f"Bearer {token}"}) as response:
         async def final_status() -> dict:
@@ -64,7 +62,6 @@ async def test_citizen_journey_from_login_to_a_verified_senior_card(api: OpenApi
             raise AssertionError("the stream ended without a final status")
         status = await asyncio.wait_for(final_status(), 5)
     assert (status["status"], status["status_label"]) == ("completed", "已办结")
-    assert time.monotonic() - began < 1.5
 
     # 6. the detail shows the decision, its reason and the certificate, masked
     detail = (await api.call("GET", f"/api/v1/applications/{case_id}", token=token)).json()

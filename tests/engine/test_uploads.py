@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from engine.errors import NotFound
-from engine.uploads import DiskStore, FileTooLarge, UnsupportedFileType, check_upload, sniff_type, store_file
+from engine.uploads import (
+    DiskStore,
+    FileTooLarge,
+    UnsupportedFileType,
+    check_upload,
+    size_label,
+    sniff_type,
+    store_file,
+)
 
 PDF = b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
@@ -52,6 +60,8 @@ def test_types_by_magic_bytes_and_size_limit(tmp_path: Path) -> None:
     with pytest.raises(FileTooLarge) as big:
         check_upload(PDF + b"0" * 100, max_bytes=64)
     assert big.value.status_code == 413 and big.value.code == "file_too_large"
+    assert "64 字节" in big.value.message
+    assert [size_label(n) for n in (64 * 1024, 10 * 1024 * 1024, 1536 * 1024)] == ["64 KB", "10 MB", "1.5 MB"]
     stored = store_file(DiskStore(tmp_path), "扫描件", JPEG)
     assert (stored.content_type, stored.size, stored.sha256) == ("image/jpeg", len(JPEG),
                                                                hashlib.sha256(JPEG).hexdigest())

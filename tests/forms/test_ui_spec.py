@@ -105,3 +105,11 @@ def test_small_forms_nested_order_checkboxes_and_recursion() -> None:
         node, depth = node["fields"][0], depth + 1
     assert node.get("truncated") and depth < 40
     json.dumps(form.ui_spec())
+
+
+def test_checkbox_labels_written_on_the_array_name_the_items() -> None:
+    seal = load_form(open("processes/business-startup/forms/seal.json", encoding="utf-8").read()).ui_spec()
+    kinds = next(f for f in seal["fields"] if f["name"] == "seal_kinds")
+    assert kinds["widget"] == "checkboxes"
+    assert [(o["value"], o["label"]) for o in kinds["item"]["options"]][:2] == [
+        ("official", "公章"), ("finance", "财务专用章")]
