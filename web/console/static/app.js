@@ -26,6 +26,12 @@ function shanghaiDate(date) {
   return date.toLocaleDateString("zh-CN", { timeZone: "Asia/Shanghai" });
 }
 
+/** The API counts no further than 1000 (so the inbox stays fast with a large backlog): 999+. */
+const COUNT_CAP = 1000;
+function countLabel(n) {
+  return (n ?? 0) >= COUNT_CAP ? "999+" : String(n ?? 0);
+}
+
 /** The due badge of an open task: 已超期 / 今日到期 / 即将到期 (24 小时内), as the API counts them. */
 export function dueOf(task, now = new Date()) {
   if (!task.due_at || !["ready", "claimed"].includes(task.state)) return null;
@@ -152,13 +158,13 @@ async function inboxView(params, token) {
   const tabs = h("nav", { class: "tabs", "aria-label": "任务分类" }, shownTabs.map(([key, label]) =>
     h("a", { href: inboxHref(key, "", 1), class: "tab", dataset: { status: key },
       "aria-current": key === status ? "page" : undefined },
-    label, h("span", { class: "count" }, String(counts[key] ?? 0)))));
+    label, h("span", { class: "count" }, countLabel(counts[key])))));
   const chips = h("nav", { class: "chips", "aria-label": "到期筛选" },
     h("a", { href: inboxHref(status, "", 1), class: "chip", "aria-current": due ? undefined : "page" }, "全部"),
     DUE_FILTERS.map(([key, label, color]) => h("a", {
       href: inboxHref(status, key, 1), class: `chip chip-${color}`, dataset: { due: key },
       "aria-current": key === due ? "page" : undefined,
-    }, label, h("span", { class: "count" }, String(counts[key] ?? 0)))));
+    }, label, h("span", { class: "count" }, countLabel(counts[key])))));
 
   const items = body.items || [];
   let list;
@@ -190,9 +196,9 @@ async function inboxView(params, token) {
   const pages = Math.max(1, Math.ceil((body.total || 0) / PAGE_SIZE));
   const pager = pages > 1 ? h("div", { class: "pager" },
     h("a", { class: "btn btn-ghost btn-small", href: inboxHref(status, due, page - 1), hidden: page <= 1 }, "上一页"),
-    h("span", { class: "muted" }, `第 ${page} / ${pages} 页，共 ${body.total} 条`),
+    h("span", { class: "muted" }, `第 ${page} / ${pages} 页，共 ${countLabel(body.total)} 条`),
     h("a", { class: "btn btn-ghost btn-small", href: inboxHref(status, due, page + 1), hidden: page >= pages }, "下一页"))
-    : h("p", { class: "muted small total" }, `共 ${body.total || 0} 条`);
+    : h("p", { class: "muted small total" }, `共 ${countLabel(body.total)} 条`);
   show(h("div", { class: "page-head" }, h("h1", { class: "page-title" }, "我的工作台"),
     h("button", { type: "button", class: "btn btn-ghost btn-small", onclick: () => route() }, "刷新")),
   h("section", { class: "card inbox" }, tabs, chips, list, pager));
