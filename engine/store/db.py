@@ -12,7 +12,8 @@ from urllib.parse import urlparse
 
 from tortoise import Tortoise, connections
 
-MODEL_MODULES = ["engine.store.models", "engine.store.certificate_models", "engine.store.shared_models", "engine.store.identity_models"]
+MODEL_MODULES = ["engine.store.models", "engine.store.certificate_models", "engine.store.shared_models", "engine.store.identity_models",
+                 "engine.store.audit_models"]
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
