@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from tortoise.exceptions import IntegrityError
 
+from engine.audit import log_data_access
 from engine.errors import Conflict, DependencyDown, GovflowError, ValidationFailed
 from engine.pii import (
     PiiKeys,
@@ -32,7 +33,6 @@ from engine.pii import (
     normalise_id,
 )
 from engine.store.identity_models import LEVEL_VERIFIED, REAL_NAME_LEVELS, Citizen
-from engine.store.shared_models import DataAccessLog
 
 log = logging.getLogger("govflow.identity")
 
@@ -116,6 +116,7 @@ class RealIdentity:
 
     name: str = field(repr=False)
     id_number: str = field(repr=False)
+    access_log_id: int | None = None  # the DataAccessLog row of this read (to link the case once filed)
 
 
 # --------------------------------------------------------------------------- accounts
@@ -225,8 +226,10 @@ async def bind_real_name(citizen: Citizen, name: Any, id_number: Any, *, pii_key
 
 
 async def read_identity(citizen: Citizen, *, pii_keys: PiiKeys, actor: str, purpose: str,
-                        case_id: int | None = None, case_no: str | None = None) -> RealIdentity:
-    """Decrypt the bound name and ID number — a personal-data read, logged with actor and purpose.
+                        case_id: int | None = None, case_no: str | None = None,
+                        department: str | None = None) -> RealIdentity:
+    """Decrypt the bound name and ID number — a personal-data read, logged with actor and purpose
+    (``DataAccessLog``, which the citizen sees, and the audit chain).
 
     For the rare caller that must hand the clear values on (an application's applicant).
     """
@@ -235,12 +238,12 @@ async def read_identity(citizen: Citizen, *, pii_keys: PiiKeys, actor: str, purp
     if not actor or not purpose:
         raise ValueError("reading personal data needs an actor and a purpose")
     key = pii_keys.encryption_key
-    identity = RealIdentity(name=decrypt(citizen.name_enc, key, context=_context(citizen.id, "name")),
-                            id_number=decrypt(citizen.id_enc, key, context=_context(citizen.id, "id_number")))
-    await DataAccessLog.create(actor=actor[:64], subject_hash=citizen.id_hash, subject_masked=citizen.id_masked,
-                               dataset="citizen", fields_read=["name", "id_number"], case_id=case_id,
-                               case_no=case_no, purpose=purpose[:200])
-    return identity
+    name = decrypt(citizen.name_enc, key, context=_context(citizen.id, "name"))
+    id_number = decrypt(citizen.id_enc, key, context=_context(citizen.id, "id_number"))
+    row = await log_data_access(None, actor=actor, department=department, subject_hash=citizen.id_hash,
+                          subject_masked=citizen.id_masked, dataset="citizen", fields_read=["name", "id_number"],
+                          case_id=case_id, case_no=case_no, purpose=purpose)
+    return RealIdentity(name=name, id_number=id_number, access_log_id=row.id)
 
 
 def citizen_view(citizen: Citizen) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.audit import log_data_access
 from engine.catalog import load_certificate_types
 from engine.certificate_store import certificate_record, write_certificate_record
 from engine.certificates import CertificateData, KeyRing, issue, new_uscc
@@ -80,6 +81,12 @@ async def write_certificate_use(conn: Any, case_id: int, payload: dict[str, Any]
         raise ModelError(f"certificate {payload['identifier']} not found")
     await record_use(certificate, department=payload["department"], reason=payload["reason"],
                      case_no=payload.get("case_no"), actor=payload.get("actor"), using_db=conn)
+    # the holder sees the use in their access log; the engine step audits it (certificate.use)
+    await log_data_access(conn, subject_hash=certificate.holder_code_hash,
+                          subject_masked=certificate.holder_code_masked, dataset="certificate",
+                          fields_read=["name", "number", "holder_name", "valid_to"], case_id=case_id,
+                          case_no=payload.get("case_no"), actor=payload.get("actor"),
+                          department=payload["department"], purpose=payload["reason"], audit=False)
 
 
 def keyring_from_settings(settings: Any) -> KeyRing:

@@ -7,8 +7,17 @@ from sanic import Blueprint
 
 def v1_blueprints() -> list[Blueprint]:
     """Every area's blueprint; the app factory groups them under ``/api/v1``."""
-    from mobile_api.api import applications, auth, certificates, services, staff, staff_intake, staff_ops
+    from mobile_api.api import (
+        access_log,
+        applications,
+        auth,
+        certificates,
+        services,
+        staff,
+        staff_intake,
+        staff_ops,
+    )
 
     return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint(),
             staff.blueprint(), staff_intake.blueprint(),
-            staff_ops.blueprint()]
+            staff_ops.blueprint(), access_log.blueprint()]

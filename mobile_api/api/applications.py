@@ -37,6 +37,7 @@ from engine.live import channel
 from engine.pii import blind_index
 from engine.store.identity_models import Citizen
 from engine.store.models import Case
+from engine.store.shared_models import DataAccessLog
 from mobile_api.api.services import NULLABLE_STRING, citizen_of, error_responses, json_content, offered_item
 from mobile_api.auth import RATE_LIMITS, RateRule, auth_state, citizen_required, rate_limit
 from mobile_api.errors import Forbidden
@@ -195,6 +196,8 @@ async def _apply(request: Request, item: ServiceItem, citizen: Citizen,
     phone = form.get("phone") if isinstance(form.get("phone"), str) else None
     applicant = Applicant(id_number=real.id_number, name=real.name, openid=citizen.openid, phone=phone)
     started = await applications.apply(item.slug, form, applicant=applicant, channel="mobile", actor=actor)
+    if real.access_log_id is not None:  # the citizen's access log names the case the read was for
+        await DataAccessLog.filter(id=real.access_log_id).update(case_id=started.id, case_no=started.case_no)
     return await _detail(request, started.id)
 
 
