@@ -30,7 +30,7 @@ from sanic import exceptions as sanic_errors
 from sanic.request import Request
 from sanic.response import HTTPResponse, json
 
-from engine.errors import GovflowError
+from engine.errors import GovflowError, NotFound
 
 log = structlog.get_logger("govflow.api")
 
@@ -169,9 +169,27 @@ def _respond(exc: BaseException, error: GovflowError) -> HTTPResponse:
     return json(error.to_dict(), status=error.status_code, headers=headers)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Methods the router serves at ``request.path``. Sanic names them for static paths only;
+    a 405 on a path with parameters (``/applications/<id>``) must still send ``Allow`` (RFC 9110)."""
+    allowed = []
+    for method in _METHODS:
+        try:
+            request.app.router.get(request.path, method, request.headers.get("host"))
+        except Exception:  # noqa: BLE001 - not served with this method
+            continue
+        allowed.append(method)
+    return allowed
+
+
 async def handle_error(request: Request, exc: Exception) -> HTTPResponse:
     """Sanic's catch-all handler: map, log server-side failures, never leak a traceback."""
     error = to_govflow_error(exc)
+    if isinstance(error, MethodNotAllowed) and not error.allowed:
+        error.allowed = _allowed_methods(request)
     if error.status_code >= 500:
         event: dict[str, Any] = {"path": request.path, "method": request.method,
                                  "status": error.status_code, "code": error.code}
@@ -182,9 +200,21 @@ async def handle_error(request: Request, exc: Exception) -> HTTPResponse:
     return _respond(exc, error)
 
 
+MAX_ROW_ID = 2**31 - 1  # object ids in paths are 32-bit serials (PostgreSQL ``integer``)
+
+
+async def refuse_impossible_ids(request: Request) -> None:
+    """An ``<id:int>`` path parameter no row can have (0, negative, or past the column's range)
+    is a 404 before any query: the database would otherwise fail with an overflow (a 500)."""
+    for value in (request.match_info or {}).values():
+        if type(value) is int and not 0 < value <= MAX_ROW_ID:
+            raise NotFound()
+
+
 def setup_errors(app: Sanic) -> None:
-    """Route every exception through ``handle_error``."""
+    """Route every exception through ``handle_error``; refuse impossible ids early."""
     app.error_handler.add(Exception, handle_error)
+    app.register_middleware(refuse_impossible_ids, "request")
 
 
 __all__ = [
