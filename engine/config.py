@@ -38,6 +38,15 @@ class Settings:
     # personal data: hex master key (>= 32 bytes) for blind indexes and encryption at rest;
     # required in production, development falls back to a fixed, loudly-logged dev key
     PII_KEY: str = ""
+    # key rotation: PII_KEY may list `id:hex,id:hex` (oldest first), PII_KEY_FILE holds `id hex` lines;
+    # PII_ACTIVE_KEY picks the encrypting key (default: the last); older keys still decrypt
+    PII_KEY_FILE: str = ""
+    PII_ACTIVE_KEY: str = ""
+    # retention (engine/retention.py): audit and access logs at least 183 days (enforced), case personal data
+    AUDIT_RETENTION_DAYS: int = 3 * 365
+    ACCESS_LOG_RETENTION_DAYS: int = 3 * 365
+    CASE_DATA_RETENTION_DAYS: int = 2 * 365
+    AUDIT_ANCHOR_INTERVAL_S: int = 3600  # `govflow worker` appends an audit anchor this often; 0 = never
     JURISDICTION: str = "310000"
     # shared-data exchange platform; empty in development = the demo CSVs in processes/demo
     EXCHANGE_URL: str = ""

@@ -25,8 +25,6 @@ from engine.errors import Conflict, DependencyDown, GovflowError, ValidationFail
 from engine.pii import (
     PiiKeys,
     blind_index,
-    decrypt,
-    encrypt,
     is_valid_id_number,
     mask_id_number,
     mask_name,
@@ -203,12 +201,11 @@ async def bind_real_name(citizen: Citizen, name: Any, id_number: Any, *, pii_key
         raise IdentityConflict()
     if verdict.level not in REAL_NAME_LEVELS:
         raise ValueError(f"verifier returned an unknown real-name level {verdict.level!r}")
-    key = pii_keys.encryption_key
     values = {
         "real_name_level": verdict.level, "evidence_id": verdict.evidence_id[:128],
-        "name_enc": encrypt(clean_name, key, context=_context(citizen.id, "name")),
+        "name_enc": pii_keys.encrypt(clean_name, context=_context(citizen.id, "name")),
         "name_masked": mask_name(clean_name), "id_hash": id_hash, "id_masked": id_masked,
-        "id_enc": encrypt(clean_id, key, context=_context(citizen.id, "id_number")),
+        "id_enc": pii_keys.encrypt(clean_id, context=_context(citizen.id, "id_number")),
         "verified_at": datetime.now(timezone.utc), "updated_at": datetime.now(timezone.utc),
     }
     try:  # conditional: two concurrent bindings of one account cannot both win
@@ -237,9 +234,8 @@ async def read_identity(citizen: Citizen, *, pii_keys: PiiKeys, actor: str, purp
         raise Conflict("请先完成实名认证")
     if not actor or not purpose:
         raise ValueError("reading personal data needs an actor and a purpose")
-    key = pii_keys.encryption_key
-    name = decrypt(citizen.name_enc, key, context=_context(citizen.id, "name"))
-    id_number = decrypt(citizen.id_enc, key, context=_context(citizen.id, "id_number"))
+    name = pii_keys.decrypt(citizen.name_enc, context=_context(citizen.id, "name"))
+    id_number = pii_keys.decrypt(citizen.id_enc, context=_context(citizen.id, "id_number"))
     row = await log_data_access(None, actor=actor, department=department, subject_hash=citizen.id_hash,
                           subject_masked=citizen.id_masked, dataset="citizen", fields_read=["name", "id_number"],
                           case_id=case_id, case_no=case_no, purpose=purpose)

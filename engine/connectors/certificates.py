@@ -19,7 +19,7 @@ from engine.certificate_store import certificate_record, write_certificate_recor
 from engine.certificates import CertificateData, KeyRing, issue, new_uscc
 from engine.connectors import ConnectorContext, ConnectorRegistry
 from engine.errors import ModelError
-from engine.pii import PiiKeys, blind_index, encrypt, mask_id_number, mask_middle
+from engine.pii import PiiKeys, blind_index, mask_id_number, mask_middle
 from engine.sla import CST
 
 SERIAL_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -57,8 +57,8 @@ class CertificateIssuer:
         masked = mask_id_number(holder_code) if code_type == "111" else mask_middle(holder_code, 3, 4)
         context.record("certificate", certificate_record(
             signed, holder_code_hash=blind_index(holder_code, self.pii.blind_index_key),
-            holder_code_masked=masked, holder_code_enc=encrypt(holder_code, self.pii.encryption_key,
-                                                               context=b"certificate.holder_code")))
+            holder_code_masked=masked, holder_code_enc=self.pii.encrypt(holder_code,
+                                                                        context=b"certificate.holder_code")))
         return {"identifier": signed.data.identifier, "number": data.number, "name": data.name,
                 "issuer_name": data.issuer_name, "issue_date": today.isoformat(),
                 "valid_from": today.isoformat(), "valid_to": valid_to.isoformat() if valid_to else None,
