@@ -154,11 +154,17 @@ def anchor_mac(key: bytes, head_seq: int, head_hash: str) -> str:
     return hmac.new(key, f"govflow-audit-anchor:{head_seq}:{head_hash}".encode(), hashlib.sha256).hexdigest()
 
 
-async def anchor(key: bytes, *, now: datetime | None = None, actor: str = "system") -> AuditRecord:
-    """Append an anchor summarising the current head (sequence number, hash) with a keyed MAC."""
+async def anchor(key: bytes, *, now: datetime | None = None, actor: str = "system",
+                 only_if_moved: bool = False) -> AuditRecord | None:
+    """Append an anchor summarising the current head (sequence number, hash) with a keyed MAC.
+    ``only_if_moved`` (the periodic worker): nothing when the chain is empty or ends in an anchor."""
     when = (now or _utcnow()).astimezone(timezone.utc)
     async with in_transaction() as conn:
         head = await _lock_head(conn)
+        if only_if_moved:
+            last = await AuditRecord.filter(seq=head.seq).using_db(conn).first()
+            if last is None or last.kind == ANCHOR:
+                return None
         entry = AuditEntry(ANCHOR, actor=actor, subject=f"{head.seq}:{head.hash}", detail={
             "head_seq": int(head.seq), "head_hash": head.hash, "mac": anchor_mac(key, int(head.seq), head.hash)})
         return (await _append_locked(conn, head, [entry], when))[0]
@@ -203,6 +209,8 @@ async def verify(*, key: bytes | None = None, batch: int = 1000,
         return result
 
     recent: dict[int, str] = {}
+    cut_recorded = False  # a retention cut must be named by a purge record in the chain
+    pruned = (int(head.pruned_seq), head.pruned_hash) if head else (0, GENESIS)
     last_seq = expected_seq - 1
     while True:
         rows = await AuditRecord.filter(seq__gt=last_seq).order_by("seq").limit(batch)
@@ -217,6 +225,12 @@ async def verify(*, key: bytes | None = None, batch: int = 1000,
                 return broken(seq, row, "前序哈希不符：前一条记录被删除、改写或记录顺序被调换")
             if hash_of(row) != row.hash:
                 return broken(seq, row, "内容与哈希不符：该记录被修改")
+            if row.kind == "retention.purge" and pruned[0] and not cut_recorded:
+                try:
+                    claim = json.loads(row.detail)
+                    cut_recorded = (claim.get("pruned_seq"), claim.get("pruned_hash")) == pruned
+                except ValueError:
+                    pass
             if row.kind == ANCHOR:
                 problem = _check_anchor(row, recent, key)
                 if problem:
@@ -231,6 +245,8 @@ async def verify(*, key: bytes | None = None, batch: int = 1000,
         last_seq = int(rows[-1].seq)
         if progress is not None:
             progress(result.checked, total)
+    if pruned[0] and not cut_recorded:
+        return broken(pruned[0] + 1, None, f"链首 #{pruned[0]} 之前的记录被删除，但没有保存期限清理记录（retention.purge）")
     last = expected_seq - 1
     if last != head_seq or (head is not None and head_seq and head.hash != prev_hash):
         return broken(last + 1 if last < head_seq else head_seq, None,
