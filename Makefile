@@ -53,10 +53,12 @@ test: $(STAMP)
 	@$(MAKE) --no-print-directory test-postgres
 
 # A longer schemathesis run than the bounded one in `make test` (GOVFLOW_FUZZ_EXAMPLES per operation
-# and token), on SQLite and on PostgreSQL + Redis; GOVFLOW_FUZZ_SEED picks another random walk.
+# and token), on SQLite and on PostgreSQL + Redis; GOVFLOW_FUZZ_SEED picks another random walk. The
+# property tests run 20 times their usual examples.
 FUZZ_EXAMPLES ?= 300
 fuzz: services
-	GOVFLOW_TEST_DB=sqlite GOVFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/security/test_fuzz_api.py
+	GOVFLOW_TEST_DB=sqlite GOVFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) GOVFLOW_PROPERTY_EXAMPLES=20 \
+		$(BIN)/python -m pytest -q tests/security/test_fuzz_api.py tests/security/test_properties.py
 	GOVFLOW_TEST_DB=postgres GOVFLOW_TEST_PG_URL="$(PG_URL)" GOVFLOW_TEST_REDIS="$(REDIS_TEST_URL)" \
 		GOVFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/security/test_fuzz_api.py
 
