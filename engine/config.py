@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIN_LOG_RETENTION_DAYS = 183  # audit and access logs: at least six months (engine/retention.py)
 
 
 def _default_db_url() -> str:
@@ -71,6 +72,12 @@ class Settings:
     # scanned materials from window intake (engine/uploads.py): directory (empty = var/uploads), size limit
     UPLOAD_DIR: str = ""
     UPLOAD_MAX_BYTES: int = 10 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("AUDIT_RETENTION_DAYS", "ACCESS_LOG_RETENTION_DAYS"):  # enforced: the API, worker
+            if int(getattr(self, name)) < MIN_LOG_RETENTION_DAYS:       # and purge refuse to start
+                raise ValueError(f"GOVFLOW_{name}={getattr(self, name)}: 审计日志和个人信息访问日志至少保存 "
+                                 f"{MIN_LOG_RETENTION_DAYS} 天（6 个月）")
 
     @property
     def is_production(self) -> bool:

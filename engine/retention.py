@@ -28,12 +28,13 @@ from tortoise.transactions import in_transaction
 
 from engine import audit
 from engine.cases import CaseEngine
+from engine.config import MIN_LOG_RETENTION_DAYS
 from engine.pii import mask_text
 from engine.store.audit_models import AuditHead, AuditRecord
 from engine.store.models import Case, CaseEvent, Evaluation
 from engine.store.shared_models import DataAccessLog
 
-MIN_LOG_DAYS = 183  # 六个月: the audit and access logs are never kept for less
+MIN_LOG_DAYS = MIN_LOG_RETENTION_DAYS  # 六个月: the audit and access logs are never kept for less
 FINISHED = ("completed", "failed", "withdrawn")
 KEPT_DATA = {"service": ("slug", "name", "department", "type", "version"),
              "decision": ("outcome", "rule", "table"), "result": ("outcome", "decided_by")}
