@@ -14,6 +14,8 @@ serves both:
         ├── PayloadTooLarge (413, payload_too_large)
         ├── UnsupportedMediaType (415, unsupported_media_type)
         └── RateLimited (429, rate_limited)          sends ``Retry-After``
+    engine.errors.DependencyDown (503)
+    └── DatabaseUnavailable (503, database_unavailable)   the database refused or dropped the connection
 
 Sanic's own exceptions (404, 405, 413, bad request, …) are translated into the same shape;
 anything unexpected is logged with its traceback and answered with a bare 500 ``internal``.
@@ -29,8 +31,9 @@ from sanic import Sanic
 from sanic import exceptions as sanic_errors
 from sanic.request import Request
 from sanic.response import HTTPResponse, json
+from tortoise.exceptions import DBConnectionError
 
-from engine.errors import GovflowError, NotFound
+from engine.errors import DependencyDown, GovflowError, NotFound
 
 log = structlog.get_logger("govflow.api")
 
@@ -135,10 +138,43 @@ _SANIC_BY_STATUS: dict[int, tuple[str, str]] = {
 }
 
 
+class DatabaseUnavailable(DependencyDown):
+    code = "database_unavailable"
+    default_message = "数据库暂不可用，请稍后重试"
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    kinds: list[type[BaseException]] = [ConnectionError, DBConnectionError]
+    try:
+        from asyncpg import exceptions as pg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency; SQLite-only installs may lack it
+        return tuple(kinds)
+    # class 08 (connection exceptions) and 57 (operator intervention: shutdown, cannot connect now)
+    return (*kinds, pg.PostgresConnectionError, pg.OperatorInterventionError)
+
+
+_DATABASE_DOWN = _connection_errors()
+
+
+def database_down(exc: BaseException | None) -> bool:
+    """True when ``exc`` or an exception it was raised from means the database cannot be reached."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, _DATABASE_DOWN):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def to_govflow_error(exc: BaseException) -> GovflowError:
-    """Translate any exception into the hierarchy above; unknown ones become 500 ``internal``."""
+    """Translate any exception into the hierarchy above; unknown ones become 500 ``internal``.
+    A database that cannot be reached (refused, dropped, shutting down) is a 503
+    ``database_unavailable``: the request may be retried once it is back."""
     if isinstance(exc, GovflowError):
         return exc
+    if database_down(exc):
+        return DatabaseUnavailable(detail=f"{exc.__class__.__name__}: {exc}")
     if isinstance(exc, sanic_errors.NotFound):
         return RouteNotFound()
     if isinstance(exc, sanic_errors.MethodNotAllowed):
@@ -193,7 +229,7 @@ async def handle_error(request: Request, exc: Exception) -> HTTPResponse:
     if error.status_code >= 500:
         event: dict[str, Any] = {"path": request.path, "method": request.method,
                                  "status": error.status_code, "code": error.code}
-        if error is exc and error.code != "internal":  # a known condition, e.g. dependency down
+        if error.code != "internal":  # a known condition, e.g. a dependency down
             log.warning("request_failed", detail=str(error.detail or ""), **event)
         else:
             log.error("unhandled_exception", exc_info=exc, **event)
@@ -220,6 +256,7 @@ def setup_errors(app: Sanic) -> None:
 __all__ = [
     "ERROR_SCHEMA",
     "ApiError",
+    "DatabaseUnavailable",
     "Forbidden",
     "InvalidJSON",
     "MethodNotAllowed",
