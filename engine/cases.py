@@ -172,9 +172,12 @@ class CaseEngine:
                          applicant: str | None = None, actor: str | None = None,
                          sla_working_days: float | None = None, channel: str = "mobile",
                          item_version: str | None = None,
-                         records: list[tuple[str, dict[str, Any]]] | None = None) -> CaseResult:
+                         records: list[tuple[str, dict[str, Any]]] | None = None,
+                         request_key: str | None = None) -> CaseResult:
         """Start a case and run it until it waits. ``sla_working_days``: the promised limit;
-        ``records``: rows to store with the new case (e.g. purpose-bound certificate uses)."""
+        ``records``: rows to store with the new case (e.g. purpose-bound certificate uses);
+        ``request_key``: an opaque digest of the request that started it, kept in the
+        ``case_started`` event (committed with the case) so a retry can find it after a crash."""
         bundle = await self.bundle_for(definition.id)
         now = self.deps.clock()
         case_no = self.deps.case_no(service, now)
@@ -186,7 +189,10 @@ class CaseEngine:
             workflow.task_tree.data.update(data)
             for task in workflow.get_tasks(state=TaskState.READY):
                 task.data.update(data)
-        step = _Step(events=[{"kind": "case_started", "actor": actor, "detail": {"service": service}}])
+        started: dict[str, Any] = {"service": service}
+        if request_key:
+            started["request_key"] = request_key
+        step = _Step(events=[{"kind": "case_started", "actor": actor, "detail": started}])
         await self._step(self._advance, workflow, step)
         sla = plan(self.deps.calendar, now, sla_working_days) if sla_working_days else None
         if await Case.filter(case_no=case_no).exists():  # a random tail collided: draw again

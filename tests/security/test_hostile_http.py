@@ -34,3 +34,35 @@ async def test_logout_documents_an_empty_204(make_app, monkeypatch) -> None:
         token = await citizen_token(api, "dev-bye")
         response = await api.call("POST", "/api/v1/auth/logout", token=token)
         assert response.status_code == 204 and response.content == b""
+
+
+async def test_a_retry_after_a_crash_finds_the_committed_case_instead_of_making_another(make_app, monkeypatch) -> None:
+    """A process killed between committing a case and recording its answer leaves the key "pending"
+    in Redis (or Redis forgets it); the retry must answer with that case, not start a second one."""
+    import hashlib
+    import json
+
+    from engine.store.models import Case
+    from tests.api.test_applications_api import STARTUP, WANG
+
+    async with running_api(make_app, monkeypatch) as api:
+        token = await citizen_token(api, "dev-wang", *WANG)
+        me = (await api.call("GET", "/api/v1/me", token=token)).json()
+        headers = {"Idempotency-Key": "crash-retry-1"}
+        body = {"service": "business-startup", "form": STARTUP}
+        first = await api.call("POST", "/api/v1/applications", token=token, headers=headers, json=body)
+        assert first.status_code == 201, first.text
+        kv = api.app.ctx.kv
+        slot = f"idempotency:applications:{me['id']}:{hashlib.sha256(b'crash-retry-1').hexdigest()}"
+        record = json.loads(await kv.get(slot))
+        await kv.set(slot, json.dumps({"state": "pending", "fingerprint": record["fingerprint"]}), ex=120)
+        stuck = await api.call("POST", "/api/v1/applications", token=token, headers=headers, json=body)
+        assert (stuck.status_code, stuck.json()["id"]) == (200, first.json()["id"]), stuck.text
+        assert stuck.headers["Idempotency-Replayed"] == "true"
+        await kv.delete(slot)  # Redis restarted empty, or the pending mark expired
+        forgotten = await api.call("POST", "/api/v1/applications", token=token, headers=headers, json=body)
+        assert (forgotten.status_code, forgotten.json()["id"]) == (200, first.json()["id"]), forgotten.text
+        assert await Case.all().count() == 1
+        other = await api.call("POST", "/api/v1/applications", token=token, headers={"Idempotency-Key": "k2"},
+                               json=body)
+        assert other.status_code == 201 and await Case.all().count() == 2
