@@ -66,3 +66,18 @@ async def test_a_retry_after_a_crash_finds_the_committed_case_instead_of_making_
         other = await api.call("POST", "/api/v1/applications", token=token, headers={"Idempotency-Key": "k2"},
                                json=body)
         assert other.status_code == 201 and await Case.all().count() == 2
+
+
+@pytest.mark.parametrize("text", ["adm\u0000in", "\ud800", "ok\udfffok"])
+async def test_text_no_database_can_store_is_a_400_not_a_500(make_app, monkeypatch, text: str) -> None:
+    """U+0000 and lone surrogates (found by the fuzzer on PostgreSQL: a 500 at staff login)."""
+    import json
+
+    async with running_api(make_app, monkeypatch) as api:
+        raw = json.dumps({"username": text, "password": "x"}).encode()  # \\u escapes, valid JSON text
+        response = await api.call("POST", "/api/v1/staff/login", content=raw,
+                                  headers={"Content-Type": "application/json"})
+        error_of(response, 400, "invalid_json")
+        nested = json.dumps({"code": "dev-a", "extra": [{"k": text}]}).encode()
+        error_of(await api.call("POST", "/api/v1/auth/miniprogram", content=nested,
+                                headers={"Content-Type": "application/json"}), 400, "invalid_json")
