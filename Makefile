@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-sqlite test-postgres install services browser designer bench lint clean
+.PHONY: run test test-sqlite test-postgres install services browser designer bench lint clean fuzz
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "govflow needs Python 3.11 or newer")'
@@ -68,6 +68,16 @@ test-postgres: services browser $(DESIGNER_BUILT)
 test: $(STAMP)
 	@$(MAKE) --no-print-directory test-sqlite
 	@$(MAKE) --no-print-directory test-postgres
+
+# A longer schemathesis run than the bounded one in `make test` (GOVFLOW_FUZZ_EXAMPLES per operation
+# and token), on SQLite and on PostgreSQL + Redis; GOVFLOW_FUZZ_SEED picks another random walk. The
+# property tests run 20 times their usual examples.
+FUZZ_EXAMPLES ?= 300
+fuzz: services
+	GOVFLOW_TEST_DB=sqlite GOVFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) GOVFLOW_PROPERTY_EXAMPLES=20 \
+		$(BIN)/python -m pytest -q tests/security/test_fuzz_api.py tests/security/test_properties.py
+	GOVFLOW_TEST_DB=postgres GOVFLOW_TEST_PG_URL="$(PG_URL)" GOVFLOW_TEST_REDIS="$(REDIS_TEST_URL)" \
+		GOVFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/security/test_fuzz_api.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py

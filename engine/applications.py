@@ -71,8 +71,10 @@ class ApplicationService:
                 for r in rows]
 
     async def apply(self, slug: str, form: Any, *, applicant: Applicant, channel: str = "mobile",
-                    actor: str | None = None, extra: dict[str, Any] | None = None) -> CaseResult:
-        """Validate the form, resolve materials, start the case on the item's current process."""
+                    actor: str | None = None, extra: dict[str, Any] | None = None,
+                    request_key: str | None = None) -> CaseResult:
+        """Validate the form, resolve materials, start the case on the item's current process
+        (``request_key``: see ``CaseEngine.start_case``)."""
         from forms.materials import resolve_materials
 
         item = self.catalog.get(slug)
@@ -90,7 +92,7 @@ class ApplicationService:
         return await self.engine.start_case(
             definition, service=item.slug, data=data, applicant=applicant.openid or mask_id_number(applicant.id_number),
             actor=actor, sla_working_days=item.sla_working_days, channel=channel, item_version=item.version,
-            records=[("certificate_use", use) for use in uses])
+            records=[("certificate_use", use) for use in uses], request_key=request_key)
 
     async def start_rectification(self, review: dict[str, Any]) -> CaseResult:
         """A bad review (不满意/非常不满意) opens the platform's rectification case: follow-up within

@@ -22,7 +22,7 @@ from SpiffWorkflow.util.task import TaskState
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from engine import case_sla
+from engine import audit, case_sla
 from engine.bpmn.errors import describe_run_error
 from engine.bpmn.parser import BundleCache, ProcessBundle, build_bundle, files_from_json, files_to_json
 from engine.bpmn.serializer import StateSerializer
@@ -80,6 +80,7 @@ class EngineDeps:
     # may raise to refuse the completion (e.g. engine.task_ops: an added 'before' signer is open)
     completion_hooks: list[Callable[[Any, HumanTask, str | None, datetime], Awaitable[None]]] = field(
         default_factory=list)
+    pii_keys: Any = None  # engine.pii.PiiKeys: blind indexes for the personal-data access log
 
 
 @dataclass
@@ -109,6 +110,7 @@ class _Step:
     """Timeline entries collected while the workflow ran."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # automatic decisions made (audited)
 
 
 class CaseEngine:
@@ -130,11 +132,16 @@ class CaseEngine:
         for _ in range(3):
             latest = await ProcessDefinition.filter(process_id=bundle.process_id).order_by("-version").first()
             try:
-                definition = await ProcessDefinition.create(
-                    process_id=bundle.process_id, name=name or (bundle.spec.description or ""),
-                    version=(latest.version + 1) if latest else 1, content_hash=bundle.content_hash,
-                    files=files_to_json(bundle.files), deployed_by=deployed_by,
-                )
+                async with in_transaction() as conn:
+                    definition = await ProcessDefinition.create(
+                        process_id=bundle.process_id, name=name or (bundle.spec.description or ""),
+                        version=(latest.version + 1) if latest else 1, content_hash=bundle.content_hash,
+                        files=files_to_json(bundle.files), deployed_by=deployed_by, using_db=conn,
+                    )
+                    await audit.record(conn, "deploy", actor=deployed_by, subject=bundle.process_id,
+                                       now=self.deps.clock(), detail={
+                                           "version": definition.version, "content_hash": bundle.content_hash,
+                                           "definition_id": definition.id, "files": sorted(bundle.files)})
             except IntegrityError:
                 existing = await ProcessDefinition.get_or_none(process_id=bundle.process_id,
                                                                content_hash=bundle.content_hash)
@@ -166,9 +173,12 @@ class CaseEngine:
                          applicant: str | None = None, actor: str | None = None,
                          sla_working_days: float | None = None, channel: str = "mobile",
                          item_version: str | None = None,
-                         records: list[tuple[str, dict[str, Any]]] | None = None) -> CaseResult:
+                         records: list[tuple[str, dict[str, Any]]] | None = None,
+                         request_key: str | None = None) -> CaseResult:
         """Start a case and run it until it waits. ``sla_working_days``: the promised limit;
-        ``records``: rows to store with the new case (e.g. purpose-bound certificate uses)."""
+        ``records``: rows to store with the new case (e.g. purpose-bound certificate uses);
+        ``request_key``: an opaque digest of the request that started it, kept in the
+        ``case_started`` event (committed with the case) so a retry can find it after a crash."""
         bundle = await self.bundle_for(definition.id)
         now = self.deps.clock()
         case_no = self.deps.case_no(service, now)
@@ -180,7 +190,10 @@ class CaseEngine:
             workflow.task_tree.data.update(data)
             for task in workflow.get_tasks(state=TaskState.READY):
                 task.data.update(data)
-        step = _Step(events=[{"kind": "case_started", "actor": actor, "detail": {"service": service}}])
+        started: dict[str, Any] = {"service": service}
+        if request_key:
+            started["request_key"] = request_key
+        step = _Step(events=[{"kind": "case_started", "actor": actor, "detail": started}])
         await self._step(self._advance, workflow, step)
         sla = plan(self.deps.calendar, now, sla_working_days) if sla_working_days else None
         if await Case.filter(case_no=case_no).exists():  # a random tail collided: draw again
@@ -196,7 +209,9 @@ class CaseEngine:
             if sla is not None and not workflow.completed:
                 await case_sla.schedule(conn, case.id, sla)
             await self._write_side_effects(conn, case, workflow, bundle, step, now, new_case=True)
+            records = list(context.records)
             await self._write_records(conn, case.id, context)
+            await self._audit(conn, case_no, step, records, workflow, now)
         await self._published(case.id, workflow, step)
         return self._result(case.id, case_no, workflow, 1, bundle)
 
@@ -251,7 +266,9 @@ class CaseEngine:
                 raise TaskNotReady()
             version = await self._store(conn, case, workflow, now)
             await self._write_side_effects(conn, case, workflow, bundle, step, now)
+            records = list(context.records)
             await self._write_records(conn, case.id, context)
+            await self._audit(conn, case.case_no, step, records, workflow, now)
         await self._published(case.id, workflow, step)
         return self._result(case.id, case.case_no, workflow, version, bundle)
 
@@ -270,7 +287,9 @@ class CaseEngine:
                 await Job.filter(id=job_id).using_db(c).update(status="done", fired_at=now)
             version = await self._store(c, case, workflow, now)
             await self._write_side_effects(c, case, workflow, bundle, step, now)
+            records = list(context.records)
             await self._write_records(c, case.id, context)
+            await self._audit(c, case.case_no, step, records, workflow, now)
             return version
 
         if conn is not None:
@@ -338,6 +357,12 @@ class CaseEngine:
             if spec.__class__.__name__ in TIMELINE_SPECS and not spec.manual:
                 step.events.append({"kind": "step_done", "task_id": str(task.id),
                                     "task_name": spec.bpmn_name or spec.bpmn_id or spec.name})
+            decision = task.data.get("decision") if isinstance(task.data, dict) else None
+            if isinstance(decision, dict) and "outcome" in decision:
+                before = task.parent.data.get("decision") if task.parent is not None else None
+                if before != decision:  # this task made (or changed) the decision
+                    step.decisions.append({"task": spec.bpmn_id or spec.name, **{
+                        k: decision[k] for k in ("outcome", "rule", "reason", "table", "inputs") if k in decision}})
 
         try:
             workflow.refresh_timers()
@@ -359,6 +384,13 @@ class CaseEngine:
             import logging
 
             logging.getLogger("govflow.engine").warning("publish failed for case %s", case_id, exc_info=True)
+
+    async def _audit(self, conn: Any, case_no: str, step: _Step, records: list[tuple[str, dict[str, Any]]],
+                     workflow: BpmnWorkflow, now: datetime) -> None:
+        """Chain the step's accountable actions (task actions, decisions, certificates, personal-data
+        reads); the last write of the step's transaction (``engine.audit`` holds the head lock)."""
+        await audit.append(conn, audit.step_entries(case_no, step.events, records, step.decisions,
+                                                    _status(workflow)), now=now)
 
     async def _write_records(self, conn: Any, case_id: int, context: ConnectorContext) -> None:
         for kind, payload in context.records:

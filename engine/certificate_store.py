@@ -12,7 +12,9 @@ from datetime import date
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
+from engine import audit
 from engine.certificates import CertificateData, CertState, SignedCertificate, effective_state
 from engine.errors import NotFound, ValidationFailed
 from engine.store.certificate_models import Certificate, CertificateUse
@@ -73,8 +75,13 @@ async def find_for_holder(holder_code_hash: str, type_code: str | None = None, *
 
 
 async def set_state(identifier: str, state: CertState | str,
-                    using_db: BaseDBAsyncClient | None = None) -> Certificate:
-    """Record a state change (suspend, revoke, cancel, back to valid). 05 is computed, not set."""
+                    using_db: BaseDBAsyncClient | None = None, *, actor: str | None = None,
+                    reason: str | None = None) -> Certificate:
+    """Record a state change (suspend, revoke, cancel, back to valid), audited in the same
+    transaction (``engine.audit``, kind ``certificate.state``). 05 is computed, not set."""
+    if using_db is None:
+        async with in_transaction() as conn:
+            return await set_state(identifier, state, conn, actor=actor, reason=reason)
     new = CertState(state)
     if new is CertState.EXPIRED:
         raise ValidationFailed("过期状态由有效期自动得出，不能手工设置")
@@ -83,8 +90,11 @@ async def set_state(identifier: str, state: CertState | str,
         raise NotFound("电子证照不存在")
     if CertState(row.state) in (CertState.REVOKED, CertState.CANCELLED) and new is not CertState(row.state):
         raise ValidationFailed("已吊销或注销的证照不能再变更状态")
+    old = row.state
     row.state = new.value
     await row.save(update_fields=["state", "updated_at"], using_db=using_db)
+    await audit.record(using_db, "certificate.state", actor=actor, subject=identifier, detail={
+        "from": old, "to": new.value, "type_code": row.type_code, "reason": reason, "case_id": row.case_id})
     return row
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIN_LOG_RETENTION_DAYS = 183  # audit and access logs: at least six months (engine/retention.py)
 
 
 def _default_db_url() -> str:
@@ -38,6 +39,15 @@ class Settings:
     # personal data: hex master key (>= 32 bytes) for blind indexes and encryption at rest;
     # required in production, development falls back to a fixed, loudly-logged dev key
     PII_KEY: str = ""
+    # key rotation: PII_KEY may list `id:hex,id:hex` (oldest first), PII_KEY_FILE holds `id hex` lines;
+    # PII_ACTIVE_KEY picks the encrypting key (default: the last); older keys still decrypt
+    PII_KEY_FILE: str = ""
+    PII_ACTIVE_KEY: str = ""
+    # retention (engine/retention.py): audit and access logs at least 183 days (enforced), case personal data
+    AUDIT_RETENTION_DAYS: int = 3 * 365
+    ACCESS_LOG_RETENTION_DAYS: int = 3 * 365
+    CASE_DATA_RETENTION_DAYS: int = 2 * 365
+    AUDIT_ANCHOR_INTERVAL_S: int = 3600  # `govflow worker` appends an audit anchor this often; 0 = never
     JURISDICTION: str = "310000"
     # shared-data exchange platform; empty in development = the demo CSVs in processes/demo
     EXCHANGE_URL: str = ""
@@ -62,6 +72,12 @@ class Settings:
     # scanned materials from window intake (engine/uploads.py): directory (empty = var/uploads), size limit
     UPLOAD_DIR: str = ""
     UPLOAD_MAX_BYTES: int = 10 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("AUDIT_RETENTION_DAYS", "ACCESS_LOG_RETENTION_DAYS"):  # enforced: the API, worker
+            if int(getattr(self, name)) < MIN_LOG_RETENTION_DAYS:       # and purge refuse to start
+                raise ValueError(f"GOVFLOW_{name}={getattr(self, name)}: 审计日志和个人信息访问日志至少保存 "
+                                 f"{MIN_LOG_RETENTION_DAYS} 天（6 个月）")
 
     @property
     def is_production(self) -> bool:

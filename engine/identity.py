@@ -21,19 +21,17 @@ from typing import Any, Protocol
 
 from tortoise.exceptions import IntegrityError
 
+from engine.audit import log_data_access
 from engine.errors import Conflict, DependencyDown, GovflowError, ValidationFailed
 from engine.pii import (
     PiiKeys,
     blind_index,
-    decrypt,
-    encrypt,
     is_valid_id_number,
     mask_id_number,
     mask_name,
     normalise_id,
 )
 from engine.store.identity_models import LEVEL_VERIFIED, REAL_NAME_LEVELS, Citizen
-from engine.store.shared_models import DataAccessLog
 
 log = logging.getLogger("govflow.identity")
 
@@ -117,6 +115,7 @@ class RealIdentity:
 
     name: str = field(repr=False)
     id_number: str = field(repr=False)
+    access_log_id: int | None = None  # the DataAccessLog row of this read (to link the case once filed)
 
 
 # --------------------------------------------------------------------------- accounts
@@ -204,12 +203,11 @@ async def bind_real_name(citizen: Citizen, name: Any, id_number: Any, *, pii_key
         raise IdentityConflict()
     if verdict.level not in REAL_NAME_LEVELS:
         raise ValueError(f"verifier returned an unknown real-name level {verdict.level!r}")
-    key = pii_keys.encryption_key
     values = {
         "real_name_level": verdict.level, "evidence_id": verdict.evidence_id[:128],
-        "name_enc": encrypt(clean_name, key, context=_context(citizen.id, "name")),
+        "name_enc": pii_keys.encrypt(clean_name, context=_context(citizen.id, "name")),
         "name_masked": mask_name(clean_name), "id_hash": id_hash, "id_masked": id_masked,
-        "id_enc": encrypt(clean_id, key, context=_context(citizen.id, "id_number")),
+        "id_enc": pii_keys.encrypt(clean_id, context=_context(citizen.id, "id_number")),
         "verified_at": datetime.now(timezone.utc), "updated_at": datetime.now(timezone.utc),
     }
     try:  # conditional: two concurrent bindings of one account cannot both win
@@ -236,8 +234,10 @@ async def _claim_window_cases(citizen: Citizen) -> None:
 
 
 async def read_identity(citizen: Citizen, *, pii_keys: PiiKeys, actor: str, purpose: str,
-                        case_id: int | None = None, case_no: str | None = None) -> RealIdentity:
-    """Decrypt the bound name and ID number — a personal-data read, logged with actor and purpose.
+                        case_id: int | None = None, case_no: str | None = None,
+                        department: str | None = None) -> RealIdentity:
+    """Decrypt the bound name and ID number — a personal-data read, logged with actor and purpose
+    (``DataAccessLog``, which the citizen sees, and the audit chain).
 
     For the rare caller that must hand the clear values on (an application's applicant).
     """
@@ -245,13 +245,12 @@ async def read_identity(citizen: Citizen, *, pii_keys: PiiKeys, actor: str, purp
         raise Conflict("请先完成实名认证")
     if not actor or not purpose:
         raise ValueError("reading personal data needs an actor and a purpose")
-    key = pii_keys.encryption_key
-    identity = RealIdentity(name=decrypt(citizen.name_enc, key, context=_context(citizen.id, "name")),
-                            id_number=decrypt(citizen.id_enc, key, context=_context(citizen.id, "id_number")))
-    await DataAccessLog.create(actor=actor[:64], subject_hash=citizen.id_hash, subject_masked=citizen.id_masked,
-                               dataset="citizen", fields_read=["name", "id_number"], case_id=case_id,
-                               case_no=case_no, purpose=purpose[:200])
-    return identity
+    name = pii_keys.decrypt(citizen.name_enc, context=_context(citizen.id, "name"))
+    id_number = pii_keys.decrypt(citizen.id_enc, context=_context(citizen.id, "id_number"))
+    row = await log_data_access(None, actor=actor, department=department, subject_hash=citizen.id_hash,
+                          subject_masked=citizen.id_masked, dataset="citizen", fields_read=["name", "id_number"],
+                          case_id=case_id, case_no=case_no, purpose=purpose)
+    return RealIdentity(name=name, id_number=id_number, access_log_id=row.id)
 
 
 def citizen_view(citizen: Citizen) -> dict[str, Any]:

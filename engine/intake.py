@@ -17,11 +17,13 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from engine import audit
 from engine.applications import Applicant, ApplicationService
+from engine.audit import log_data_access
 from engine.cases import CaseResult, utcnow
 from engine.errors import ValidationFailed
 from engine.identity import check_real_name_input, find_by_id_number
-from engine.pii import PiiKeys, blind_index
+from engine.pii import PiiKeys, blind_index, mask_id_number
 from engine.store.identity_models import Citizen
 from engine.store.models import Case, CaseEvent
 from engine.uploads import DEFAULT_MAX_BYTES, Store, StoredFile, check_upload, store_file
@@ -101,9 +103,20 @@ async def window_intake(applications: ApplicationService, store: Store, *, servi
         service, form, applicant=Applicant(id_number=clean_id, name=clean_name, openid=openid, phone=clean_phone),
         channel=WINDOW_CHANNEL, actor=clerk, extra={"received_materials": files})
     summary = "；".join(f"{f['material']}（{f['size']} 字节）" for f in files) or "无纸质材料"
-    await CaseEvent.create(case_id=result.id, kind="materials_received", actor=clerk, department=WINDOW_DEPARTMENT,
-                           detail={"opinion": f"窗口收件：{summary}", "files": files},
-                           created_at=applications.engine.deps.clock())
+    now = applications.engine.deps.clock()
+    async with in_transaction() as conn:
+        await CaseEvent.create(case_id=result.id, kind="materials_received", actor=clerk,
+                               department=WINDOW_DEPARTMENT, detail={"opinion": f"窗口收件：{summary}", "files": files},
+                               created_at=now, using_db=conn)
+        # the clerk took the citizen's identity and papers: the citizen sees it in their access log
+        read = await log_data_access(
+            conn, actor=clerk, department=WINDOW_DEPARTMENT, subject_hash=blind_index(clean_id, pii_keys.blind_index_key),
+            subject_masked=mask_id_number(clean_id), dataset="window_intake",
+            fields_read=["name", "id_number", *(["phone"] if clean_phone else []), "materials"], case_id=result.id,
+            case_no=result.case_no, purpose=f"窗口受理「{applications.catalog.get(service).name}」", audit=False)
+        await audit.append(conn, [audit.AuditEntry("intake", actor=clerk, department=WINDOW_DEPARTMENT,
+                                                   case_no=result.case_no, detail={"files": files}),
+                                  audit.access_entry(read)], now=now)
     return result
 
 

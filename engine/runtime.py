@@ -24,7 +24,10 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
 
     overrides = dict(deps_overrides or {})
     overrides.setdefault("offload_steps", bool(settings.EXCHANGE_URL))
-    overrides.setdefault("serializer", StateSerializer(key=PiiKeys.from_settings(settings).encryption_key))
+    pii_keys = PiiKeys.from_settings(settings)
+    overrides.setdefault("pii_keys", pii_keys)
+    overrides.setdefault("serializer", StateSerializer(
+        key=pii_keys.encryption_key, old_keys=pii_keys.retired_encryption_keys))
     overrides.setdefault("calendar", WorkingCalendar.load(settings.PROCESSES_DIR / "calendar.yaml"))
     deps = EngineDeps(
         script_engine_factory=partial(SandboxScriptEngine, timeout_ms=settings.SCRIPT_TIMEOUT_MS,

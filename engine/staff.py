@@ -20,10 +20,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from engine import audit
 from engine.case_views import EVENT_LABELS
 from engine.cases import HELD_STATE, CaseEngine, utcnow
 from engine.errors import Conflict, GovflowError, NotFound, TaskNotReady
 from engine.kv import KV
+from engine.pii import blind_index
 from engine.sla import CST
 from engine.store.models import Case, CaseEvent, HumanTask, StaffUser
 from engine.supplement import SUPPLEMENT, WaitingForApplicant, supply
@@ -226,12 +228,39 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     return await detail(engine, staff, task_id)
 
 
+_AUDIT_KINDS = {"task_claimed": "task.claim", "task_unclaimed": "task.unclaim", "task_completed": "task.complete",
+                "comment": "task.comment"}
+
+
+async def _log_case_read(engine: CaseEngine, staff: StaffUser, task: HumanTask, case: Case,
+                         applicant: dict[str, Any]) -> None:
+    """Opening a task shows the applicant's case data: a personal-data read the citizen sees in
+    their access log (department, case, purpose) and the audit chain records."""
+    id_number, keys = applicant.get("id_number"), engine.deps.pii_keys
+    if not isinstance(id_number, str) or not id_number or keys is None:
+        return
+    await audit.log_data_access(
+        None, actor=staff.username, department=task.department,
+        subject_hash=blind_index(id_number, keys.blind_index_key), subject_masked=applicant.get("id_masked"),
+        dataset="case", fields_read=["applicant", "form", "materials"], case_id=case.id, case_no=case.case_no,
+        purpose=f"办理「{task.name}」：查看申请信息", now=engine.deps.clock())
+
+
 async def _event(task: HumanTask, kind: str, staff: StaffUser, now: datetime, opinion: str | None = None,
                  conn: Any = None, **detail: Any) -> None:
+    """The timeline event and its audit record, in the caller's transaction (or one of its own)."""
+    if conn is None:
+        async with in_transaction() as own:
+            return await _event(task, kind, staff, now, opinion, conn=own, **detail)
     body = {**detail, **({"opinion": opinion} if opinion else {})}
     await CaseEvent.create(case_id=task.case_id, kind=kind, task_id=str(task.id),  # type: ignore[attr-defined]
                            task_name=task.name, actor=staff.username, department=task.department,
                            detail=body or None, created_at=now, using_db=conn)
+    case_no = task.case.case_no if isinstance(task.case, Case) else None  # type: ignore[attr-defined]
+    await audit.record(conn, _AUDIT_KINDS.get(kind, f"task.{kind}"), actor=staff.username,
+                       department=task.department, case_no=case_no, subject=str(task.id), now=now,
+                       detail={"task_name": task.name, "task_kind": task.kind,
+                               **({"opinion": audit.mask_text(opinion)} if opinion else {})})
 
 
 async def _refused(task_id: UUID, staff: StaffUser) -> GovflowError:

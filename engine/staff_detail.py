@@ -108,6 +108,7 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     open_process_task = task.kind == "bpmn" and task.state in (*OPEN_TASK_STATES, HELD_STATE)
     targets = return_targets(workflow) if open_process_task and case.status == "running" else []
     peers = await colleagues(staff, task.department) if task.kind == "bpmn" else []
+    await desk._log_case_read(engine, staff, task, case, applicant)
     return {
         "task": desk.task_view(task, names), "form": form, "materials": materials,
         "case": {"id": case.id, "case_no": case.case_no, "service": case.service,

@@ -18,6 +18,7 @@ from SpiffWorkflow.util.task import TaskState
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from engine import audit
 from engine.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, CaseResult, _Step, _uuid
 from engine.errors import Conflict, GovflowError, NotFound, TaskNotReady
 from engine.store.certificate_models import Certificate, CertificateUse
@@ -152,6 +153,7 @@ async def _reset_to(engine: CaseEngine, case: Case, workflow: Any, bundle: Any, 
             await HumanTask.filter(id=target.id, state__in=OPEN_TASK_STATES).using_db(conn).update(
                 assignee=assignee, state="claimed")
         await _cancel_orphan_cosigns(conn, case.id, now)
+        await engine._audit(conn, case.case_no, step, [], workflow, now)
     await engine._published(case.id, workflow, step)
     return engine._result(case.id, case.case_no, workflow, version, bundle)
 
@@ -171,16 +173,18 @@ async def transfer(engine: CaseEngine, task_id: str | UUID, *, actor: str, to_us
         raise TransferForbidden()
     now = engine.deps.clock()
     async with in_transaction() as conn:
-        await _bump_version(conn, row.case_id)  # type: ignore[attr-defined]
+        case = await _bump_version(conn, row.case_id)  # type: ignore[attr-defined]
         # only a free task or one's own: a colleague's claim committed meanwhile makes this a 409
         updated = await HumanTask.filter(Q(assignee__isnull=True) | Q(assignee=actor), id=row.id,
                                          state__in=OPEN_TASK_STATES).using_db(conn).update(assignee=to_username)
         if updated == 0:
             raise TaskNotReady()
+        detail = {"from": row.assignee, "to": to_username, "opinion": reason}
         await CaseEvent.create(case_id=row.case_id, kind="task_transferred",  # type: ignore[attr-defined]
                                task_id=str(row.id), task_name=row.name, actor=actor, department=row.department,
-                               detail={"from": row.assignee, "to": to_username, "opinion": reason},
-                               created_at=now, using_db=conn)
+                               detail=detail, created_at=now, using_db=conn)
+        await audit.record(conn, "task.transfer", actor=actor, department=row.department, case_no=case.case_no,
+                           subject=str(row.id), detail={"task_name": row.name, **detail}, now=now)
     row.assignee = to_username
     return row
 
@@ -197,7 +201,7 @@ async def add_signer(engine: CaseEngine, task_id: str | UUID, *, actor: str, use
         raise Conflict("只能对流程任务加签")
     now = engine.deps.clock()
     async with in_transaction() as conn:
-        await _bump_version(conn, row.case_id)  # type: ignore[attr-defined]
+        case = await _bump_version(conn, row.case_id)  # type: ignore[attr-defined]
         side = await HumanTask.create(
             id=uuid4(), case_id=row.case_id, kind=COSIGN,  # type: ignore[attr-defined]
             task_spec=f"{COSIGN}:{position}:{row.id}", name=f"加签：{row.name}", lane=row.lane,
@@ -208,6 +212,10 @@ async def add_signer(engine: CaseEngine, task_id: str | UUID, *, actor: str, use
                                task_id=str(row.id), task_name=row.name, actor=actor, department=row.department,
                                detail={"user": user, "position": position, "side_task_id": str(side.id),
                                        "opinion": opinion}, created_at=now, using_db=conn)
+        await audit.record(conn, "task.add_signer", actor=actor, department=row.department, case_no=case.case_no,
+                           subject=str(row.id), now=now, detail={"task_name": row.name, "user": user,
+                                                                 "position": position, "opinion": opinion,
+                                                                 "side_task_id": str(side.id)})
     return side
 
 
@@ -222,7 +230,7 @@ async def complete_cosign(engine: CaseEngine, side_task_id: str | UUID, *, actor
     _, position, main_id = row.task_spec.split(":", 2)
     now = engine.deps.clock()
     async with in_transaction() as conn:
-        await _bump_version(conn, row.case_id)  # type: ignore[attr-defined]
+        case = await _bump_version(conn, row.case_id)  # type: ignore[attr-defined]
         closed = await HumanTask.filter(id=row.id, state__in=OPEN_TASK_STATES).using_db(conn).update(
             state="completed", completed_at=now, completed_by=actor)
         if closed == 0:
@@ -231,6 +239,9 @@ async def complete_cosign(engine: CaseEngine, side_task_id: str | UUID, *, actor
                                task_id=str(row.id), task_name=row.name, actor=actor, department=row.department,
                                detail={"opinion": opinion, "approve": approve, "position": position,
                                        "main_task_id": main_id}, created_at=now, using_db=conn)
+        await audit.record(conn, "task.cosign", actor=actor, department=row.department, case_no=case.case_no,
+                           subject=str(row.id), now=now, detail={"task_name": row.name, "opinion": opinion,
+                                                                 "approve": approve, "main_task_id": main_id})
     row.state, row.completed_by = "completed", actor
     return row
 
@@ -264,7 +275,7 @@ async def _open_row(task_id: str | UUID) -> HumanTask:
     return row
 
 
-async def _bump_version(conn: Any, case_id: int) -> None:
+async def _bump_version(conn: Any, case_id: int) -> Case:
     """Optimistic check for operations that change rows but not the workflow state."""
     case = await Case.filter(id=case_id).using_db(conn).first()
     if case is None:
@@ -274,6 +285,7 @@ async def _bump_version(conn: Any, case_id: int) -> None:
     updated = await Case.filter(id=case_id, version=case.version).using_db(conn).update(version=case.version + 1)
     if updated == 0:
         raise Conflict("办件已被他人更新，请刷新后重试")
+    return case
 
 
 async def _cancel_orphan_cosigns(conn: Any, case_id: int, now: datetime) -> None:

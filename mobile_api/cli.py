@@ -161,6 +161,85 @@ def _json_arg(text: str | None, flag: str) -> dict[str, Any]:
     return value
 
 
+# ---------------------------------------------------------------------------- audit / purge
+PROGRESS_MIN_RECORDS = 5000  # `audit verify` draws a progress bar on chains at least this long
+
+
+def _progress_bar(stream: Any, *, always: bool) -> Any:
+    def show(done: int, total: int) -> None:
+        if total <= 0 or not (always or total >= PROGRESS_MIN_RECORDS):
+            return
+        width = 30
+        filled = min(width, width * done // total)
+        stream.write(f"\r校验审计链 [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_audit(args, settings))
+
+
+async def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from engine import audit
+    from engine.pii import PiiKeys
+    from engine.store.db import close_db, init_db
+
+    key = PiiKeys.from_settings(settings).audit_key
+    await init_db(settings.DATABASE_URL)
+    try:
+        if args.audit_command == "anchor":
+            row = await audit.anchor(key, actor="cli")
+            assert row is not None
+            print(f"anchor #{row.seq}: {row.subject} (keep this line outside the database to detect a rewritten chain)")
+            return EXIT_OK
+        result = await audit.verify(key=key, batch=max(1, args.batch),
+                                    progress=None if args.no_progress else _progress_bar(sys.stderr, always=args.progress))
+        print(result.describe())
+        if args.expect_anchor:
+            seq, _, digest = args.expect_anchor.partition(":")
+            row = await audit.AuditRecord.get_or_none(seq=int(seq)) if seq.isdigit() else None
+            if row is None or row.hash != digest:
+                print(f"BROKEN 外部保存的锚点 {args.expect_anchor[:80]} 与审计链不符")
+                return EXIT_FAIL
+        return EXIT_OK if result.ok else EXIT_FAIL
+    finally:
+        await close_db()
+
+
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_purge(args, settings))
+
+
+async def _purge(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime, timezone
+
+    from engine.retention import RetentionPolicy, purge
+    from engine.runtime import build_engine
+    from engine.store.db import close_db, init_db
+
+    try:
+        policy = RetentionPolicy.from_settings(settings)
+        now = datetime.fromisoformat(args.now) if args.now else None
+    except ValueError as exc:
+        _print_err(f"error: {exc}")
+        return EXIT_USAGE
+    if now is not None and now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    await init_db(settings.DATABASE_URL)
+    try:
+        report = await purge(build_engine(settings), policy, now=now, dry_run=args.dry_run, actor="cli")
+    finally:
+        await close_db()
+    print(report.describe())
+    for case_no in report.cases:
+        print(f"  {case_no}")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------- serve / worker
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from functools import partial
@@ -208,11 +287,34 @@ async def _worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     print(f"govflow worker: polling every {settings.JOB_POLL_MS} ms on {_redact(settings.DATABASE_URL)}",
           flush=True)
+    anchors = asyncio.ensure_future(_anchor_periodically(engine, settings, stop))
     try:
         await runner.run_forever(stop)
     finally:
+        stop.set()
+        await anchors
         await kv.close()
         await close_db()
+
+
+async def _anchor_periodically(engine: Any, settings: Settings, stop: asyncio.Event) -> None:
+    """Append an audit anchor every ``AUDIT_ANCHOR_INTERVAL_S`` when the chain moved (0: never)."""
+    import logging
+
+    from engine import audit
+
+    interval = settings.AUDIT_ANCHOR_INTERVAL_S
+    if interval <= 0 or engine.deps.pii_keys is None:
+        return
+    while not stop.is_set():
+        try:
+            await audit.anchor(engine.deps.pii_keys.audit_key, now=engine.deps.clock(), only_if_moved=True)
+        except Exception:  # noqa: BLE001 - the next interval tries again; jobs keep running
+            logging.getLogger("govflow.audit").warning("audit anchor failed", exc_info=True)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except asyncio.TimeoutError:
+            pass
 
 
 def _redact(url: str) -> str:
@@ -240,6 +342,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="lint BPMN/DMN files or folders")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("audit", help="tamper-evident audit log: verify the chain, append an anchor")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    v = audit_sub.add_parser("verify", help="check every record in order; exit 1 and name the first broken one")
+    v.add_argument("--batch", type=int, default=1000, help="records read per query")
+    v.add_argument("--progress", action="store_true", help="always draw the progress bar")
+    v.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
+    v.add_argument("--expect-anchor", metavar="SEQ:HASH", help="an anchor line kept outside the database")
+    audit_sub.add_parser("anchor", help="append an anchor of the chain head and print it")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("purge", help="apply retention: anonymise expired case data, drop old logs")
+    p.add_argument("--dry-run", action="store_true", help="only report what would be purged")
+    p.add_argument("--now", help="ISO time to purge as of (default: now)")
+    p.set_defaults(func=cmd_purge)
 
     p = sub.add_parser("run", help="run a model in memory and print its final data")
     p.add_argument("file")

@@ -14,6 +14,8 @@ serves both:
         ├── PayloadTooLarge (413, payload_too_large)
         ├── UnsupportedMediaType (415, unsupported_media_type)
         └── RateLimited (429, rate_limited)          sends ``Retry-After``
+    engine.errors.DependencyDown (503)
+    └── DatabaseUnavailable (503, database_unavailable)   the database refused or dropped the connection
 
 Sanic's own exceptions (404, 405, 413, bad request, …) are translated into the same shape;
 anything unexpected is logged with its traceback and answered with a bare 500 ``internal``.
@@ -29,8 +31,9 @@ from sanic import Sanic
 from sanic import exceptions as sanic_errors
 from sanic.request import Request
 from sanic.response import HTTPResponse, json
+from tortoise.exceptions import DBConnectionError
 
-from engine.errors import GovflowError
+from engine.errors import DependencyDown, GovflowError, NotFound
 
 log = structlog.get_logger("govflow.api")
 
@@ -135,10 +138,43 @@ _SANIC_BY_STATUS: dict[int, tuple[str, str]] = {
 }
 
 
+class DatabaseUnavailable(DependencyDown):
+    code = "database_unavailable"
+    default_message = "数据库暂不可用，请稍后重试"
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    kinds: list[type[BaseException]] = [ConnectionError, DBConnectionError]
+    try:
+        from asyncpg import exceptions as pg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency; SQLite-only installs may lack it
+        return tuple(kinds)
+    # class 08 (connection exceptions) and 57 (operator intervention: shutdown, cannot connect now)
+    return (*kinds, pg.PostgresConnectionError, pg.OperatorInterventionError)
+
+
+_DATABASE_DOWN = _connection_errors()
+
+
+def database_down(exc: BaseException | None) -> bool:
+    """True when ``exc`` or an exception it was raised from means the database cannot be reached."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, _DATABASE_DOWN):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def to_govflow_error(exc: BaseException) -> GovflowError:
-    """Translate any exception into the hierarchy above; unknown ones become 500 ``internal``."""
+    """Translate any exception into the hierarchy above; unknown ones become 500 ``internal``.
+    A database that cannot be reached (refused, dropped, shutting down) is a 503
+    ``database_unavailable``: the request may be retried once it is back."""
     if isinstance(exc, GovflowError):
         return exc
+    if database_down(exc):
+        return DatabaseUnavailable(detail=f"{exc.__class__.__name__}: {exc}")
     if isinstance(exc, sanic_errors.NotFound):
         return RouteNotFound()
     if isinstance(exc, sanic_errors.MethodNotAllowed):
@@ -169,27 +205,58 @@ def _respond(exc: BaseException, error: GovflowError) -> HTTPResponse:
     return json(error.to_dict(), status=error.status_code, headers=headers)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Methods the router serves at ``request.path``. Sanic names them for static paths only;
+    a 405 on a path with parameters (``/applications/<id>``) must still send ``Allow`` (RFC 9110)."""
+    allowed = []
+    for method in _METHODS:
+        try:
+            request.app.router.get(request.path, method, request.headers.get("host"))
+        except Exception:  # noqa: BLE001 - not served with this method
+            continue
+        allowed.append(method)
+    return allowed
+
+
 async def handle_error(request: Request, exc: Exception) -> HTTPResponse:
     """Sanic's catch-all handler: map, log server-side failures, never leak a traceback."""
     error = to_govflow_error(exc)
+    if isinstance(error, MethodNotAllowed) and not error.allowed:
+        error.allowed = _allowed_methods(request)
     if error.status_code >= 500:
         event: dict[str, Any] = {"path": request.path, "method": request.method,
                                  "status": error.status_code, "code": error.code}
-        if error is exc and error.code != "internal":  # a known condition, e.g. dependency down
+        if error.code != "internal":  # a known condition, e.g. a dependency down
             log.warning("request_failed", detail=str(error.detail or ""), **event)
         else:
             log.error("unhandled_exception", exc_info=exc, **event)
     return _respond(exc, error)
 
 
+MAX_ROW_ID = 2**31 - 1  # object ids in paths are 32-bit serials (PostgreSQL ``integer``)
+
+
+async def refuse_impossible_ids(request: Request) -> None:
+    """An ``<id:int>`` path parameter no row can have (0, negative, or past the column's range)
+    is a 404 before any query: the database would otherwise fail with an overflow (a 500)."""
+    for value in (request.match_info or {}).values():
+        if type(value) is int and not 0 < value <= MAX_ROW_ID:
+            raise NotFound()
+
+
 def setup_errors(app: Sanic) -> None:
-    """Route every exception through ``handle_error``."""
+    """Route every exception through ``handle_error``; refuse impossible ids early."""
     app.error_handler.add(Exception, handle_error)
+    app.register_middleware(refuse_impossible_ids, "request")
 
 
 __all__ = [
     "ERROR_SCHEMA",
     "ApiError",
+    "DatabaseUnavailable",
     "Forbidden",
     "InvalidJSON",
     "MethodNotAllowed",

@@ -1,7 +1,7 @@
 """The API's request class and body helpers.
 
 ``ApiRequest`` reports a malformed JSON body as ``InvalidJSON`` (400 ``invalid_json``) instead
-of Sanic's generic bad request, so clients get a stable code. Handlers that take a JSON object
+of Sanic's generic bad request, so clients get a stable code; so is a body whose text holds U+0000. Handlers that take a JSON object
 call ``json_body(request)``, which also enforces the media type (415).
 """
 
@@ -40,10 +40,35 @@ class ApiRequest(Request[Sanic, RequestContext]):
             self.parsed_json = None
             return None
         try:
-            self.parsed_json = (loads or self.__class__._loads)(self.body)
+            parsed = (loads or self.__class__._loads)(self.body)
         except (ValueError, TypeError):
             raise InvalidJSON() from None
-        return self.parsed_json
+        if _unstorable(parsed):
+            raise InvalidJSON("请求体的文本中不能包含空字符（\\u0000）或不成对的代理字符")
+        self.parsed_json = parsed
+        return parsed
+
+
+def _unstorable(value: Any) -> bool:
+    """True when any string (or key) in parsed JSON holds U+0000 or a lone surrogate (``\\ud800``):
+    PostgreSQL text and jsonb cannot store them and UTF-8 cannot encode the latter, so they would
+    fail deep in a query (a 500) instead of here (400)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def json_body(request: Request) -> dict[str, Any]:

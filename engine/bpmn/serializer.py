@@ -70,17 +70,22 @@ class StateSerializer:
     the same text and stored states can still be compared; plain states load as before.
     """
 
-    def __init__(self, key: bytes | None = None) -> None:
+    def __init__(self, key: bytes | None = None, old_keys: list[bytes] | None = None) -> None:
         registry = BpmnWorkflowSerializer.configure(_config())
         self._serializer = BpmnWorkflowSerializer(registry)
         self._registry = registry
         self._cipher = None
+        self._old_ciphers: list[Any] = []
         if key is not None:
             import hashlib
 
             from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
             self._cipher = AESSIV(hashlib.sha512(b"govflow case state\0" + key).digest())
+            # keys before a rotation (GOVFLOW_PII_KEY lists them): states they sealed still load,
+            # and the next save re-seals them under the active key
+            self._old_ciphers = [AESSIV(hashlib.sha512(b"govflow case state\0" + k).digest())
+                                 for k in old_keys or []]
 
     @property
     def registry(self) -> Any:
@@ -117,9 +122,14 @@ class StateSerializer:
 
         try:
             raw = base64.b64decode(text[len(ENCRYPTED_PREFIX):].encode("ascii"), validate=True)
-            return self._cipher.decrypt(raw, [_STATE_AD]).decode("utf-8")
-        except (InvalidTag, ValueError) as exc:
+        except ValueError as exc:
             raise ModelError("stored case state cannot be decrypted (wrong key or tampered)") from exc
+        for cipher in (self._cipher, *self._old_ciphers):
+            try:
+                return cipher.decrypt(raw, [_STATE_AD]).decode("utf-8")
+            except (InvalidTag, ValueError):
+                continue
+        raise ModelError("stored case state cannot be decrypted (wrong key or tampered)")
 
     def load(self, text: str, bundle: ProcessBundle, script_engine: PythonScriptEngine) -> BpmnWorkflow:
         try:

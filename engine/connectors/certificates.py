@@ -13,12 +13,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.audit import log_data_access
 from engine.catalog import load_certificate_types
 from engine.certificate_store import certificate_record, write_certificate_record
 from engine.certificates import CertificateData, KeyRing, issue, new_uscc
 from engine.connectors import ConnectorContext, ConnectorRegistry
 from engine.errors import ModelError
-from engine.pii import PiiKeys, blind_index, encrypt, mask_id_number, mask_middle
+from engine.pii import PiiKeys, blind_index, mask_id_number, mask_middle
 from engine.sla import CST
 
 SERIAL_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -56,8 +57,8 @@ class CertificateIssuer:
         masked = mask_id_number(holder_code) if code_type == "111" else mask_middle(holder_code, 3, 4)
         context.record("certificate", certificate_record(
             signed, holder_code_hash=blind_index(holder_code, self.pii.blind_index_key),
-            holder_code_masked=masked, holder_code_enc=encrypt(holder_code, self.pii.encryption_key,
-                                                               context=b"certificate.holder_code")))
+            holder_code_masked=masked, holder_code_enc=self.pii.encrypt(holder_code,
+                                                                        context=b"certificate.holder_code")))
         return {"identifier": signed.data.identifier, "number": data.number, "name": data.name,
                 "issuer_name": data.issuer_name, "issue_date": today.isoformat(),
                 "valid_from": today.isoformat(), "valid_to": valid_to.isoformat() if valid_to else None,
@@ -80,6 +81,12 @@ async def write_certificate_use(conn: Any, case_id: int, payload: dict[str, Any]
         raise ModelError(f"certificate {payload['identifier']} not found")
     await record_use(certificate, department=payload["department"], reason=payload["reason"],
                      case_no=payload.get("case_no"), actor=payload.get("actor"), using_db=conn)
+    # the holder sees the use in their access log; the engine step audits it (certificate.use)
+    await log_data_access(conn, subject_hash=certificate.holder_code_hash,
+                          subject_masked=certificate.holder_code_masked, dataset="certificate",
+                          fields_read=["name", "number", "holder_name", "valid_to"], case_id=case_id,
+                          case_no=payload.get("case_no"), actor=payload.get("actor"),
+                          department=payload["department"], purpose=payload["reason"], audit=False)
 
 
 def keyring_from_settings(settings: Any) -> KeyRing:

@@ -77,6 +77,8 @@ class Case(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     completed_at = fields.DatetimeField(null=True)
+    # set when the retention purge anonymised the case's personal data (engine.retention)
+    purged_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "cases"

@@ -8,6 +8,7 @@ from sanic import Blueprint
 def v1_blueprints() -> list[Blueprint]:
     """Every area's blueprint; the app factory groups them under ``/api/v1``."""
     from mobile_api.api import (
+        access_log,
         applications,
         auth,
         certificates,
@@ -20,4 +21,4 @@ def v1_blueprints() -> list[Blueprint]:
 
     return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint(),
             staff.blueprint(), staff_intake.blueprint(),
-            staff_ops.blueprint(), designer.blueprint()]
+            staff_ops.blueprint(), designer.blueprint(), access_log.blueprint()]

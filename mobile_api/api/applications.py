@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from datetime import timedelta
 from typing import Any
 
 from sanic import Blueprint
@@ -31,12 +32,14 @@ from sanic_ext.extensions.openapi import openapi
 from engine import case_views as views
 from engine import identity
 from engine.applications import Applicant
+from engine.cases import utcnow
 from engine.catalog import ServiceItem
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.live import channel
 from engine.pii import blind_index
 from engine.store.identity_models import Citizen
-from engine.store.models import Case
+from engine.store.models import Case, CaseEvent
+from engine.store.shared_models import DataAccessLog
 from mobile_api.api.services import NULLABLE_STRING, citizen_of, error_responses, json_content, offered_item
 from mobile_api.auth import RATE_LIMITS, RateRule, auth_state, citizen_required, rate_limit
 from mobile_api.errors import Forbidden
@@ -186,7 +189,7 @@ def _check_real_name(item: ServiceItem, citizen: Citizen) -> None:
 
 
 async def _apply(request: Request, item: ServiceItem, citizen: Citizen,
-                 form: dict[str, Any]) -> dict[str, Any]:
+                 form: dict[str, Any], request_key: str | None = None) -> dict[str, Any]:
     """Validate, read the applicant's real identity (logged), start the case; its detail."""
     applications = request.app.ctx.applications
     applications.validate_form(item, form)  # before decrypting anything
@@ -195,7 +198,10 @@ async def _apply(request: Request, item: ServiceItem, citizen: Citizen,
                                         purpose=f"在线申办「{item.name}」：确认申请人身份")
     phone = form.get("phone") if isinstance(form.get("phone"), str) else None
     applicant = Applicant(id_number=real.id_number, name=real.name, openid=citizen.openid, phone=phone)
-    started = await applications.apply(item.slug, form, applicant=applicant, channel="mobile", actor=actor)
+    started = await applications.apply(item.slug, form, applicant=applicant, channel="mobile", actor=actor,
+                                       request_key=request_key)
+    if real.access_log_id is not None:  # the citizen's access log names the case the read was for
+        await DataAccessLog.filter(id=real.access_log_id).update(case_id=started.id, case_no=started.case_no)
     return await _detail(request, started.id)
 
 
@@ -211,16 +217,43 @@ def _created(body: dict[str, Any], status: int = 201, **headers: str) -> HTTPRes
     return json(body, status=status, headers={"Location": f"/api/v1/applications/{body['id']}", **headers})
 
 
+def request_key(citizen: Citizen, key: str, fingerprint: str) -> str:
+    """The digest a case started under (citizen, Idempotency-Key, body) carries in its timeline."""
+    return hashlib.sha256(f"{citizen.id}\0{key}\0{fingerprint}".encode()).hexdigest()
+
+
+async def _committed(citizen: Citizen, digest: str) -> int | None:
+    """The case a request with this digest already committed (within the key's lifetime), if any.
+    The database, not Redis, is the record: a process killed between committing the case and
+    recording its answer leaves Redis saying "pending", and the retry must not start a second case."""
+    since = utcnow() - timedelta(seconds=IDEMPOTENCY_TTL_S)
+    events = await CaseEvent.filter(kind="case_started", case__applicant=citizen.openid,
+                                    created_at__gte=since).values("case_id", "detail")
+    for event in events:
+        detail = event["detail"]
+        if isinstance(detail, dict) and detail.get("request_key") == digest:
+            return int(event["case_id"])
+    return None
+
+
 async def _idempotent(request: Request, citizen: Citizen, key: str, fingerprint: str,
-                      work: Callable[[], Awaitable[dict[str, Any]]]) -> HTTPResponse:
+                      work: Callable[[str], Awaitable[dict[str, Any]]]) -> HTTPResponse:
     """At most one case per (citizen, key): the first request works, a retry gets its answer (200),
-    a concurrent one waits up to ``REPLAY_WAIT_S``; another body under the key is a 409."""
+    a concurrent one waits up to ``REPLAY_WAIT_S``; another body under the key is a 409. A case
+    committed under the key is found in the database too, so a crash never makes a second one."""
     kv = request.app.ctx.kv
     slot = f"idempotency:applications:{citizen.id}:{hashlib.sha256(key.encode()).hexdigest()}"
+    digest = request_key(citizen, key, fingerprint)
+
+    async def replay(case_id: int) -> HTTPResponse:
+        body = await _detail(request, case_id)
+        record = {"state": "done", "fingerprint": fingerprint, "body": body}
+        await kv.set(slot, jsonlib.dumps(record, ensure_ascii=False), ex=IDEMPOTENCY_TTL_S)
+        return _created(body, 200, **{"Idempotency-Replayed": "true"})
 
     async def run_and_record() -> dict[str, Any]:
         try:
-            body = await work()
+            body = await work(digest)
         except BaseException:
             await kv.delete(slot)  # nothing was created: a retry may try again
             raise
@@ -230,8 +263,12 @@ async def _idempotent(request: Request, citizen: Citizen, key: str, fingerprint:
 
     pending = jsonlib.dumps({"state": "pending", "fingerprint": fingerprint})
     deadline = time.monotonic() + REPLAY_WAIT_S
+    next_lookup = time.monotonic()
     while True:
         if await kv.set_nx(slot, pending, ex=PENDING_TTL_S):
+            committed = await _committed(citizen, digest)  # Redis forgot (restart, TTL): the database did not
+            if committed is not None:
+                return await replay(committed)
             return _created(await _unabortable(run_and_record()))
         raw = await kv.get(slot)
         record = jsonlib.loads(raw) if raw else None
@@ -239,6 +276,10 @@ async def _idempotent(request: Request, citizen: Citizen, key: str, fingerprint:
             raise IdempotencyKeyReused()
         if record is not None and record.get("state") == "done":
             return _created(record["body"], 200, **{"Idempotency-Replayed": "true"})
+        if record is not None and time.monotonic() >= next_lookup:  # at most once a second while waiting
+            next_lookup = time.monotonic() + 1.0
+            if (committed := await _committed(citizen, digest)) is not None:
+                return await replay(committed)  # the first attempt committed, then its process died
         if time.monotonic() >= deadline:
             raise RequestInProgress()
         await asyncio.sleep(0.05)  # the first request is still working (or just failed: claim again)
@@ -339,7 +380,7 @@ def blueprint() -> Blueprint:
             return _created(await _unabortable(_apply(request, item, citizen, form)))
         canonical = jsonlib.dumps({"service": item.slug, "form": form}, sort_keys=True, ensure_ascii=False)
         return await _idempotent(request, citizen, key, hashlib.sha256(canonical.encode()).hexdigest(),
-                                 lambda: _apply(request, item, citizen, form))
+                                 lambda digest: _apply(request, item, citizen, form, digest))
 
     @bp.get("/applications")
     @openapi.summary("My applications / 我的办件")

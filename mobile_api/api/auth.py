@@ -161,7 +161,7 @@ def blueprint() -> Blueprint:
     @bp.post("/auth/logout")
     @openapi.summary("Log out / 退出登录")
     @openapi.description("本次登录的访问凭证和刷新凭证立即失效。Revokes this login's token family.")
-    @openapi.response(204, None, "已退出")
+    @openapi.response(204, {}, "已退出")  # no body: ``{}`` documents no media type (None would be */*)
     @_errors(401, 403, 503)
     @citizen_required
     async def logout(request: Request) -> HTTPResponse:

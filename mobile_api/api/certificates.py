@@ -30,6 +30,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json, raw
 from sanic_ext.extensions.openapi import openapi
 
+from engine.audit import log_data_access
 from engine.certificates import (
     ALGORITHMS,
     HOLDER_CITIZEN_ID,
@@ -47,7 +48,6 @@ from engine.qr import qr_png, qr_svg
 from engine.sla import CST
 from engine.store.certificate_models import Certificate
 from engine.store.identity_models import Citizen
-from engine.store.shared_models import DataAccessLog
 from mobile_api.auth import (
     RATE_LIMITS,
     BearerError,
@@ -308,10 +308,9 @@ def blueprint() -> Blueprint:
             raise CertificateNotFound("电子证照不存在或已被删除")
         state = effective_state(row, now.astimezone(CST).date())
         valid, actor = state is CertState.VALID, await _verifier_actor(request)
-        await DataAccessLog.create(actor=actor, subject_hash=row.holder_code_hash,
-                                   subject_masked=row.holder_code_masked, dataset="certificate",
-                                   fields_read=[*VERIFIED_FIELDS, "state"], case_id=row.case_id,
-                                   purpose=VERIFY_PURPOSE)
+        await log_data_access(None, actor=actor, subject_hash=row.holder_code_hash,
+                              subject_masked=row.holder_code_masked, dataset="certificate",
+                              fields_read=[*VERIFIED_FIELDS, "state"], case_id=row.case_id, purpose=VERIFY_PURPOSE)
         log.info("certificate_verified", certificate_id=row.id, valid=valid, state=state.value, actor=actor)
         view = certificate_view(row, state)
         return json({

@@ -99,7 +99,7 @@ async def test_the_stored_row_holds_no_clear_name_or_id_number_in_any_column(db:
         for secret in hidden:
             assert secret not in str(value), f"{column} contains {secret!r}"
     assert row["id_hash"] == blind_index(ZHANG_ID, KEYS.blind_index_key)
-    assert row["id_enc"].startswith("v1:") and row["name_enc"].startswith("v1:")
+    assert row["id_enc"].startswith("v2:k0:") and row["name_enc"].startswith("v2:k0:")  # key id travels along
     # ciphertexts are bound to their row and column: copied elsewhere they do not decrypt
     with pytest.raises(ValueError):
         decrypt(row["id_enc"], KEYS.encryption_key, context=f"citizen:{citizen.id + 1}:id_number".encode())

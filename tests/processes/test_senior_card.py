@@ -114,11 +114,26 @@ async def test_local_65_is_approved_in_seconds_with_a_signed_certificate(
     assert use.department == "mca" and "老年人优待证" in use.reason
 
     # the population read is logged with the case, purpose and a masked subject only
-    [log] = await DataAccessLog.filter(case_id=started.id)
+    [log] = await DataAccessLog.filter(case_id=started.id, dataset="population")
     assert (log.dataset, log.case_no, log.department) == ("population", started.case_no, "mca")
     assert log.subject_masked == "310***********0273"
     assert log.subject_hash == blind_index(WANG.id_number, pii.blind_index_key)
     assert log.purpose == "核验老年人优待证申请人的年龄和户籍" and "birth_date" in log.fields_read
+
+    # … and the ID card certificate's use shows in its holder's access log with the department
+    [used] = await DataAccessLog.filter(case_id=started.id, dataset="certificate")
+    assert (used.department, used.subject_hash) == ("mca", log.subject_hash) and "老年人优待证" in used.purpose
+
+    # the audit chain holds the start, the read, the decision, the use, the issue and the end
+    from engine import audit
+    from engine.store.audit_models import AuditRecord
+
+    kinds = [r.kind for r in await AuditRecord.filter(case_no=started.case_no).order_by("seq")]
+    assert kinds[0] == "case.start" and kinds.count("decision") == 1 and "certificate.issue" in kinds
+    assert {"pii.read", "certificate.use", "case.complete"} <= set(kinds)
+    decision = await AuditRecord.get(case_no=started.case_no, kind="decision")
+    assert '"outcome":"approve"' in decision.detail
+    assert (await audit.verify()).ok
 
     steps = [(e.kind, e.task_name) for e in await CaseEvent.filter(case_id=started.id).order_by("id")]
     assert ("step_done", "人口库核验") in steps and ("step_done", "秒批规则判定") in steps
