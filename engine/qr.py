@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import io
 
+import png
 import qrcode
 from qrcode.constants import ERROR_CORRECT_M
-from qrcode.image.pure import PyPNGImage
 from qrcode.image.svg import SvgPathFillImage
 
 BOX_SIZE = 8  # pixels per module in the PNG (a version-13 symbol is 616 px wide)
@@ -31,9 +31,24 @@ def _qr(text: str) -> qrcode.QRCode:
 
 
 def qr_png(text: str) -> bytes:
-    """``text`` as a black-on-white, 1-bit greyscale PNG."""
+    """``text`` as a black-on-white, 1-bit greyscale PNG.
+
+    Rows are packed to bytes here (a module row is one big integer) and handed to pypng packed:
+    its own pixel-by-pixel packing cost as much as the whole QR encoding."""
+    modules = _qr(text).modules
+    width = (len(modules) + 2 * BORDER) * BOX_SIZE
+    row_bytes = (width + 7) // 8
+    pad = row_bytes * 8 - width  # a PNG row ends on a byte boundary
+    white_row = ((1 << width) - 1 << pad).to_bytes(row_bytes, "big")
+    rows = [white_row] * (BORDER * BOX_SIZE)
+    for module_row in modules:
+        bits = "1" * (BORDER * BOX_SIZE) + "".join(
+            "0" * BOX_SIZE if dark else "1" * BOX_SIZE for dark in module_row) + "1" * (BORDER * BOX_SIZE)
+        packed = (int(bits, 2) << pad).to_bytes(row_bytes, "big")
+        rows.extend([packed] * BOX_SIZE)
+    rows.extend([white_row] * (BORDER * BOX_SIZE))
     buffer = io.BytesIO()
-    _qr(text).make_image(image_factory=PyPNGImage).save(buffer)
+    png.Writer(width, width, greyscale=True, bitdepth=1).write_packed(buffer, rows)
     return buffer.getvalue()
 
 
