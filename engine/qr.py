@@ -17,6 +17,11 @@ from qrcode.image.svg import SvgPathFillImage
 BOX_SIZE = 8  # pixels per module in the PNG (a version-13 symbol is 616 px wide)
 BORDER = 4  # quiet zone in modules (ISO/IEC 18004 minimum)
 MAX_TEXT_CHARS = 2048  # well inside version 40-M byte capacity (2331 bytes)
+# A fixed data mask instead of trying all eight: choosing the lowest-penalty mask was ~80 % of the
+# encoding time (nine symbol builds instead of one) and most of the server's CPU in the journey
+# benchmark. Any mask decodes; on random-looking tokens mask 2 (vertical stripes) scores within a
+# few per cent of the best mask's penalty (bench measurements, 30 tokens: 3950 vs 3860 on average).
+MASK_PATTERN = 2
 
 
 def _qr(text: str) -> qrcode.QRCode:
@@ -24,7 +29,8 @@ def _qr(text: str) -> qrcode.QRCode:
         raise ValueError("QR text must be a non-empty string")
     if len(text.encode("utf-8")) > MAX_TEXT_CHARS:
         raise ValueError(f"QR text is longer than {MAX_TEXT_CHARS} bytes")
-    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=BOX_SIZE, border=BORDER)
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=BOX_SIZE, border=BORDER,
+                         mask_pattern=MASK_PATTERN)
     code.add_data(text)
     code.make(fit=True)
     return code
