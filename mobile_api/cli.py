@@ -173,6 +173,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     overrides = {k: v for k, v in {"HOST": args.host, "PORT": args.port, "WORKERS": args.workers}.items()
                  if v is not None}
     settings = Settings.from_env(**overrides)
+    problem = multi_process_problem(settings)
+    if problem:
+        _print_err(f"configuration error: {problem}")
+        return EXIT_USAGE
     loader = AppLoader(factory=partial(create_app, settings, name="govflow"))
     app = loader.load()
     app.prepare(host=settings.HOST, port=settings.PORT, workers=max(1, settings.WORKERS),
@@ -184,6 +188,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     else:
         Sanic.serve(primary=app, app_loader=loader)
     return EXIT_OK
+
+
+def multi_process_problem(settings: Settings) -> str | None:
+    """Why ``settings.WORKERS`` API processes cannot share their state, or None.
+
+    Each process has its own memory: rate limits, idempotency keys, token revocation and live
+    status (SSE) are shared only through Redis, and only PostgreSQL takes concurrent writers
+    and locks jobs (``FOR UPDATE SKIP LOCKED``)."""
+    if settings.WORKERS <= 1:
+        return None
+    if not settings.REDIS_URL:
+        return (f"--workers {settings.WORKERS} needs GOVFLOW_REDIS_URL: without Redis, rate limits, "
+                "idempotency keys, token revocation and live status stay inside each process")
+    if not settings.DATABASE_URL.startswith(("postgres://", "postgresql://")):
+        return (f"--workers {settings.WORKERS} needs PostgreSQL (GOVFLOW_DATABASE_URL=postgres://...): "
+                "SQLite serves one process")
+    return None
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -199,7 +220,7 @@ async def _worker(settings: Settings) -> None:
     from engine.store.db import close_db, init_db
 
     await init_db(settings.DATABASE_URL)
-    kv = create_kv(settings.REDIS_URL)
+    kv = create_kv(settings.REDIS_URL, prefix=settings.REDIS_PREFIX)
     engine = build_engine(settings, deps_overrides={"publish": kv_publisher(kv)})
     runner = JobRunner(engine, poll_interval=settings.JOB_POLL_MS / 1000)
     stop = asyncio.Event()

@@ -1,0 +1,104 @@
+"""What several processes need beyond PostgreSQL and Redis (the full cluster is tests/scale):
+
+- ``govflow serve --workers N`` refuses N > 1 without Redis or on SQLite, with one clear line;
+- in development every process derives the same public certificate key, so a signature made in
+  one process verifies in another (a per-process throw-away key would not);
+- behind a reverse proxy (``GOVFLOW_PROXIES_COUNT=1``) per-address rate limits count the client
+  from ``X-Forwarded-For``, not the proxy's own address that every request shares.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sanic import Sanic
+
+from engine.certificates_keys import ALG_ED25519, ALG_SM2, KeyRing
+from mobile_api.auth import RATE_LIMITS, RateRule
+from tests.api.conftest import fresh_db, make_app  # noqa: F401 - fixtures used below
+from tests.api.helpers import OpenApiClient, running_api
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _govflow(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GOVFLOW_")}
+    return subprocess.run([sys.executable, "-m", "mobile_api.cli", *args], capture_output=True, text=True,
+                          env={**clean, **env}, cwd=ROOT, timeout=60)
+
+
+def test_serve_refuses_several_workers_without_redis_or_postgres(tmp_path: Path) -> None:
+    sqlite = f"sqlite://{tmp_path / 'one.sqlite3'}"
+    no_redis = _govflow("serve", "--workers", "2", "--port", "1", GOVFLOW_DATABASE_URL=sqlite)
+    assert no_redis.returncode == 2 and no_redis.stderr.strip() == (
+        "configuration error: --workers 2 needs GOVFLOW_REDIS_URL: without Redis, rate limits, idempotency "
+        "keys, token revocation and live status stay inside each process")
+    on_sqlite = _govflow("serve", "--port", "1", GOVFLOW_WORKERS="3", GOVFLOW_DATABASE_URL=sqlite,
+                         GOVFLOW_REDIS_URL="redis://127.0.0.1:6379/15")
+    assert on_sqlite.returncode == 2 and "--workers 3 needs PostgreSQL" in on_sqlite.stderr
+    assert "Traceback" not in no_redis.stderr + on_sqlite.stderr
+
+
+_SIGN = """
+import base64, json, sys
+from engine.certificates_keys import KeyRing
+ring = KeyRing.from_env({"GOVFLOW_CERT_ALGORITHM": sys.argv[1]})
+print(json.dumps({"kid": ring.active.key_id, "sig": base64.b64encode(ring.active.sign(b"govflow")).decode()}))
+"""
+
+
+@pytest.mark.parametrize("algorithm", [ALG_SM2, ALG_ED25519])
+def test_development_certificate_key_is_the_same_in_every_process(algorithm: str) -> None:
+    signed = subprocess.run([sys.executable, "-c", _SIGN, algorithm], capture_output=True, text=True, cwd=ROOT,
+                            timeout=60, env={k: v for k, v in os.environ.items() if not k.startswith("GOVFLOW_")})
+    assert signed.returncode == 0, signed.stderr
+    other = json.loads(signed.stdout)
+    here = KeyRing.from_env({"GOVFLOW_CERT_ALGORITHM": algorithm})
+    assert other["kid"] == here.active.key_id and other["kid"].endswith("-shared")
+    assert here.verifier().verify(other["kid"], algorithm, b"govflow", base64.b64decode(other["sig"]))
+    assert not here.verifier().verify(other["kid"], algorithm, b"forged", base64.b64decode(other["sig"]))
+    # tests and `rotate` still get fresh keys, which the shared one does not verify
+    fresh = KeyRing.generate_dev(algorithm)
+    assert fresh.active.key_id != here.active.key_id
+    assert not here.verifier().verify(fresh.active.key_id, algorithm, b"govflow", fresh.active.sign(b"govflow"))
+
+
+@pytest.fixture
+def one_login_per_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(RATE_LIMITS, "login_per_ip", RateRule(1, 60, "test: one login per address"))
+
+
+async def _logins(api: OpenApiClient, addresses: list[str]) -> list[int]:
+    answers = [await api.client.post("/api/v1/auth/miniprogram", json={"code": "dev-proxy"},
+                                     headers={"X-Forwarded-For": address}) for address in addresses]
+    return [r.status_code for r in answers]
+
+
+@pytest.fixture
+async def behind_proxy(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                       one_login_per_address: None) -> AsyncIterator[OpenApiClient]:
+    async with running_api(make_app, monkeypatch, PROXIES_COUNT=1) as api:
+        yield api
+
+
+async def test_behind_a_proxy_rate_limits_count_the_forwarded_client(behind_proxy: OpenApiClient) -> None:
+    assert await _logins(behind_proxy, ["203.0.113.7", "203.0.113.7", "198.51.100.2"]) == [200, 429, 200]
+
+
+@pytest.fixture
+async def direct(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                 one_login_per_address: None) -> AsyncIterator[OpenApiClient]:
+    async with running_api(make_app, monkeypatch) as api:
+        yield api
+
+
+async def test_without_a_proxy_a_forwarded_header_is_not_trusted(direct: OpenApiClient) -> None:
+    # a client cannot dodge the limit by inventing addresses: all of these are 127.0.0.1
+    assert await _logins(direct, ["203.0.113.7", "198.51.100.2"]) == [200, 429]
