@@ -11,6 +11,8 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +27,29 @@ def _print_err(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------- migrate
+MIGRATION_LOCK_KEY = 7_281_950  # pg_advisory_lock key: one `govflow migrate` at a time per database
+
+
+@asynccontextmanager
+async def _migration_lock(url: str) -> AsyncIterator[None]:
+    """On PostgreSQL, hold a session advisory lock while migrating: containers that start together
+    (two API replicas, a worker) each run ``govflow migrate``; the first applies, the others wait
+    and then find nothing to do. SQLite serves one process and needs none."""
+    from engine.store.db import is_postgres
+
+    if not is_postgres(url):
+        yield
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect("postgresql://" + url.split("://", 1)[1])
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        yield
+    finally:
+        await conn.close()  # ends the session, which releases the lock
+
+
 async def migrate(settings: Settings, *, quiet: bool = False) -> list[str]:
     """Apply the committed aerich migrations to the configured database."""
     from aerich import Command
@@ -32,7 +57,8 @@ async def migrate(settings: Settings, *, quiet: bool = False) -> list[str]:
     from engine.store.db import MIGRATIONS_DIR, tortoise_config
 
     config = tortoise_config(settings.DATABASE_URL, with_aerich=True)
-    async with Command(tortoise_config=config, app="models", location=str(MIGRATIONS_DIR)) as command:
+    async with _migration_lock(settings.DATABASE_URL), \
+            Command(tortoise_config=config, app="models", location=str(MIGRATIONS_DIR)) as command:
         await command.init()
         applied = await command.upgrade(run_in_transaction=True)
     if not quiet:
@@ -201,7 +227,9 @@ def multi_process_problem(settings: Settings) -> str | None:
     if not settings.REDIS_URL:
         return (f"--workers {settings.WORKERS} needs GOVFLOW_REDIS_URL: without Redis, rate limits, "
                 "idempotency keys, token revocation and live status stay inside each process")
-    if not settings.DATABASE_URL.startswith(("postgres://", "postgresql://")):
+    from engine.store.db import is_postgres
+
+    if not is_postgres(settings.DATABASE_URL):
         return (f"--workers {settings.WORKERS} needs PostgreSQL (GOVFLOW_DATABASE_URL=postgres://...): "
                 "SQLite serves one process")
     return None

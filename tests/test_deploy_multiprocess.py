@@ -102,3 +102,27 @@ async def direct(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch
 async def test_without_a_proxy_a_forwarded_header_is_not_trusted(direct: OpenApiClient) -> None:
     # a client cannot dodge the limit by inventing addresses: all of these are 127.0.0.1
     assert await _logins(direct, ["203.0.113.7", "198.51.100.2"]) == [200, 429]
+
+
+@pytest.mark.postgres
+async def test_containers_starting_together_migrate_one_at_a_time() -> None:
+    """Three ``govflow migrate`` at once on one empty database (replicas starting together): one
+    applies every migration, the others wait on the advisory lock and find nothing to do."""
+    from tests.conftest import PG_SERVER_URL, _admin
+
+    name = f"govflow_migrate_{os.getpid()}"
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GOVFLOW_")}
+        env["GOVFLOW_DATABASE_URL"] = f"{PG_SERVER_URL.rsplit('/', 1)[0]}/{name}"
+        procs = [subprocess.Popen([sys.executable, "-m", "mobile_api.cli", "migrate"], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        results = [(p.wait(90), *p.communicate()) for p in procs]
+        assert [rc for rc, _, _ in results] == [0, 0, 0], results
+        outputs = sorted(out.strip() for _, out, _ in results)
+        migrations = sorted(p.name for p in (ROOT / "engine/store/migrations/models").glob("[0-9]*.py"))
+        assert outputs[0].splitlines() == [f"applied {m}" for m in migrations]
+        assert outputs[1:] == ["数据库已是最新 (database up to date)"] * 2
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
