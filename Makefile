@@ -52,8 +52,18 @@ test: $(STAMP)
 	@$(MAKE) --no-print-directory test-sqlite
 	@$(MAKE) --no-print-directory test-postgres
 
-bench: $(STAMP)
+# Benchmarks (README: Benchmarks): default sizes finish in a few minutes; they
+# need PostgreSQL and Redis (make services) and print JSON, charts go to bench/results/.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) services
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/journey.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/timers.py
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check engine forms mobile_api tests bench tools
