@@ -391,16 +391,15 @@ async def main() -> None:
         workdir = Path(tmp)
         processes_dir = processes_with(people, workdir)
         keys = signing_key(workdir)
-        for workers in sorted({s.workers for s in setups}):
-            report["ceiling"][str(workers)] = await measure_ceiling(workers, args.clients, args.read_seconds,
-                                                                    workdir)
-            print(f"ceiling, {workers} worker(s): {report['ceiling'][str(workers)]['requests_per_s']} req/s",
-                  file=sys.stderr)
         for n, setup in enumerate(setups):
             mine = people[n * per_setup:(n + 1) * per_setup]
+            # the ceiling right before each setup: this machine's load changes from minute to minute
+            ceiling = await measure_ceiling(setup.workers, args.clients, args.read_seconds, workdir)
+            report["ceiling"][setup.name] = ceiling
+            print(f"ceiling, {setup.workers} worker(s): {ceiling['requests_per_s']} req/s", file=sys.stderr)
             try:
                 result = await measure_setup(setup, mine, args, processes_dir, keys, wechat, workdir)
-                with_ratios(result, report["ceiling"][str(setup.workers)])
+                with_ratios(result, ceiling)
             except Exception as exc:  # report the failure, keep measuring the others
                 result = {"failed": f"{type(exc).__name__}: {exc}"}
             report["setups"].append({"name": setup.name, "database": setup.database, "workers": setup.workers,

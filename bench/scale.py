@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -201,12 +202,15 @@ async def measure(samples: int, have: dict[str, int], department: str) -> dict[s
 
 
 async def explain(conn: Any, department: str) -> list[str]:
-    """The plan of the inbox's page query (the dated part), to show it is an index scan."""
-    plan = await conn.fetch(
-        "EXPLAIN SELECT * FROM human_tasks t JOIN cases c ON c.id = t.case_id WHERE t.department = $1 AND "
-        "(t.state = 'ready' OR (t.state = 'claimed' AND t.assignee = $2)) AND t.due_at IS NOT NULL "
-        "ORDER BY t.due_at, t.created_at, t.id LIMIT 20", department, f"{department}01")
-    return [r[0] for r in plan]
+    """The plans of the inbox's page query (one lane: ready tasks with a due time) and of a capped
+    count, to show they read an index range, not the department's whole backlog."""
+    page = await conn.fetch(
+        "EXPLAIN ANALYZE SELECT * FROM human_tasks t JOIN cases c ON c.id = t.case_id WHERE t.department = $1 "
+        "AND t.state = 'ready' AND t.due_at IS NOT NULL ORDER BY t.due_at, t.created_at, t.id LIMIT 20", department)
+    count = await conn.fetch(
+        "EXPLAIN ANALYZE SELECT id FROM human_tasks WHERE department = $1 AND "
+        "(state = 'ready' OR (state = 'claimed' AND assignee = $2)) LIMIT 1000", department, f"{department}01")
+    return [r[0] for r in page] + [""] + [r[0] for r in count]
 
 
 async def main() -> None:
@@ -216,6 +220,8 @@ async def main() -> None:
     parser.add_argument("--samples", type=int, default=300, help="queries per figure (default 300)")
     parser.add_argument("--department", default="mca")
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    parser.add_argument("--reuse", metavar="URL", help="measure (and grow) a database kept by an earlier --keep run")
+    parser.add_argument("--baseline", metavar="JSON", help="an earlier run's output whose sizes come first")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "scale.json"))
     args = parser.parse_args()
     sizes = [tuple(int(x) for x in pair.split(":")) for pair in args.sizes.split(",")]
@@ -233,22 +239,24 @@ async def main() -> None:
     report: dict[str, Any] = {"bench": "scale", "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                               "department": args.department, "departments": len(departments()),
                               "samples": args.samples, "sizes": []}
-    async with pg_database("govflow_bench_scale", keep=args.keep) as url:
+    async with contextlib.AsyncExitStack() as stack:
+        url = args.reuse or await stack.enter_async_context(pg_database("govflow_bench_scale", keep=args.keep))
         if args.keep:
             print(f"database: {url}", file=sys.stderr)
         await migrate(Settings(DATABASE_URL=url), quiet=True)
         await init_db(url)
         conn = await asyncpg.connect(url)
         try:
-            definition = await ProcessDefinition.create(process_id="senior_card", name="老年人优待证办理", version=1,
-                                                        content_hash="0" * 64, files="{}")
+            definition = await ProcessDefinition.first() or await ProcessDefinition.create(
+                process_id="senior_card", name="老年人优待证办理", version=1, content_hash="0" * 64, files="{}")
             gen = Generator(definition.id, datetime.now(timezone.utc))
-            have = {"tasks": 0, "certificates": 0}
+            have = {"tasks": await conn.fetchval("SELECT count(*) FROM human_tasks"),
+                    "certificates": await conn.fetchval("SELECT count(*) FROM certificates")}
             for tasks, certificates in sizes:
                 load_seconds = await grow(conn, gen, have, tasks, certificates)
                 figures = await measure(args.samples, have, args.department)
-                entry = {"tasks": tasks, "certificates": certificates, "load_seconds": load_seconds, **figures,
-                         "load": load()}
+                entry = {"tasks": have["tasks"], "certificates": have["certificates"],
+                         "load_seconds": load_seconds, **figures, "load": load()}
                 report["sizes"].append(entry)
                 print(f"{tasks} tasks / {certificates} certificates: inbox p99 {figures['inbox_ms']['p99']} ms, "
                       f"verify p99 {figures['verify_ms']['p99']} ms", file=sys.stderr)
@@ -258,6 +266,8 @@ async def main() -> None:
         finally:
             await conn.close()
             await Tortoise.close_connections()
+    if args.baseline:
+        report["sizes"] = json.loads(Path(args.baseline).read_text(encoding="utf-8"))["sizes"] + report["sizes"]
     base = report["sizes"][0]
     for entry in report["sizes"]:
         entry["vs_smallest"] = {
