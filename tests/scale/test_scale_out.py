@@ -7,7 +7,7 @@ It shows what only holds when every shared thing goes through PostgreSQL and Red
   fire exactly once (one job done, one escalation step, one new version per case);
 - idempotency: the same ``Idempotency-Key`` sent to both API processes at once makes one case;
 - live status: an SSE client connected to API process A hears the step a staff member completed
-  through API process B;
+  through API process B, and a timer step a job worker process fired;
 - token revocation and failure counting: a logout on one process is honoured by the other, and
   failed staff logins on both processes add up to one lockout (the fixed-window counter that
   rate limits use).
@@ -96,8 +96,9 @@ async def _query(db_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         await conn.close()
 
 
-async def _start_timer_cases(db_url: str, n: int, timeout: str) -> list[int]:
-    """Deploy the timer fixture model and start ``n`` cases whose boundary timer is due in ``timeout``."""
+async def _start_timer_cases(db_url: str, n: int, timeout: str, applicant: str | None = None) -> list[int]:
+    """Start ``n`` cases of the timer fixture model (deployed once) whose boundary timer is due in
+    ``timeout``; ``applicant`` (an openid) lets that citizen watch them."""
     from engine.config import PROJECT_ROOT, Settings
     from engine.runtime import build_engine
     from engine.store.db import close_db, init_db
@@ -106,8 +107,8 @@ async def _start_timer_cases(db_url: str, n: int, timeout: str) -> list[int]:
     try:
         engine = build_engine(Settings(DATABASE_URL=db_url, PROCESSES_DIR=PROJECT_ROOT / "processes"))
         definition = await engine.deploy(model_files("timer"))
-        return [(await engine.start_case(definition, service="demo", data={"timeout": timeout})).id
-                for _ in range(n)]
+        return [(await engine.start_case(definition, service="demo", data={"timeout": timeout},
+                                         applicant=applicant)).id for _ in range(n)]
     finally:
         await close_db()
 
@@ -126,6 +127,34 @@ async def _citizen(http: httpx.AsyncClient, login_on: Proc, bind_on: Proc, code:
     return token
 
 
+async def _first_timer_event(events: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
+    async for event in events:
+        if event.get("event") == "status" and event["data"]["events"] == ["timer"]:
+            return event
+    raise AssertionError("the stream ended without the timer step")
+
+
+async def _hear_a_worker_fire(http: httpx.AsyncClient, api: Proc, token: str, db_url: str, openid: str) -> None:
+    """A citizen's live-status stream on ``api`` hears the timer step a job worker process made.
+    Should the timer have fired before the stream was subscribed (a very busy machine), a new
+    case is tried: once the stream's first event arrived it is subscribed, so a job still pending
+    then is heard when it fires."""
+    for _ in range(3):
+        [case_id] = await _start_timer_cases(db_url, 1, "PT2S", applicant=openid)
+        async with http.stream("GET", f"{api.url}/api/v1/applications/{case_id}/events",
+                               headers=_bearer(token)) as stream:
+            events = sse_events(stream)
+            await asyncio.wait_for(anext(events), 10)
+            [job] = await _query(db_url, "SELECT status FROM jobs WHERE case_id = $1", case_id)
+            if job["status"] != "pending":
+                continue
+
+            heard = await asyncio.wait_for(_first_timer_event(events), 30)
+            assert heard["data"]["case_id"] == case_id and heard["data"]["status"] == "running"
+            return
+    raise AssertionError("every timer fired before its stream was subscribed")
+
+
 async def test_two_api_processes_and_two_workers_share_postgres_and_redis(cluster: Running) -> None:
     a, b = cluster.apis
     # -- timers: all due at the same moment while both workers poll every 50 ms
@@ -134,6 +163,10 @@ async def test_two_api_processes_and_two_workers_share_postgres_and_redis(cluste
 
     async with httpx.AsyncClient(timeout=20) as http:
         token = await _citizen(http, a, b, f"dev-scale-{uuid.uuid4().hex[:8]}")
+        [citizen] = await _query(cluster.db_url, "SELECT openid FROM citizens")
+
+        # -- live status from a job worker: the API process's stream hears a timer a worker fired
+        await _hear_a_worker_fire(http, a, token, cluster.db_url, citizen["openid"])
 
         # -- idempotency: one key, both processes at once, three times
         created: list[int] = []
