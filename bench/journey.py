@@ -336,6 +336,7 @@ def with_ratios(result: dict[str, Any], ceiling: dict[str, Any]) -> None:
 
 
 def chart(report: dict[str, Any], path: Path) -> None:
+    """Three panels: journeys/s, p99 latencies, read endpoints as % of the ceiling (targets dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -344,15 +345,19 @@ def chart(report: dict[str, Any], path: Path) -> None:
     setups = [s for s in report["setups"] if "journeys_per_s" in s]
     names = [s["name"] for s in setups]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    axes[0].bar(names, [s["journeys_per_s"] for s in setups], color="#3b7dd8")
+    bars = axes[0].bar(names, [s["journeys_per_s"] for s in setups], color="#3b7dd8")
+    axes[0].bar_label(bars, fmt="%.1f")
     axes[0].axhline(150, color="#c33", linestyle="--", label="target 150/s (pg2)")
     axes[0].set_title("completed journeys / s")
     axes[0].legend()
     width = 0.38
     xs = range(len(names))
-    axes[1].bar([x - width / 2 for x in xs], [s["apply_ms"]["p99"] or 0 for s in setups], width, label="apply p99")
-    axes[1].bar([x + width / 2 for x in xs], [s["apply_to_approved_ms"]["p99"] or 0 for s in setups], width,
-                label="apply→approved p99")
+    bars = axes[1].bar([x - width / 2 for x in xs], [s["apply_ms"]["p99"] or 0 for s in setups], width,
+                       label="apply p99")
+    axes[1].bar_label(bars, fmt="%.0f")
+    bars = axes[1].bar([x + width / 2 for x in xs], [s["apply_to_approved_ms"]["p99"] or 0 for s in setups], width,
+                       label="apply→approved p99")
+    axes[1].bar_label(bars, fmt="%.0f")
     axes[1].axhline(150, color="#c33", linestyle="--", label="target 150 ms")
     axes[1].set_xticks(list(xs), names)
     axes[1].set_title(f"latency p99 (ms), {report['clients']} clients")
@@ -365,8 +370,8 @@ def chart(report: dict[str, Any], path: Path) -> None:
     axes[2].set_xticks(list(xs), names)
     axes[2].set_title("read endpoints, % of bare-Sanic ceiling")
     axes[2].legend(fontsize=8)
-    fig.suptitle(f"govflow journey benchmark — {report['when']}, load {report['load_start']['load1']} "
-                 f"on {report['load_start']['cpus']} cores")
+    fig.suptitle(f"govflow journey benchmark — {report['when']}, load average {report['load_start']['load1']} "
+                 f"on {report['load_start']['cpus']} cores (shared machine)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -381,7 +386,11 @@ async def main() -> None:
     parser.add_argument("--chart", default=str(ROOT / "bench" / "results" / "journey.png"))
     parser.add_argument("--profile", help="sample the servers with py-spy into PATH.<setup>.txt (collapsed)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "journey.json"))
+    parser.add_argument("--chart-only", action="store_true", help="redraw the chart from --json and stop")
     args = parser.parse_args()
+    if args.chart_only:
+        chart(json.loads(Path(args.json).read_text(encoding="utf-8")), Path(args.chart))
+        return
 
     known = {"pg1": Setup("pg1", "postgres", 1), "pg2": Setup("pg2", "postgres", 2),
              "sqlite1": Setup("sqlite1", "sqlite", 1)}
