@@ -78,11 +78,15 @@ async def run_round(workers: int, n: int, margin_s: float, concurrency: int) -> 
     from engine.runtime import build_engine
     from engine.store.db import init_db
     from engine.store.models import CaseEvent, Job
-    from mobile_api.cli import migrate
-
+    govflow = str(Path(sys.executable).with_name("govflow"))
     async with pg_database("govflow_bench_timers") as url:
         settings = Settings(DATABASE_URL=url)
-        await migrate(settings, quiet=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GOVFLOW_")}
+        env.update({"GOVFLOW_DATABASE_URL": url, "GOVFLOW_REDIS_URL": REDIS_URL, "GOVFLOW_LOG_LEVEL": "WARNING"})
+        migrating = await asyncio.create_subprocess_exec(govflow, "migrate", env=env, cwd=ROOT,
+                                                         stdout=asyncio.subprocess.DEVNULL)
+        if await migrating.wait() != 0:  # a subprocess: aerich cannot run twice in one process
+            raise RuntimeError("govflow migrate failed")
         await init_db(url)
         try:
             engine = build_engine(settings)
@@ -101,9 +105,6 @@ async def run_round(workers: int, n: int, margin_s: float, concurrency: int) -> 
             if spare < 0:
                 print(f"warning: making the cases overran the first due time by {-spare:.1f} s", file=sys.stderr)
             await flush_redis(REDIS_URL)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("GOVFLOW_")}
-            env.update({"GOVFLOW_DATABASE_URL": url, "GOVFLOW_REDIS_URL": REDIS_URL, "GOVFLOW_LOG_LEVEL": "WARNING"})
-            govflow = str(Path(sys.executable).with_name("govflow"))
             procs = [await asyncio.create_subprocess_exec(govflow, "worker", env=env, cwd=ROOT,
                                                           stdout=asyncio.subprocess.DEVNULL)
                      for _ in range(workers)]
@@ -159,6 +160,8 @@ async def main() -> None:
         report["rounds"].append(result)
         print(f"{workers} worker(s): lateness p99 {result['lateness_ms']['p99']} ms, "
               f"duplicates {result['duplicates']}", file=sys.stderr)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # after each round: keep what is done
+        Path(args.json).write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str))
     await flush_redis(REDIS_URL)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str))
