@@ -126,3 +126,45 @@ async def test_containers_starting_together_migrate_one_at_a_time() -> None:
         assert outputs[1:] == ["数据库已是最新 (database up to date)"] * 2
     finally:
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_live_status_streams_of_a_process_share_one_redis_connection() -> None:
+    """Thousands of open SSE streams must not mean thousands of Redis connections (Redis's
+    ``maxclients`` would bound the streams of the whole deployment): every subscription of one
+    ``RedisKV`` rides one pub/sub connection, and each still gets its channel's messages."""
+    import asyncio
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    from engine.kv import create_kv
+    from tests.api.conftest import REDIS_TEST_URL
+
+    name = f"kvhub-{uuid.uuid4().hex[:10]}"
+    kv = create_kv(f"{REDIS_TEST_URL}?client_name={name}", prefix=f"test:{name}:")
+    raw = aioredis.from_url(REDIS_TEST_URL, decode_responses=True)
+    subs = [await kv.subscribe(f"case:{n % 20}") for n in range(40)]  # 40 streams on 20 cases
+    try:
+        clients = [c for c in await raw.client_list() if c.get("name") == name]
+        assert [int(c["sub"]) for c in clients if int(c["sub"]) > 0] == [20]  # one connection, 20 channels
+        for n in range(20):
+            await kv.publish(f"case:{n}", f"status {n}")
+        received = await asyncio.wait_for(asyncio.gather(*(anext(s) for s in subs)), 10)
+        assert received == [f"status {n % 20}" for n in range(40)]
+        for sub in subs[:20]:  # the other stream on each case keeps the channel
+            await sub.close()
+        await kv.publish("case:3", "again")
+        assert await asyncio.wait_for(anext(subs[23]), 10) == "again"
+        for sub in subs[20:]:  # the last stream of a case leaves the channel
+            await sub.close()
+        channels = [f"test:{name}:case:{n}" for n in range(20)]
+        for _ in range(50):
+            if all(count == 0 for _, count in await raw.pubsub_numsub(*channels)):
+                break
+            await asyncio.sleep(0.1)
+        assert [count for _, count in await raw.pubsub_numsub(*channels)] == [0] * 20
+    finally:
+        for sub in subs:
+            await sub.close()
+        await kv.close()
+        await raw.aclose()
