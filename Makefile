@@ -79,8 +79,18 @@ fuzz: services
 	GOVFLOW_TEST_DB=postgres GOVFLOW_TEST_PG_URL="$(PG_URL)" GOVFLOW_TEST_REDIS="$(REDIS_TEST_URL)" \
 		GOVFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/security/test_fuzz_api.py
 
-bench: $(STAMP)
+# Benchmarks (README: Benchmarks): default sizes finish in a few minutes; they
+# need PostgreSQL and Redis (make services) and print JSON, charts go to bench/results/.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) services
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/journey.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/timers.py
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check engine forms mobile_api tests bench tools

@@ -1,7 +1,8 @@
 """Signing keys for e-certificates and QR tokens: SM2 with SM3 (default, via ``tongsuopy``) or
 Ed25519 (via ``cryptography``), a ``Verifier`` that holds every public key by key id (so old
 certificates still verify after a rotation) and a ``KeyRing`` that loads private keys from PEM
-files or generates throw-away development keys in memory.
+files, or in development derives one shared key from a public seed (or generates throw-away
+keys in memory for tests).
 
 Private keys never go into the repository: ``write_key_file`` refuses paths inside it.
 ``engine.certificates`` re-exports the public names.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import re
@@ -36,6 +38,8 @@ KEY_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_SIGNATURE_BYTES = 160  # SM2 DER signatures are ~72 bytes, Ed25519 64
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_DEV_SEED = b"govflow development certificate key -- public, never use it in production/"
+_SM2_ORDER = int("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123", 16)
 
 
 class SignatureError(GovflowError):
@@ -363,6 +367,22 @@ class KeyRing:
         return ring
 
     @classmethod
+    def shared_dev(cls, algorithm: str = ALG_SM2) -> "KeyRing":
+        """The development key every process derives alike from a PUBLIC seed (key id
+        ``dev-<alg>-shared``): an API process and a job worker, or two API processes, verify each
+        other's certificates and QR tokens. Anyone can forge with it — production refuses it."""
+        if algorithm not in ALGORITHMS:
+            raise KeyConfigError(f"不支持的签名算法 {algorithm!r}，可选 {', '.join(ALGORITHMS)}")
+        seed = hashlib.sha256(_DEV_SEED + algorithm.encode("ascii")).digest()
+        ring = cls()
+        if algorithm == ALG_SM2:
+            scalar = int.from_bytes(seed, "big") % (_SM2_ORDER - 1) + 1
+            ring.add(SM2Signer("dev-sm2-shared", _tec.derive_private_key(scalar, _tec.SM2())))
+        else:
+            ring.add(Ed25519Signer("dev-ed25519-shared", Ed25519PrivateKey.from_private_bytes(seed)))
+        return ring
+
+    @classmethod
     def load(cls, directory: str | Path, *, active: str | None = None,
              password: bytes | None = None) -> "KeyRing":
         """Read ``<key_id>.pem`` files: private keys sign, public-only files just verify.
@@ -395,7 +415,7 @@ class KeyRing:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "KeyRing":
         """``GOVFLOW_CERT_KEY_DIR`` (+ optional ``GOVFLOW_CERT_ACTIVE_KEY``); without a
-        directory, development gets a throw-away key (``GOVFLOW_CERT_ALGORITHM``, default
+        directory, development gets the shared public dev key (``GOVFLOW_CERT_ALGORITHM``, default
         SM2-SM3) and production refuses to start."""
         env = os.environ if env is None else env
         directory = env.get("GOVFLOW_CERT_KEY_DIR", "")
@@ -403,7 +423,9 @@ class KeyRing:
             return cls.load(directory, active=env.get("GOVFLOW_CERT_ACTIVE_KEY") or None)
         if env.get("GOVFLOW_ENV", "development") == "production":
             raise KeyConfigError("生产环境必须设置 GOVFLOW_CERT_KEY_DIR（电子证照签名私钥目录）")
-        return cls.generate_dev(env.get("GOVFLOW_CERT_ALGORITHM") or ALG_SM2)
+        # one key for every process (API workers, job workers): a per-process throw-away key
+        # would make a certificate issued by one unverifiable by the others
+        return cls.shared_dev(env.get("GOVFLOW_CERT_ALGORITHM") or ALG_SM2)
 
 
 def write_key_file(signer: Signer, directory: str | Path) -> Path:

@@ -26,12 +26,16 @@ class Settings:
     ENV: str = "development"
     DATABASE_URL: str = field(default_factory=_default_db_url)
     REDIS_URL: str = ""
+    REDIS_PREFIX: str = "govflow:"  # namespaces keys and channels: several deployments can share one Redis
     HOST: str = "127.0.0.1"
     PORT: int = 8000
     WORKERS: int = 1
     PROCESSES_DIR: Path = PROJECT_ROOT / "processes"
     LOG_LEVEL: str = "INFO"
     MAX_BODY_BYTES: int = 1_048_576
+    # reverse proxies in front of the API (nginx: 1): client addresses (rate limits per IP) are then
+    # read from X-Forwarded-For; 0 = trust no header, use the socket's peer
+    PROXIES_COUNT: int = 0
     CORS_ORIGINS: str = ""  # comma-separated origins of mini-program web views; empty = no CORS
     SCRIPT_TIMEOUT_MS: int = 1000
     JOB_POLL_MS: int = 200
@@ -53,7 +57,8 @@ class Settings:
     EXCHANGE_URL: str = ""
     EXCHANGE_TOKEN: str = ""
     EXCHANGE_TIMEOUT_MS: int = 3000
-    # e-certificate signing keys: a directory of <key_id>.pem; empty in development = a throw-away key
+    # e-certificate signing keys: a directory of <key_id>.pem; empty in development = one public dev key
+    # derived alike by every process (production refuses to start without a directory)
     CERT_KEY_DIR: str = ""
     CERT_ACTIVE_KEY: str = ""
     CERT_ALGORITHM: str = "SM2-SM3"

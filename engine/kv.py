@@ -80,7 +80,8 @@ class KV(Protocol):
         """Count one hit in the fixed window that started with the first hit; returns the count."""
     async def ping(self) -> None: ...
     async def publish(self, channel: str, message: str) -> int:
-        """Deliver to current subscribers; returns how many received it."""
+        """Deliver to current subscribers; returns how many received it (Redis: how many
+        connections, i.e. processes — each process shares one subscriber connection)."""
     async def subscribe(self, channel: str) -> Subscription:
         """Subscribed once this returns: later publishes are not missed."""
     async def close(self) -> None: ...
@@ -225,6 +226,7 @@ class RedisKV:
             socket_timeout=timeout_s, health_check_interval=30,
         )
         self._incr_window = self._client.register_script(_INCR_WINDOW_LUA)
+        self._hub: _RedisHub | None = None
 
     async def get(self, key: str) -> str | None:
         value: str | None = await _guard(self._client.get(self.prefix + key))
@@ -256,40 +258,156 @@ class RedisKV:
         return int(await _guard(self._client.publish(self.prefix + channel, message)))
 
     async def subscribe(self, channel: str) -> Subscription:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await _guard(pubsub.subscribe(self.prefix + channel))
-        except BaseException:
-            with suppress(Exception):
-                await pubsub.aclose()
-            raise
-        return _RedisSubscription(pubsub)
+        if self._hub is None:
+            self._hub = _RedisHub(self._client)
+        return await self._hub.subscribe(self.prefix + channel)
 
     async def close(self) -> None:
+        if self._hub is not None:
+            await self._hub.close()
+            self._hub = None
         with suppress(*_REDIS_DOWN):
             await self._client.aclose()
 
 
-class _RedisSubscription(Subscription):
-    def __init__(self, pubsub: Any) -> None:
-        self._pubsub = pubsub
+class _RedisHub:
+    """Every subscription of one ``RedisKV`` shares ONE Redis pub/sub connection: a reader task
+    hands each message to the local queues of its channel. An API process with thousands of open
+    live-status streams so holds one subscriber connection, not one per stream (Redis's
+    ``maxclients`` would otherwise bound the streams of the whole deployment).
+
+    ``subscribe`` returns once Redis confirmed the subscription, so a message published after it
+    returned is delivered. When the connection is lost every subscription ends (an SSE client
+    reconnects) and the next ``subscribe`` opens a new connection."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._queues: dict[str, set[asyncio.Queue[str | None]]] = {}
+        self._confirmed: dict[str, list[asyncio.Future[None]]] = {}  # SUBSCRIBE sent, not yet confirmed
+        self._left: dict[str, list[asyncio.Future[None]]] = {}  # UNSUBSCRIBE sent, not yet confirmed
+        self._lock = asyncio.Lock()
+
+    async def subscribe(self, channel: str) -> Subscription:
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1000)
+        async with self._lock:
+            if self._pubsub is None:
+                self._pubsub = self._client.pubsub()
+            if channel in self._queues:  # already subscribed on the shared connection
+                self._queues[channel].add(queue)
+                return _HubSubscription(self, channel, queue)
+            confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._confirmed.setdefault(channel, []).append(confirmed)
+            self._queues[channel] = {queue}
+            try:
+                await _guard(self._pubsub.subscribe(channel))
+                if self._reader is None or self._reader.done():
+                    self._reader = asyncio.create_task(self._read(self._pubsub))
+                await asyncio.wait_for(asyncio.shield(confirmed), 5)
+            except BaseException as exc:
+                self._queues.pop(channel, None)
+                self._confirmed.pop(channel, None)
+                if isinstance(exc, TimeoutError):
+                    raise DependencyDown("缓存服务（Redis）暂不可用，请稍后重试", detail="subscribe not confirmed") from exc
+                raise
+        return _HubSubscription(self, channel, queue)
+
+    async def _read(self, pubsub: Any) -> None:
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is None:
+                    continue
+                channel = str(message.get("channel"))
+                if message.get("type") in ("subscribe", "unsubscribe"):
+                    waiting = self._confirmed if message["type"] == "subscribe" else self._left
+                    for future in waiting.pop(channel, []):
+                        if not future.done():
+                            future.set_result(None)
+                elif message.get("type") == "message":
+                    for queue in list(self._queues.get(channel, ())):
+                        if queue.full():  # a slow subscriber loses its oldest message, never blocks others
+                            queue.get_nowait()
+                        queue.put_nowait(str(message["data"]))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - connection lost: end every subscription
+            self._reset(pubsub, exc)
+
+    def _reset(self, pubsub: Any, exc: BaseException) -> None:
+        if self._pubsub is not pubsub:
+            return
+        self._pubsub = None
+        for queues in self._queues.values():
+            for queue in queues:
+                with suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+        self._queues.clear()
+        for futures in self._confirmed.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(DependencyDown("缓存服务（Redis）暂不可用，请稍后重试", detail=str(exc)))
+        self._confirmed.clear()
+        for futures in self._left.values():  # the connection is gone: nothing is subscribed any more
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+        self._left.clear()
+        asyncio.ensure_future(_close_quietly(pubsub))
+
+    async def unsubscribe(self, channel: str, queue: asyncio.Queue[str | None]) -> None:
+        async with self._lock:
+            queues = self._queues.get(channel)
+            if queues is None:
+                return
+            queues.discard(queue)
+            if not queues:
+                del self._queues[channel]
+                if self._pubsub is not None:
+                    # wait for Redis to confirm: a publish after close() then reaches nobody here
+                    left: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    self._left.setdefault(channel, []).append(left)
+                    with suppress(*_REDIS_DOWN, TimeoutError):
+                        await self._pubsub.unsubscribe(channel)
+                        await asyncio.wait_for(asyncio.shield(left), 5)
+                    self._left.pop(channel, None)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._pubsub is not None:
+            await _close_quietly(self._pubsub)
+            self._pubsub = None
+        self._queues.clear()
+
+
+async def _close_quietly(pubsub: Any) -> None:
+    with suppress(Exception):
+        await pubsub.aclose()
+
+
+class _HubSubscription(Subscription):
+    def __init__(self, hub: _RedisHub, channel: str, queue: asyncio.Queue[str | None]) -> None:
+        self._hub, self._channel, self._queue = hub, channel, queue
         self._closed = False
 
     async def __anext__(self) -> str:
-        while not self._closed:
-            message = await _guard(self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None))
-            if message is not None and message.get("type") == "message":
-                return str(message["data"])
-        raise StopAsyncIteration
+        if self._closed:
+            raise StopAsyncIteration
+        message = await self._queue.get()
+        if message is None:  # the shared connection was lost
+            self._closed = True
+            raise DependencyDown("缓存服务（Redis）连接中断", detail="pub/sub connection lost")
+        return message
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        with suppress(*_REDIS_DOWN):
-            await self._pubsub.unsubscribe()
-        with suppress(*_REDIS_DOWN):
-            await self._pubsub.aclose()
+        await self._hub.unsubscribe(self._channel, self._queue)
 
 
 def _ms(seconds: float | None) -> int | None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
+import itertools
 from datetime import datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -34,6 +36,7 @@ MAX_FAILURES, LOCK_S = 5, 15 * 60
 SUPERVISOR_DEPARTMENT = "supervisor"
 TASK_ROLES = frozenset({"clerk", "officer", "supervisor", "admin"})
 STATUSES, DUES = ("ready", "mine", "done", "waiting"), ("overdue", "today", "soon")
+COUNT_CAP = 1000  # inbox totals and badge counts stop here (shown as 999+)
 STAFF_EVENT_LABELS = {**EVENT_LABELS, "task_claimed": "认领", "task_unclaimed": "释放任务", "comment": "批注",
                       "task_returned": "退回", "task_transferred": "转办", "signer_added": "加签",
                       "cosign_completed": "加签意见", "completion_withdrawn": "撤回已办"}
@@ -129,6 +132,13 @@ def _status_q(staff: StaffUser, status: str | None) -> Q:
     return Q(state="ready") | Q(state="claimed", assignee=me)  # the working set
 
 
+def _status_lanes(staff: StaffUser, status: str | None) -> list[Q]:
+    """``_status_q`` as OR-free parts: each is one range of the (department, state, due_at) index."""
+    if status in STATUSES:
+        return [_status_q(staff, status)]
+    return [Q(state="ready"), Q(state="claimed", assignee=staff.username)]
+
+
 def _due_q(due: str | None, now: datetime) -> Q:
     if due == "overdue":
         return Q(due_at__lt=now)
@@ -140,29 +150,50 @@ def _due_q(due: str | None, now: datetime) -> Q:
     return Q()
 
 
+async def _capped_count(query: Any) -> int:
+    """How many rows ``query`` has, counting no further than ``COUNT_CAP``: an exact COUNT(*) reads
+    every matching row, so a department with a large backlog would make each inbox call slower."""
+    return len(await query.limit(COUNT_CAP).values_list("id", flat=True))
+
+
+async def _page(parts: list[Any], order: tuple[str, ...], skip: int, take: int) -> list[HumanTask]:
+    """Rows ``skip``..``skip+take`` of the union of ``parts`` in ``order``: each part reads only its
+    first ``skip+take`` rows along an index and the parts are merged here (an OR over states or an
+    IN over departments would make the database sort every matching row first)."""
+    if take <= 0:
+        return []
+    fetched = [await part.select_related("case").order_by(*order).limit(skip + take) for part in parts]
+    merged = heapq.merge(*fetched, key=lambda t: tuple(getattr(t, f) for f in order))
+    return list(itertools.islice(merged, skip, skip + take))
+
+
 async def inbox(staff: StaffUser, *, status: str | None = None, due: str | None = None, page: int = 1,
                 size: int = 20, now: datetime | None = None,
                 department_names: dict[str, str] | None = None) -> dict[str, Any]:
     """Tasks of ``staff``'s departments (and 加签 side tasks assigned to them) filtered by ``status``
     (ready | mine | done | waiting (补正); default: ready + mine) and ``due`` (overdue | today (CST) |
-    soon (24 h)), sorted by due time (none last) then creation; ``counts`` per filter for badges (due counts within ``status``)."""
+    soon (24 h)), sorted by due time (none last) then creation; ``counts`` per filter for badges (due
+    counts within ``status``). ``total`` and ``counts`` stop at ``COUNT_CAP`` (the page shows 999+):
+    the cost of a call stays flat however large a department's backlog grows."""
     now = now or utcnow()
     mine = Q(kind="cosign", assignee=staff.username)  # added signers see their side task, others do not
     base = HumanTask.filter((Q(department__in=departments_of(staff)) & ~Q(kind="cosign")) | mine)
     scoped = base.filter(_status_q(staff, status))
     query = scoped.filter(_due_q(due, now))
-    total = await query.count()
-    dated_total = await query.filter(due_at__isnull=False).count()
+    total = await _capped_count(query)
+    lanes = _status_lanes(staff, status)
+    parts = [HumanTask.filter(department=d).exclude(kind="cosign").filter(lane).filter(_due_q(due, now))
+             for d in departments_of(staff) for lane in lanes]
+    parts += [HumanTask.filter(mine).filter(lane).filter(_due_q(due, now)) for lane in lanes]
     offset = (page - 1) * size
-    rows: list[HumanTask] = []
-    if offset < dated_total:
-        rows = await query.filter(due_at__isnull=False).select_related("case").order_by(
-            "due_at", "created_at", "id").offset(offset).limit(size)
-    if len(rows) < size:
-        rows += await query.filter(due_at__isnull=True).select_related("case").order_by(
-            "created_at", "id").offset(max(0, offset - dated_total)).limit(size - len(rows))
-    counts = {s: await base.filter(_status_q(staff, s)).count() for s in STATUSES}
-    counts.update({d: await scoped.filter(_due_q(d, now)).count() for d in DUES})
+    rows = await _page([p.filter(due_at__isnull=False) for p in parts], ("due_at", "created_at", "id"), offset,
+                       size)
+    if len(rows) < size:  # past the dated tasks: how many there are is known from the short page
+        dated = offset + len(rows) if rows else await _capped_count(query.filter(due_at__isnull=False))
+        rows += await _page([p.filter(due_at__isnull=True) for p in parts], ("created_at", "id"),
+                            max(0, offset - dated), size - len(rows))
+    counts = {s: await _capped_count(base.filter(_status_q(staff, s))) for s in STATUSES}
+    counts.update({d: await _capped_count(scoped.filter(_due_q(d, now))) for d in DUES})
     return {"items": [task_view(t, department_names or {}, now) for t in rows], "page": page, "size": size,
             "total": total, "counts": counts}
 

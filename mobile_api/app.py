@@ -82,6 +82,8 @@ def _unique_name() -> str:
 def setup_config(app: GovflowApp) -> None:
     settings = app.ctx.settings
     app.config.REQUEST_MAX_SIZE = settings.MAX_BODY_BYTES
+    if settings.PROXIES_COUNT > 0:  # behind nginx / an ingress: the client is in X-Forwarded-For
+        app.config.PROXIES_COUNT = settings.PROXIES_COUNT
     app.config.ACCESS_LOG = False  # replaced by the structured "request" log line
     app.config.update({"API_TITLE": API_TITLE, "API_VERSION": API_VERSION,
                        "API_DESCRIPTION": API_DESCRIPTION})
@@ -128,7 +130,7 @@ def setup_listeners(app: GovflowApp, engine_builder: EngineBuilder = build_engin
     async def open_services(app: GovflowApp) -> None:
         ctx = app.ctx
         settings = ctx.settings
-        ctx.kv = create_kv(settings.REDIS_URL)
+        ctx.kv = create_kv(settings.REDIS_URL, prefix=settings.REDIS_PREFIX)
         await init_db(settings.DATABASE_URL, generate_schemas=ctx.generate_schemas)
         ctx.engine = engine_builder(settings)
         ctx.engine.deps.publish = kv_publisher(ctx.kv)  # live status (SSE) after every committed step

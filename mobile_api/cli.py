@@ -11,6 +11,8 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +27,29 @@ def _print_err(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------- migrate
+MIGRATION_LOCK_KEY = 7_281_950  # pg_advisory_lock key: one `govflow migrate` at a time per database
+
+
+@asynccontextmanager
+async def _migration_lock(url: str) -> AsyncIterator[None]:
+    """On PostgreSQL, hold a session advisory lock while migrating: containers that start together
+    (two API replicas, a worker) each run ``govflow migrate``; the first applies, the others wait
+    and then find nothing to do. SQLite serves one process and needs none."""
+    from engine.store.db import is_postgres
+
+    if not is_postgres(url):
+        yield
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect("postgresql://" + url.split("://", 1)[1])
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        yield
+    finally:
+        await conn.close()  # ends the session, which releases the lock
+
+
 async def migrate(settings: Settings, *, quiet: bool = False) -> list[str]:
     """Apply the committed aerich migrations to the configured database."""
     from aerich import Command
@@ -32,7 +57,8 @@ async def migrate(settings: Settings, *, quiet: bool = False) -> list[str]:
     from engine.store.db import MIGRATIONS_DIR, tortoise_config
 
     config = tortoise_config(settings.DATABASE_URL, with_aerich=True)
-    async with Command(tortoise_config=config, app="models", location=str(MIGRATIONS_DIR)) as command:
+    async with _migration_lock(settings.DATABASE_URL), \
+            Command(tortoise_config=config, app="models", location=str(MIGRATIONS_DIR)) as command:
         await command.init()
         applied = await command.upgrade(run_in_transaction=True)
     if not quiet:
@@ -252,6 +278,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     overrides = {k: v for k, v in {"HOST": args.host, "PORT": args.port, "WORKERS": args.workers}.items()
                  if v is not None}
     settings = Settings.from_env(**overrides)
+    problem = multi_process_problem(settings)
+    if problem:
+        _print_err(f"configuration error: {problem}")
+        return EXIT_USAGE
     loader = AppLoader(factory=partial(create_app, settings, name="govflow"))
     app = loader.load()
     app.prepare(host=settings.HOST, port=settings.PORT, workers=max(1, settings.WORKERS),
@@ -263,6 +293,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     else:
         Sanic.serve(primary=app, app_loader=loader)
     return EXIT_OK
+
+
+def multi_process_problem(settings: Settings) -> str | None:
+    """Why ``settings.WORKERS`` API processes cannot share their state, or None.
+
+    Each process has its own memory: rate limits, idempotency keys, token revocation and live
+    status (SSE) are shared only through Redis, and only PostgreSQL takes concurrent writers
+    and locks jobs (``FOR UPDATE SKIP LOCKED``)."""
+    if settings.WORKERS <= 1:
+        return None
+    if not settings.REDIS_URL:
+        return (f"--workers {settings.WORKERS} needs GOVFLOW_REDIS_URL: without Redis, rate limits, "
+                "idempotency keys, token revocation and live status stay inside each process")
+    from engine.store.db import is_postgres
+
+    if not is_postgres(settings.DATABASE_URL):
+        return (f"--workers {settings.WORKERS} needs PostgreSQL (GOVFLOW_DATABASE_URL=postgres://...): "
+                "SQLite serves one process")
+    return None
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -278,7 +327,7 @@ async def _worker(settings: Settings) -> None:
     from engine.store.db import close_db, init_db
 
     await init_db(settings.DATABASE_URL)
-    kv = create_kv(settings.REDIS_URL)
+    kv = create_kv(settings.REDIS_URL, prefix=settings.REDIS_PREFIX)
     engine = build_engine(settings, deps_overrides={"publish": kv_publisher(kv)})
     runner = JobRunner(engine, poll_interval=settings.JOB_POLL_MS / 1000)
     stop = asyncio.Event()

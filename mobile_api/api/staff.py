@@ -141,7 +141,8 @@ def blueprint() -> Blueprint:
     @openapi.summary("Inbox / 待办列表")
     @openapi.description("本部门的任务和指派给本人的加签任务（督办人员另见督办中心），按到期时间排序（无时限的在后）。status：ready 待认领、"
                          "mine 我已认领、done 我已办结、waiting 等待申请人补正（缺省：待认领 + 我已认领）；due：overdue 已超期、today 今日到期"
-                         "（北京时间）、soon 24 小时内到期。counts 为各筛选项的数量（到期类在当前 status 范围内）。")
+                         "（北京时间）、soon 24 小时内到期。counts 为各筛选项的数量（到期类在当前 status 范围内）；"
+                         "total 与 counts 最多计到 1000（页面显示 999+），积压再多查询耗时也不变。")
     @openapi.parameter("status", str, "query", description="ready | mine | done | waiting")
     @openapi.parameter("due", str, "query", description="overdue | today | soon")
     @openapi.parameter("page", int, "query", description="页码，从 1 开始")

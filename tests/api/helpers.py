@@ -146,7 +146,7 @@ async def running_api(make_app: Callable[..., Sanic], monkeypatch: Any,
     from tests.conftest import REDIS_URL
 
     prefix = f"govflow-test-{uuid.uuid4().hex[:12]}:"
-    monkeypatch.setattr(app_module, "create_kv", lambda url: create_kv(url, prefix=prefix))
+    monkeypatch.setattr(app_module, "create_kv", lambda url, **_: create_kv(url, prefix=prefix))
     app = make_app(**{"JWT_SECRET": TEST_JWT_SECRET, **overrides})
     try:
         async with serving(app) as client:

@@ -90,7 +90,7 @@ def assert_bearer_401(response: httpx.Response, code: str) -> None:
 async def kv_prefix(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     """A key prefix of this test's own: Redis counters and tokens never meet another test's."""
     prefix = f"govflow-test-{uuid.uuid4().hex[:12]}:"
-    monkeypatch.setattr(app_module, "create_kv", lambda url: create_kv(url, prefix=prefix))
+    monkeypatch.setattr(app_module, "create_kv", lambda url, **_: create_kv(url, prefix=prefix))
     yield prefix
     if REDIS_URL:
         client = aioredis.from_url(REDIS_URL)

@@ -89,7 +89,8 @@ async def test_publish_subscribe_delivers_in_order(kv: KV) -> None:
 
 async def test_subscribers_each_get_every_message(kv: KV) -> None:
     async with await kv.subscribe("live") as first, await kv.subscribe("live") as second:
-        assert await kv.publish("live", "hello") == 2
+        # Redis counts subscriber connections, and a process's subscriptions share one
+        assert await kv.publish("live", "hello") == (2 if kv.kind == "memory" else 1)
         received = await asyncio.gather(asyncio.wait_for(first.__anext__(), 5),
                                         asyncio.wait_for(second.__anext__(), 5))
     assert received == ["hello", "hello"]

@@ -138,3 +138,22 @@ async def test_inbox_filters_counts_ordering_and_pages(engine, applications, peo
     assert done.state == "completed"
     [event] = await CaseEvent.filter(task_id=str(escalation.id), kind="task_completed")
     assert event.actor == "samr_sup" and event.department == "supervisor"
+
+
+async def test_inbox_counts_stop_at_the_cap_and_pages_merge_ready_and_claimed(engine, applications, people,  # noqa: ANN001
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [await intake_task(applications) for _ in range(5)]
+    samr01 = people["samr01"]
+    for n, task_id in enumerate(ids):  # due in order: ids[0] first
+        await HumanTask.filter(id=task_id).update(due_at=NOW + timedelta(hours=n + 1))
+    await desk.claim(samr01, ids[1])
+    await desk.claim(samr01, ids[3])
+    monkeypatch.setattr(desk, "COUNT_CAP", 3)
+    first = await desk.inbox(samr01, now=NOW, size=2)
+    # ready and claimed tasks interleave by due time across pages; totals and badges stop at the cap
+    assert [t["id"] for t in first["items"]] == ids[:2]
+    assert first["total"] == 3 and first["counts"]["ready"] == 3 and first["counts"]["soon"] == 3
+    assert first["counts"]["mine"] == 2
+    second = await desk.inbox(samr01, now=NOW, size=2, page=2)
+    third = await desk.inbox(samr01, now=NOW, size=2, page=3)
+    assert [t["id"] for t in second["items"]] == ids[2:4] and [t["id"] for t in third["items"]] == ids[4:]

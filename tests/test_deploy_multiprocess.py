@@ -1,0 +1,170 @@
+"""What several processes need beyond PostgreSQL and Redis (the full cluster is tests/scale):
+
+- ``govflow serve --workers N`` refuses N > 1 without Redis or on SQLite, with one clear line;
+- in development every process derives the same public certificate key, so a signature made in
+  one process verifies in another (a per-process throw-away key would not);
+- behind a reverse proxy (``GOVFLOW_PROXIES_COUNT=1``) per-address rate limits count the client
+  from ``X-Forwarded-For``, not the proxy's own address that every request shares.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sanic import Sanic
+
+from engine.certificates_keys import ALG_ED25519, ALG_SM2, KeyRing
+from mobile_api.auth import RATE_LIMITS, RateRule
+from tests.api.conftest import fresh_db, make_app  # noqa: F401 - fixtures used below
+from tests.api.helpers import OpenApiClient, running_api
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _govflow(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GOVFLOW_")}
+    return subprocess.run([sys.executable, "-m", "mobile_api.cli", *args], capture_output=True, text=True,
+                          env={**clean, **env}, cwd=ROOT, timeout=60)
+
+
+def test_serve_refuses_several_workers_without_redis_or_postgres(tmp_path: Path) -> None:
+    sqlite = f"sqlite://{tmp_path / 'one.sqlite3'}"
+    no_redis = _govflow("serve", "--workers", "2", "--port", "1", GOVFLOW_DATABASE_URL=sqlite)
+    assert no_redis.returncode == 2 and no_redis.stderr.strip() == (
+        "configuration error: --workers 2 needs GOVFLOW_REDIS_URL: without Redis, rate limits, idempotency "
+        "keys, token revocation and live status stay inside each process")
+    on_sqlite = _govflow("serve", "--port", "1", GOVFLOW_WORKERS="3", GOVFLOW_DATABASE_URL=sqlite,
+                         GOVFLOW_REDIS_URL="redis://127.0.0.1:6379/15")
+    assert on_sqlite.returncode == 2 and "--workers 3 needs PostgreSQL" in on_sqlite.stderr
+    assert "Traceback" not in no_redis.stderr + on_sqlite.stderr
+
+
+_SIGN = """
+import base64, json, sys
+from engine.certificates_keys import KeyRing
+ring = KeyRing.from_env({"GOVFLOW_CERT_ALGORITHM": sys.argv[1]})
+print(json.dumps({"kid": ring.active.key_id, "sig": base64.b64encode(ring.active.sign(b"govflow")).decode()}))
+"""
+
+
+@pytest.mark.parametrize("algorithm", [ALG_SM2, ALG_ED25519])
+def test_development_certificate_key_is_the_same_in_every_process(algorithm: str) -> None:
+    signed = subprocess.run([sys.executable, "-c", _SIGN, algorithm], capture_output=True, text=True, cwd=ROOT,
+                            timeout=60, env={k: v for k, v in os.environ.items() if not k.startswith("GOVFLOW_")})
+    assert signed.returncode == 0, signed.stderr
+    other = json.loads(signed.stdout)
+    here = KeyRing.from_env({"GOVFLOW_CERT_ALGORITHM": algorithm})
+    assert other["kid"] == here.active.key_id and other["kid"].endswith("-shared")
+    assert here.verifier().verify(other["kid"], algorithm, b"govflow", base64.b64decode(other["sig"]))
+    assert not here.verifier().verify(other["kid"], algorithm, b"forged", base64.b64decode(other["sig"]))
+    # tests and `rotate` still get fresh keys, which the shared one does not verify
+    fresh = KeyRing.generate_dev(algorithm)
+    assert fresh.active.key_id != here.active.key_id
+    assert not here.verifier().verify(fresh.active.key_id, algorithm, b"govflow", fresh.active.sign(b"govflow"))
+
+
+@pytest.fixture
+def one_login_per_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(RATE_LIMITS, "login_per_ip", RateRule(1, 60, "test: one login per address"))
+
+
+async def _logins(api: OpenApiClient, addresses: list[str]) -> list[int]:
+    answers = [await api.client.post("/api/v1/auth/miniprogram", json={"code": "dev-proxy"},
+                                     headers={"X-Forwarded-For": address}) for address in addresses]
+    return [r.status_code for r in answers]
+
+
+@pytest.fixture
+async def behind_proxy(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                       one_login_per_address: None) -> AsyncIterator[OpenApiClient]:
+    async with running_api(make_app, monkeypatch, PROXIES_COUNT=1) as api:
+        yield api
+
+
+async def test_behind_a_proxy_rate_limits_count_the_forwarded_client(behind_proxy: OpenApiClient) -> None:
+    assert await _logins(behind_proxy, ["203.0.113.7", "203.0.113.7", "198.51.100.2"]) == [200, 429, 200]
+
+
+@pytest.fixture
+async def direct(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                 one_login_per_address: None) -> AsyncIterator[OpenApiClient]:
+    async with running_api(make_app, monkeypatch) as api:
+        yield api
+
+
+async def test_without_a_proxy_a_forwarded_header_is_not_trusted(direct: OpenApiClient) -> None:
+    # a client cannot dodge the limit by inventing addresses: all of these are 127.0.0.1
+    assert await _logins(direct, ["203.0.113.7", "198.51.100.2"]) == [200, 429]
+
+
+@pytest.mark.postgres
+async def test_containers_starting_together_migrate_one_at_a_time() -> None:
+    """Three ``govflow migrate`` at once on one empty database (replicas starting together): one
+    applies every migration, the others wait on the advisory lock and find nothing to do."""
+    from tests.conftest import PG_SERVER_URL, _admin
+
+    name = f"govflow_migrate_{os.getpid()}"
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GOVFLOW_")}
+        env["GOVFLOW_DATABASE_URL"] = f"{PG_SERVER_URL.rsplit('/', 1)[0]}/{name}"
+        procs = [subprocess.Popen([sys.executable, "-m", "mobile_api.cli", "migrate"], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        results = [(p.wait(90), *p.communicate()) for p in procs]
+        assert [rc for rc, _, _ in results] == [0, 0, 0], results
+        outputs = sorted(out.strip() for _, out, _ in results)
+        migrations = sorted(p.name for p in (ROOT / "engine/store/migrations/models").glob("[0-9]*.py"))
+        assert outputs[0].splitlines() == [f"applied {m}" for m in migrations]
+        assert outputs[1:] == ["数据库已是最新 (database up to date)"] * 2
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_live_status_streams_of_a_process_share_one_redis_connection() -> None:
+    """Thousands of open SSE streams must not mean thousands of Redis connections (Redis's
+    ``maxclients`` would bound the streams of the whole deployment): every subscription of one
+    ``RedisKV`` rides one pub/sub connection, and each still gets its channel's messages."""
+    import asyncio
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    from engine.kv import create_kv
+    from tests.api.conftest import REDIS_TEST_URL
+
+    name = f"kvhub-{uuid.uuid4().hex[:10]}"
+    kv = create_kv(f"{REDIS_TEST_URL}?client_name={name}", prefix=f"test:{name}:")
+    raw = aioredis.from_url(REDIS_TEST_URL, decode_responses=True)
+    subs = [await kv.subscribe(f"case:{n % 20}") for n in range(40)]  # 40 streams on 20 cases
+    try:
+        clients = [c for c in await raw.client_list() if c.get("name") == name]
+        assert [int(c["sub"]) for c in clients if int(c["sub"]) > 0] == [20]  # one connection, 20 channels
+        for n in range(20):
+            await kv.publish(f"case:{n}", f"status {n}")
+        received = await asyncio.wait_for(asyncio.gather(*(anext(s) for s in subs)), 10)
+        assert received == [f"status {n % 20}" for n in range(40)]
+        for sub in subs[:20]:  # the other stream on each case keeps the channel
+            await sub.close()
+        await kv.publish("case:3", "again")
+        assert await asyncio.wait_for(anext(subs[23]), 10) == "again"
+        for sub in subs[20:]:  # the last stream of a case leaves the channel
+            await sub.close()
+        channels = [f"test:{name}:case:{n}" for n in range(20)]
+        for _ in range(50):
+            if all(count == 0 for _, count in await raw.pubsub_numsub(*channels)):
+                break
+            await asyncio.sleep(0.1)
+        assert [count for _, count in await raw.pubsub_numsub(*channels)] == [0] * 20
+    finally:
+        for sub in subs:
+            await sub.close()
+        await kv.close()
+        await raw.aclose()
