@@ -86,7 +86,7 @@ MIGRATE_SCHEMA = _obj("process_id", "from_version", "to_version", "dry_run", "ca
                                                             case_id=_INT, case_no=_STR, movable=_BOOL, moved=_BOOL,
                                                             reasons={"type": "array", "items": _STR})})
 XML_BODY = {"schema": {"type": "string", "description": "BPMN 或 DMN XML（UTF-8，不含 DOCTYPE）"}}
-DEPLOY_JSON = _obj("bpmn", bpmn={**_STR, "description": "BPMN XML；只更新表单/决策表时可省略（须给 process_id）"},
+DEPLOY_JSON = _obj(bpmn={**_STR, "description": "BPMN XML；只更新表单/决策表时可省略（须给 process_id）"},
                    process_id={**_STR, "description": "可选：流程 id（须与 BPMN 一致）"},
                    files={"type": "object", "additionalProperties": _STR,
                           "description": "其他文件：名称.dmn、forms/名称.json；未给出的沿用最新版本"})
@@ -118,12 +118,12 @@ def _upload(request: Request) -> Upload:
     if media != "application/json":
         raise UnsupportedMediaType("请使用 application/xml、text/xml 或 application/json")
     body = json_body(request)
-    bpmn, files, process_id = body.get("bpmn"), body.get("files") or {}, body.get("process_id")
-    if bpmn is not None and not isinstance(bpmn, str):
+    bpmn, files, process_id = body.get("bpmn"), body.get("files", {}), body.get("process_id")
+    if "bpmn" in body and not isinstance(bpmn, str):  # omitted: keep the BPMN; null is not omitted
         raise ValidationFailed("bpmn 应为 XML 文本", fields={"bpmn": "应为字符串"})
     if not isinstance(files, dict):
         raise ValidationFailed("files 应为对象", fields={"files": "文件名 → 文本"})
-    if process_id is not None and (not isinstance(process_id, str) or not process_id.strip()):
+    if "process_id" in body and (not isinstance(process_id, str) or not process_id.strip()):
         raise ValidationFailed("process_id 无效", fields={"process_id": "应为非空字符串"})
     return Upload(bpmn=bpmn, files=files, process_id=process_id)
 

@@ -140,6 +140,11 @@ async def test_bad_json_bodies(api: OpenApiClient) -> None:
                        ({"files": {}}, "validation_failed"), ({"bpmn": 5}, "validation_failed"),
                        ({"process_id": "nope"}, "validation_failed")]:
         error_of(await api.call("POST", f"{D}/processes", token=designer, json=body), 422, code)
+    for body, field in [({"bpmn": None, "process_id": "three_steps"}, "bpmn"), ({"bpmn": THREE, "files": None}, "files"),
+                        ({"bpmn": THREE, "process_id": None}, "process_id")]:  # null is not "omitted"
+        refused = error_of(await api.call("POST", f"{D}/processes", token=designer, json=body), 422,
+                           "validation_failed")
+        assert list(refused["fields"]) == [field]
     error_of(await api.call("POST", f"{D}/processes", token=designer, content=b"{", headers={
         "Content-Type": "application/json"}), 400, "invalid_json")
     assert await _counts() == (0, 0)
