@@ -3,11 +3,12 @@
 // `actions` allow: claim / unclaim / complete, 退回 转办 加签 撤回 (ops.js), comment), and window
 // intake for clerks (intake.js). Hash routes: #/inbox?status=ready&due=overdue, #/tasks/<id>, #/intake.
 
-import { api, ApiError, onUnauthorized, session } from "./api.js";
+import { api, ApiError, client, onUnauthorized, session } from "./api.js";
+import { staffLoginForm } from "/shared/static/staff.js";
 import { intakeView } from "./intake.js";
 import { errorText, kv, section, toast } from "./ui.js";
 import { commentForm, workCard } from "./work.js";
-import { formatTime, h, uid } from "/shared/static/dom.js";
+import { formatTime, h } from "/shared/static/dom.js";
 
 const view = document.getElementById("view");
 const STATUS_TABS = [["ready", "待办"], ["mine", "我的"], ["waiting", "待补正"], ["done", "已办"]];
@@ -97,41 +98,16 @@ function show(...children) {
 function loginView(notice) {
   document.title = "登录 · 工作台";
   setNav("");
-  const userId = uid("f");
-  const passId = uid("f");
-  const user = h("input", { id: userId, name: "username", class: "input", autocomplete: "username", required: true });
-  const pass = h("input", { id: passId, name: "password", type: "password", class: "input",
-    autocomplete: "current-password", required: true });
-  const alert = h("p", { class: "alert alert-error", role: "alert", hidden: true });
-  const button = h("button", { type: "submit", class: "btn btn-primary btn-block" }, "登录");
-  const form = h("form", { class: "login-form", novalidate: true },
-    h("h1", { class: "login-title" }, "工作人员登录"),
-    h("p", { class: "muted login-sub" }, "政务服务事项办理、审批与督办"),
-    notice ? h("p", { class: "alert alert-info" }, notice) : null,
-    alert,
-    h("div", { class: "field" }, h("label", { class: "field-label", for: userId }, "用户名"), user),
-    h("div", { class: "field" }, h("label", { class: "field-label", for: passId }, "密码"), pass),
-    button);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    alert.hidden = true;
-    button.disabled = true;
-    try {
-      const body = await api.post("/staff/login", { username: user.value.trim(), password: pass.value }, { auth: false });
-      session.set({ access_token: body.access_token, staff: body.staff });
+  const login = staffLoginForm({
+    client, title: "工作人员登录", subtitle: "政务服务事项办理、审批与督办", notice,
+    onLoggedIn: () => {
       setWho();
       if (!location.hash || location.hash === "#/login") location.hash = "#/inbox";
       else route();
-    } catch (exc) {
-      alert.textContent = exc.status === 422 ? "请填写用户名和密码" : errorText(exc);
-      alert.hidden = false;
-      pass.select();
-    } finally {
-      button.disabled = false;
-    }
+    },
   });
-  show(h("div", { class: "login-page" }, h("div", { class: "card login-card" }, form)));
-  user.focus();
+  show(login.card);
+  login.focus();
 }
 
 // ------------------------------------------------------------------ inbox

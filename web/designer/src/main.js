@@ -16,7 +16,8 @@ import "dmn-js/dist/assets/dmn-js-literal-expression.css";
 import "dmn-js/dist/assets/dmn-font/css/dmn.css";
 import "./app.css";
 
-import { api, ApiError, onUnauthorized, session } from "./api.js";
+import { api, ApiError, client, onUnauthorized, session } from "./api.js";
+import { staffLoginForm } from "/shared/static/staff.js";
 import { addDiagram, hasDiagram } from "./layout.js";
 import { translateModule } from "./translate.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
@@ -103,40 +104,15 @@ function loginView(notice) {
   document.title = "登录 · 流程设计器";
   state.modeler?.destroy();
   state.modeler = null;
-  const userId = uid("f");
-  const passId = uid("f");
-  const user = h("input", { id: userId, name: "username", class: "input", autocomplete: "username", required: true });
-  const pass = h("input", { id: passId, name: "password", type: "password", class: "input",
-    autocomplete: "current-password", required: true });
-  const alert = h("p", { class: "alert alert-error", role: "alert", hidden: true });
-  const button = h("button", { type: "submit", class: "btn btn-primary btn-block" }, "登录");
-  const form = h("form", { class: "login-form", novalidate: true },
-    h("h1", { class: "login-title" }, "流程设计人员登录"),
-    h("p", { class: "muted login-sub" }, "在线编辑办事流程、校验、发布新版本、查看运行热力图"),
-    notice ? h("p", { class: "alert alert-info" }, notice) : null,
-    alert,
-    h("div", { class: "field" }, h("label", { class: "field-label", for: userId }, "用户名"), user),
-    h("div", { class: "field" }, h("label", { class: "field-label", for: passId }, "密码"), pass),
-    button);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    alert.hidden = true;
-    button.disabled = true;
-    try {
-      const body = await api.post("/staff/login", { username: user.value.trim(), password: pass.value }, { auth: false });
-      session.set({ access_token: body.access_token, staff: body.staff });
+  const login = staffLoginForm({
+    client, title: "流程设计人员登录", subtitle: "在线编辑办事流程、校验、发布新版本、查看运行热力图", notice,
+    onLoggedIn: () => {
       setWho();
       route();
-    } catch (exc) {
-      alert.textContent = exc.status === 422 ? "请填写用户名和密码" : errorText(exc);
-      alert.hidden = false;
-      pass.select();
-    } finally {
-      button.disabled = false;
-    }
+    },
   });
-  show(h("div", { class: "login-page" }, h("div", { class: "card login-card" }, form)));
-  user.focus();
+  show(login.card);
+  login.focus();
 }
 
 // ------------------------------------------------------------------ the workspace
