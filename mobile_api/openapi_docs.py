@@ -11,6 +11,11 @@ from mobile_api.errors import ERROR_SCHEMA
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def object_schema(*required: str, **properties: Any) -> dict[str, Any]:
+    """A JSON object schema with ``required`` names (left out when none: OpenAPI 3.0 wants no empty list)."""
+    return {"type": "object", **({"required": list(required)} if required else {}), "properties": properties}
+
+
 def json_content(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 

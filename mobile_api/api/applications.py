@@ -43,6 +43,7 @@ from engine.store.shared_models import DataAccessLog
 from mobile_api.api.services import NULLABLE_STRING, citizen_of, error_responses, json_content, offered_item
 from mobile_api.auth import RATE_LIMITS, RateRule, auth_state, citizen_required, rate_limit
 from mobile_api.errors import Forbidden
+from mobile_api.openapi_docs import object_schema as _obj
 from mobile_api.request import json_body
 
 RATE_LIMITS.setdefault("apply_per_citizen", RateRule(
@@ -71,10 +72,6 @@ class RequestInProgress(Conflict):
 
 
 # ------------------------------------------------------------------ schemas (OpenAPI 3.0)
-def _obj(*required: str, **properties: Any) -> dict[str, Any]:
-    return {"type": "object", "required": list(required), "properties": properties} if required else \
-        {"type": "object", "properties": properties}
-
 
 _STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
 _ANY_OBJ: dict[str, Any] = {"type": "object", "additionalProperties": True}

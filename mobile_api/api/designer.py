@@ -33,6 +33,7 @@ from engine.errors import NotFound, ValidationFailed
 from engine.store.models import Case, ProcessDefinition
 from mobile_api.errors import UnsupportedMediaType
 from mobile_api.openapi_docs import error_documenter, json_content
+from mobile_api.openapi_docs import object_schema as _obj
 from mobile_api.request import json_body
 from mobile_api.staff_auth import staff_required
 
@@ -54,9 +55,6 @@ _NSTR, _NINT = {"type": "string", "nullable": True}, {"type": "integer", "nullab
 _NNUM = {"type": "number", "nullable": True}
 _TIME = {"type": "string", "format": "date-time"}
 
-
-def _obj(*required: str, **properties: Any) -> dict[str, Any]:
-    return {"type": "object", "required": list(required), "properties": properties}
 
 
 FINDING = _obj("code", "message", "element_id", "line", code={**_STR, "example": "task_without_lane"},

@@ -22,6 +22,7 @@ from engine import staff as desk
 from engine.errors import ValidationFailed
 from engine.store.models import HumanTask
 from mobile_api.api.services import NULLABLE_STRING, error_responses, json_content
+from mobile_api.openapi_docs import object_schema as _obj
 from mobile_api.request import json_body
 from mobile_api.staff_auth import login, staff_required
 
@@ -31,9 +32,6 @@ _TIME, _NULL_TIME = {"type": "string", "format": "date-time"}, {"type": "string"
                                                                  "nullable": True}
 _ANY_OBJ: dict[str, Any] = {"type": "object", "additionalProperties": True}
 
-
-def _obj(*required: str, **properties: Any) -> dict[str, Any]:
-    return {"type": "object", "required": list(required), "properties": properties}
 
 
 STAFF_SCHEMA = _obj("username", "name", "departments", "roles", username=_STR, name=_STR,

@@ -29,6 +29,7 @@ from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.store.models import HumanTask, StaffUser
 from mobile_api.api.staff import TASK_ROLES, TASK_SCHEMA
 from mobile_api.openapi_docs import error_documenter, json_content
+from mobile_api.openapi_docs import object_schema as _obj
 from mobile_api.request import json_body
 from mobile_api.staff_auth import staff_required
 
@@ -45,9 +46,6 @@ class NotACosignTask(Conflict):
 
 _NSTR = {"type": "string", "nullable": True}
 
-
-def _obj(*required: str, **properties: Any) -> dict[str, Any]:
-    return {"type": "object", "required": list(required), "properties": properties}
 
 
 SIDE_TASK_SCHEMA = {**TASK_SCHEMA, "properties": {**TASK_SCHEMA["properties"], "kind": _STR, "state": _STR}}
