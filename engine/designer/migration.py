@@ -94,8 +94,11 @@ def _move(workflow: BpmnWorkflow, bundle: ProcessBundle, registry: Any) -> None:
         raise Conflict(f"迁移后仍有任务指向旧版本的元素：{', '.join(sorted(set(leftovers))[:5])}")
 
 
+MAX_VERSION = 2**31 - 1  # versions are a 32-bit integer column; a larger one would overflow the query
+
+
 async def _version(process_id: str, version: Any, label: str) -> ProcessDefinition:
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MAX_VERSION:
         raise ValidationFailed("版本号应为正整数", fields={label: "应为正整数"})
     definition = await ProcessDefinition.get_or_none(process_id=process_id, version=version)
     if definition is None:

@@ -221,3 +221,6 @@ async def test_round_trip_of_a_shipped_process_and_heat_map(api: OpenApiClient) 
                             json={"from_version": 1, "to_version": 7}), 404, "not_found")
     error_of(await api.call("POST", f"{D}/processes/business_startup/migrate", token=designer,
                             json={"from_version": "1", "to_version": 2}), 422, "validation_failed")
+    past_int32 = error_of(await api.call("POST", f"{D}/processes/business_startup/migrate", token=designer,
+                                         json={"from_version": 2952780303, "to_version": 2}), 422, "validation_failed")
+    assert list(past_int32["fields"]) == ["from_version"]  # was a 500 on PostgreSQL (integer overflow)
