@@ -84,4 +84,15 @@ def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-__all__ = ["ApiRequest", "RequestContext", "json_body"]
+
+def int_arg(request: Request, name: str, default: int, high: int) -> int:
+    """A page-style query argument: ``default`` when absent, else an integer 1..``high`` (422 otherwise)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= high:
+        raise ValidationFailed("分页参数无效", fields={name: f"应为 1–{high} 的整数"})
+    return int(raw)
+
+
+__all__ = ["ApiRequest", "RequestContext", "int_arg", "json_body"]

@@ -18,12 +18,12 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
-from engine.errors import ValidationFailed
 from engine.pii import mask_middle
 from engine.store.identity_models import Citizen
 from engine.store.shared_models import DataAccessLog
 from mobile_api.auth import TokenInvalid, citizen_required
 from mobile_api.openapi_docs import error_documenter, json_content
+from mobile_api.request import int_arg
 
 DATASET_LABELS = {
     "citizen": "实名身份信息", "population": "人口库信息", "birth_records": "出生医学证明信息",
@@ -93,15 +93,6 @@ async def access_log(citizen: Citizen, *, page: int, size: int, departments: dic
             "total": total}
 
 
-def _int_arg(request: Request, name: str, default: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
-        raise ValidationFailed("分页参数无效", fields={name: f"应为 1–{high} 的整数"})
-    return int(raw)
-
-
 def blueprint() -> Blueprint:
     """A fresh blueprint per app (handlers, and so their OpenAPI entries, are per app)."""
     bp = Blueprint("access_log")
@@ -117,7 +108,7 @@ def blueprint() -> Blueprint:
     @error_responses(401, 403, 422, 503)
     @citizen_required
     async def my_access_log(request: Request) -> HTTPResponse:
-        page, size = _int_arg(request, "page", 1, 100_000), _int_arg(request, "size", 20, 100)
+        page, size = int_arg(request, "page", 1, 100_000), int_arg(request, "size", 20, 100)
         citizen = await Citizen.get_or_none(id=request.ctx.principal.citizen_id)
         if citizen is None:  # a token for an account that no longer exists
             raise TokenInvalid()

@@ -44,7 +44,7 @@ from mobile_api.api.services import NULLABLE_STRING, citizen_of, error_responses
 from mobile_api.auth import RATE_LIMITS, RateRule, auth_state, citizen_required, rate_limit
 from mobile_api.errors import Forbidden
 from mobile_api.openapi_docs import object_schema as _obj
-from mobile_api.request import json_body
+from mobile_api.request import int_arg, json_body
 
 RATE_LIMITS.setdefault("apply_per_citizen", RateRule(
     30, 60, "application floods from one account: cases, identity decryption and engine work per request"))
@@ -165,15 +165,6 @@ def _text(body: dict[str, Any], name: str, *, required: bool, label: str) -> str
     if problem:
         raise ValidationFailed(f"{label}填写有误", fields={name: problem})
     return str(value).strip()
-
-
-def _int_arg(request: Request, name: str, default: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
-        raise ValidationFailed("分页参数无效", fields={name: f"应为 1–{high} 的整数"})
-    return int(raw)
 
 
 def _check_real_name(item: ServiceItem, citizen: Citizen) -> None:
@@ -387,7 +378,7 @@ def blueprint() -> Blueprint:
     @error_responses(401, 403, 422, 503)
     @citizen_required
     async def my_applications(request: Request) -> HTTPResponse:
-        page, size = _int_arg(request, "page", 1, 100_000), _int_arg(request, "size", 20, 100)
+        page, size = int_arg(request, "page", 1, 100_000), int_arg(request, "size", 20, 100)
         query = Case.filter(applicant=(await citizen_of(request.ctx.principal)).openid)
         total = await query.count()
         rows = await query.order_by("-created_at", "-id").offset((page - 1) * size).limit(size)

@@ -23,7 +23,7 @@ from engine.errors import ValidationFailed
 from engine.store.models import HumanTask
 from mobile_api.api.services import NULLABLE_STRING, error_responses, json_content
 from mobile_api.openapi_docs import object_schema as _obj
-from mobile_api.request import json_body
+from mobile_api.request import int_arg, json_body
 from mobile_api.staff_auth import login, staff_required
 
 TASK_ROLES = sorted(desk.TASK_ROLES)
@@ -91,15 +91,6 @@ def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None
     return value
 
 
-def _int_arg(request: Request, name: str, default: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
-        raise ValidationFailed("分页参数无效", fields={name: f"应为 1–{high} 的整数"})
-    return int(raw)
-
-
 def _text(body: dict[str, Any], name: str, label: str, *, required: bool) -> str | None:
     value = body.get(name)
     if value is None and not required:
@@ -150,7 +141,7 @@ def blueprint() -> Blueprint:
     @staff_required(TASK_ROLES)
     async def tasks(request: Request) -> HTTPResponse:
         status, due = _choice(request, "status", desk.STATUSES), _choice(request, "due", desk.DUES)
-        page, size = _int_arg(request, "page", 1, 100_000), _int_arg(request, "size", 20, 100)
+        page, size = int_arg(request, "page", 1, 100_000), int_arg(request, "size", 20, 100)
         return json(await desk.inbox(request.ctx.staff, status=status, due=due, page=page, size=size,
                                      now=request.app.ctx.engine.deps.clock(),
                                      department_names=request.app.ctx.engine.deps.departments))
