@@ -102,13 +102,13 @@ DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}, "locale":
                            "timezone_id": "Asia/Shanghai"}
 
 
-async def _pages(browser: Browser, options: dict[str, Any]) -> AsyncIterator[Any]:
+async def _pages(browser: Browser, options: dict[str, Any], timeout_ms: int = 10_000) -> AsyncIterator[Any]:
     """Open pages with ``options``; each fails the test on an uncaught script error."""
     contexts, errors = [], []
 
     async def open_page(base_url: str) -> Page:
         context = await browser.new_context(base_url=base_url, **options)
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(timeout_ms)
         contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -21,7 +21,8 @@ from playwright.async_api import Browser, Page, expect
 from engine.bpmn.parser import files_from_json
 from engine.seed import hash_password
 from engine.store.models import Case, HumanTask, ProcessDefinition, StaffUser
-from tests.e2e.conftest import SCREENSHOTS, Server
+from tests.e2e.conftest import Server, _pages
+from tests.e2e.conftest import screenshot as page_screenshot
 from tests.processes.test_business_startup import ACCEPT, FORM, WANG
 
 pytestmark = pytest.mark.sqlite_only
@@ -35,31 +36,14 @@ RENAMED = "受理核验（窗口预审）"
 
 @pytest.fixture
 async def desktop(browser: Browser) -> AsyncIterator[Any]:
-    """Open desktop-sized pages; each fails the test on an uncaught script error."""
-    contexts, errors = [], []
-
-    async def open_page(base_url: str) -> Page:
-        context = await browser.new_context(base_url=base_url, **DESKTOP)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = await context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        return page
-
-    yield open_page
-    for context in contexts:
-        await context.close()
-    assert not errors, errors
+    """Open desktop pages at the designer's size (the modeler loads bpmn-js: a longer default wait)."""
+    async for open_page in _pages(browser, DESKTOP, timeout_ms=15_000):
+        yield open_page
 
 
 async def screenshot(page: Page, name: str) -> Path:
     await page.evaluate("document.activeElement && document.activeElement.blur()")  # no focus ring in the picture
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
-    await page.locator("#toast").wait_for(state="hidden", timeout=5_000)
-    await page.evaluate("document.fonts.ready")
-    await page.screenshot(path=str(path), animations="disabled", caret="hide")
-    return path
+    return await page_screenshot(page, name)
 
 
 async def start_case(server: Server) -> Case:
