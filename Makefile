@@ -38,6 +38,7 @@ run: $(STAMP) $(DESIGNER_BUILT)
 	$(BIN)/govflow seed-demo
 	@echo ""
 	@echo "  citizen H5:     http://127.0.0.1:$${GOVFLOW_PORT:-8000}/m/"
+	@echo "  staff console:  http://127.0.0.1:$${GOVFLOW_PORT:-8000}/console/"
 	@echo "  designer:       http://127.0.0.1:$${GOVFLOW_PORT:-8000}/designer/"
 	@echo "  health:         http://127.0.0.1:$${GOVFLOW_PORT:-8000}/health"
 	@echo "  readiness:      http://127.0.0.1:$${GOVFLOW_PORT:-8000}/ready"
