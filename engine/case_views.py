@@ -17,6 +17,7 @@ from uuid import uuid4
 from tortoise.transactions import in_transaction
 
 from engine.case_sla import APPLICANT_LANES
+from engine.case_summary import decision_of, summary_of
 from engine.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, current_data
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.store.models import Case, CaseEvent, Evaluation, HumanTask, Job
@@ -41,31 +42,19 @@ async def owned_case(case_id: int, applicant: str) -> Case:
     return case
 
 
-def outcome_of(data: dict[str, Any]) -> dict[str, Any]:
-    """The result in one shape across processes: ``{outcome, reason, decided_by?}``."""
-    result = data.get("result") if isinstance(data.get("result"), dict) else {}
-    outcome = result.get("outcome") or data.get("outcome")
-    reason = result.get("reason") or data.get("result_message") or data.get("reject_reason")
-    view = {"outcome": outcome, "reason": reason}
-    if result.get("decided_by"):
-        view["decided_by"] = result["decided_by"]
-    return {k: v for k, v in view.items() if v is not None}
-
-
-def decision_of(data: dict[str, Any]) -> dict[str, Any] | None:
-    """The automatic decision (秒批) with its rule, reason and input snapshot, when there was one."""
-    decision = data.get("decision")
-    if not isinstance(decision, dict) or "outcome" not in decision:
-        return None
-    keys = ("outcome", "rule", "reason", "inputs", "table")
-    return {k: decision[k] for k in keys if k in decision}
+async def case_summary(engine: CaseEngine, case: Case) -> dict[str, Any]:
+    """The case's decision and result: stored with its state; rebuilt from the workflow only for
+    a case last written before summaries were kept."""
+    if case.summary is not None:
+        return engine.deps.serializer.load_summary(case.summary)
+    _, workflow, _ = await engine.load(case.id)
+    return summary_of(current_data(workflow))
 
 
 async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
     from engine.store.certificate_models import Certificate
 
-    _, workflow, _ = await engine.load(case.id)
-    data = current_data(workflow)
+    summary = await case_summary(engine, case)
     departments = engine.deps.departments
     events = await CaseEvent.filter(case_id=case.id).order_by("id")
     steps = [{
@@ -74,7 +63,8 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
         "opinion": (e.detail or {}).get("opinion") if isinstance(e.detail, dict) else None,
         "at": e.created_at.isoformat(),
     } for e in events if e.kind != "bpmn_event"]
-    tasks = await HumanTask.filter(case_id=case.id, state__in=OPEN_TASK_STATES).order_by("created_at")
+    all_tasks = await HumanTask.filter(case_id=case.id).order_by("created_at", "id")
+    tasks = [t for t in all_tasks if t.state in OPEN_TASK_STATES]
     current = [{"name": t.name, "department": t.department,
                 "department_name": departments.get(t.department or "", t.department),
                 "waiting_for_applicant": t.lane in APPLICANT_LANES, "task_id": str(t.id),
@@ -88,12 +78,12 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
         "created_at": case.created_at.isoformat(), "due_at": case.due_at.isoformat() if case.due_at else None,
         "completed_at": case.completed_at.isoformat() if case.completed_at else None,
         "sla_paused": case.paused_at is not None, "current_steps": current, "steps": steps,
-        "decision": decision_of(data), "result": outcome_of(data),
+        "decision": summary.get("decision"), "result": summary.get("result") or {},
         "certificates": [{"id": c.id, "identifier": c.identifier, "name": c.name, "number": c.number,
                           "issuer_name": c.issuer_name, "issue_date": c.issue_date.isoformat(),
                           "holder_name": c.holder_name[:1] + "*" * (len(c.holder_name) - 1),
                           "holder_code_masked": c.holder_code_masked, "state": c.state} for c in certificates],
-        "subcases": await engine.subcases(case.id),
+        "subcases": engine.subcases_of(case, [t for t in all_tasks if t.kind == "bpmn"]),
         "evaluation": {"level": evaluation.level, "label": LEVELS[evaluation.level]} if evaluation else None,
     }
 

@@ -26,6 +26,7 @@ from engine import audit, case_sla
 from engine.bpmn.errors import describe_run_error
 from engine.bpmn.parser import BundleCache, ProcessBundle, build_bundle, files_from_json, files_to_json
 from engine.bpmn.serializer import StateSerializer
+from engine.case_summary import summary_of
 from engine.connectors import ConnectorContext, ConnectorRegistry
 from engine.errors import (
     Conflict,
@@ -203,6 +204,7 @@ class CaseEngine:
                 case_no=case_no, service=service, definition_id=definition.id, applicant=applicant,
                 agent=actor if channel == "window" else None, channel=channel, item_version=item_version,
                 status=_status(workflow), state=self.deps.serializer.dump(workflow), version=1,
+                summary=self.summary(workflow),
                 due_at=sla.due_at if sla and not workflow.completed else None,
                 completed_at=now if workflow.completed else None, using_db=conn,
             )
@@ -310,6 +312,10 @@ class CaseEngine:
         if case is None:
             raise NotFound("办件不存在")
         rows = await HumanTask.filter(case_id=case_id, kind="bpmn").order_by("created_at", "id")
+        return self.subcases_of(case, rows)
+
+    def subcases_of(self, case: Case, rows: list[HumanTask]) -> list[dict[str, Any]]:
+        """``subcases`` from the case's workflow task rows (``kind="bpmn"``) in creation order."""
         grouped: dict[str, list[HumanTask]] = {}
         for row in rows:
             grouped.setdefault(row.department or "-", []).append(row)
@@ -403,12 +409,16 @@ class CaseEngine:
     async def _store(self, conn: Any, case: Case, workflow: BpmnWorkflow, now: datetime) -> int:
         version = case.version + 1
         updated = await Case.filter(id=case.id, version=case.version).using_db(conn).update(
-            state=self.deps.serializer.dump(workflow), version=version, status=_status(workflow),
-            updated_at=now, completed_at=now if workflow.completed else None,
+            state=self.deps.serializer.dump(workflow), summary=self.summary(workflow), version=version,
+            status=_status(workflow), updated_at=now, completed_at=now if workflow.completed else None,
         )
         if updated == 0:
             raise Conflict("办件已被他人更新，请刷新后重试")
         return version
+
+    def summary(self, workflow: BpmnWorkflow) -> str:
+        """The sealed summary stored with the state (``cases.summary``, ``engine.case_summary``)."""
+        return self.deps.serializer.dump_summary(summary_of(current_data(workflow)))
 
     async def _write_side_effects(self, conn: Any, case: Case, workflow: BpmnWorkflow, bundle: ProcessBundle,
                                   step: _Step, now: datetime, new_case: bool = False) -> None:

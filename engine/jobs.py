@@ -24,7 +24,8 @@ from engine.store.models import Case, Job
 log = logging.getLogger("govflow.jobs")
 MAX_ATTEMPTS = 5
 
-Handler = Callable[[Job, object], Awaitable[None]]
+# a handler returns the case's status when it knows it (else the runner reads it to publish)
+Handler = Callable[[Job, object], Awaitable[str | None]]
 
 
 class JobRunner:
@@ -103,14 +104,16 @@ class JobRunner:
                     await Job.filter(id=job.id).using_db(conn).update(
                         status="failed", last_error=f"no handler for job kind {job.kind}")
                     return False
-                await handler(job, conn)
+                status = await handler(job, conn)
             if job.case_id is not None and self.engine.deps.publish is not None:  # after the commit
-                case = await Case.get_or_none(id=job.case_id)
-                if case is not None:
+                if status is None:  # the handler did not say: read it
+                    case = await Case.get_or_none(id=job.case_id)
+                    status = case.status if case is not None else None
+                if status is not None:
                     try:
-                        await self.engine.deps.publish(case.id, case.status, [job.kind])
+                        await self.engine.deps.publish(job.case_id, status, [job.kind])
                     except Exception:  # noqa: BLE001 - best effort, the job is done
-                        log.warning("publish failed for case %s", case.id, exc_info=True)
+                        log.warning("publish failed for case %s", job.case_id, exc_info=True)
             return True
         except Conflict:
             return False  # the case moved on under us; the job is still pending and retried
@@ -133,10 +136,13 @@ class JobRunner:
             await Job.filter(id=job_id).update(attempts=attempts, last_error=error,
                                                due_at=self.clock() + backoff)
 
-    async def _fire_timer(self, job: Job, conn: object) -> None:
+    async def _fire_timer(self, job: Job, conn: object) -> str | None:
+        """Returns the case's status after the step (published after the commit without a re-read)."""
         result = await self.engine.fire_timers(job.case_id, job_id=job.id, conn=conn)  # type: ignore[attr-defined]
         if result is None:
             await Job.filter(id=job.id).using_db(conn).update(status="cancelled")
+            return None
+        return result.status
 
 
 def is_postgres_connection() -> bool:

@@ -95,7 +95,8 @@ async def _anonymise(engine: CaseEngine, case: Case, now: datetime, actor: str) 
     workflow.data = anonymised_data(workflow.data if isinstance(workflow.data, dict) else {})
     async with in_transaction() as conn:
         updated = await Case.filter(id=case.id, version=case.version, purged_at__isnull=True).using_db(conn).update(
-            state=engine.deps.serializer.dump(workflow), version=case.version + 1, applicant=None,
+            state=engine.deps.serializer.dump(workflow), summary=engine.summary(workflow),
+            version=case.version + 1, applicant=None,
             purged_at=now, updated_at=now)
         if not updated:  # changed meanwhile: the next run takes it
             return False

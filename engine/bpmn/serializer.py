@@ -31,6 +31,7 @@ from engine.errors import ModelError
 STATE_FORMAT = 1
 ENCRYPTED_PREFIX = "enc1:"
 _STATE_AD = b"govflow.case.state"
+_SUMMARY_AD = b"govflow.case.summary"  # a summary cannot pass for a state, nor the reverse
 
 
 class _SpecByReferenceConverter(BpmnWorkflowConverter):
@@ -102,16 +103,30 @@ class StateSerializer:
             "spiff": self.spiff_version,
             "workflow": self._serializer.to_dict(workflow),
         }
-        text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+        return self._seal(json.dumps(envelope, separators=(",", ":"), ensure_ascii=False), _STATE_AD)
+
+    def dump_summary(self, summary: dict[str, Any]) -> str:
+        """A case's summary (decision and result, ``engine.case_summary``) as stored beside the state:
+        sealed like the state, because a decision's inputs may be personal data."""
+        text = json.dumps(summary, separators=(",", ":"), ensure_ascii=False)
+        return self._seal(text, _SUMMARY_AD)
+
+    def load_summary(self, text: str) -> dict[str, Any]:
+        value = json.loads(self.decode(text, _SUMMARY_AD))
+        if not isinstance(value, dict):
+            raise ModelError("stored case summary is not an object")
+        return value
+
+    def _seal(self, text: str, ad: bytes) -> str:
         if self._cipher is None:
             return text
         import base64
 
-        sealed = self._cipher.encrypt(text.encode("utf-8"), [_STATE_AD])
+        sealed = self._cipher.encrypt(text.encode("utf-8"), [ad])
         return ENCRYPTED_PREFIX + base64.b64encode(sealed).decode("ascii")
 
-    def decode(self, text: str) -> str:
-        """The JSON text of a stored state, decrypting it when it is encrypted."""
+    def decode(self, text: str, ad: bytes = _STATE_AD) -> str:
+        """The JSON text of a stored state (or summary), decrypting it when it is encrypted."""
         if not text.startswith(ENCRYPTED_PREFIX):
             return text
         if self._cipher is None:
@@ -126,7 +141,7 @@ class StateSerializer:
             raise ModelError("stored case state cannot be decrypted (wrong key or tampered)") from exc
         for cipher in (self._cipher, *self._old_ciphers):
             try:
-                return cipher.decrypt(raw, [_STATE_AD]).decode("utf-8")
+                return cipher.decrypt(raw, [ad]).decode("utf-8")
             except (InvalidTag, ValueError):
                 continue
         raise ModelError("stored case state cannot be decrypted (wrong key or tampered)")

@@ -72,6 +72,9 @@ class Case(Model):
     due_at = fields.DatetimeField(null=True)  # promised completion (SLA), paused during 补正
     paused_at = fields.DatetimeField(null=True)
     state = fields.TextField()
+    # what the applicant's view needs of the state — decision and result (engine.case_summary) —
+    # written with it and sealed like it, so reading a case never rebuilds the workflow
+    summary = fields.TextField(null=True)
     version = fields.IntField(default=1)
     error = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)

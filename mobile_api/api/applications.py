@@ -135,9 +135,10 @@ def _summary(request: Request, case: Case) -> dict[str, Any]:
             "completed_at": _iso(case.completed_at)}
 
 
-async def _detail(request: Request, case_id: int) -> dict[str, Any]:
-    """``case_detail`` (re-read) with the summary fields, e.g. the service's name."""
-    case = await Case.get(id=case_id)
+async def _detail(request: Request, case_id: int, case: Case | None = None) -> dict[str, Any]:
+    """``case_detail`` with the summary fields, e.g. the service's name; the case is re-read
+    unless the caller has just read it."""
+    case = case if case is not None else await Case.get(id=case_id)
     return {**_summary(request, case), **await views.case_detail(request.app.ctx.engine, case)}
 
 
@@ -393,7 +394,7 @@ def blueprint() -> Blueprint:
     @citizen_required
     async def application(request: Request, case_id: int) -> HTTPResponse:
         _, case = await _mine(request, case_id)
-        return json(await _detail(request, case.id))
+        return json(await _detail(request, case.id, case))
 
     @bp.post("/applications/<case_id:int>/supplement")
     @openapi.summary("Supplement / 补正材料")
