@@ -43,7 +43,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.support import REDIS_URL, Served, flush_redis, free_port, load, percentiles, pg_database  # noqa: E402
+from bench.support import REDIS_URL, CpuMeter, Served, flush_redis, free_port, load, percentiles, pg_database  # noqa: E402
 from tests.fakes.wechat_server import APPID, SECRET, FakeWeChat  # noqa: E402
 
 FORM = {"phone": "13816612345", "address": {"region_code": "310104", "detail": "漕溪北路88弄3号602室"},
@@ -273,10 +273,16 @@ async def measure_setup(setup: Setup, people: list[dict[str, str]], args: argpar
             measured = people[1 + len(warm):]
             before = load()
             spy = await _profiler(served, args, setup.name)
+            meter = CpuMeter(served.proc.pid if served.proc else None).start()
             result = await run_journeys(served.url, measured, args.clients)
+            cpu = meter.stop()
             if spy is not None:
                 spy.send_signal(2)
                 await spy.wait()
+            done = result.get("completed") or 1
+            result["cpu_s"] = cpu  # where the cores went while the journeys ran
+            result["cpu_ms_per_journey"] = {k: round(v * 1000 / done, 1) for k, v in cpu.items()
+                                            if k not in ("wall_s", "cores_busy")}
             result["load_before"], result["load_after"] = before, load()
             result["reads"] = await measure_reads(served.url, reader, args)
             return result

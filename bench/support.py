@@ -41,6 +41,70 @@ def load() -> dict[str, float]:
             "cpus": os.cpu_count() or 0}
 
 
+class CpuMeter:
+    """CPU seconds (user + system, from /proc) spent between ``start`` and ``stop`` by: a server's
+    process tree (``pid`` and its descendants: Sanic's workers), this process (the load generator),
+    PostgreSQL's and Redis's processes. Tells where the two cores went during a run."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self._before: dict[str, float] = {}
+
+    @staticmethod
+    def _procs() -> list[tuple[int, int, str, float]]:
+        """(pid, ppid, command, cpu seconds) of every process we may read."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+            out.append((int(entry), int(fields[1]), cmd or stat[stat.index("(") + 1:stat.rindex(")")],
+                        (int(fields[11]) + int(fields[12])) / tick))
+        return out
+
+    def _sample(self) -> dict[str, float]:
+        procs = self._procs()
+        tree = {self.pid} if self.pid else set()
+        grew = True
+        while grew:
+            grew = False
+            for pid, ppid, _, _ in procs:
+                if ppid in tree and pid not in tree:
+                    tree.add(pid)
+                    grew = True
+        sample = {"server": 0.0, "load_generator": 0.0, "postgres": 0.0, "redis": 0.0}
+        for pid, _, cmd, cpu in procs:
+            if pid in tree:
+                sample["server"] += cpu
+            elif pid == os.getpid():
+                sample["load_generator"] += cpu
+            elif cmd.startswith("postgres"):
+                sample["postgres"] += cpu
+            elif "redis-server" in cmd:
+                sample["redis"] += cpu
+        return sample
+
+    def start(self) -> "CpuMeter":
+        self._before = self._sample()
+        self._began = time.perf_counter()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per part, and ``cores_busy``: all parts' CPU over the wall time."""
+        after = self._sample()
+        wall = time.perf_counter() - self._began
+        used = {k: round(after[k] - self._before.get(k, 0.0), 2) for k in after}
+        used["wall_s"] = round(wall, 2)
+        used["cores_busy"] = round(sum(v for k, v in used.items() if k != "wall_s") / wall, 2) if wall else 0.0
+        return used
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -110,3 +110,40 @@ async def test_committed_steps_and_fired_jobs_are_published(engine: CaseEngine) 
         assert first == {"case_id": started.id, "status": "completed", "events": ["timer"]}
     finally:
         await kv.close()
+
+
+async def test_due_timers_fire_as_one_batch_with_the_same_result_as_one_by_one(engine: CaseEngine) -> None:
+    """A pass claims the due timers together and steps their cases in one transaction; each case
+    ends exactly as a single fire leaves it (version, timeline, jobs) and the audit chain holds."""
+    from engine import audit
+
+    ids = await _due_timer_cases(engine, 12)
+    single = ids.pop()
+    assert await engine.fire_timers(single, job_id=(await Job.get(case_id=single)).id) is not None
+    runner = JobRunner(engine, batch=50)
+    assert await runner._run_timer_batch(engine.deps.clock()) == len(ids)  # noqa: SLF001 - the batch path itself
+    await _assert_each_fired_once([*ids, single])
+
+    async def shape(case_id: int) -> tuple:
+        case = await Case.get(id=case_id)
+        kinds = [e.kind for e in await CaseEvent.filter(case_id=case_id).order_by("id")]
+        jobs = sorted(j.status for j in await Job.filter(case_id=case_id))
+        return case.status, case.version, kinds, jobs, engine.deps.serializer.load_summary(case.summary)
+
+    expected = await shape(single)
+    assert expected[1] == 2 and "step_done" in expected[2] and expected[3] == ["done"]
+    assert [await shape(case_id) for case_id in ids] == [expected] * len(ids)
+    assert (await audit.verify()).ok
+
+
+async def test_a_broken_case_does_not_hold_up_the_rest_of_its_batch(engine: CaseEngine) -> None:
+    ids = await _due_timer_cases(engine, 5)
+    broken = ids.pop(2)
+    await Case.filter(id=broken).update(state='{"format": 1, "workflow": {"broken": true}}')
+    assert await JobRunner(engine).run_due() == len(ids)
+    await asyncio.sleep(0)
+    [job] = await Job.filter(case_id=broken)
+    assert job.status == "pending" and job.attempts == 1 and "stored case state" in (job.last_error or "")
+    for case_id in ids:
+        assert (await Case.get(id=case_id)).version == 2
+        assert await Job.filter(case_id=case_id, status="done").count() == 1
