@@ -47,6 +47,15 @@ def journey(report: dict[str, Any]) -> list[str]:
             f"{s['load_before']['load1']}→{s['load_after']['load1']} |")
     if "pg2_vs_pg1" in report:
         lines += ["", f"2 workers vs 1 worker (PostgreSQL + Redis): **{report['pg2_vs_pg1']}×**"]
+    measured = [s for s in report["setups"] if "cpu_ms_per_journey" in s]
+    if measured:
+        lines += ["", "Where the cores went while the journeys ran (CPU ms per journey; the load generator "
+                  "includes the fake WeChat server):", "",
+                  "| setup | server | load generator | PostgreSQL | Redis | cores busy |", "|---|---|---|---|---|---|"]
+        for s in measured:
+            cpu = s["cpu_ms_per_journey"]
+            lines.append(f"| {s['name']} | {cpu['server']:g} | {cpu['load_generator']:g} | {cpu['postgres']:g} | "
+                         f"{cpu['redis']:g} | {s['cpu_s']['cores_busy']:g} of {report['load_start']['cpus']} |")
     return lines
 
 

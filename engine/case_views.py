@@ -71,7 +71,8 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
                 "reason": await _supplement_reason(t),
                 "due_at": t.due_at.isoformat() if t.due_at else None} for t in tasks]
     certificates = await Certificate.filter(case_id=case.id).order_by("id")
-    evaluation = await Evaluation.get_or_none(case_id=case.id)
+    # 好差评 only after the end (``evaluate``): a running case has none to read
+    evaluation = None if case.status == "running" else await Evaluation.get_or_none(case_id=case.id)
     return {
         "id": case.id, "case_no": case.case_no, "service": case.service, "status": case.status,
         "status_label": STATUS_LABELS.get(case.status, case.status), "channel": case.channel,

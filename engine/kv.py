@@ -71,6 +71,9 @@ class KV(Protocol):
 
     async def get(self, key: str) -> str | None: ...
     async def set(self, key: str, value: str, *, ex: float | None = None) -> None: ...
+    async def exists_any(self, *keys: str) -> bool:
+        """Whether any of ``keys`` is set, in one round trip (e.g. a token's revocation marks)."""
+        ...
     async def set_nx(self, key: str, value: str, *, ex: float | None = None) -> bool:
         """Set only when absent (idempotency keys, locks); True when this call set it."""
     async def delete(self, *keys: str) -> int: ...
@@ -132,6 +135,9 @@ class MemoryKV:
 
     async def set(self, key: str, value: str, *, ex: float | None = None) -> None:
         self._put(key, value, ex)
+
+    async def exists_any(self, *keys: str) -> bool:
+        return any(self._live(key) for key in keys)
 
     async def set_nx(self, key: str, value: str, *, ex: float | None = None) -> bool:
         if self._live(key) is not None:
@@ -234,6 +240,9 @@ class RedisKV:
 
     async def set(self, key: str, value: str, *, ex: float | None = None) -> None:
         await _guard(self._client.set(self.prefix + key, value, px=_ms(ex)))
+
+    async def exists_any(self, *keys: str) -> bool:
+        return bool(keys) and bool(await _guard(self._client.exists(*(self.prefix + key for key in keys))))
 
     async def set_nx(self, key: str, value: str, *, ex: float | None = None) -> bool:
         return bool(await _guard(self._client.set(self.prefix + key, value, px=_ms(ex), nx=True)))

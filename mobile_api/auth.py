@@ -206,8 +206,7 @@ class TokenService:
             raise TokenInvalid()
         if exp <= now:
             raise TokenExpired()
-        if (await self.kv.get(f"access:denied:{claims['jti']}") is not None
-                or await self.kv.get(f"family:{claims['fam']}:revoked") is not None):
+        if await self.kv.exists_any(f"access:denied:{claims['jti']}", f"family:{claims['fam']}:revoked"):
             raise TokenRevoked()
         return Principal(int(sub), claims["role"], claims["jti"], claims["fam"], exp)
 

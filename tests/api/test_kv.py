@@ -45,6 +45,15 @@ async def test_set_get_delete(kv: KV) -> None:
     await kv.ping()
 
 
+async def test_exists_any_sees_any_live_key_of_several(kv: KV) -> None:
+    assert await kv.exists_any("x", "y") is False and await kv.exists_any() is False
+    await kv.set("y", "1")
+    assert await kv.exists_any("x", "y") is True and await kv.exists_any("y") is True
+    await kv.set("gone", "1", ex=0.2)
+    await asyncio.sleep(0.35)
+    assert await kv.exists_any("x", "gone") is False
+
+
 async def test_set_nx_only_sets_once(kv: KV) -> None:
     assert await kv.set_nx("idem", "first", ex=30) is True
     assert await kv.set_nx("idem", "second", ex=30) is False
