@@ -11,7 +11,9 @@ demo/population.csv), so every application is a first one and is approved automa
 Setups: PostgreSQL + Redis with 1 and 2 worker processes, SQLite with 1 (fresh databases, dropped
 afterwards). The same client also measures read endpoints (the catalogue, a case detail) and the
 machine's ceiling: a bare Sanic app answering constant JSON (bench/ceiling_app.py) with the same
-worker count; every throughput is also given as a ratio to that ceiling.
+worker count; every throughput is also given as a ratio to that ceiling. While the journeys run,
+``bench.support.CpuMeter`` reads from /proc the CPU spent by the server's processes, this load
+generator (with the fake WeChat server), PostgreSQL and Redis: ``cpu_ms_per_journey`` in the JSON.
 
 Prints one JSON document and draws a chart (PNG). Usage:
 
