@@ -28,6 +28,7 @@ from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
+from tortoise.expressions import Subquery
 
 from engine import case_views as views
 from engine import identity
@@ -140,6 +141,20 @@ async def _detail(request: Request, case_id: int, case: Case | None = None) -> d
     unless the caller has just read it."""
     case = case if case is not None else await Case.get(id=case_id)
     return {**_summary(request, case), **await views.case_detail(request.app.ctx.engine, case)}
+
+
+async def _my_case(request: Request, case_id: int) -> Case:
+    """The caller's case, for reads: one query (the case joined to the caller's account) where
+    ``_mine`` makes two; a miss reads the account to tell a vanished account (401) from 404."""
+    if not 1 <= case_id <= MAX_CASE_ID:
+        raise NotFound("办件不存在")
+    principal = request.ctx.principal
+    case = await Case.filter(id=case_id, applicant__in=Subquery(
+        Citizen.filter(id=principal.citizen_id).values("openid"))).first()
+    if case is None:
+        await citizen_of(principal)  # 401 when the account is gone
+        raise NotFound("办件不存在")
+    return case
 
 
 async def _mine(request: Request, case_id: int) -> tuple[Citizen, Case]:
@@ -393,7 +408,7 @@ def blueprint() -> Blueprint:
     @error_responses(401, 403, 404, 503)
     @citizen_required
     async def application(request: Request, case_id: int) -> HTTPResponse:
-        _, case = await _mine(request, case_id)
+        case = await _my_case(request, case_id)
         return json(await _detail(request, case.id, case))
 
     @bp.post("/applications/<case_id:int>/supplement")
@@ -472,7 +487,7 @@ def blueprint() -> Blueprint:
     @error_responses(401, 403, 404, 503)
     @citizen_required
     async def events(request: Request, case_id: int) -> None:
-        _, case = await _mine(request, case_id)
+        case = await _my_case(request, case_id)
         await _stream_status(request, case)
 
     return bp

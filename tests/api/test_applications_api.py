@@ -224,6 +224,21 @@ async def test_my_cases_are_paginated_newest_first_and_private(api: OpenApiClien
     assert wangs["id"] not in [c["id"] for c in first["items"] + second["items"]]
 
 
+async def test_reading_a_case_after_the_account_is_gone_is_401(api: OpenApiClient) -> None:
+    """The detail and the status stream read the case joined to the caller's account in one query;
+    a miss still tells a vanished account (401, as everywhere) from someone else's case (404)."""
+    from engine.store.identity_models import Citizen
+
+    wang = await citizen_token(api, "dev-wang", *WANG)
+    case = await started(api, wang, "senior-card", SENIOR)
+    assert (await api.call("GET", f"{APPLY}/{case['id']}", token=wang)).json()["case_no"] == case["case_no"]
+    await Citizen.filter(id=await citizen_id(api, wang)).update(openid="gone-" + uuid.uuid4().hex[:8])
+    error_of(await api.call("GET", f"{APPLY}/{case['id']}", token=wang), 404, "not_found")  # not theirs now
+    await Citizen.filter(openid__startswith="gone-").delete()
+    for path in (f"{APPLY}/{case['id']}", f"{APPLY}/{case['id']}/events"):
+        error_of(await api.call("GET", path, token=wang), 401, "token_invalid")
+
+
 # --------------------------------------------------------------------------- operations
 
 async def test_withdraw_before_acceptance_only(api: OpenApiClient) -> None:
