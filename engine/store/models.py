@@ -108,8 +108,8 @@ class HumanTask(Model):
 
     class Meta:
         table = "human_tasks"
-        # (assignee, state): the inbox's 加签 part and "mine" (engine.staff._parts) without a table scan
-        indexes = (("department", "state", "due_at"), ("case_id", "state"), ("assignee", "state"))
+        # (kind, assignee, state): the inbox's 加签 part (engine.staff._parts) reads only the few cosign rows
+        indexes = (("department", "state", "due_at"), ("case_id", "state"), ("kind", "assignee", "state"))
 
 
 class CaseEvent(Model):
