@@ -12,7 +12,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, NamedTuple
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -112,6 +112,16 @@ class _Step:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)  # automatic decisions made (audited)
+
+
+class _Stepped(NamedTuple):
+    """A case a timer stepped, waiting to be written (``CaseEngine._write_fired``)."""
+
+    case: Case
+    workflow: BpmnWorkflow
+    bundle: ProcessBundle
+    step: _Step
+    context: ConnectorContext
 
 
 class CaseEngine:
@@ -223,12 +233,17 @@ class CaseEngine:
         case = await Case.filter(id=case_id).using_db(conn).first()
         if case is None:
             raise NotFound("办件不存在")
-        bundle = await self.bundle_for(case.definition_id, conn)  # type: ignore[attr-defined]
         context = context or ConnectorContext(case_no=case.case_no, service=case.service)
         if not context.case_no:
             context.case_no, context.service = case.case_no, case.service
-        workflow = self.deps.serializer.load(case.state, bundle, self._script_engine(context))
+        workflow, bundle = await self._rebuild(case, context, conn)
         return case, workflow, bundle
+
+    async def _rebuild(self, case: Case, context: ConnectorContext, conn: Any = None) -> tuple[BpmnWorkflow,
+                                                                                              ProcessBundle]:
+        """The workflow of a case row already read, its connectors acting in ``context``."""
+        bundle = await self.bundle_for(case.definition_id, conn)  # type: ignore[attr-defined]
+        return self.deps.serializer.load(case.state, bundle, self._script_engine(context)), bundle
 
     async def complete_task(self, task_id: str | UUID, data: dict[str, Any] | None = None, *,
                             actor: str | None = None, opinion: str | None = None) -> CaseResult:
@@ -283,22 +298,13 @@ class CaseEngine:
         step = _Step()
         await self._step(self._advance, workflow, step)
         now = self.deps.clock()
-
-        async def write(c: Any) -> int:
-            if job_id is not None:
-                await Job.filter(id=job_id).using_db(c).update(status="done", fired_at=now)
-            version = await self._store(c, case, workflow, now)
-            await self._write_side_effects(c, case, workflow, bundle, step, now)
-            records = list(context.records)
-            await self._write_records(c, case.id, context)
-            await self._audit(c, case.case_no, step, records, workflow, now)
-            return version
-
+        fired = [_Stepped(case, workflow, bundle, step, context)]
+        job_ids = [job_id] if job_id is not None else []
         if conn is not None:
-            version = await write(conn)  # the caller commits (and publishes after its commit)
+            [version] = await self._write_fired(conn, fired, job_ids, now)  # the caller commits and publishes
         else:
             async with in_transaction() as c:
-                version = await write(c)
+                [version] = await self._write_fired(c, fired, job_ids, now)
             await self._published(case.id, workflow, step)
         return self._result(case.id, case.case_no, workflow, version, bundle)
 
@@ -311,7 +317,7 @@ class CaseEngine:
         the rest. Returns ``(case_id, status)`` of the cases stepped, to publish after the commit."""
         now = self.deps.clock()
         cases = {c.id: c for c in await Case.filter(id__in=[j.case_id for j in jobs]).using_db(conn)}  # type: ignore[attr-defined]
-        stepped: list[tuple[Case, BpmnWorkflow, ProcessBundle, _Step, ConnectorContext]] = []
+        fired: list[_Stepped] = []
         cancelled, done = [], []
         for job in jobs:
             case = cases.get(job.case_id)  # type: ignore[attr-defined]
@@ -319,26 +325,31 @@ class CaseEngine:
                 cancelled.append(job.id)
                 continue
             context = ConnectorContext(case_no=case.case_no, service=case.service, actor="system", purpose="定时器")
-            bundle = await self.bundle_for(case.definition_id, conn)  # type: ignore[attr-defined]
-            workflow = self.deps.serializer.load(case.state, bundle, self._script_engine(context))
+            workflow, bundle = await self._rebuild(case, context, conn)
             step = _Step()
             await self._step(self._advance, workflow, step)
-            stepped.append((case, workflow, bundle, step, context))
+            fired.append(_Stepped(case, workflow, bundle, step, context))
             done.append(job.id)
         if cancelled:
             await Job.filter(id__in=cancelled).using_db(conn).update(status="cancelled")
-        if done:
-            await Job.filter(id__in=done).using_db(conn).update(status="done", fired_at=now)
-        records = []
-        for case, workflow, _bundle, _step, context in stepped:
-            await self._store(conn, case, workflow, now)
-            records.append(list(context.records))
-            await self._write_records(conn, case.id, context)
-        await self._write_side_effects_many(conn, [item[:4] for item in stepped], now)
-        await audit.append(conn, [entry for (case, workflow, _b, step, _c), recorded in zip(stepped, records, strict=True)
-                                  for entry in audit.step_entries(case.case_no, step.events, recorded,
-                                                                  step.decisions, _status(workflow))], now=now)
-        return [(case.id, _status(workflow)) for case, workflow, *_ in stepped]
+        await self._write_fired(conn, fired, done, now)
+        return [(f.case.id, _status(f.workflow)) for f in fired]
+
+    async def _write_fired(self, conn: Any, fired: list[_Stepped], job_ids: list[int], now: datetime) -> list[int]:
+        """Store cases a timer stepped with their jobs done: each state (optimistic version check),
+        then one write per kind of row for all of them and one audit append. Their new versions."""
+        if job_ids:
+            await Job.filter(id__in=job_ids).using_db(conn).update(status="done", fired_at=now)
+        versions, records = [], []
+        for f in fired:
+            versions.append(await self._store(conn, f.case, f.workflow, now))
+            records.append(list(f.context.records))
+            await self._write_records(conn, f.case.id, f.context)
+        await self._write_side_effects_many(conn, [(f.case, f.workflow, f.bundle, f.step) for f in fired], now)
+        await audit.append(conn, [entry for f, recorded in zip(fired, records, strict=True)
+                                  for entry in audit.step_entries(f.case.case_no, f.step.events, recorded,
+                                                                  f.step.decisions, _status(f.workflow))], now=now)
+        return versions
 
     async def timeline(self, case_id: int) -> list[CaseEvent]:
         return await CaseEvent.filter(case_id=case_id).order_by("id")
@@ -419,11 +430,14 @@ class CaseEngine:
             step.events.append({"kind": "case_completed"})
 
     async def _published(self, case_id: int, workflow: BpmnWorkflow, step: _Step) -> None:
-        """Tell live listeners (SSE) a step committed; a broken channel never fails the step."""
+        await self.publish_status(case_id, _status(workflow), [e["kind"] for e in step.events])
+
+    async def publish_status(self, case_id: int, status: str, kinds: list[str]) -> None:
+        """Tell live listeners (SSE) a change committed; a broken channel never fails the change."""
         if self.deps.publish is None:
             return
         try:
-            await self.deps.publish(case_id, _status(workflow), [e["kind"] for e in step.events])
+            await self.deps.publish(case_id, status, kinds)
         except Exception:  # noqa: BLE001 - status push is best effort; the state is committed
             import logging
 

@@ -95,12 +95,8 @@ class JobRunner:
                 raise
             log.info("timer batch of %d fell back to one by one: %s", len(claimed), exc)
             return sum([await self._run_one(job_id) for job_id in claimed])
-        if self.engine.deps.publish is not None:  # after the commit
-            for case_id, status in stepped:
-                try:
-                    await self.engine.deps.publish(case_id, status, ["timer"])
-                except Exception:  # noqa: BLE001 - best effort, the jobs are done
-                    log.warning("publish failed for case %s", case_id, exc_info=True)
+        for case_id, status in stepped:  # after the commit
+            await self.engine.publish_status(case_id, status, ["timer"])
         return len(claimed)
 
     async def next_due_in(self) -> float | None:
@@ -144,10 +140,7 @@ class JobRunner:
                     case = await Case.get_or_none(id=job.case_id)
                     status = case.status if case is not None else None
                 if status is not None:
-                    try:
-                        await self.engine.deps.publish(job.case_id, status, [job.kind])
-                    except Exception:  # noqa: BLE001 - best effort, the job is done
-                        log.warning("publish failed for case %s", job.case_id, exc_info=True)
+                    await self.engine.publish_status(job.case_id, status, [job.kind])
             return True
         except Conflict:
             return False  # the case moved on under us; the job is still pending and retried
