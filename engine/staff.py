@@ -120,24 +120,13 @@ def departments_of(staff: StaffUser) -> list[str]:
     return codes
 
 
-def _status_q(staff: StaffUser, status: str | None) -> Q:
-    me = staff.username
-    if status == "ready":
-        return Q(state="ready")
-    if status == "mine":
-        return Q(state="claimed", assignee=me)
-    if status == "done":
-        return Q(state="completed", completed_by=me)
-    if status == "waiting":
-        return Q(state=HELD_STATE)
-    return Q(state="ready") | Q(state="claimed", assignee=me)  # the working set
-
-
 def _status_lanes(staff: StaffUser, status: str | None) -> list[Q]:
-    """``_status_q`` as OR-free parts: each is one range of the (department, state, due_at) index."""
-    if status in STATUSES:
-        return [_status_q(staff, status)]
-    return [Q(state="ready"), Q(state="claimed", assignee=staff.username)]
+    """The ``status`` filter as OR-free parts, each one range of the (department, state, due_at)
+    index: ready | mine | done | waiting (补正); otherwise the working set, ready + mine."""
+    me = staff.username
+    lanes = {"ready": Q(state="ready"), "mine": Q(state="claimed", assignee=me),
+             "done": Q(state="completed", completed_by=me), "waiting": Q(state=HELD_STATE)}
+    return [lanes[status]] if status in lanes else [lanes["ready"], lanes["mine"]]
 
 
 def _due_q(due: str | None, now: datetime) -> Q:
@@ -174,7 +163,7 @@ async def _capped_sum(parts: list[Any]) -> int:
 
 def _parts(staff: StaffUser, status: str | None, due: str | None, now: datetime) -> list[Any]:
     """The inbox filter as disjoint OR-free queries, each one range of an index: per department and
-    state lane on (department, state, due_at); 加签 tasks assigned to ``staff`` on (assignee, state).
+    state lane on (department, state, due_at); 加签 tasks assigned to ``staff`` on (kind, assignee, state).
     One query with the ORs would make the database read every matching row (bench/scale.py)."""
     lanes = _status_lanes(staff, status)
     mine = Q(kind="cosign", assignee=staff.username)

@@ -8,7 +8,7 @@
     GET  /applications/{id}/events          → server-sent events: the status now, then every change
 
 The applicant of a case is the citizen's real identity (decrypted, logged) and the stored
-``applicant`` is their openid, which ``owned_case`` checks. Idempotency keys live in the KV
+``applicant`` is their openid, which ``_my_case`` checks (the case joined to the account). Idempotency keys live in the KV
 (``set_nx``): one case per key and citizen, also for concurrent requests.
 """
 
@@ -159,10 +159,8 @@ async def _my_case(request: Request, case_id: int) -> Case:
 
 async def _mine(request: Request, case_id: int) -> tuple[Citizen, Case]:
     """The caller and their case; 404 for anyone else's (or a number no case can have)."""
-    if not 1 <= case_id <= MAX_CASE_ID:
-        raise NotFound("办件不存在")
-    citizen = await citizen_of(request.ctx.principal)
-    return citizen, await views.owned_case(case_id, citizen.openid)
+    case = await _my_case(request, case_id)
+    return await citizen_of(request.ctx.principal), case
 
 
 async def _publish(request: Request, case: Case, status: str, kind: str) -> None:
