@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from tortoise.transactions import in_transaction  # noqa: E402
 
-from engine import audit  # noqa: E402
+from engine.accountability import audit  # noqa: E402
 from engine.store.db import close_db, init_db  # noqa: E402
 
 

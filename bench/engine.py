@@ -85,7 +85,7 @@ async def bench_govflow(url: str, files: dict[str, str], data: dict, n: int) -> 
     """govflow: n real cases, each started, run to its end and persisted."""
     from tortoise import Tortoise
 
-    from engine.runtime import build_engine
+    from engine import build_engine
     from engine.store.db import close_db, init_db
     from mobile_api.cli import migrate
 

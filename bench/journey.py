@@ -95,7 +95,7 @@ def processes_with(people: list[dict[str, str]], into: Path) -> Path:
 def signing_key(into: Path) -> Path:
     """One SM2 signing key shared by every worker (a throw-away key per process would not verify
     across processes)."""
-    from engine.certificates_keys import SM2Signer
+    from engine.certificates.keys import SM2Signer
 
     folder = into / "keys"
     folder.mkdir()

@@ -5,10 +5,10 @@ database — made with the committed migrations, dropped afterwards — with ope
 case each, spread over the departments of processes/departments.yaml) and issued certificates.
 It grows the same database through each size in ``--sizes`` and, at each, measures p50/p99 of:
 
-* the staff inbox of one department: ``engine.staff.inbox`` as ``GET /api/v1/staff/tasks`` calls it
+* the staff inbox of one department: ``engine.workbench.staff.inbox`` as ``GET /api/v1/staff/tasks`` calls it
   (working set, page 1, with the per-filter counts for the badges);
 * certificate verification: what ``POST /api/v1/certificates/verify`` does — check the QR token's
-  signature (``engine.certificates.verify_qr_token``), look the certificate up by identifier, work
+  signature (``engine.certificates.signing.verify_qr_token``), look the certificate up by identifier, work
   out its effective state and write the personal-data access log row.
 
 The output shows each figure's ratio to the smallest size: index lookups keep it flat.
@@ -38,7 +38,7 @@ import yaml  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bench.support import load, percentiles, pg_database  # noqa: E402
-from engine.certificates_ids import IDENTIFIER_PREFIX, make_identifier  # noqa: E402
+from engine.certificates.ids import IDENTIFIER_PREFIX, make_identifier  # noqa: E402
 
 CHUNK = 20_000
 CERT_TYPE, ISSUER, ISSUER_NAME = "11310000612852669L001", "11310000612852669L", "上海市民政局"
@@ -156,12 +156,12 @@ async def grow(conn: Any, gen: Generator, have: dict[str, int], tasks: int, cert
 
 
 async def measure(samples: int, have: dict[str, int], department: str) -> dict[str, Any]:
-    from engine.certificates import CertState, effective_state, make_qr_token, verify_qr_token
-    from engine.certificates_keys import KeyRing, SM2Signer
-    from engine.staff import inbox
+    from engine.certificates.keys import KeyRing, SM2Signer
+    from engine.certificates.signing import CertState, effective_state, make_qr_token, verify_qr_token
     from engine.store.certificate_models import Certificate
     from engine.store.models import StaffUser
     from engine.store.shared_models import DataAccessLog
+    from engine.workbench.staff import inbox
     from mobile_api.api.certificates import VERIFIED_FIELDS, VERIFY_PURPOSE, certificate_view
 
     staff = StaffUser(username=f"{department}01", name="王科员", departments=[department], roles=["officer"])

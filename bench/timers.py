@@ -3,7 +3,7 @@
 A fresh PostgreSQL database (committed migrations, dropped afterwards) gets ``--timers`` cases of a
 small process (start → timer catch event with a ``timeDate`` from the case data → script → end).
 Their due times are spread evenly over one whole minute that starts after the cases are made.
-Then 1 (and 2) ``govflow worker`` processes (``engine.jobs.JobRunner``, default poll interval)
+Then 1 (and 2) ``govflow worker`` processes (``engine.kernel.jobs.JobRunner``, default poll interval)
 run until every job is done. From the database: lateness (``fired_at - due_at``) p50/p99/max, how
 many fired more than 1 s late, duplicates (a case whose after-timer step ran twice, a job fired
 twice) and jobs left pending or failed.
@@ -74,8 +74,8 @@ async def make_cases(engine: Any, definition: Any, n: int, first_due: datetime, 
 async def run_round(workers: int, n: int, margin_s: float, concurrency: int) -> dict[str, Any]:
     from tortoise import Tortoise
 
+    from engine import build_engine
     from engine.config import Settings
-    from engine.runtime import build_engine
     from engine.store.db import init_db
     from engine.store.models import CaseEvent, Job
     govflow = str(Path(sys.executable).with_name("govflow"))

@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, installed or not
 
-from engine.certificates import KeyConfigError, SignatureError, Verifier, verify_qr_token
+from engine.certificates.signing import KeyConfigError, SignatureError, Verifier, verify_qr_token
 
 
 def load_verifier(path: str) -> Verifier:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MIN_LOG_RETENTION_DAYS = 183  # audit and access logs: at least six months (engine/retention.py)
+MIN_LOG_RETENTION_DAYS = 183  # audit and access logs: at least six months (engine/accountability/retention.py)
 
 
 def _default_db_url() -> str:
@@ -47,7 +47,7 @@ class Settings:
     # PII_ACTIVE_KEY picks the encrypting key (default: the last); older keys still decrypt
     PII_KEY_FILE: str = ""
     PII_ACTIVE_KEY: str = ""
-    # retention (engine/retention.py): audit and access logs at least 183 days (enforced), case personal data
+    # retention (engine/accountability/retention.py): audit and access logs at least 183 days (enforced), case personal data
     AUDIT_RETENTION_DAYS: int = 3 * 365
     ACCESS_LOG_RETENTION_DAYS: int = 3 * 365
     CASE_DATA_RETENTION_DAYS: int = 2 * 365
@@ -63,7 +63,7 @@ class Settings:
     CERT_ACTIVE_KEY: str = ""
     CERT_ALGORITHM: str = "SM2-SM3"
     QR_TOKEN_TTL_S: int = 180  # lifetime of an e-certificate QR token (健康码-style, refreshed by the holder)
-    # citizen identity (engine/wechat.py, mobile_api/auth.py): the WeChat mini-program app; with no
+    # citizen identity (mobile_api/wechat.py, mobile_api/auth.py): the WeChat mini-program app; with no
     # appid+secret, development logs in with `dev-<name>` codes and production answers 503
     WECHAT_APPID: str = ""
     WECHAT_SECRET: str = field(default="", repr=False)
@@ -74,7 +74,7 @@ class Settings:
     JWT_SECRET: str = field(default="", repr=False)
     ACCESS_TOKEN_TTL_S: int = 900
     REFRESH_TOKEN_TTL_S: int = 30 * 24 * 3600
-    # scanned materials from window intake (engine/uploads.py): directory (empty = var/uploads), size limit
+    # scanned materials from window intake (engine/platform/uploads.py): directory (empty = var/uploads), size limit
     UPLOAD_DIR: str = ""
     UPLOAD_MAX_BYTES: int = 10 * 1024 * 1024
 

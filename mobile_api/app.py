@@ -15,14 +15,14 @@ from sanic import Blueprint, Sanic
 from sanic.config import Config
 from sanic.exceptions import SanicException
 
-from engine.applications import ApplicationService
-from engine.cases import CaseEngine
-from engine.catalog import Catalog
+from engine import build_engine
+from engine.accountability.privacy import PiiKeys
+from engine.citizen.applications import ApplicationService
+from engine.citizen.catalog import Catalog
 from engine.config import Settings
-from engine.kv import create_kv
-from engine.live import kv_publisher
-from engine.pii import PiiKeys
-from engine.runtime import build_engine
+from engine.kernel.cases import CaseEngine
+from engine.platform.kv import create_kv
+from engine.platform.live import kv_publisher
 from engine.store.db import close_db, init_db
 from mobile_api.context import AppContext
 from mobile_api.errors import setup_errors
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, *, name: str | None = None,
     """A new API app. ``settings`` default to ``Settings.from_env()``.
 
     Tests only: ``generate_schemas`` creates tables instead of relying on the committed
-    migrations; ``engine_builder`` replaces ``engine.runtime.build_engine``.
+    migrations; ``engine_builder`` replaces ``engine.build_engine``.
     """
     settings = settings or Settings.from_env()
     ctx = AppContext(settings=settings, generate_schemas=generate_schemas)

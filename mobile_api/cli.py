@@ -77,7 +77,7 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
     if settings.is_production:
         _print_err("seed-demo is disabled when GOVFLOW_ENV=production")
         return EXIT_FAIL
-    from engine.seed import seed_demo
+    from engine.platform.seed import seed_demo
 
     password = settings.DEMO_PASSWORD or None
     report = asyncio.run(seed_demo(settings, password=password))
@@ -152,10 +152,10 @@ def _run_connectors(settings: Settings, model: Path) -> tuple[Any, Any]:
     from functools import partial
 
     from engine.bpmn.sandbox import SandboxScriptEngine
-    from engine.cases import EngineDeps
-    from engine.connectors import ConnectorContext
-    from engine.connectors.builtin import install_shared_data
-    from engine.connectors.certificates import install_certificates
+    from engine.certificates.connector import install_certificates
+    from engine.kernel.cases import EngineDeps
+    from engine.kernel.connectors import ConnectorContext
+    from engine.platform.connectors.builtin import install_shared_data
 
     deps = EngineDeps(script_engine_factory=partial(SandboxScriptEngine, timeout_ms=settings.SCRIPT_TIMEOUT_MS))
     try:
@@ -210,8 +210,8 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _audit(args: argparse.Namespace, settings: Settings) -> int:
-    from engine import audit
-    from engine.pii import PiiKeys
+    from engine.accountability import audit
+    from engine.accountability.privacy import PiiKeys
     from engine.store.db import close_db, init_db
 
     key = PiiKeys.from_settings(settings).audit_key
@@ -243,8 +243,8 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
 async def _purge(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import datetime, timezone
 
-    from engine.retention import RetentionPolicy, purge
-    from engine.runtime import build_engine
+    from engine import build_engine
+    from engine.accountability.retention import RetentionPolicy, purge
     from engine.store.db import close_db, init_db
 
     try:
@@ -320,10 +320,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _worker(settings: Settings) -> None:
-    from engine.jobs import JobRunner
-    from engine.kv import create_kv
-    from engine.live import kv_publisher
-    from engine.runtime import build_engine
+    from engine import build_engine
+    from engine.kernel.jobs import JobRunner
+    from engine.platform.kv import create_kv
+    from engine.platform.live import kv_publisher
     from engine.store.db import close_db, init_db
 
     await init_db(settings.DATABASE_URL)
@@ -350,7 +350,7 @@ async def _anchor_periodically(engine: Any, settings: Settings, stop: asyncio.Ev
     """Append an audit anchor every ``AUDIT_ANCHOR_INTERVAL_S`` when the chain moved (0: never)."""
     import logging
 
-    from engine import audit
+    from engine.accountability import audit
 
     interval = settings.AUDIT_ANCHOR_INTERVAL_S
     if interval <= 0 or engine.deps.pii_keys is None:

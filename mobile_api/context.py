@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.cases import CaseEngine
 from engine.config import Settings
-from engine.kv import KV
+from engine.kernel.cases import CaseEngine
+from engine.platform.kv import KV
 from mobile_api.observability import Metrics
 
 
@@ -25,8 +25,8 @@ class AppContext:
     generate_schemas: bool = False  # tests only: create tables instead of running migrations
     _kv: KV | None = None
     _engine: CaseEngine | None = None
-    catalog: Any = None  # engine.catalog.Catalog, loaded when the server starts
-    applications: Any = None  # engine.applications.ApplicationService
+    catalog: Any = None  # engine.citizen.catalog.Catalog, loaded when the server starts
+    applications: Any = None  # engine.citizen.applications.ApplicationService
 
     @property
     def kv(self) -> KV:

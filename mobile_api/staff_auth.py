@@ -3,7 +3,7 @@
 Staff tokens are the ordinary access tokens of ``TokenService`` with ``role="staff"`` and the
 staff account's id as ``sub``. ``@staff_required(roles=None)`` accepts only those: no token →
 401, a citizen's token → 403 ``staff_only``, a disabled or deleted account → 401, a role outside
-``roles`` → 403 ``forbidden_role``. Department checks are the engine's (``engine.staff``).
+``roles`` → 403 ``forbidden_role``. Department checks are the engine's (``engine.workbench.staff``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import structlog
 from sanic.request import Request
 from sanic_ext.extensions.openapi import openapi
 
-from engine import staff as desk
 from engine.store.models import StaffUser
+from engine.workbench import staff as desk
 from mobile_api.auth import (
     RATE_LIMITS,
     SECURITY_SCHEME,

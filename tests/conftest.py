@@ -102,7 +102,7 @@ def settings(db_url: str) -> Settings:
 
 @pytest.fixture
 def engine(db: str, settings: Settings):  # noqa: ANN201 - CaseEngine
-    from engine.runtime import build_engine
+    from engine import build_engine
 
     return build_engine(settings)
 

@@ -155,8 +155,8 @@ def test_worker_fires_a_due_timer_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert govflow("migrate", env=env).returncode == 0
 
     async def start_case() -> int:
+        from engine import build_engine
         from engine.config import Settings
-        from engine.runtime import build_engine
         from engine.store.db import close_db, init_db
         from tests.conftest import model_files
 

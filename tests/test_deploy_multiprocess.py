@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sanic import Sanic
 
-from engine.certificates_keys import ALG_ED25519, ALG_SM2, KeyRing
+from engine.certificates.keys import ALG_ED25519, ALG_SM2, KeyRing
 from mobile_api.auth import RATE_LIMITS, RateRule
 from tests.api.conftest import fresh_db, make_app  # noqa: F401 - fixtures used below
 from tests.api.helpers import OpenApiClient, running_api
@@ -48,7 +48,7 @@ def test_serve_refuses_several_workers_without_redis_or_postgres(tmp_path: Path)
 
 _SIGN = """
 import base64, json, sys
-from engine.certificates_keys import KeyRing
+from engine.certificates.keys import KeyRing
 ring = KeyRing.from_env({"GOVFLOW_CERT_ALGORITHM": sys.argv[1]})
 print(json.dumps({"kid": ring.active.key_id, "sig": base64.b64encode(ring.active.sign(b"govflow")).decode()}))
 """
@@ -137,7 +137,7 @@ async def test_live_status_streams_of_a_process_share_one_redis_connection() -> 
 
     import redis.asyncio as aioredis
 
-    from engine.kv import create_kv
+    from engine.platform.kv import create_kv
     from tests.api.conftest import REDIS_TEST_URL
 
     name = f"kvhub-{uuid.uuid4().hex[:10]}"

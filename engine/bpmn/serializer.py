@@ -106,7 +106,7 @@ class StateSerializer:
         return self._seal(json.dumps(envelope, separators=(",", ":"), ensure_ascii=False), _STATE_AD)
 
     def dump_summary(self, summary: dict[str, Any]) -> str:
-        """A case's summary (decision and result, ``engine.case_summary``) as stored beside the state:
+        """A case's summary (decision and result, ``engine.kernel.summary``) as stored beside the state:
         sealed like the state, because a decision's inputs may be personal data."""
         text = json.dumps(summary, separators=(",", ":"), ensure_ascii=False)
         return self._seal(text, _SUMMARY_AD)

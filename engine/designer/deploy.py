@@ -13,10 +13,10 @@ from typing import Any
 
 from engine.bpmn.lint import lint_bundle
 from engine.bpmn.parser import content_hash
-from engine.cases import CaseEngine
 from engine.designer import audit, findings
 from engine.designer.bundle import Upload, assemble
 from engine.errors import ModelError, SandboxViolation
+from engine.kernel.cases import CaseEngine
 from engine.store.models import ProcessDefinition
 
 

@@ -19,9 +19,9 @@ from SpiffWorkflow.util.task import TaskState
 from tortoise.transactions import in_transaction
 
 from engine.bpmn.parser import ProcessBundle
-from engine.cases import CaseEngine, _Step
 from engine.designer import audit
 from engine.errors import Conflict, GovflowError, NotFound, ValidationFailed
+from engine.kernel.cases import CaseEngine, _Step
 from engine.store.models import Case, ProcessDefinition
 
 REACHED = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.COMPLETED | TaskState.ERROR

@@ -14,8 +14,8 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from engine.cases import OPEN_TASK_STATES, CaseEngine
 from engine.errors import NotFound
+from engine.kernel.cases import OPEN_TASK_STATES, CaseEngine
 from engine.store.models import CaseEvent, HumanTask, ProcessDefinition
 
 

@@ -2,7 +2,7 @@
 
 Every record carries the SM3 hash of the previous one (``prev_hash``) and its own ``hash`` over
 its content and ``prev_hash``: editing, deleting or reordering any record breaks the chain at
-that record (``engine.audit.verify``). ``AuditHead`` is the one row that serialises appends
+that record (``engine.accountability.audit.verify``). ``AuditHead`` is the one row that serialises appends
 (locked ``FOR UPDATE`` on PostgreSQL) and remembers the last sequence number and hash, so a
 truncated tail is noticed too. ``detail`` is canonical JSON text, exactly the bytes hashed.
 """

@@ -29,7 +29,7 @@ class Citizen(Model):
     openid = fields.CharField(max_length=64, unique=True)
     unionid = fields.CharField(max_length=64, null=True, db_index=True)
     real_name_level = fields.SmallIntField(default=LEVEL_NONE)  # one of REAL_NAME_LEVELS
-    name_enc = fields.TextField(null=True)  # ciphertext, bound to this row (engine.identity)
+    name_enc = fields.TextField(null=True)  # ciphertext, bound to this row (engine.citizen.identity)
     name_masked = fields.CharField(max_length=64, null=True)  # e.g. 张**
     id_hash = fields.CharField(max_length=64, unique=True, null=True)  # blind index of the ID number
     id_enc = fields.TextField(null=True)  # ciphertext, bound to this row

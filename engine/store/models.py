@@ -72,7 +72,7 @@ class Case(Model):
     due_at = fields.DatetimeField(null=True)  # promised completion (SLA), paused during 补正
     paused_at = fields.DatetimeField(null=True)
     state = fields.TextField()
-    # what the applicant's view needs of the state — decision and result (engine.case_summary) —
+    # what the applicant's view needs of the state — decision and result (engine.kernel.summary) —
     # written with it and sealed like it, so reading a case never rebuilds the workflow
     summary = fields.TextField(null=True)
     version = fields.IntField(default=1)
@@ -80,7 +80,7 @@ class Case(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     completed_at = fields.DatetimeField(null=True)
-    # set when the retention purge anonymised the case's personal data (engine.retention)
+    # set when the retention purge anonymised the case's personal data (engine.accountability.retention)
     purged_at = fields.DatetimeField(null=True)
 
     class Meta:
@@ -108,7 +108,7 @@ class HumanTask(Model):
 
     class Meta:
         table = "human_tasks"
-        # (kind, assignee, state): the inbox's 加签 part (engine.staff._parts) reads only the few cosign rows
+        # (kind, assignee, state): the inbox's 加签 part (engine.workbench.staff._parts) reads only the few cosign rows
         indexes = (("department", "state", "due_at"), ("case_id", "state"), ("kind", "assignee", "state"))
 
 

@@ -18,7 +18,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
-from engine.pii import mask_middle
+from engine.accountability.privacy import mask_middle
 from engine.store.identity_models import Citizen
 from engine.store.shared_models import DataAccessLog
 from mobile_api.auth import TokenInvalid, citizen_required

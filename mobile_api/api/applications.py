@@ -30,14 +30,14 @@ from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 from tortoise.expressions import Subquery
 
-from engine import case_views as views
-from engine import identity
-from engine.applications import Applicant
-from engine.cases import utcnow
-from engine.catalog import ServiceItem
+from engine.accountability.privacy import blind_index
+from engine.citizen import case_views as views
+from engine.citizen import identity
+from engine.citizen.applications import Applicant
+from engine.citizen.catalog import ServiceItem
 from engine.errors import Conflict, NotFound, ValidationFailed
-from engine.live import channel
-from engine.pii import blind_index
+from engine.kernel.cases import utcnow
+from engine.platform.live import channel
 from engine.store.identity_models import Citizen
 from engine.store.models import Case, CaseEvent
 from engine.store.shared_models import DataAccessLog

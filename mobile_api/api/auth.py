@@ -21,10 +21,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, empty, json
 from sanic_ext.extensions.openapi import openapi
 
-from engine import identity
+from engine.citizen import identity
 from engine.errors import ValidationFailed
 from engine.store.identity_models import Citizen
-from engine.wechat import MAX_CODE_CHARS, DevWeChatClient, WeChatRateLimited
 from mobile_api.auth import (
     SECURITY_SCHEME,
     Principal,
@@ -38,6 +37,7 @@ from mobile_api.auth import (
 )
 from mobile_api.openapi_docs import error_documenter, json_content
 from mobile_api.request import json_body
+from mobile_api.wechat import MAX_CODE_CHARS, DevWeChatClient, WeChatRateLimited
 
 log = structlog.get_logger("govflow.auth")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -7,7 +7,7 @@
     GET  /certificates/keys                 → public: verification keys for offline checks
 
 A QR token names the certificate, its state at signing time, the issuer, the issue date and the
-key; it holds no personal data (``engine.certificates.make_qr_token``). ``/verify`` answers with
+key; it holds no personal data (``engine.certificates.signing.make_qr_token``). ``/verify`` answers with
 the *current* state from the register, so a revoked certificate fails even with a fresh token.
 A token that fails its own checks is a 400 with a code of the ``SignatureError`` family
 (``token_invalid``, ``token_expired``, ``unknown_key``). Every answered verification leaves a
@@ -30,8 +30,10 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json, raw
 from sanic_ext.extensions.openapi import openapi
 
-from engine.audit import log_data_access
-from engine.certificates import (
+from engine.accountability.audit import log_data_access
+from engine.accountability.privacy import mask_name, mask_text
+from engine.certificates.qr import qr_png, qr_svg
+from engine.certificates.signing import (
     ALGORITHMS,
     HOLDER_CITIZEN_ID,
     HOLDER_CODE_TYPES,
@@ -43,9 +45,7 @@ from engine.certificates import (
     verify_qr_token,
 )
 from engine.errors import Conflict, NotFound, ValidationFailed
-from engine.pii import mask_name, mask_text
-from engine.qr import qr_png, qr_svg
-from engine.sla import CST
+from engine.kernel.sla import CST
 from engine.store.certificate_models import Certificate
 from engine.store.identity_models import Citizen
 from mobile_api.auth import (

@@ -6,7 +6,7 @@
                                                   补正 rounds, return_targets, colleagues, actions
     POST /staff/tasks/{id}/claim · /unclaim · /complete {data, opinion?} · /comment {text}
 
-Rules (department, claims, conflicts) live in ``engine.staff``; this layer parses and documents.
+Rules (department, claims, conflicts) live in ``engine.workbench.staff``; this layer parses and documents.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
-from engine import staff as desk
 from engine.errors import ValidationFailed
 from engine.store.models import HumanTask
+from engine.workbench import staff as desk
 from mobile_api.api.services import NULLABLE_STRING, error_responses, json_content
 from mobile_api.openapi_docs import object_schema as _obj
 from mobile_api.request import int_arg, json_body

@@ -4,7 +4,7 @@
                               materials (files, several), material_names (one per file, same order)
                               → 201 the case detail
 
-Rules live in ``engine.intake`` (applicant, placeholder openid, timeline) and ``engine.uploads``
+Rules live in ``engine.workbench.intake`` (applicant, placeholder openid, timeline) and ``engine.platform.uploads``
 (types by magic bytes, sizes). The route streams its body so scans may exceed the API's JSON body
 limit, up to ``MAX_FILES`` × ``UPLOAD_MAX_BYTES``.
 """
@@ -20,8 +20,8 @@ from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
 from engine.errors import ValidationFailed
-from engine.intake import MAX_FILES, Upload, window_intake
-from engine.uploads import FileTooLarge, store_from_settings
+from engine.platform.uploads import FileTooLarge, store_from_settings
+from engine.workbench.intake import MAX_FILES, Upload, window_intake
 from mobile_api.api.applications import CASE_DETAIL_SCHEMA, _detail
 from mobile_api.api.services import offered_item
 from mobile_api.auth import auth_state

@@ -1,5 +1,5 @@
-"""Approval operations for officers (wrapping ``engine.task_ops``), department-checked as in
-``engine.staff``:
+"""Approval operations for officers (wrapping ``engine.workbench.task_ops``), department-checked as in
+``engine.workbench.staff``:
 
     POST /staff/tasks/{id}/return {reason, to_step}   退回 to an earlier completed step → case
     POST /staff/tasks/{id}/return {reason}            补正: the applicant supplies material (any process) → case
@@ -8,7 +8,7 @@
     POST /staff/tasks/{id}/withdraw                   撤回已办: one's own last completion → case
     POST /staff/tasks/{id}/sign {decision, opinion}   the added signer's opinion on a 加签 side task → task
 
-补正 (``engine.supplement``) holds the task until the citizen answers through
+补正 (``engine.workbench.supplement``) holds the task until the citizen answers through
 ``POST /applications/{id}/supplement`` (window cases: also a clerk, completing the 补正 side task).
 """
 
@@ -21,12 +21,12 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
-from engine import staff as desk
-from engine import supplement as supplements
-from engine import task_ops
-from engine.cases import CaseResult
 from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.kernel.cases import CaseResult
 from engine.store.models import HumanTask, StaffUser
+from engine.workbench import staff as desk
+from engine.workbench import supplement as supplements
+from engine.workbench import task_ops
 from mobile_api.api.staff import TASK_ROLES, TASK_SCHEMA
 from mobile_api.openapi_docs import error_documenter, json_content
 from mobile_api.openapi_docs import object_schema as _obj
@@ -89,7 +89,7 @@ async def _view(request: Request, task_id: Any) -> HTTPResponse:
 
 
 async def _open_and_mine(staff: StaffUser, task_id: str) -> HumanTask:
-    """A visible open task that is ready or claimed by ``staff`` (else 409 as in ``engine.staff``)."""
+    """A visible open task that is ready or claimed by ``staff`` (else 409 as in ``engine.workbench.staff``)."""
     task = await desk.visible_task(staff, task_id)
     if task.state in ("completed", "cancelled"):
         raise desk.TaskAlreadyCompleted()

@@ -51,7 +51,7 @@ _SVG_RECT = re.compile(r"M([0-9.]+),([0-9.]+)H([0-9.]+)V([0-9.]+)H([0-9.]+)z")
 
 
 def decode_qr_svg(text: str, px_per_unit: int = 10) -> list[str]:
-    """Rasterise a single-path QR SVG (square modules, as ``engine.qr`` draws it) and decode it."""
+    """Rasterise a single-path QR SVG (square modules, as ``engine.certificates.qr`` draws it) and decode it."""
     root = ET.fromstring(text)
     size = round(float(root.attrib["viewBox"].split()[2]) * px_per_unit)
     pixels = bytearray(b"\xff" * size * size)
@@ -140,7 +140,7 @@ async def running_api(make_app: Callable[..., Sanic], monkeypatch: Any,
     its own, removed from Redis afterwards; yield an ``OpenApiClient`` for it."""
     import redis.asyncio as aioredis
 
-    from engine.kv import create_kv
+    from engine.platform.kv import create_kv
     from mobile_api import app as app_module
     from tests.api.conftest import serving
     from tests.conftest import REDIS_URL

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from sanic import Sanic
 
-from engine import audit
-from engine.seed import hash_password
+from engine.accountability import audit
+from engine.platform.seed import hash_password
 from engine.store.models import StaffUser
 from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api
 from tests.api.test_applications_api import HUANG, RESIDENCE, SENIOR, WANG, started

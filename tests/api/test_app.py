@@ -10,8 +10,8 @@ import pytest
 from sanic import Blueprint, Sanic
 from sanic.response import json
 
-from engine.cases import CaseEngine
 from engine.config import PROJECT_ROOT, Settings
+from engine.kernel.cases import CaseEngine
 from mobile_api import app as app_module
 from mobile_api.app import create_app
 from mobile_api.context import AppContext

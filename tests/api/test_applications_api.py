@@ -19,7 +19,7 @@ import pytest
 from openapi_spec_validator import validate as validate_spec
 from sanic import Sanic
 
-from engine.pii import PiiKeys, blind_index
+from engine.accountability.privacy import PiiKeys, blind_index
 from engine.store.models import Case, Evaluation
 from engine.store.shared_models import DataAccessLog
 from mobile_api.api import applications as applications_api

@@ -25,9 +25,9 @@ from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 from sanic import Sanic
 
-from engine.certificates_keys import generate_signer, write_key_file
+from engine.certificates.keys import generate_signer, write_key_file
 from engine.config import Settings
-from engine.kv import create_kv
+from engine.platform.kv import create_kv
 from mobile_api import app as app_module
 from mobile_api.auth import RATE_LIMITS, RateRule, auth_state, jwt_secret_from_settings
 from tests.api.conftest import serving

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from sanic import Sanic
 
-from engine.applications import Applicant
-from engine.certificate_store import set_state
-from engine.certificates import CertState, KeyRing, make_qr_token
+from engine.certificates.signing import CertState, KeyRing, make_qr_token
+from engine.certificates.store import set_state
+from engine.citizen.applications import Applicant
 from engine.config import PROJECT_ROOT
 from engine.store.certificate_models import Certificate
 from engine.store.shared_models import DataAccessLog

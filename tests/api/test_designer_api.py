@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from sanic import Sanic
 
-from engine.seed import hash_password
+from engine.platform.seed import hash_password
 from engine.store.designer_models import DesignerAudit
 from engine.store.models import Case, HumanTask, ProcessDefinition, StaffUser
 from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api

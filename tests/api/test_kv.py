@@ -1,4 +1,4 @@
-"""engine.kv against both implementations: the in-process fallback and a real Redis."""
+"""engine.platform.kv against both implementations: the in-process fallback and a real Redis."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from engine.errors import DependencyDown
-from engine.kv import KV, MemoryKV, RedisKV, create_kv
+from engine.platform.kv import KV, MemoryKV, RedisKV, create_kv
 from tests.api.conftest import CLOSED_REDIS_URL, REDIS_TEST_URL
 
 

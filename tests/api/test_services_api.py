@@ -16,7 +16,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from sanic import Sanic
 
-from engine.applications import Applicant
+from engine.citizen.applications import Applicant
 from mobile_api.api.services import ANONYMOUS_REASON, UNBOUND_REASON
 from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api
 from tests.processes.conftest import ID_CARD, issue_certificate

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sanic import Sanic
 
-from engine.seed import hash_password
+from engine.platform.seed import hash_password
 from engine.store.models import CaseEvent, HumanTask, StaffUser
 from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api
 from tests.api.test_applications_api import ACCEPT, STARTUP, WANG, started

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sanic import Sanic
 
-from engine.seed import hash_password
+from engine.platform.seed import hash_password
+from engine.platform.uploads import DiskStore
 from engine.store.models import Case, CaseEvent, StaffUser
-from engine.uploads import DiskStore
 from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api
 from tests.api.test_applications_api import LI, SENIOR, STARTUP, WANG
 from tests.engine.test_uploads import EXE, JPEG, PDF

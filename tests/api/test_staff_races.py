@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.seed import hash_password
+from engine.platform.seed import hash_password
 from engine.store.models import Case, CaseEvent, HumanTask, StaffUser
 from tests.api import test_staff_api
 from tests.api.helpers import OpenApiClient, citizen_token

@@ -4,7 +4,7 @@ document."""
 
 from __future__ import annotations
 
-from engine.seed import hash_password
+from engine.platform.seed import hash_password
 from engine.store.models import HumanTask, StaffUser
 from tests.api import test_staff_api
 from tests.api.helpers import OpenApiClient, error_of

@@ -21,7 +21,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 from sanic import Sanic
 
-from engine.applications import Applicant
+from engine.citizen.applications import Applicant
 from engine.config import PROJECT_ROOT, Settings
 from mobile_api.app import create_app
 from tests.api.conftest import serving
@@ -51,7 +51,7 @@ class Server:
     async def issue_certificate(self, type_code: str, holder: Applicant) -> dict[str, Any]:
         """An e-certificate issued to ``holder`` before the test (as an earlier service would have),
         through the same ``certificate.issue`` connector and record writer the processes use."""
-        from engine.connectors import ConnectorContext
+        from engine.kernel.connectors import ConnectorContext
 
         context = ConnectorContext(case_no="", service="e2e", actor="e2e", purpose="测试预置证照")
         issued = self.engine.deps.connectors.call("certificate.issue", {

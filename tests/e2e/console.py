@@ -7,7 +7,7 @@ import re
 
 from playwright.async_api import Page, expect
 
-from engine.seed import hash_password
+from engine.platform.seed import hash_password
 from engine.store.models import StaffUser
 
 PASSWORD = "e2e-console-password"

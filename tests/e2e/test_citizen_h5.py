@@ -18,8 +18,8 @@ import pytest
 import zxingcpp
 from playwright.async_api import Page, expect
 
-from engine.applications import Applicant
-from engine.cases import OPEN_TASK_STATES
+from engine.citizen.applications import Applicant
+from engine.kernel.cases import OPEN_TASK_STATES
 from engine.store.models import HumanTask
 from tests.e2e.conftest import ID_CARD_TYPE, Server, screenshot
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from engine.cases import OPEN_TASK_STATES
+from engine.kernel.cases import OPEN_TASK_STATES
 from engine.store.models import Case, HumanTask
 from tests.e2e.conftest import Server, screenshot
 from tests.e2e.console import CHINESE, PASSWORD, add_staff, log_in

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from engine import staff as desk
-from engine.cases import OPEN_TASK_STATES
+from engine.kernel.cases import OPEN_TASK_STATES
 from engine.store.models import Case, CaseEvent, HumanTask, StaffUser
+from engine.workbench import staff as desk
 from tests.e2e.conftest import Server
 from tests.e2e.console import add_staff, log_in_as, log_out
 from tests.processes.test_business_startup import ACCEPT, FORM, WANG

@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from engine.bpmn.parser import files_from_json
-from engine.seed import hash_password
+from engine.platform.seed import hash_password
 from engine.store.models import Case, HumanTask, ProcessDefinition, StaffUser
 from tests.e2e.conftest import Server, _pages
 from tests.e2e.conftest import screenshot as page_screenshot

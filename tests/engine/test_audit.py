@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 from tortoise.transactions import in_transaction
 
-from engine import audit
+from engine.accountability import audit
 from engine.store.audit_models import AuditHead, AuditRecord
 from engine.store.db import db_connection
 

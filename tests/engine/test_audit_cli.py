@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine import audit
+from engine.accountability import audit
 from engine.config import Settings
 from engine.store.audit_models import AuditRecord
 from engine.store.db import db_connection

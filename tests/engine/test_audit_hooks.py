@@ -8,15 +8,21 @@ import json
 
 import pytest
 
-from engine import audit
-from engine import staff as desk
-from engine.certificate_store import set_state
-from engine.certificates import CertState
+from engine.accountability import audit
+from engine.certificates.signing import CertState
+from engine.certificates.store import set_state
 from engine.errors import Conflict
 from engine.store.audit_models import AuditRecord
 from engine.store.models import Case
 from engine.store.shared_models import DataAccessLog
-from engine.task_ops import add_signer, complete_cosign, return_to_step, transfer, withdraw_completion
+from engine.workbench import staff as desk
+from engine.workbench.task_ops import (
+    add_signer,
+    complete_cosign,
+    return_to_step,
+    transfer,
+    withdraw_completion,
+)
 from tests.engine.test_staff import applications, intake_task, people  # noqa: F401 - fixtures
 from tests.engine.test_task_ops import _files
 from tests.processes.conftest import ID_CARD, issue_certificate

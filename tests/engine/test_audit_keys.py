@@ -10,14 +10,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine import identity
-from engine.certificate_store import signed_from_row
-from engine.certificates import KeyRing, make_qr_token, verify_certificate, verify_qr_token, write_key_file
-from engine.certificates_keys import generate_signer
+from engine import build_engine
+from engine.accountability.privacy import PiiKeys, encrypt
+from engine.certificates.keys import generate_signer
+from engine.certificates.signing import (
+    KeyRing,
+    make_qr_token,
+    verify_certificate,
+    verify_qr_token,
+    write_key_file,
+)
+from engine.certificates.store import signed_from_row
+from engine.citizen import identity
 from engine.config import Settings
 from engine.errors import ModelError
-from engine.pii import PiiKeys, encrypt
-from engine.runtime import build_engine
 from engine.store.certificate_models import Certificate
 from engine.store.identity_models import Citizen
 from tests.processes.conftest import Clock, application_service, cst

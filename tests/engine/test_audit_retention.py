@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine import audit
-from engine.cases import current_data
+from engine.accountability import audit
+from engine.accountability.retention import MIN_LOG_DAYS, RetentionPolicy, RetentionTooShort, purge
 from engine.config import Settings
-from engine.retention import MIN_LOG_DAYS, RetentionPolicy, RetentionTooShort, purge
+from engine.kernel.cases import current_data
 from engine.store.audit_models import AuditHead, AuditRecord
 from engine.store.models import Case, CaseEvent
 from engine.store.shared_models import DataAccessLog

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.applications import Applicant, ApplicationService
-from engine.case_views import case_detail, evaluate, owned_case, request_review, supplement, withdraw
-from engine.catalog import Catalog
+from engine.accountability.privacy import PiiKeys
+from engine.citizen.applications import Applicant, ApplicationService
+from engine.citizen.case_views import case_detail, evaluate, owned_case, request_review, supplement, withdraw
+from engine.citizen.catalog import Catalog
 from engine.errors import Conflict, NotFound, ValidationFailed
-from engine.pii import PiiKeys
 from engine.store.models import Case, Evaluation, HumanTask
 from tests.processes.test_business_startup import ACCEPT, FORM
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from engine.cases import CaseEngine, current_data
 from engine.errors import Conflict, NotFound, ScriptError, TaskNotReady, ValidationFailed
-from engine.jobs import JobRunner
+from engine.kernel.cases import CaseEngine, current_data
+from engine.kernel.jobs import JobRunner
 from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
 from tests.conftest import model_files
 
@@ -199,7 +199,7 @@ async def test_timer_job_cancelled_when_task_completed_first(engine: CaseEngine)
 
 
 async def test_timer_survives_restart_of_the_engine(engine: CaseEngine, settings) -> None:
-    from engine.runtime import build_engine
+    from engine import build_engine
 
     definition = await engine.deploy(model_files("timer"))
     started = await engine.start_case(definition, service="demo", data={"timeout": "PT0.5S"})
@@ -220,7 +220,7 @@ async def test_script_failure_names_task_and_stores_nothing(engine: CaseEngine) 
 
 
 async def test_service_task_calls_connector_and_its_records_commit_with_the_case(engine: CaseEngine) -> None:
-    from engine.connectors import ConnectorContext
+    from engine.kernel.connectors import ConnectorContext
     from engine.store.shared_models import DataAccessLog
 
     calls: list[tuple[dict, str]] = []
@@ -285,7 +285,7 @@ async def test_case_numbers_are_unique_and_readable(engine: CaseEngine) -> None:
 async def test_steps_can_run_off_the_event_loop(db: str, settings) -> None:
     import threading
 
-    from engine.runtime import build_engine
+    from engine import build_engine
 
     engine = build_engine(settings, deps_overrides={"offload_steps": True})
     threads: set[str] = set()

@@ -18,8 +18,7 @@ from stdnum.cn import uscc as stdnum_uscc
 from stdnum.iso7064 import mod_37_36
 from tortoise.exceptions import IntegrityError
 
-from engine import certificates as C
-from engine.certificates import (
+from engine.certificates.signing import (
     ALG_ED25519,
     ALG_SM2,
     CertificateData,
@@ -45,6 +44,7 @@ from engine.certificates import (
     verify_certificate,
     verify_qr_token,
 )
+from engine.certificates import signing as C
 from engine.errors import GovflowError, NotFound, ValidationFailed
 from tests.conftest import FIXTURES
 
@@ -556,7 +556,7 @@ def test_make_qr_token_checks_its_input(qr_ring: KeyRing) -> None:
 
 
 async def test_certificate_model_round_trip(db: str) -> None:
-    from engine.certificate_store import (
+    from engine.certificates.store import (
         find_for_holder,
         record_use,
         set_state,
@@ -622,7 +622,7 @@ async def test_certificate_model_round_trip(db: str) -> None:
 async def test_engine_record_writer_stores_inside_a_transaction(db: str) -> None:
     from tortoise.transactions import in_transaction
 
-    from engine.certificate_store import (
+    from engine.certificates.store import (
         RECORD_KIND,
         certificate_record,
         signed_from_row,

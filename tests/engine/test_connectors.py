@@ -17,19 +17,19 @@ import httpx
 import pytest
 from stdnum.cn import ric, uscc
 
+from engine import build_engine
+from engine.accountability.privacy import blind_index, is_valid_id_number
 from engine.config import PROJECT_ROOT
-from engine.connectors import ConnectorContext, ConnectorRegistry
-from engine.connectors.builtin import (
+from engine.errors import DependencyDown, ModelError
+from engine.kernel.connectors import ConnectorContext, ConnectorRegistry
+from engine.platform.connectors.builtin import (
     install_shared_data,
     register_shared_data_connectors,
     today_in_china,
     write_access_log,
 )
-from engine.connectors.http_source import HttpDataSource
-from engine.connectors.shared_data import CsvDataSource, normalise_company_name
-from engine.errors import DependencyDown, ModelError
-from engine.pii import blind_index, is_valid_id_number
-from engine.runtime import build_engine
+from engine.platform.connectors.http_source import HttpDataSource
+from engine.platform.connectors.shared_data import CsvDataSource, normalise_company_name
 from engine.store.models import Case
 from engine.store.shared_models import DataAccessLog
 from tests.conftest import model_files

@@ -13,11 +13,11 @@ from engine.bpmn import habits
 from engine.bpmn.layout import has_layout, with_layout
 from engine.bpmn.lint import lint_bundle
 from engine.bpmn.parser import build_bundle, parse_xml, read_folder
-from engine.cases import CaseEngine
 from engine.designer import deploy as deployer
 from engine.designer import findings, migration, stats
 from engine.designer.bundle import Upload
 from engine.designer.deploy import LintFailed
+from engine.kernel.cases import CaseEngine
 from engine.store.designer_models import DesignerAudit
 from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
 from tests.conftest import FIXTURES, PROJECT_ROOT

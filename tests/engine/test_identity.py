@@ -10,10 +10,9 @@ from types import SimpleNamespace
 import pytest
 from stdnum.cn import ric
 
-from engine import identity
-from engine.config import Settings
-from engine.errors import DependencyDown, ValidationFailed
-from engine.identity import (
+from engine.accountability.privacy import PiiKeys, blind_index, decrypt
+from engine.citizen import identity
+from engine.citizen.identity import (
     DevRealNameVerifier,
     IdentityConflict,
     RealNameAlreadyBound,
@@ -24,11 +23,12 @@ from engine.identity import (
     login,
     read_identity,
 )
-from engine.pii import PiiKeys, blind_index, decrypt
+from engine.config import Settings
+from engine.errors import DependencyDown, ValidationFailed
 from engine.store.db import db_connection
 from engine.store.identity_models import LEVEL_NONE, LEVEL_VERIFIED, Citizen
 from engine.store.shared_models import DataAccessLog
-from engine.wechat import (
+from mobile_api.wechat import (
     DevWeChatClient,
     InvalidCode,
     RiskyUser,

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from engine.cases import CaseEngine
-from engine.jobs import JobRunner
-from engine.runtime import build_engine
+from engine import build_engine
+from engine.kernel.cases import CaseEngine
+from engine.kernel.jobs import JobRunner
 from engine.store.models import Case, CaseEvent, Job
 from tests.conftest import model_files
 
@@ -92,8 +92,8 @@ async def test_intermediate_timer_event_waits_then_continues(engine: CaseEngine)
 async def test_committed_steps_and_fired_jobs_are_published(engine: CaseEngine) -> None:
     import json
 
-    from engine.kv import create_kv
-    from engine.live import channel, kv_publisher
+    from engine.platform.kv import create_kv
+    from engine.platform.live import channel, kv_publisher
     from tests.conftest import REDIS_URL
 
     kv = create_kv(REDIS_URL, prefix=f"test-live-{id(engine)}:")
@@ -115,7 +115,7 @@ async def test_committed_steps_and_fired_jobs_are_published(engine: CaseEngine) 
 async def test_due_timers_fire_as_one_batch_with_the_same_result_as_one_by_one(engine: CaseEngine) -> None:
     """A pass claims the due timers together and steps their cases in one transaction; each case
     ends exactly as a single fire leaves it (version, timeline, jobs) and the audit chain holds."""
-    from engine import audit
+    from engine.accountability import audit
 
     ids = await _due_timer_cases(engine, 12)
     single = ids.pop()

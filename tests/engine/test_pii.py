@@ -7,8 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.config import Settings
-from engine.pii import (
+from engine.accountability.privacy import (
     PiiKeys,
     blind_index,
     is_valid_id_number,
@@ -19,6 +18,7 @@ from engine.pii import (
     mask_text,
     normalise_id,
 )
+from engine.config import Settings
 
 VALID = "310104196103150273"  # demo person local_65
 KEY = b"k" * 32
@@ -75,10 +75,10 @@ def test_keys_from_settings(caplog: pytest.LogCaptureFixture) -> None:
         PiiKeys.from_hex("not hex")
     with pytest.raises(ValueError, match="at least 32 bytes"):
         PiiKeys.from_hex("abcd")
-    import engine.pii
+    import engine.accountability.privacy
 
-    engine.pii._warned_dev_key = False  # the warning is given once per process
-    with caplog.at_level(logging.WARNING, logger="engine.pii"):
+    engine.accountability.privacy._warned_dev_key = False  # the warning is given once per process
+    with caplog.at_level(logging.WARNING, logger="engine.accountability.privacy"):
         dev = PiiKeys.from_settings(Settings())
         PiiKeys.from_settings(Settings())
     assert caplog.text.count("development PII key") == 1

@@ -1,4 +1,4 @@
-"""engine.qr: PNG and SVG QR images that a real decoder (zxing-cpp) reads back to the same text."""
+"""engine.certificates.qr: PNG and SVG QR images that a real decoder (zxing-cpp) reads back to the same text."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import date
 import png
 import pytest
 
-from engine.certificates import KeyRing, make_identifier, make_qr_token
-from engine.qr import BORDER, BOX_SIZE, qr_png, qr_svg
+from engine.certificates.qr import BORDER, BOX_SIZE, qr_png, qr_svg
+from engine.certificates.signing import KeyRing, make_identifier, make_qr_token
 from tests.api.helpers import decode_qr_png, decode_qr_svg
 
 IDENTIFIER_ARGS = ("11310000612852669L001", "11310000612852669L", "20261130ABCDEFGHJK")

@@ -8,9 +8,9 @@ from pathlib import Path
 import chinese_calendar
 import pytest
 
-from engine.jobs import JobRunner
-from engine.runtime import build_engine
-from engine.sla import CST, WorkingCalendar, plan, resume
+from engine import build_engine
+from engine.kernel.jobs import JobRunner
+from engine.kernel.sla import CST, WorkingCalendar, plan, resume
 from engine.store.models import Case, CaseEvent, HumanTask, Job
 from tests.conftest import model_files
 

@@ -8,15 +8,15 @@ from uuid import uuid4
 
 import pytest
 
-from engine import staff as desk
-from engine.applications import Applicant, ApplicationService
-from engine.catalog import Catalog
+from engine.accountability.privacy import PiiKeys
+from engine.citizen.applications import Applicant, ApplicationService
+from engine.citizen.catalog import Catalog
 from engine.errors import NotFound, ValidationFailed
-from engine.kv import MemoryKV
-from engine.pii import PiiKeys
-from engine.seed import hash_password
-from engine.sla import CST
+from engine.kernel.sla import CST
+from engine.platform.kv import MemoryKV
+from engine.platform.seed import hash_password
 from engine.store.models import CaseEvent, HumanTask, StaffUser
+from engine.workbench import staff as desk
 from tests.processes.test_business_startup import ACCEPT, FORM, NOW, WANG
 
 PASSWORD = "correct horse battery staple"

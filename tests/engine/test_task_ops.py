@@ -1,13 +1,13 @@
-"""Approval operations (engine.task_ops): 退回, 转办, 加签, 撤回已办, 会签 ratio — against a real database."""
+"""Approval operations (engine.workbench.task_ops): 退回, 转办, 加签, 撤回已办, 会签 ratio — against a real database."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.cases import CaseEngine
 from engine.errors import Conflict, NotFound
+from engine.kernel.cases import CaseEngine
 from engine.store.models import Case, CaseEvent, HumanTask
-from engine.task_ops import (
+from engine.workbench.task_ops import (
     NextStepStarted,
     NotYourTask,
     TransferForbidden,

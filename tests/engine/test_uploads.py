@@ -1,4 +1,4 @@
-"""DiskStore and the upload checks (engine.uploads): traversal-proof keys, dedup by hash, magic bytes, size."""
+"""DiskStore and the upload checks (engine.platform.uploads): traversal-proof keys, dedup by hash, magic bytes, size."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import NotFound
-from engine.uploads import (
+from engine.platform.uploads import (
     DiskStore,
     FileTooLarge,
     UnsupportedFileType,

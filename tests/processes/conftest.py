@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from engine.applications import Applicant, ApplicationService
-from engine.cases import CaseEngine, current_data
-from engine.catalog import Catalog
-from engine.connectors import ConnectorContext
-from engine.pii import PiiKeys
-from engine.sla import CST
+from engine.accountability.privacy import PiiKeys
+from engine.citizen.applications import Applicant, ApplicationService
+from engine.citizen.catalog import Catalog
+from engine.kernel.cases import CaseEngine, current_data
+from engine.kernel.connectors import ConnectorContext
+from engine.kernel.sla import CST
 
 # Demo people (processes/demo/README.md): real names and GB 11643-valid numbers of the demo data.
 MOTHER = Applicant(id_number="310112199504121645", name="刘婷", openid="openid-liuting", phone="18621034567")

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from stdnum.cn import uscc
 
-from engine.applications import Applicant, ApplicationService
-from engine.cases import CaseEngine, CaseResult
-from engine.certificate_store import signed_from_row
-from engine.certificates import verify_certificate
+from engine.accountability.privacy import PiiKeys, decrypt
+from engine.certificates.signing import verify_certificate
+from engine.certificates.store import signed_from_row
+from engine.citizen.applications import Applicant, ApplicationService
 from engine.errors import ValidationFailed
-from engine.pii import PiiKeys, decrypt
-from engine.sla import plan
+from engine.kernel.cases import CaseEngine, CaseResult
+from engine.kernel.sla import plan
 from engine.store.certificate_models import Certificate
 from engine.store.models import Case, CaseEvent, HumanTask
 from engine.store.shared_models import DataAccessLog

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from stdnum.cn import ric
 
-from engine.applications import ApplicationService
-from engine.cases import CaseEngine
-from engine.certificate_store import find_for_holder
+from engine.accountability.privacy import PiiKeys, blind_index
+from engine.certificates.store import find_for_holder
+from engine.citizen.applications import ApplicationService
 from engine.errors import ValidationFailed
-from engine.pii import PiiKeys, blind_index
+from engine.kernel.cases import CaseEngine
 from engine.store.certificate_models import Certificate, CertificateUse
 from engine.store.models import Case, CaseEvent, HumanTask
 from engine.store.shared_models import DataAccessLog

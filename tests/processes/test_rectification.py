@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from engine.applications import ApplicationService
-from engine.cases import CaseEngine, CaseResult
+from engine.citizen.applications import ApplicationService
 from engine.errors import ValidationFailed
-from engine.jobs import JobRunner
-from engine.sla import CST
+from engine.kernel.cases import CaseEngine, CaseResult
+from engine.kernel.jobs import JobRunner
+from engine.kernel.sla import CST
 from engine.store.models import Case, CaseEvent, HumanTask, Job
 from tests.processes.conftest import assert_round_trip
 

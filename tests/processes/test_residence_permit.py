@@ -7,11 +7,11 @@ from datetime import date, timedelta
 
 import pytest
 
-from engine.applications import ApplicationService
-from engine.cases import CaseEngine
-from engine.jobs import JobRunner
-from engine.runtime import build_engine
-from engine.sla import CST, WorkingCalendar
+from engine import build_engine
+from engine.citizen.applications import ApplicationService
+from engine.kernel.cases import CaseEngine
+from engine.kernel.jobs import JobRunner
+from engine.kernel.sla import CST, WorkingCalendar
 from engine.store.certificate_models import Certificate
 from engine.store.models import Case, CaseEvent, HumanTask, Job
 from tests.processes.conftest import (

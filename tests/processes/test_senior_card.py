@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from engine.applications import Applicant, ApplicationService
-from engine.cases import CaseEngine
-from engine.certificate_store import signed_from_row
-from engine.certificates import verify_certificate
+from engine.accountability.privacy import PiiKeys, blind_index, decrypt
+from engine.certificates.signing import verify_certificate
+from engine.certificates.store import signed_from_row
+from engine.citizen.applications import Applicant, ApplicationService
 from engine.errors import ValidationFailed
-from engine.pii import PiiKeys, blind_index, decrypt
+from engine.kernel.cases import CaseEngine
 from engine.store.certificate_models import Certificate, CertificateUse
 from engine.store.db import db_connection
 from engine.store.models import Case, CaseEvent, HumanTask
@@ -125,7 +125,7 @@ async def test_local_65_is_approved_in_seconds_with_a_signed_certificate(
     assert (used.department, used.subject_hash) == ("mca", log.subject_hash) and "老年人优待证" in used.purpose
 
     # the audit chain holds the start, the read, the decision, the use, the issue and the end
-    from engine import audit
+    from engine.accountability import audit
     from engine.store.audit_models import AuditRecord
 
     kinds = [r.kind for r in await AuditRecord.filter(case_no=started.case_no).order_by("seq")]

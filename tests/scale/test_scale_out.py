@@ -99,8 +99,8 @@ async def _query(db_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
 async def _start_timer_cases(db_url: str, n: int, timeout: str, applicant: str | None = None) -> list[int]:
     """Start ``n`` cases of the timer fixture model (deployed once) whose boundary timer is due in
     ``timeout``; ``applicant`` (an openid) lets that citizen watch them."""
+    from engine import build_engine
     from engine.config import PROJECT_ROOT, Settings
-    from engine.runtime import build_engine
     from engine.store.db import close_db, init_db
 
     await init_db(db_url)

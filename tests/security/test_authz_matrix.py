@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from sanic import Sanic
 
-from engine.seed import hash_password
+from engine.platform.seed import hash_password
 from engine.store.certificate_models import Certificate
 from engine.store.models import HumanTask, StaffUser
 from tests.api.helpers import OpenApiClient, citizen_token, running_api

@@ -17,12 +17,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sanic import Sanic
 
-from engine import staff as desk
-from engine.certificates import make_qr_token
-from engine.certificates_keys import generate_signer
-from engine.seed import hash_password
+from engine.certificates.keys import generate_signer
+from engine.certificates.signing import make_qr_token
+from engine.platform.seed import hash_password
 from engine.store.certificate_models import Certificate
 from engine.store.models import StaffUser
+from engine.workbench import staff as desk
 from mobile_api.auth import RATE_LIMITS, RateRule
 from tests.api.helpers import TEST_JWT_SECRET, OpenApiClient, citizen_token, error_of, running_api
 from tests.api.test_applications_api import SENIOR, WANG

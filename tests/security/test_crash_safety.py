@@ -28,9 +28,9 @@ import asyncpg
 import httpx
 import pytest
 
+from engine.accountability.privacy import PiiKeys
 from engine.bpmn.serializer import StateSerializer
 from engine.config import Settings
-from engine.pii import PiiKeys
 from tests.security.stack import (
     ROOT,
     WANG,

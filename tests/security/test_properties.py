@@ -26,13 +26,11 @@ from hypothesis import strategies as st
 from lxml import etree
 from stdnum.cn import ric
 
+from engine.accountability.privacy import is_valid_id_number, normalise_id
 from engine.bpmn.lint import lint_bundle, load_departments
 from engine.bpmn.parser import read_folder
 from engine.bpmn.validate import validate_paths
-from engine.certificates import TokenExpired as QrTokenExpired
-from engine.certificates import TokenInvalid as QrTokenInvalid
-from engine.certificates import make_qr_token, verify_qr_token
-from engine.certificates_ids import (
+from engine.certificates.ids import (
     InvalidIdentifier,
     is_uscc,
     is_valid_identifier,
@@ -40,10 +38,12 @@ from engine.certificates_ids import (
     new_uscc,
     parse_identifier,
 )
-from engine.certificates_keys import SignatureError, Verifier, generate_signer
+from engine.certificates.keys import SignatureError, Verifier, generate_signer
+from engine.certificates.signing import TokenExpired as QrTokenExpired
+from engine.certificates.signing import TokenInvalid as QrTokenInvalid
+from engine.certificates.signing import make_qr_token, verify_qr_token
 from engine.config import PROJECT_ROOT
-from engine.kv import MemoryKV
-from engine.pii import is_valid_id_number, normalise_id
+from engine.platform.kv import MemoryKV
 from forms.keywords import is_gb11643
 from forms.validation import validate_data
 from mobile_api.auth import BearerError, TokenService

@@ -17,7 +17,7 @@ const OTHER = "其他材料";
 // Keys of the intake request itself; any other field of a 422 belongs to the application form.
 const OWN_FIELDS = new Set(["service", "name", "id_number", "phone", "materials", "material_names", "form"]);
 
-/** "pdf" / "jpg" / "png" when the file's first bytes say so, else null (as engine.uploads). */
+/** "pdf" / "jpg" / "png" when the file's first bytes say so, else null (as engine.platform.uploads). */
 export async function sniff(file) {
   const head = new Uint8Array(await file.slice(0, 8).arrayBuffer());
   const found = MAGIC.find(([magic]) => magic.every((b, i) => head[i] === b));

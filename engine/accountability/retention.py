@@ -1,0 +1,168 @@
+"""Retention (数据保存期限): how long logs and case personal data are kept, and the purge.
+
+``RetentionPolicy`` reads the settings and refuses to keep the audit log or the access log for
+less than ``MIN_LOG_DAYS`` (about six months). ``purge`` (``govflow purge``, on an injected
+clock in tests) then:
+
+* anonymises finished cases whose completion is older than ``CASE_DATA_RETENTION_DAYS``: the
+  workflow data keeps only non-personal statistics (service, decision outcome and rule, result
+  outcome), the applicant reference is cleared, timeline opinions and rating comments are masked,
+  and ``purged_at`` is set; the case shell (number, service, status, channel, dates, tasks,
+  timeline) stays for statistics and SLA reports;
+* deletes access-log rows older than their retention;
+* cuts the audit chain before its retention: records up to the last one older than the limit
+  are deleted and the chain head remembers where (``pruned_seq``/``pruned_hash``), so
+  ``govflow audit verify`` still proves the rest.
+
+Everything the purge does is itself audited (``retention.purge``), each case in the same
+transaction as its anonymisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from engine.accountability import audit
+from engine.accountability.privacy import mask_text
+from engine.config import MIN_LOG_RETENTION_DAYS
+from engine.kernel.cases import CaseEngine
+from engine.store.audit_models import AuditHead, AuditRecord
+from engine.store.models import Case, CaseEvent, Evaluation
+from engine.store.shared_models import DataAccessLog
+
+MIN_LOG_DAYS = MIN_LOG_RETENTION_DAYS  # 六个月: the audit and access logs are never kept for less
+FINISHED = ("completed", "failed", "withdrawn")
+KEPT_DATA = {"service": ("slug", "name", "department", "type", "version"),
+             "decision": ("outcome", "rule", "table"), "result": ("outcome", "decided_by")}
+
+
+class RetentionTooShort(ValueError):
+    """A configured retention below the legal minimum."""
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    audit_days: int
+    access_log_days: int
+    case_data_days: int
+
+    def __post_init__(self) -> None:
+        for name, days in (("GOVFLOW_AUDIT_RETENTION_DAYS", self.audit_days),
+                           ("GOVFLOW_ACCESS_LOG_RETENTION_DAYS", self.access_log_days)):
+            if days < MIN_LOG_DAYS:
+                raise RetentionTooShort(f"{name}={days}: 审计日志和个人信息访问日志至少保存 {MIN_LOG_DAYS} 天（6 个月）")
+        if self.case_data_days < 1:
+            raise RetentionTooShort(f"GOVFLOW_CASE_DATA_RETENTION_DAYS={self.case_data_days}: 至少 1 天")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "RetentionPolicy":
+        return cls(audit_days=int(settings.AUDIT_RETENTION_DAYS),
+                   access_log_days=int(settings.ACCESS_LOG_RETENTION_DAYS),
+                   case_data_days=int(settings.CASE_DATA_RETENTION_DAYS))
+
+
+@dataclass
+class PurgeReport:
+    dry_run: bool
+    cases: list[str] = field(default_factory=list)  # case numbers anonymised (or due, in a dry run)
+    access_logs: int = 0
+    audit_records: int = 0
+
+    def describe(self) -> str:
+        verb = "将清理" if self.dry_run else "已清理"
+        return (f"{verb}：办件个人信息 {len(self.cases)} 件，访问日志 {self.access_logs} 条，"
+                f"审计记录 {self.audit_records} 条")
+
+
+def anonymised_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Only the statistics of a case's data survive: which service, how it was decided."""
+    kept: dict[str, Any] = {"purged": True}
+    for key, allowed in KEPT_DATA.items():
+        value = data.get(key)
+        if isinstance(value, dict):
+            kept[key] = {k: value[k] for k in allowed if k in value and not isinstance(value[k], (dict, list))}
+    return kept
+
+
+async def _anonymise(engine: CaseEngine, case: Case, now: datetime, actor: str) -> bool:
+    _, workflow, _ = await engine.load(case.id)
+    for task in workflow.get_tasks():
+        task.data = anonymised_data(task.data if isinstance(task.data, dict) else {})
+    workflow.data = anonymised_data(workflow.data if isinstance(workflow.data, dict) else {})
+    async with in_transaction() as conn:
+        updated = await Case.filter(id=case.id, version=case.version, purged_at__isnull=True).using_db(conn).update(
+            state=engine.deps.serializer.dump(workflow), summary=engine.summary(workflow),
+            version=case.version + 1, applicant=None,
+            purged_at=now, updated_at=now)
+        if not updated:  # changed meanwhile: the next run takes it
+            return False
+        for event in await CaseEvent.filter(case_id=case.id, detail__isnull=False).using_db(conn):
+            opinion = event.detail.get("opinion") if isinstance(event.detail, dict) else None
+            await CaseEvent.filter(id=event.id).using_db(conn).update(
+                detail={"opinion": mask_text(opinion)} if isinstance(opinion, str) else None)
+        evaluation = await Evaluation.filter(case_id=case.id).using_db(conn).first()
+        if evaluation is not None and evaluation.comment:
+            await Evaluation.filter(id=evaluation.id).using_db(conn).update(comment=mask_text(evaluation.comment))
+        await audit.record(conn, "retention.purge", actor=actor, case_no=case.case_no, subject=case.case_no, now=now,
+                           detail={"what": "case_personal_data", "completed_at": audit.format_at(case.completed_at)})
+    return True
+
+
+async def purge(engine: CaseEngine, policy: RetentionPolicy, *, now: datetime | None = None,
+                dry_run: bool = False, actor: str = "system", batch: int = 200) -> PurgeReport:
+    """Apply ``policy`` at ``now`` (the engine's clock by default)."""
+    now = now or engine.deps.clock()
+    report = PurgeReport(dry_run=dry_run)
+    case_cutoff = now - timedelta(days=policy.case_data_days)
+    last_id = 0
+    while True:
+        due = await Case.filter(status__in=FINISHED, completed_at__lt=case_cutoff, purged_at__isnull=True,
+                                id__gt=last_id).order_by("id").limit(batch)
+        for case in due:
+            if dry_run or await _anonymise(engine, case, now, actor):
+                report.cases.append(case.case_no)
+        if len(due) < batch:
+            break
+        last_id = due[-1].id
+
+    log_cutoff = now - timedelta(days=policy.access_log_days)
+    old_logs = DataAccessLog.filter(created_at__lt=log_cutoff)
+    report.access_logs = await old_logs.count()
+    if report.access_logs and not dry_run:
+        async with in_transaction() as conn:
+            deleted = await DataAccessLog.filter(created_at__lt=log_cutoff).using_db(conn).delete()
+            report.access_logs = int(deleted)
+            await audit.record(conn, "retention.purge", actor=actor, now=now, detail={
+                "what": "access_log", "before": audit.format_at(log_cutoff), "deleted": int(deleted)})
+
+    report.audit_records = await _prune_audit(now - timedelta(days=policy.audit_days), now, actor, dry_run)
+    return report
+
+
+async def _prune_audit(cutoff: datetime, now: datetime, actor: str, dry_run: bool) -> int:
+    """Delete the chain's records older than ``cutoff`` (a prefix) and move the head's prune
+    mark there; the purge record names the cut, which ``verify`` requires for any cut."""
+    last_old = await AuditRecord.filter(at__lt=cutoff).order_by("-seq").first()
+    if last_old is None:
+        return 0
+    if dry_run:
+        head = await AuditHead.get_or_none(id=audit.HEAD_ID)
+        return int(last_old.seq) - (int(head.pruned_seq) if head else 0)
+    async with in_transaction() as conn:
+        head = await audit._lock_head(conn)
+        cut_seq, cut_hash = int(last_old.seq), last_old.hash
+        deleted = await AuditRecord.filter(seq__lte=cut_seq).using_db(conn).delete()
+        await AuditHead.filter(id=audit.HEAD_ID).using_db(conn).update(pruned_seq=cut_seq, pruned_hash=cut_hash)
+        head.pruned_seq, head.pruned_hash = cut_seq, cut_hash
+        await audit._append_locked(conn, head, [audit.AuditEntry(
+            "retention.purge", actor=actor, subject=f"{cut_seq}:{cut_hash}", detail={
+                "what": "audit_log", "before": audit.format_at(cutoff), "deleted": int(deleted),
+                "pruned_seq": cut_seq, "pruned_hash": cut_hash})], now.astimezone(timezone.utc))
+    return int(deleted)
+
+
+__all__ = ["MIN_LOG_DAYS", "PurgeReport", "RetentionPolicy", "RetentionTooShort", "anonymised_data", "purge"]

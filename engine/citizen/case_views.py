@@ -1,0 +1,179 @@
+"""What a citizen sees of a case and what they may do with it.
+
+``case_detail`` turns the stored case into the applicant's view: status, the timeline of steps
+(department, action, time, opinion), the current step with its due time, the automatic decision
+with its reason, the resulting certificates (masked) and the sub-cases. The operations —
+supplement (补正), withdraw (撤回, before acceptance), review request (PIPL Art. 24) and the
+evaluation (好差评, once, after the end; bad ones open a rectification case) — all check that the
+case belongs to the caller and is in the right state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import uuid4
+
+from tortoise.transactions import in_transaction
+
+from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, current_data
+from engine.kernel.clocks import APPLICANT_LANES
+from engine.kernel.summary import decision_of, summary_of
+from engine.store.models import Case, CaseEvent, Evaluation, HumanTask, Job
+
+STATUS_LABELS = {"running": "办理中", "completed": "已办结", "failed": "办理异常", "withdrawn": "已撤回"}
+EVENT_LABELS = {
+    "case_started": "提交申请", "task_completed": "办理", "step_done": "自动处理", "case_completed": "办结",
+    "sla_paused": "等待补正（计时暂停）", "sla_resumed": "补正完成（恢复计时）", "sla_warning": "即将超期提醒",
+    "sla_escalated": "超期督办", "withdrawn": "申请人撤回", "review_requested": "申请人工复核",
+    "evaluated": "评价", "supplement_requested": "要求补正", "supplement_received": "补正材料",
+    "materials_received": "窗口收件", "applicant_bound": "申请人认领窗口办件",
+}
+LEVELS = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
+BAD_LEVELS = {4, 5}
+
+
+async def owned_case(case_id: int, applicant: str) -> Case:
+    """The case if it belongs to ``applicant``; 404 otherwise (never reveal others' cases)."""
+    case = await Case.get_or_none(id=case_id, applicant=applicant)
+    if case is None:
+        raise NotFound("办件不存在")
+    return case
+
+
+async def case_summary(engine: CaseEngine, case: Case) -> dict[str, Any]:
+    """The case's decision and result: stored with its state; rebuilt from the workflow only for
+    a case last written before summaries were kept."""
+    if case.summary is not None:
+        return engine.deps.serializer.load_summary(case.summary)
+    _, workflow, _ = await engine.load(case.id)
+    return summary_of(current_data(workflow))
+
+
+async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
+    from engine.store.certificate_models import Certificate
+
+    summary = await case_summary(engine, case)
+    departments = engine.deps.departments
+    events = await CaseEvent.filter(case_id=case.id).order_by("id")
+    steps = [{
+        "kind": e.kind, "action": EVENT_LABELS.get(e.kind, e.kind), "step": e.task_name,
+        "department": e.department, "department_name": departments.get(e.department or "", e.department),
+        "opinion": (e.detail or {}).get("opinion") if isinstance(e.detail, dict) else None,
+        "at": e.created_at.isoformat(),
+    } for e in events if e.kind != "bpmn_event"]
+    all_tasks = await HumanTask.filter(case_id=case.id).order_by("created_at", "id")
+    tasks = [t for t in all_tasks if t.state in OPEN_TASK_STATES]
+    current = [{"name": t.name, "department": t.department,
+                "department_name": departments.get(t.department or "", t.department),
+                "waiting_for_applicant": t.lane in APPLICANT_LANES, "task_id": str(t.id),
+                "reason": await _supplement_reason(t),
+                "due_at": t.due_at.isoformat() if t.due_at else None} for t in tasks]
+    certificates = await Certificate.filter(case_id=case.id).order_by("id")
+    # 好差评 only after the end (``evaluate``): a running case has none to read
+    evaluation = None if case.status == "running" else await Evaluation.get_or_none(case_id=case.id)
+    return {
+        "id": case.id, "case_no": case.case_no, "service": case.service, "status": case.status,
+        "status_label": STATUS_LABELS.get(case.status, case.status), "channel": case.channel,
+        "created_at": case.created_at.isoformat(), "due_at": case.due_at.isoformat() if case.due_at else None,
+        "completed_at": case.completed_at.isoformat() if case.completed_at else None,
+        "sla_paused": case.paused_at is not None, "current_steps": current, "steps": steps,
+        "decision": summary.get("decision"), "result": summary.get("result") or {},
+        "certificates": [{"id": c.id, "identifier": c.identifier, "name": c.name, "number": c.number,
+                          "issuer_name": c.issuer_name, "issue_date": c.issue_date.isoformat(),
+                          "holder_name": c.holder_name[:1] + "*" * (len(c.holder_name) - 1),
+                          "holder_code_masked": c.holder_code_masked, "state": c.state} for c in certificates],
+        "subcases": engine.subcases_of(case, [t for t in all_tasks if t.kind == "bpmn"]),
+        "evaluation": {"level": evaluation.level, "label": LEVELS[evaluation.level]} if evaluation else None,
+    }
+
+
+async def _supplement_reason(task: HumanTask) -> str | None:
+    """Why an officer asked for material (a generic 补正 side task); None for other steps."""
+    from engine.workbench.supplement import SUPPLEMENT, reason_of
+
+    return await reason_of(task) if task.kind == SUPPLEMENT else None
+
+
+async def supplement(engine: CaseEngine, case: Case, data: dict[str, Any], *, actor: str) -> None:
+    """Answer the applicant's 补正 — a modelled step in lane ``applicant`` or an officer's generic
+    request (``engine.workbench.supplement``); the SLA clock resumes."""
+    from engine.workbench.supplement import SUPPLEMENT, supply
+
+    task = await HumanTask.filter(case_id=case.id, state__in=OPEN_TASK_STATES,
+                                  lane__in=sorted(APPLICANT_LANES)).order_by("created_at").first()
+    if task is None:
+        raise Conflict("该办件当前无需补正")
+    if task.kind == SUPPLEMENT:
+        await supply(engine, task, data, actor=actor)
+        return
+    await engine.complete_task(task.id, data, actor=actor, opinion="申请人补正材料")
+
+
+async def withdraw(engine: CaseEngine, case: Case, *, actor: str, reason: str = "") -> None:
+    """撤回: allowed while no officer has acted on the case yet (before acceptance)."""
+    if case.status != "running":
+        raise Conflict("办件已办结或已撤回，不能撤回")
+    if await CaseEvent.filter(case_id=case.id, kind="task_completed").exclude(actor=actor).exists():
+        raise Conflict("办件已受理，不能撤回；如需停止办理请联系窗口")
+    now = engine.deps.clock()
+    async with in_transaction() as conn:
+        updated = await Case.filter(id=case.id, version=case.version, status="running").using_db(conn).update(
+            status="withdrawn", version=case.version + 1, completed_at=now)
+        if updated == 0:
+            raise Conflict()
+        await HumanTask.filter(case_id=case.id, state__in=(*OPEN_TASK_STATES, HELD_STATE)).using_db(conn).update(
+            state="cancelled", completed_at=now)
+        await Job.filter(case_id=case.id, status__in=("pending", "paused")).using_db(conn).update(status="cancelled")
+        await CaseEvent.create(case_id=case.id, kind="withdrawn", actor=actor, created_at=now,
+                               detail={"opinion": reason} if reason else None, using_db=conn)
+
+
+async def request_review(engine: CaseEngine, case: Case, *, actor: str, reason: str) -> None:
+    """Ask a person to look again at an automatic decision (个人信息保护法 第二十四条)."""
+    _, workflow, _ = await engine.load(case.id)
+    decision = decision_of(current_data(workflow))
+    if decision is None:
+        raise Conflict("该办件没有自动决定，无需申请人工复核")
+    if await HumanTask.filter(case_id=case.id, kind="review").exists():
+        raise Conflict("已申请人工复核，请勿重复提交")
+    department = (current_data(workflow).get("service") or {}).get("department") or "window"
+    now = engine.deps.clock()
+    async with in_transaction() as conn:
+        await HumanTask.create(id=uuid4(), case_id=case.id, kind="review", task_spec="manual_review",
+                               name="自动决定人工复核", lane=department, department=department, state="ready",
+                               created_at=now, using_db=conn)
+        await CaseEvent.create(case_id=case.id, kind="review_requested", actor=actor, department=department,
+                               detail={"opinion": reason[:500], "decision": decision.get("outcome")},
+                               created_at=now, using_db=conn)
+
+
+async def evaluate(engine: CaseEngine, case: Case, *, evaluator_hash: str, level: int, comment: str,
+                   start_rectification: Any = None) -> dict[str, Any]:
+    """好差评: once per case, after it ended. Bad reviews (4, 5) start the rectification process
+    through ``start_rectification(review: dict) -> CaseResult``; the evaluator stays confidential."""
+    if level not in LEVELS:
+        raise ValidationFailed(fields={"level": "评价等级应为 1–5"})
+    if case.status == "running":
+        raise Conflict("办件办结后才能评价")
+    now: datetime = engine.deps.clock()
+    try:
+        evaluation = await Evaluation.create(case_id=case.id, level=level, comment=comment[:500],
+                                             evaluator_hash=evaluator_hash, created_at=now)
+    except Exception as exc:  # the unique constraint on case_id: once per case
+        if await Evaluation.filter(case_id=case.id).exists():
+            raise Conflict("该办件已评价") from None
+        raise exc
+    await CaseEvent.create(case_id=case.id, kind="evaluated", detail={"level": level, "label": LEVELS[level]},
+                           created_at=now)
+    rectification = None
+    if level in BAD_LEVELS and start_rectification is not None:
+        _, workflow, _ = await engine.load(case.id)
+        department = (current_data(workflow).get("service") or {}).get("department") or "window"
+        result = await start_rectification({"level": LEVELS[level], "comment": comment[:500],
+                                            "case_no": case.case_no, "service": case.service,
+                                            "department": department})
+        rectification = result.case_no
+        await Evaluation.filter(id=evaluation.id).update(rectification_case_no=rectification)
+    return {"level": level, "label": LEVELS[level], "rectification_case_no": rectification}

@@ -1,0 +1,412 @@
+"""The staff workbench: login with lockout, the department inbox, and acting on tasks.
+
+Authorization lives here, not in the HTTP layer: every call takes the ``StaffUser`` and checks
+that the task belongs to one of their departments (supervisors also see ``supervisor``).
+Claims are atomic row updates (``state=ready`` → ``claimed``), so of two officers acting on one
+task one wins and the other gets a 409; ``complete`` claims first, then runs the engine, so a
+task is never completed twice. Every action writes the case timeline (actor, department, opinion).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import heapq
+import itertools
+from datetime import datetime, time, timedelta
+from typing import Any
+from uuid import UUID
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from engine.accountability import audit
+from engine.accountability.privacy import blind_index
+from engine.citizen.case_views import EVENT_LABELS
+from engine.errors import Conflict, GovflowError, NotFound, TaskNotReady
+from engine.kernel.cases import HELD_STATE, CaseEngine, utcnow
+from engine.kernel.sla import CST
+from engine.platform.kv import KV
+from engine.store.db import db_connection
+from engine.store.models import Case, CaseEvent, HumanTask, StaffUser
+from engine.workbench.supplement import SUPPLEMENT, WaitingForApplicant, supply
+
+MAX_FAILURES, LOCK_S = 5, 15 * 60
+SUPERVISOR_DEPARTMENT = "supervisor"
+TASK_ROLES = frozenset({"clerk", "officer", "supervisor", "admin"})
+STATUSES, DUES = ("ready", "mine", "done", "waiting"), ("overdue", "today", "soon")
+COUNT_CAP = 1000  # inbox totals and badge counts stop here (shown as 999+)
+STAFF_EVENT_LABELS = {**EVENT_LABELS, "task_claimed": "认领", "task_unclaimed": "释放任务", "comment": "批注",
+                      "task_returned": "退回", "task_transferred": "转办", "signer_added": "加签",
+                      "cosign_completed": "加签意见", "completion_withdrawn": "撤回已办"}
+_hasher = PasswordHasher()
+
+
+class InvalidCredentials(GovflowError):
+    status_code, code, default_message = 401, "invalid_credentials", "用户名或密码错误"
+
+
+class AccountLocked(GovflowError):
+    status_code, code = 429, "account_locked"
+    default_message = f"密码连续错误 {MAX_FAILURES} 次，账号已锁定 {LOCK_S // 60} 分钟，请稍后再试"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+
+class ForbiddenDepartment(GovflowError):
+    status_code, code, default_message = 403, "forbidden_department", "该任务不属于您所在的部门"
+
+
+class TaskAlreadyClaimed(Conflict):
+    code, default_message = "task_already_claimed", "该任务已被其他工作人员认领，请刷新待办列表"
+
+
+class TaskAlreadyCompleted(Conflict):
+    code, default_message = "task_already_completed", "该任务已办结（可能已被其他工作人员办理），请刷新"
+
+
+class TaskNotClaimed(Conflict):
+    code, default_message = "task_not_claimed", "该任务尚未被认领，无需退回"
+
+
+class SignInstead(Conflict):
+    code, default_message = "cosign_use_sign", "加签任务请由加签人签署意见（同意或不同意），不能认领或办结"
+
+
+# ------------------------------------------------------------------ login
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash("govflow-unknown-user-timing-equaliser")
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def authenticate(kv: KV, username: str, password: str) -> StaffUser:
+    """The active account for these credentials. Unknown users verify against a dummy hash (same
+    cost, same ``invalid_credentials``); ``MAX_FAILURES`` failures in a row lock for ``LOCK_S``."""
+    username = username.strip()[:64]
+    fail_key, lock_key = f"staff:login:failures:{username}", f"staff:login:locked:{username}"
+    if await kv.get(lock_key) is not None:
+        raise AccountLocked(await kv.ttl(lock_key) or LOCK_S)
+    user = await StaffUser.get_or_none(username=username)
+    ok = await asyncio.to_thread(_verify, user.password_hash if user else _dummy_hash(), password)
+    if not ok or user is None or not user.active:
+        if await kv.incr_window(fail_key, LOCK_S) >= MAX_FAILURES:
+            await kv.set(lock_key, "1", ex=LOCK_S)
+            await kv.delete(fail_key)
+            raise AccountLocked(LOCK_S)
+        raise InvalidCredentials()
+    await kv.delete(fail_key)
+    if _hasher.check_needs_rehash(user.password_hash):
+        await StaffUser.filter(id=user.id).update(password_hash=await asyncio.to_thread(_hasher.hash, password))
+    return user
+
+
+# ------------------------------------------------------------------ inbox
+def departments_of(staff: StaffUser) -> list[str]:
+    """Departments whose tasks ``staff`` sees; supervisors also see the 督办 lane."""
+    codes = [str(d) for d in staff.departments or []]
+    if "supervisor" in (staff.roles or []) and SUPERVISOR_DEPARTMENT not in codes:
+        codes.append(SUPERVISOR_DEPARTMENT)
+    return codes
+
+
+def _status_lanes(staff: StaffUser, status: str | None) -> list[Q]:
+    """The ``status`` filter as OR-free parts, each one range of the (department, state, due_at)
+    index: ready | mine | done | waiting (补正); otherwise the working set, ready + mine."""
+    me = staff.username
+    lanes = {"ready": Q(state="ready"), "mine": Q(state="claimed", assignee=me),
+             "done": Q(state="completed", completed_by=me), "waiting": Q(state=HELD_STATE)}
+    return [lanes[status]] if status in lanes else [lanes["ready"], lanes["mine"]]
+
+
+def _due_q(due: str | None, now: datetime) -> Q:
+    if due == "overdue":
+        return Q(due_at__lt=now)
+    if due == "today":
+        end = datetime.combine(now.astimezone(CST).date() + timedelta(days=1), time.min, CST)
+        return Q(due_at__gte=now, due_at__lt=end)
+    if due == "soon":
+        return Q(due_at__gte=now, due_at__lt=now + timedelta(hours=24))
+    return Q()
+
+
+async def _capped_count(query: Any) -> int:
+    """How many rows ``query`` has, counting no further than ``COUNT_CAP``, in the database: an exact
+    COUNT(*) reads every matching row (a department with a large backlog would make each inbox call
+    slower), and fetching the capped ids to count them here cost more than the query."""
+    inner = query.limit(COUNT_CAP).values("id")
+    inner.sql()  # builds the query on its connection (Tortoise's public way), then take its parameters
+    sql, params = inner.query.get_parameterized_sql()
+    _, rows = await db_connection().execute_query(f"SELECT COUNT(*) AS n FROM ({sql}) AS capped", params)
+    return int(dict(rows[0])["n"])
+
+
+async def _capped_sum(parts: list[Any]) -> int:
+    """``_capped_count`` of the union of disjoint OR-free ``parts`` (each one index range)."""
+    total = 0
+    for part in parts:
+        total += await _capped_count(part)
+        if total >= COUNT_CAP:
+            return COUNT_CAP
+    return total
+
+
+def _parts(staff: StaffUser, status: str | None, due: str | None, now: datetime) -> list[Any]:
+    """The inbox filter as disjoint OR-free queries, each one range of an index: per department and
+    state lane on (department, state, due_at); 加签 tasks assigned to ``staff`` on (kind, assignee, state).
+    One query with the ORs would make the database read every matching row (bench/scale.py)."""
+    lanes = _status_lanes(staff, status)
+    mine = Q(kind="cosign", assignee=staff.username)
+    parts = [HumanTask.filter(department=d).exclude(kind="cosign").filter(lane).filter(_due_q(due, now))
+             for d in departments_of(staff) for lane in lanes]
+    return parts + [HumanTask.filter(mine).filter(lane).filter(_due_q(due, now)) for lane in lanes]
+
+
+async def _page(parts: list[Any], order: tuple[str, ...], skip: int, take: int) -> list[HumanTask]:
+    """Rows ``skip``..``skip+take`` of the union of ``parts`` in ``order``: each part reads only its
+    first ``skip+take`` rows along an index and the parts are merged here (an OR over states or an
+    IN over departments would make the database sort every matching row first)."""
+    if take <= 0:
+        return []
+    fetched = [await part.select_related("case").order_by(*order).limit(skip + take) for part in parts]
+    merged = heapq.merge(*fetched, key=lambda t: tuple(getattr(t, f) for f in order))
+    return list(itertools.islice(merged, skip, skip + take))
+
+
+async def inbox(staff: StaffUser, *, status: str | None = None, due: str | None = None, page: int = 1,
+                size: int = 20, now: datetime | None = None,
+                department_names: dict[str, str] | None = None) -> dict[str, Any]:
+    """Tasks of ``staff``'s departments (and 加签 side tasks assigned to them) filtered by ``status``
+    (ready | mine | done | waiting (补正); default: ready + mine) and ``due`` (overdue | today (CST) |
+    soon (24 h)), sorted by due time (none last) then creation; ``counts`` per filter for badges (due
+    counts within ``status``). ``total`` and ``counts`` stop at ``COUNT_CAP`` (the page shows 999+):
+    the cost of a call stays flat however large a department's backlog grows."""
+    now = now or utcnow()
+    parts = _parts(staff, status, due, now)
+    total = await _capped_sum(parts)
+    offset = (page - 1) * size
+    rows = await _page([p.filter(due_at__isnull=False) for p in parts], ("due_at", "created_at", "id"), offset,
+                       size)
+    if len(rows) < size:  # past the dated tasks: how many there are is known from the short page
+        dated = offset + len(rows) if rows else await _capped_sum([p.filter(due_at__isnull=False) for p in parts])
+        rows += await _page([p.filter(due_at__isnull=True) for p in parts], ("created_at", "id"),
+                            max(0, offset - dated), size - len(rows))
+    counts = {s: await _capped_sum(_parts(staff, s, None, now)) for s in STATUSES}
+    counts.update({d: await _capped_sum(_parts(staff, status, d, now)) for d in DUES})
+    return {"items": [task_view(t, department_names or {}, now) for t in rows], "page": page, "size": size,
+            "total": total, "counts": counts}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def task_view(task: HumanTask, department_names: dict[str, str], now: datetime | None = None) -> dict[str, Any]:
+    """One task as the workbench lists it (``task.case`` fetched)."""
+    case: Case = task.case  # type: ignore[assignment]
+    now = now or utcnow()
+    return {
+        "id": str(task.id), "kind": task.kind, "task_spec": task.task_spec, "name": task.name,
+        "department": task.department, "department_name": department_names.get(task.department or "",
+                                                                               task.department),
+        "form_key": task.form_key, "state": task.state, "assignee": task.assignee,
+        "case_id": case.id, "case_no": case.case_no, "service": case.service,
+        "created_at": task.created_at.isoformat(), "due_at": _iso(task.due_at),
+        "overdue": bool(task.due_at and task.due_at < now and task.state in ("ready", "claimed")),
+        "completed_at": _iso(task.completed_at), "completed_by": task.completed_by,
+    }
+
+
+# ------------------------------------------------------------------ one task
+async def visible_task(staff: StaffUser, task_id: str | UUID) -> HumanTask:
+    """The task (case fetched); 404 when absent, 403 when outside ``staff``'s departments."""
+    try:
+        uuid = task_id if isinstance(task_id, UUID) else UUID(str(task_id))
+    except ValueError:
+        raise NotFound("任务不存在") from None
+    task = await HumanTask.get_or_none(id=uuid).select_related("case")
+    if task is None:
+        raise NotFound("任务不存在")
+    if task.department not in departments_of(staff) and not (task.kind == "cosign"
+                                                              and task.assignee == staff.username):
+        raise ForbiddenDepartment()
+    return task
+
+
+def _timeline(events: list[CaseEvent], names: dict[str, str]) -> list[dict[str, Any]]:
+    return [{
+        "kind": e.kind, "action": STAFF_EVENT_LABELS.get(e.kind, e.kind), "step": e.task_name,
+        "task_id": e.task_id, "actor": e.actor, "department": e.department,
+        "department_name": names.get(e.department or "", e.department),
+        "opinion": e.detail.get("opinion") if isinstance(e.detail, dict) else None, "at": e.created_at.isoformat(),
+        "decision": _decision(e),
+    } for e in events if e.kind != "bpmn_event"]
+
+
+def _decision(event: CaseEvent) -> str | None:
+    """An added signer's decision (加签意见): approve | reject."""
+    if event.kind != "cosign_completed" or not isinstance(event.detail, dict) or "approve" not in event.detail:
+        return None
+    return "approve" if event.detail["approve"] else "reject"
+
+
+async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dict[str, Any]:
+    """The task with its case, form, materials, timeline and the operations open to ``staff``
+    (``engine.workbench.task_detail``)."""
+    from engine.workbench.task_detail import task_detail as detail
+
+    return await detail(engine, staff, task_id)
+
+
+_AUDIT_KINDS = {"task_claimed": "task.claim", "task_unclaimed": "task.unclaim", "task_completed": "task.complete",
+                "comment": "task.comment"}
+
+
+async def _log_case_read(engine: CaseEngine, staff: StaffUser, task: HumanTask, case: Case,
+                         applicant: dict[str, Any]) -> None:
+    """Opening a task shows the applicant's case data: a personal-data read the citizen sees in
+    their access log (department, case, purpose) and the audit chain records."""
+    id_number, keys = applicant.get("id_number"), engine.deps.pii_keys
+    if not isinstance(id_number, str) or not id_number or keys is None:
+        return
+    await audit.log_data_access(
+        None, actor=staff.username, department=task.department,
+        subject_hash=blind_index(id_number, keys.blind_index_key), subject_masked=applicant.get("id_masked"),
+        dataset="case", fields_read=["applicant", "form", "materials"], case_id=case.id, case_no=case.case_no,
+        purpose=f"办理「{task.name}」：查看申请信息", now=engine.deps.clock())
+
+
+async def _event(task: HumanTask, kind: str, staff: StaffUser, now: datetime, opinion: str | None = None,
+                 conn: Any = None, **detail: Any) -> None:
+    """The timeline event and its audit record, in the caller's transaction (or one of its own)."""
+    if conn is None:
+        async with in_transaction() as own:
+            return await _event(task, kind, staff, now, opinion, conn=own, **detail)
+    body = {**detail, **({"opinion": opinion} if opinion else {})}
+    await CaseEvent.create(case_id=task.case_id, kind=kind, task_id=str(task.id),  # type: ignore[attr-defined]
+                           task_name=task.name, actor=staff.username, department=task.department,
+                           detail=body or None, created_at=now, using_db=conn)
+    case_no = task.case.case_no if isinstance(task.case, Case) else None  # type: ignore[attr-defined]
+    await audit.record(conn, _AUDIT_KINDS.get(kind, f"task.{kind}"), actor=staff.username,
+                       department=task.department, case_no=case_no, subject=str(task.id), now=now,
+                       detail={"task_name": task.name, "task_kind": task.kind,
+                               **({"opinion": audit.mask_text(opinion)} if opinion else {})})
+
+
+async def _refused(task_id: UUID, staff: StaffUser) -> GovflowError:
+    """Why a conditional update on ``task_id`` touched no row."""
+    task = await HumanTask.get(id=task_id)
+    if task.state in ("completed", "cancelled"):
+        return TaskAlreadyCompleted()
+    if task.state == HELD_STATE:
+        return WaitingForApplicant()
+    if task.state == "claimed" and task.assignee != staff.username:
+        return TaskAlreadyClaimed(f"该任务已被 {task.assignee} 认领，请刷新待办列表")
+    if task.state == "ready" and task.assignee not in (None, staff.username):
+        return TaskAlreadyClaimed(f"该任务已转办给 {task.assignee}，请刷新待办列表")
+    return TaskNotClaimed()
+
+
+def _free_for(staff: StaffUser) -> Q:
+    """A ready task nobody holds, or one transferred (转办) to ``staff``."""
+    return Q(assignee__isnull=True) | Q(assignee=staff.username)
+
+
+async def claim(staff: StaffUser, task_id: str, *, now: datetime | None = None) -> HumanTask:
+    """Take a ready task of one's department (free or transferred to one); 409 when someone else
+    has it or it is done."""
+    task, now = await visible_task(staff, task_id), now or utcnow()
+    if task.kind == "cosign":
+        raise SignInstead()
+    async with in_transaction() as conn:
+        taken = await HumanTask.filter(_free_for(staff), id=task.id, state="ready").using_db(conn).update(
+            state="claimed", assignee=staff.username)
+        if taken:
+            await _event(task, "task_claimed", staff, now, conn=conn)
+    if not taken:
+        raise await _refused(task.id, staff)
+    return await HumanTask.get(id=task.id).select_related("case")
+
+
+async def unclaim(staff: StaffUser, task_id: str, *, now: datetime | None = None) -> HumanTask:
+    """Put one's own claimed task back to ready; only the claimer may."""
+    task, now = await visible_task(staff, task_id), now or utcnow()
+    async with in_transaction() as conn:
+        freed = await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).using_db(conn).update(
+            state="ready", assignee=None)
+        if freed:
+            await _event(task, "task_unclaimed", staff, now, conn=conn)
+    if not freed:
+        raise await _refused(task.id, staff)
+    return await HumanTask.get(id=task.id).select_related("case")
+
+
+async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dict[str, Any] | None = None,
+                   opinion: str | None = None) -> HumanTask:
+    """Complete a ready task or one's own claimed task. The task is claimed first (atomically),
+    so a concurrent second officer gets 409; invalid data → 422 and the claim is undone."""
+    task, now = await visible_task(staff, task_id), engine.deps.clock()
+    if task.kind == "cosign":
+        raise SignInstead()
+    auto = await HumanTask.filter(_free_for(staff), id=task.id, state="ready").update(
+        state="claimed", assignee=staff.username)
+    if not auto and not await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).exists():
+        raise await _refused(task.id, staff)
+    try:
+        if task.kind == SUPPLEMENT:  # a clerk supplies for a walk-in citizen
+            await supply(engine, task, data or {}, actor=staff.username, department=task.department,
+                         opinion=opinion or "窗口代申请人补正材料")
+        elif task.kind != "bpmn":
+            await _complete_side_task(task, staff, data, opinion, now)
+        else:
+            await _complete_bpmn(engine, staff, task, data, opinion)
+    except BaseException:
+        if auto:
+            await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).update(
+                state="ready", assignee=None)
+        raise
+    return await HumanTask.get(id=task.id).select_related("case")
+
+
+async def _complete_bpmn(engine: CaseEngine, staff: StaffUser, task: HumanTask, data: dict[str, Any] | None,
+                         opinion: str | None) -> None:
+    for attempt in range(3):  # another department's task on the same case may commit in between
+        try:
+            await engine.complete_task(task.id, data, actor=staff.username, opinion=opinion)
+            return
+        except TaskNotReady:
+            raise TaskAlreadyCompleted() from None
+        except Conflict:
+            still_mine = await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).exists()
+            if not still_mine or attempt == 2:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+
+
+async def _complete_side_task(task: HumanTask, staff: StaffUser, data: dict[str, Any] | None,
+                              opinion: str | None, now: datetime) -> None:
+    """Escalation and review tasks are not workflow tasks: mark done, note it on the timeline."""
+    async with in_transaction() as conn:
+        done = await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).using_db(conn).update(
+            state="completed", completed_at=now, completed_by=staff.username)
+        if not done:
+            raise TaskAlreadyCompleted()
+        await _event(task, "task_completed", staff, now, opinion, conn=conn, **({"data": data} if data else {}))
+
+
+async def comment(staff: StaffUser, task_id: str, text: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """A note on the case timeline by a staff member of the task's department."""
+    task, now = await visible_task(staff, task_id), now or utcnow()
+    await _event(task, "comment", staff, now, text)
+    return {"task_id": str(task.id), "actor": staff.username, "department": task.department, "opinion": text,
+            "at": now.isoformat()}

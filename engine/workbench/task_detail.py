@@ -1,0 +1,127 @@
+"""One task as the workbench page shows it: the task, its case (applicant masked), form, materials,
+timeline, the 补正 rounds, and what the page may offer — ``return_targets`` (steps 退回 accepts),
+``colleagues`` (for 转办 / 加签) and ``actions`` (the operations open to the caller right now).
+
+``actions`` is advice for the page; every operation checks its rules again on the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.util.task import TaskState
+
+from engine.citizen.case_views import STATUS_LABELS
+from engine.errors import GovflowError
+from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, current_data
+from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, StaffUser
+from engine.workbench import staff as desk
+from engine.workbench.supplement import SUPPLEMENT, main_task_id, requests_of
+
+ACTIONS = ("claim", "unclaim", "complete", "return", "supplement_request", "transfer", "add_signer", "sign",
+           "withdraw", "comment")
+COSIGN = "cosign"
+
+
+def return_targets(workflow: Any) -> list[dict[str, str]]:
+    """Completed human steps of the case, latest instance per step, in the order they were done:
+    ``step`` is the ``to_step`` that ``engine.workbench.task_ops.return_to_step`` accepts."""
+    latest: dict[str, Any] = {}
+    for task in workflow.get_tasks(state=TaskState.COMPLETED):
+        if task.task_spec.manual:
+            known = latest.get(task.task_spec.name)
+            if known is None or task.last_state_change > known.last_state_change:
+                latest[task.task_spec.name] = task
+    ordered = sorted(latest.values(), key=lambda t: t.last_state_change)
+    return [{"step": t.task_spec.name, "name": t.task_spec.bpmn_name or t.task_spec.name} for t in ordered]
+
+
+async def colleagues(staff: StaffUser, department: str | None) -> list[dict[str, str]]:
+    """Active staff of ``department`` other than ``staff``, by username."""
+    if not department:
+        return []
+    users = await StaffUser.filter(active=True).exclude(username=staff.username).order_by("username")
+    return [{"username": u.username, "name": u.name} for u in users if department in (u.departments or [])]
+
+
+async def _withdrawable(engine: CaseEngine, task: HumanTask, case: Case, workflow: Any) -> bool:
+    from engine.workbench.task_ops import _check_not_moved_on
+
+    spiff = workflow.get_task_from_id(task.id)
+    if case.status != "running" or spiff is None or spiff.state != TaskState.COMPLETED:
+        return False
+    try:
+        await _check_not_moved_on(case, task)
+    except GovflowError:
+        return False
+    return True
+
+
+async def allowed_actions(engine: CaseEngine, staff: StaffUser, task: HumanTask, case: Case, workflow: Any, *,
+                          targets: list[dict[str, str]], peers: list[dict[str, str]]) -> list[str]:
+    """The operations ``staff`` may perform on ``task`` now (in ``ACTIONS`` order)."""
+    me, allowed = staff.username, {"comment"}
+    free = task.state == "ready" and task.assignee in (None, me)
+    mine = task.state == "claimed" and task.assignee == me
+    running = case.status == "running"
+    if task.kind == COSIGN:
+        if task.state in OPEN_TASK_STATES and task.assignee == me and running:
+            allowed.add("sign")
+    elif running and (free or mine):
+        allowed |= {"claim"} if free else {"unclaim"}
+        allowed.add("complete")
+        if task.kind == "bpmn":
+            allowed |= {"supplement_request", "add_signer"}
+            if targets:
+                allowed.add("return")
+            if peers:
+                allowed.add("transfer")
+            if await HumanTask.filter(kind=COSIGN, task_spec=f"{COSIGN}:before:{task.id}",
+                                      state__in=OPEN_TASK_STATES).exists():
+                allowed.discard("complete")
+    elif task.kind == "bpmn" and task.state == "completed" and task.completed_by == me:
+        if await _withdrawable(engine, task, case, workflow):
+            allowed.add("withdraw")
+    return [a for a in ACTIONS if a in allowed]
+
+
+async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dict[str, Any]:
+    """The task, its case summary (applicant masked), form render spec, materials, timeline,
+    补正 rounds, ``return_targets``, ``colleagues`` and ``actions``."""
+    from forms import load_form
+
+    task = await desk.visible_task(staff, task_id)
+    case: Case = task.case  # type: ignore[assignment]
+    names = engine.deps.departments
+    _, workflow, bundle = await engine.load(case.id)
+    main_id = main_task_id(task) if task.kind == SUPPLEMENT else \
+        task.task_spec.split(":", 2)[2] if task.kind == COSIGN else str(task.id)
+    spiff = workflow.get_task_from_id(UUID(main_id))
+    data = dict(spiff.data) if spiff is not None and not workflow.completed else current_data(workflow)
+    definition = await ProcessDefinition.get(id=case.definition_id)  # type: ignore[attr-defined]
+    applicant = data.get("applicant") if isinstance(data.get("applicant"), dict) else {}
+    form_file = f"forms/{task.form_key}" if task.form_key else None
+    form = load_form(bundle.files[form_file]).ui_spec() if form_file and form_file in bundle.files else None
+    materials = [m for m in data.get("materials") or [] if isinstance(m, dict)]
+    events = await CaseEvent.filter(case_id=case.id).order_by("id")
+    open_process_task = task.kind == "bpmn" and task.state in (*OPEN_TASK_STATES, HELD_STATE)
+    targets = return_targets(workflow) if open_process_task and case.status == "running" else []
+    peers = await colleagues(staff, task.department) if task.kind == "bpmn" else []
+    await desk._log_case_read(engine, staff, task, case, applicant)
+    return {
+        "task": desk.task_view(task, names), "form": form, "materials": materials,
+        "case": {"id": case.id, "case_no": case.case_no, "service": case.service,
+                 "service_name": definition.name or case.service, "status": case.status,
+                 "status_label": STATUS_LABELS.get(case.status, case.status), "channel": case.channel,
+                 "applicant_name": applicant.get("name_masked"), "applicant_id": applicant.get("id_masked"),
+                 "created_at": case.created_at.isoformat(), "due_at": desk._iso(case.due_at),
+                 "sla_paused": case.paused_at is not None},
+        "timeline": desk._timeline(events, names),
+        "supplements": await requests_of(main_id),
+        "return_targets": targets, "colleagues": peers,
+        "actions": await allowed_actions(engine, staff, task, case, workflow, targets=targets, peers=peers),
+    }
+
+
+__all__ = ["ACTIONS", "allowed_actions", "colleagues", "return_targets", "task_detail"]
