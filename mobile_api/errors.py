@@ -1,29 +1,16 @@
 """API errors and the one place every exception becomes a JSON response.
 
 Every error body is ``{"error": {"code", "message" (Chinese), "fields"?}}`` with a stable
-English ``code``. The API layer adds its own branch to the engine hierarchy, so one handler
-serves both:
-
-    engine.errors.GovflowError (500, internal)       ← engine errors keep their status and code
-    └── ApiError (400, bad_request)                  errors only the HTTP edge raises
-        ├── InvalidJSON (400, invalid_json)          body is not parseable JSON
-        ├── Unauthorized (401, unauthorized)         no or invalid token
-        ├── Forbidden (403, forbidden)               wrong role or department
-        ├── RouteNotFound (404, not_found)           no such path
-        ├── MethodNotAllowed (405, method_not_allowed)   sends ``Allow``
-        ├── PayloadTooLarge (413, payload_too_large)
-        ├── UnsupportedMediaType (415, unsupported_media_type)
-        └── RateLimited (429, rate_limited)          sends ``Retry-After``
-    engine.errors.DependencyDown (503)
-    └── DatabaseUnavailable (503, database_unavailable)   the database refused or dropped the connection
-
-Sanic's own exceptions (404, 405, 413, bad request, …) are translated into the same shape;
-anything unexpected is logged with its traceback and answered with a bare 500 ``internal``.
+English ``code``. Errors come from the one tree in ``engine.errors``; each has a ``kind``, and
+``STATUS_BY_KIND`` below is the only place kinds become HTTP statuses. The edge adds a few
+errors of its own (below) and translates Sanic's exceptions into the same shape
+(``EdgeRefusal`` keeps Sanic's status for the rare ones without a kind: 408, 414, 416, 417).
+``Allow`` (405) and ``Retry-After`` (429) headers follow from the error. Anything unexpected is
+logged with its traceback and answered with a bare 500 ``internal``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import structlog
@@ -33,80 +20,73 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 from tortoise.exceptions import DBConnectionError
 
-from engine.errors import DependencyDown, GovflowError, NotFound
+from engine.errors import (
+    BadRequest,
+    DependencyDown,
+    Forbidden,
+    GovflowError,
+    MethodNotAllowed,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthenticated,
+    UnsupportedType,
+)
 
 log = structlog.get_logger("govflow.api")
 
-
-class ApiError(GovflowError):
-    status_code = 400
-    code = "bad_request"
-    default_message = "请求无效"
-
-    def headers(self) -> dict[str, str]:
-        """Extra response headers this error implies (``Allow``, ``Retry-After``)."""
-        return {}
+STATUS_BY_KIND: dict[str, int] = {
+    "internal": 500, "bad_request": 400, "invalid": 422, "unauthenticated": 401, "forbidden": 403,
+    "not_found": 404, "method_not_allowed": 405, "conflict": 409, "too_large": 413,
+    "unsupported_type": 415, "rate_limited": 429, "unavailable": 503,
+}
 
 
-class InvalidJSON(ApiError):
+def status_of(error: GovflowError) -> int:
+    """The HTTP status of an error: by its kind (an ``EdgeRefusal`` keeps Sanic's own)."""
+    return getattr(error, "status", None) or STATUS_BY_KIND.get(error.kind, 500)
+
+
+class EdgeRefusal(BadRequest):
+    """A Sanic refusal with no kind of its own (408, 414, 416, 417, 503 …): keeps its status."""
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class InvalidJSON(BadRequest):
     code = "invalid_json"
     default_message = "请求体不是有效的 JSON"
 
 
-class Unauthorized(ApiError):
-    status_code = 401
+class Unauthorized(Unauthenticated):
     code = "unauthorized"
     default_message = "未登录或登录已失效"
 
 
-class Forbidden(ApiError):
-    status_code = 403
-    code = "forbidden"
-    default_message = "无权执行此操作"
-
-
-class RouteNotFound(ApiError):
-    status_code = 404
+class RouteNotFound(NotFound):
     code = "not_found"
     default_message = "请求的地址不存在"
 
 
-class MethodNotAllowed(ApiError):
-    status_code = 405
-    code = "method_not_allowed"
-    default_message = "不支持该请求方法"
-
-    def __init__(self, message: str | None = None, *, allowed: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.allowed = sorted(allowed or [])
-
-    def headers(self) -> dict[str, str]:
-        return {"Allow": ", ".join(self.allowed)} if self.allowed else {}
-
-
-class PayloadTooLarge(ApiError):
-    status_code = 413
+class PayloadTooLarge(TooLarge):
     code = "payload_too_large"
     default_message = "请求内容过大"
 
 
-class UnsupportedMediaType(ApiError):
-    status_code = 415
+class UnsupportedMediaType(UnsupportedType):
     code = "unsupported_media_type"
     default_message = "不支持的内容类型，请使用 application/json"
 
 
-class RateLimited(ApiError):
-    status_code = 429
-    code = "rate_limited"
-    default_message = "操作过于频繁，请稍后再试"
-
-    def __init__(self, message: str | None = None, *, retry_after: float = 1.0) -> None:
-        super().__init__(message)
-        self.retry_after = max(1, math.ceil(retry_after))
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+def error_headers(error: GovflowError) -> dict[str, str]:
+    """Headers an error implies: ``Allow`` for 405, ``Retry-After`` for 429."""
+    if isinstance(error, MethodNotAllowed) and error.allowed:
+        return {"Allow": ", ".join(sorted(error.allowed))}
+    if isinstance(error, RateLimited):
+        return {"Retry-After": str(error.retry_after)}
+    return {}
 
 
 # The error body as a JSON Schema, for the OpenAPI document of every endpoint.
@@ -185,9 +165,7 @@ def to_govflow_error(exc: BaseException) -> GovflowError:
         status = int(getattr(exc, "status_code", 500) or 500)
         if status < 500 or status in _SANIC_BY_STATUS:
             code, message = _SANIC_BY_STATUS.get(status, ("bad_request", "请求无效"))
-            error = ApiError(message)
-            error.status_code, error.code = status, code
-            return error
+            return EdgeRefusal(message, status=status, code=code)
     return GovflowError()
 
 
@@ -198,11 +176,11 @@ def error_response(exc: BaseException) -> HTTPResponse:
 
 def _respond(exc: BaseException, error: GovflowError) -> HTTPResponse:
     headers: dict[str, str] = {}
-    if isinstance(exc, sanic_errors.SanicException) and error.status_code < 500:
+    status = status_of(error)
+    if isinstance(exc, sanic_errors.SanicException) and status < 500:
         headers = {k: str(v) for k, v in (getattr(exc, "headers", None) or {}).items()}
-    if isinstance(error, ApiError):
-        headers.update(error.headers())
-    return json(error.to_dict(), status=error.status_code, headers=headers)
+    headers.update(error_headers(error))
+    return json(error.to_dict(), status=status, headers=headers)
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -226,9 +204,10 @@ async def handle_error(request: Request, exc: Exception) -> HTTPResponse:
     error = to_govflow_error(exc)
     if isinstance(error, MethodNotAllowed) and not error.allowed:
         error.allowed = _allowed_methods(request)
-    if error.status_code >= 500:
+    status = status_of(error)
+    if status >= 500:
         event: dict[str, Any] = {"path": request.path, "method": request.method,
-                                 "status": error.status_code, "code": error.code}
+                                 "status": status, "code": error.code}
         if error.code != "internal":  # a known condition, e.g. a dependency down
             log.warning("request_failed", detail=str(error.detail or ""), **event)
         else:
@@ -255,8 +234,9 @@ def setup_errors(app: Sanic) -> None:
 
 __all__ = [
     "ERROR_SCHEMA",
-    "ApiError",
+    "STATUS_BY_KIND",
     "DatabaseUnavailable",
+    "EdgeRefusal",
     "Forbidden",
     "InvalidJSON",
     "MethodNotAllowed",
@@ -265,8 +245,10 @@ __all__ = [
     "RouteNotFound",
     "Unauthorized",
     "UnsupportedMediaType",
+    "error_headers",
     "error_response",
     "handle_error",
     "setup_errors",
+    "status_of",
     "to_govflow_error",
 ]

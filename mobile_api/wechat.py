@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from engine.errors import DependencyDown, GovflowError
+from engine.errors import DependencyDown, Forbidden, GovflowError, RateLimited, Unauthenticated
 
 log = logging.getLogger("govflow.wechat")
 
@@ -39,27 +39,24 @@ _CODE_INVALID = {40029, 40163}  # invalid code; code already used
 _SECRET_PARAMS = re.compile(r"((?:secret|js_code|appid)=)[^&\s\"']*")
 
 
-class InvalidCode(GovflowError):
-    status_code = 401
+class InvalidCode(Unauthenticated):
     code = "wechat_code_invalid"
     default_message = "微信登录凭证无效或已过期，请重新登录"
 
 
-class WeChatRateLimited(GovflowError):
+class WeChatRateLimited(RateLimited):
     """WeChat refused for now; the API answers 429 with ``Retry-After: retry_after``."""
 
-    status_code = 429
     code = "wechat_rate_limited"
     default_message = "微信登录请求过于频繁，请稍后再试"
 
     def __init__(self, message: str | None = None, *, retry_after: float = RATE_LIMIT_RETRY_S,
                  detail: Any = None) -> None:
-        super().__init__(message, detail=detail)
+        GovflowError.__init__(self, message, detail=detail)
         self.retry_after = retry_after
 
 
-class RiskyUser(GovflowError):
-    status_code = 403
+class RiskyUser(Forbidden):
     code = "wechat_risky_user"
     default_message = "该微信账号存在安全风险，暂无法登录，请在微信中完成安全验证后重试"
 

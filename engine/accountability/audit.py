@@ -356,6 +356,30 @@ def _mask_value(value: Any) -> Any:
     return value if isinstance(value, (int, float, bool)) or value is None else str(value)
 
 
+
+async def prune_before(cutoff: datetime, now: datetime, actor: str, dry_run: bool) -> int:
+    """Delete the chain's records older than ``cutoff`` (a prefix) and move the head's prune
+    mark there; the purge record names the cut, which ``verify`` requires for any cut."""
+    last_old = await AuditRecord.filter(at__lt=cutoff).order_by("-seq").first()
+    if last_old is None:
+        return 0
+    if dry_run:
+        head = await AuditHead.get_or_none(id=HEAD_ID)
+        return int(last_old.seq) - (int(head.pruned_seq) if head else 0)
+    async with in_transaction() as conn:
+        head = await _lock_head(conn)
+        cut_seq, cut_hash = int(last_old.seq), last_old.hash
+        deleted = await AuditRecord.filter(seq__lte=cut_seq).using_db(conn).delete()
+        await AuditHead.filter(id=HEAD_ID).using_db(conn).update(pruned_seq=cut_seq, pruned_hash=cut_hash)
+        head.pruned_seq, head.pruned_hash = cut_seq, cut_hash
+        await _append_locked(conn, head, [AuditEntry(
+            "retention.purge", actor=actor, subject=f"{cut_seq}:{cut_hash}", detail={
+                "what": "audit_log", "before": format_at(cutoff), "deleted": int(deleted),
+                "pruned_seq": cut_seq, "pruned_hash": cut_hash})], now.astimezone(timezone.utc))
+    return int(deleted)
+
+
 __all__ = ["ANCHOR", "GENESIS", "KINDS", "AuditEntry", "VerifyResult", "access_entry", "anchor", "anchor_mac",
-           "append", "canonical_detail", "hash_of", "log_data_access", "record", "record_hash", "step_entries",
+           "append", "canonical_detail", "hash_of", "log_data_access", "prune_before", "record", "record_hash",
+           "step_entries",
            "verify"]

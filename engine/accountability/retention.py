@@ -21,17 +21,14 @@ transaction as its anonymisation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from tortoise.transactions import in_transaction
 
 from engine.accountability import audit
-from engine.accountability.privacy import mask_text
 from engine.config import MIN_LOG_RETENTION_DAYS
-from engine.kernel.cases import CaseEngine
-from engine.store.audit_models import AuditHead, AuditRecord
-from engine.store.models import Case, CaseEvent, Evaluation
+from engine.store.models import Case
 from engine.store.shared_models import DataAccessLog
 
 MIN_LOG_DAYS = MIN_LOG_RETENTION_DAYS  # 六个月: the audit and access logs are never kept for less
@@ -88,31 +85,13 @@ def anonymised_data(data: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-async def _anonymise(engine: CaseEngine, case: Case, now: datetime, actor: str) -> bool:
-    _, workflow, _ = await engine.load(case.id)
-    for task in workflow.get_tasks():
-        task.data = anonymised_data(task.data if isinstance(task.data, dict) else {})
-    workflow.data = anonymised_data(workflow.data if isinstance(workflow.data, dict) else {})
-    async with in_transaction() as conn:
-        updated = await Case.filter(id=case.id, version=case.version, purged_at__isnull=True).using_db(conn).update(
-            state=engine.deps.serializer.dump(workflow), summary=engine.summary(workflow),
-            version=case.version + 1, applicant=None,
-            purged_at=now, updated_at=now)
-        if not updated:  # changed meanwhile: the next run takes it
-            return False
-        for event in await CaseEvent.filter(case_id=case.id, detail__isnull=False).using_db(conn):
-            opinion = event.detail.get("opinion") if isinstance(event.detail, dict) else None
-            await CaseEvent.filter(id=event.id).using_db(conn).update(
-                detail={"opinion": mask_text(opinion)} if isinstance(opinion, str) else None)
-        evaluation = await Evaluation.filter(case_id=case.id).using_db(conn).first()
-        if evaluation is not None and evaluation.comment:
-            await Evaluation.filter(id=evaluation.id).using_db(conn).update(comment=mask_text(evaluation.comment))
-        await audit.record(conn, "retention.purge", actor=actor, case_no=case.case_no, subject=case.case_no, now=now,
-                           detail={"what": "case_personal_data", "completed_at": audit.format_at(case.completed_at)})
-    return True
+class CaseAnonymiser(Protocol):
+    """What ``purge`` needs of the case engine: rewrite one finished case without personal data."""
+
+    async def anonymise(self, case: Case, now: datetime, actor: str) -> bool: ...
 
 
-async def purge(engine: CaseEngine, policy: RetentionPolicy, *, now: datetime | None = None,
+async def purge(engine: CaseAnonymiser, policy: RetentionPolicy, *, now: datetime | None = None,
                 dry_run: bool = False, actor: str = "system", batch: int = 200) -> PurgeReport:
     """Apply ``policy`` at ``now`` (the engine's clock by default)."""
     now = now or engine.deps.clock()
@@ -123,7 +102,7 @@ async def purge(engine: CaseEngine, policy: RetentionPolicy, *, now: datetime | 
         due = await Case.filter(status__in=FINISHED, completed_at__lt=case_cutoff, purged_at__isnull=True,
                                 id__gt=last_id).order_by("id").limit(batch)
         for case in due:
-            if dry_run or await _anonymise(engine, case, now, actor):
+            if dry_run or await engine.anonymise(case, now, actor):
                 report.cases.append(case.case_no)
         if len(due) < batch:
             break
@@ -139,30 +118,8 @@ async def purge(engine: CaseEngine, policy: RetentionPolicy, *, now: datetime | 
             await audit.record(conn, "retention.purge", actor=actor, now=now, detail={
                 "what": "access_log", "before": audit.format_at(log_cutoff), "deleted": int(deleted)})
 
-    report.audit_records = await _prune_audit(now - timedelta(days=policy.audit_days), now, actor, dry_run)
+    report.audit_records = await audit.prune_before(now - timedelta(days=policy.audit_days), now, actor, dry_run)
     return report
-
-
-async def _prune_audit(cutoff: datetime, now: datetime, actor: str, dry_run: bool) -> int:
-    """Delete the chain's records older than ``cutoff`` (a prefix) and move the head's prune
-    mark there; the purge record names the cut, which ``verify`` requires for any cut."""
-    last_old = await AuditRecord.filter(at__lt=cutoff).order_by("-seq").first()
-    if last_old is None:
-        return 0
-    if dry_run:
-        head = await AuditHead.get_or_none(id=audit.HEAD_ID)
-        return int(last_old.seq) - (int(head.pruned_seq) if head else 0)
-    async with in_transaction() as conn:
-        head = await audit._lock_head(conn)
-        cut_seq, cut_hash = int(last_old.seq), last_old.hash
-        deleted = await AuditRecord.filter(seq__lte=cut_seq).using_db(conn).delete()
-        await AuditHead.filter(id=audit.HEAD_ID).using_db(conn).update(pruned_seq=cut_seq, pruned_hash=cut_hash)
-        head.pruned_seq, head.pruned_hash = cut_seq, cut_hash
-        await audit._append_locked(conn, head, [audit.AuditEntry(
-            "retention.purge", actor=actor, subject=f"{cut_seq}:{cut_hash}", detail={
-                "what": "audit_log", "before": audit.format_at(cutoff), "deleted": int(deleted),
-                "pruned_seq": cut_seq, "pruned_hash": cut_hash})], now.astimezone(timezone.utc))
-    return int(deleted)
 
 
 __all__ = ["MIN_LOG_DAYS", "PurgeReport", "RetentionPolicy", "RetentionTooShort", "anonymised_data", "purge"]

@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from lxml import etree
 
 from engine.bpmn import habits, lint_paths
+from engine.bpmn.conventions import APPLICANT_LANES
 from engine.bpmn.parser import BPMN_NS
 from engine.bpmn.sandbox import check_expression, check_script
 from engine.bpmn.timers import is_bare_iso, timer_problem
-from engine.kernel.clocks import APPLICANT_LANES
 
 B = f"{{{BPMN_NS}}}"
 S = "{http://spiffworkflow.org/bpmn/schema/1.0/core}"

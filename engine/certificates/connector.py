@@ -13,11 +13,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
 from engine.accountability.audit import log_data_access
 from engine.accountability.privacy import PiiKeys, blind_index, mask_id_number, mask_middle
 from engine.certificates.signing import CertificateData, KeyRing, issue, new_uscc
 from engine.certificates.store import certificate_record, write_certificate_record
-from engine.citizen.catalog import load_certificate_types
 from engine.errors import ModelError
 from engine.kernel.connectors import ConnectorContext, ConnectorRegistry
 from engine.kernel.sla import CST
@@ -122,3 +123,10 @@ def _one_day() -> Any:
     from datetime import timedelta
 
     return timedelta(days=1)
+
+
+
+def load_certificate_types(path: Path) -> dict[str, dict[str, Any]]:
+    """Certificate type code -> {name, issuer_name, issuer_code, valid_years}."""
+    items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    return {str(item["code"]): dict(item) for item in items}

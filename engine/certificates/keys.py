@@ -29,7 +29,7 @@ from tongsuopy.crypto import hashes as _thashes
 from tongsuopy.crypto import serialization as _tser
 from tongsuopy.crypto.asymciphers import ec as _tec
 
-from engine.errors import GovflowError
+from engine.errors import BadRequest, GovflowError
 
 ALG_SM2 = "SM2-SM3"
 ALG_ED25519 = "Ed25519"
@@ -42,10 +42,9 @@ _DEV_SEED = b"govflow development certificate key -- public, never use it in pro
 _SM2_ORDER = int("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123", 16)
 
 
-class SignatureError(GovflowError):
+class SignatureError(BadRequest):
     """Base of signature/token verification failures (QR tokens, unknown keys)."""
 
-    status_code = 400
     code = "signature_invalid"
     default_message = "签名无效"
 

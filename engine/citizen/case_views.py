@@ -16,9 +16,9 @@ from uuid import uuid4
 
 from tortoise.transactions import in_transaction
 
+from engine.bpmn.conventions import APPLICANT_LANES
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, current_data
-from engine.kernel.clocks import APPLICANT_LANES
 from engine.kernel.summary import decision_of, summary_of
 from engine.store.models import Case, CaseEvent, Evaluation, HumanTask, Job
 
@@ -91,15 +91,15 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
 
 async def _supplement_reason(task: HumanTask) -> str | None:
     """Why an officer asked for material (a generic 补正 side task); None for other steps."""
-    from engine.workbench.supplement import SUPPLEMENT, reason_of
+    from engine.kernel.supplement import SUPPLEMENT, reason_of
 
     return await reason_of(task) if task.kind == SUPPLEMENT else None
 
 
 async def supplement(engine: CaseEngine, case: Case, data: dict[str, Any], *, actor: str) -> None:
     """Answer the applicant's 补正 — a modelled step in lane ``applicant`` or an officer's generic
-    request (``engine.workbench.supplement``); the SLA clock resumes."""
-    from engine.workbench.supplement import SUPPLEMENT, supply
+    request (``engine.kernel.supplement``); the SLA clock resumes."""
+    from engine.kernel.supplement import SUPPLEMENT, supply
 
     task = await HumanTask.filter(case_id=case.id, state__in=OPEN_TASK_STATES,
                                   lane__in=sorted(APPLICANT_LANES)).order_by("created_at").first()

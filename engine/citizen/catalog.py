@@ -144,10 +144,4 @@ class Catalog:
         return slug in self._items
 
 
-def load_certificate_types(path: Path) -> dict[str, dict[str, Any]]:
-    """Certificate type code -> {name, issuer_name, issuer_code, valid_years}."""
-    items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    return {str(item["code"]): dict(item) for item in items}
-
-
-__all__ = ["Catalog", "ServiceItem", "ITEM_SCHEMA", "load_item", "load_certificate_types"]
+__all__ = ["Catalog", "ServiceItem", "ITEM_SCHEMA", "load_item"]

@@ -30,7 +30,7 @@ from engine.accountability.privacy import (
     mask_name,
     normalise_id,
 )
-from engine.errors import Conflict, DependencyDown, GovflowError, ValidationFailed
+from engine.errors import Conflict, DependencyDown, Invalid, ValidationFailed
 from engine.store.identity_models import LEVEL_VERIFIED, REAL_NAME_LEVELS, Citizen
 
 log = logging.getLogger("govflow.identity")
@@ -50,8 +50,7 @@ class RealNameAlreadyBound(Conflict):
     default_message = "该账号已完成实名认证，不能再绑定其他身份证号"
 
 
-class RealNameRejected(GovflowError):
-    status_code = 422
+class RealNameRejected(Invalid):
     code = "real_name_rejected"
     default_message = "姓名与身份证号不一致，请核对后重试"
 
@@ -226,7 +225,7 @@ async def bind_real_name(citizen: Citizen, name: Any, id_number: Any, *, pii_key
 
 
 async def _claim_window_cases(citizen: Citizen) -> None:
-    from engine.workbench.intake import claim_window_cases  # intake builds on this module
+    from engine.citizen.window_cases import claim_window_cases  # it reads the case tables
 
     claimed = await claim_window_cases(citizen)
     if claimed:

@@ -16,12 +16,11 @@ from typing import Any
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.util.diff import diff_workflow, migrate_workflow
 from SpiffWorkflow.util.task import TaskState
-from tortoise.transactions import in_transaction
 
 from engine.bpmn.parser import ProcessBundle
 from engine.designer import audit
 from engine.errors import Conflict, GovflowError, NotFound, ValidationFailed
-from engine.kernel.cases import CaseEngine, _Step
+from engine.kernel.cases import CaseEngine, Step
 from engine.store.models import Case, ProcessDefinition
 
 REACHED = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.COMPLETED | TaskState.ERROR
@@ -143,13 +142,10 @@ async def migrate(engine: CaseEngine, process_id: str, from_version: Any, to_ver
 
 async def _store(engine: CaseEngine, case: Case, workflow: BpmnWorkflow, bundle: ProcessBundle,
                  target: ProcessDefinition, source: ProcessDefinition, actor: str) -> None:
-    now = engine.deps.clock()
-    step = _Step(events=[{"kind": "case_migrated", "actor": actor,
-                          "detail": {"from_version": source.version, "to_version": target.version}}])
-    async with in_transaction() as conn:
-        version = await engine._store(conn, case, workflow, now)  # optimistic: a concurrent step wins
-        await Case.filter(id=case.id, version=version).using_db(conn).update(definition_id=target.id)
-        await engine._write_side_effects(conn, case, workflow, bundle, step, now)
-
+    step = Step(events=[{"kind": "case_migrated", "actor": actor,
+                         "detail": {"from_version": source.version, "to_version": target.version}}])
+    # optimistic: a concurrent step wins; the migration itself is audited once for all cases
+    async with engine.commit(case, workflow, bundle, step, audit_step=False, publish=False) as tx:
+        await Case.filter(id=case.id, version=tx.version).using_db(tx.conn).update(definition_id=target.id)
 
 __all__ = ["CaseVerdict", "MigrationReport", "migrate"]

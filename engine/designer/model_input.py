@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from engine.bpmn.parser import BPMN_NS, MAX_MODEL_BYTES, model_kind, parse_xml
-from engine.errors import GovflowError, ModelError
+from engine.errors import ModelError, TooLarge
 
 FILE_NAME = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,99}\.(?:bpmn|dmn)|forms/[A-Za-z0-9][\w.-]{0,99}\.json)$")
 MAX_FILES = 50
@@ -34,8 +34,7 @@ class NotAModel(ModelError):
     default_message = "内容不是 BPMN 或 DMN 文档"
 
 
-class ModelTooLarge(GovflowError):
-    status_code = 413
+class ModelTooLarge(TooLarge):
     code = "payload_too_large"
     default_message = f"模型文件过大（上限 {MAX_MODEL_BYTES // 1_000_000} MB）"
 

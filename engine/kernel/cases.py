@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Iterable, NamedTuple
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, NamedTuple
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -43,7 +44,7 @@ from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefiniti
 from forms import validate_data
 
 OPEN_TASK_STATES = ("ready", "claimed")
-HELD_STATE = "waiting"  # a human task held while the applicant supplies material (engine.workbench.supplement)
+HELD_STATE = "waiting"  # a human task held while the applicant supplies material (engine.kernel.supplement)
 TIMELINE_SPECS = {"UserTask", "ManualTask", "ScriptTask", "ServiceTask", "BusinessRuleTask",
                   "CallActivity", "SubWorkflowTask", "EndEvent"}
 
@@ -108,21 +109,42 @@ class CaseResult:
 
 
 @dataclass
-class _Step:
-    """Timeline entries collected while the workflow ran."""
+class Step:
+    """What one step did, collected while the workflow ran: timeline entries and the automatic
+    decisions made (both written and audited by ``CaseEngine.commit``)."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)  # automatic decisions made (audited)
 
 
-class _Stepped(NamedTuple):
+class Stepped(NamedTuple):
     """A case a timer stepped, waiting to be written (``CaseEngine._write_fired``)."""
 
     case: Case
     workflow: BpmnWorkflow
     bundle: ProcessBundle
-    step: _Step
+    step: Step
     context: ConnectorContext
+
+
+class Commit:
+    """An open write of one step (``CaseEngine.commit``): its transaction ``conn``, its clock
+    ``now`` and the case's new ``version``. Rows the caller adds through ``conn`` commit or roll
+    back with the state."""
+
+    def __init__(self, engine: CaseEngine, conn: Any, now: datetime, case: Case, workflow: BpmnWorkflow,
+                 bundle: ProcessBundle, step: Step) -> None:
+        self.conn, self.now, self.version = conn, now, case.version
+        self._engine, self._case, self._workflow, self._bundle, self._step = engine, case, workflow, bundle, step
+        self.projected = False
+
+    async def project(self) -> None:
+        """Write the task projection, SLA clock, timeline and timer jobs now (``commit`` does it on
+        exit otherwise): for callers that adjust the projected rows within the same write."""
+        if not self.projected:
+            self.projected = True
+            await self._engine._write_side_effects(self.conn, self._case, self._workflow, self._bundle,
+                                                   self._step, self.now)
 
 
 class CaseEngine:
@@ -205,7 +227,7 @@ class CaseEngine:
         started: dict[str, Any] = {"service": service}
         if request_key:
             started["request_key"] = request_key
-        step = _Step(events=[{"kind": "case_started", "actor": actor, "detail": started}])
+        step = Step(events=[{"kind": "case_started", "actor": actor, "detail": started}])
         await self._step(self._advance, workflow, step)
         sla = plan(self.deps.calendar, now, sla_working_days) if sla_working_days else None
         if await Case.filter(case_no=case_no).exists():  # a random tail collided: draw again
@@ -249,7 +271,7 @@ class CaseEngine:
     async def complete_task(self, task_id: str | UUID, data: dict[str, Any] | None = None, *,
                             actor: str | None = None, opinion: str | None = None) -> CaseResult:
         """Complete a ready human task with data; ``TaskNotReady`` when it is done or not reached."""
-        task_uuid = _uuid(task_id)
+        task_uuid = as_uuid(task_id)
         row = await HumanTask.get_or_none(id=task_uuid)
         if row is None:
             raise NotFound("任务不存在")
@@ -268,27 +290,20 @@ class CaseEngine:
                 raise ValidationFailed(fields=problems)
         task.data.update(data)
         spec = task.task_spec
-        step = _Step(events=[{
+        step = Step(events=[{
             "kind": "task_completed", "task_id": str(task.id), "task_name": spec.bpmn_name or spec.name,
             "actor": actor, "department": row.department,
             "detail": {"opinion": opinion} if opinion else None,
         }])
         await self._step(self._run_task_and_advance, task, workflow, step)
-        now = self.deps.clock()
-        async with in_transaction() as conn:
+        async with self.commit(case, workflow, bundle, step, context=context) as tx:
             for hook in self.deps.completion_hooks:
-                await hook(conn, row, actor, now)
-            closed = await HumanTask.filter(id=task_uuid, state__in=OPEN_TASK_STATES).using_db(conn).update(
-                state="completed", completed_at=now, completed_by=actor)
+                await hook(tx.conn, row, actor, tx.now)
+            closed = await HumanTask.filter(id=task_uuid, state__in=OPEN_TASK_STATES).using_db(tx.conn).update(
+                state="completed", completed_at=tx.now, completed_by=actor)
             if closed == 0:
                 raise TaskNotReady()
-            version = await self._store(conn, case, workflow, now)
-            await self._write_side_effects(conn, case, workflow, bundle, step, now)
-            records = list(context.records)
-            await self._write_records(conn, case.id, context)
-            await self._audit(conn, case.case_no, step, records, workflow, now)
-        await self._published(case.id, workflow, step)
-        return self._result(case.id, case.case_no, workflow, version, bundle)
+        return self.result(case, workflow, tx.version, bundle)
 
     async def fire_timers(self, case_id: int, job_id: int | None = None, conn: Any = None) -> CaseResult | None:
         """Refresh due timers and continue. Returns ``None`` when the case no longer runs."""
@@ -296,10 +311,10 @@ class CaseEngine:
         case, workflow, bundle = await self.load(case_id, conn, context=context)
         if case.status != "running":
             return None
-        step = _Step()
+        step = Step()
         await self._step(self._advance, workflow, step)
         now = self.deps.clock()
-        fired = [_Stepped(case, workflow, bundle, step, context)]
+        fired = [Stepped(case, workflow, bundle, step, context)]
         job_ids = [job_id] if job_id is not None else []
         if conn is not None:
             [version] = await self._write_fired(conn, fired, job_ids, now)  # the caller commits and publishes
@@ -318,7 +333,7 @@ class CaseEngine:
         the rest. Returns ``(case_id, status)`` of the cases stepped, to publish after the commit."""
         now = self.deps.clock()
         cases = {c.id: c for c in await Case.filter(id__in=[j.case_id for j in jobs]).using_db(conn)}  # type: ignore[attr-defined]
-        fired: list[_Stepped] = []
+        fired: list[Stepped] = []
         cancelled, done = [], []
         for job in jobs:
             case = cases.get(job.case_id)  # type: ignore[attr-defined]
@@ -327,16 +342,16 @@ class CaseEngine:
                 continue
             context = ConnectorContext(case_no=case.case_no, service=case.service, actor="system", purpose="定时器")
             workflow, bundle = await self._rebuild(case, context, conn)
-            step = _Step()
+            step = Step()
             await self._step(self._advance, workflow, step)
-            fired.append(_Stepped(case, workflow, bundle, step, context))
+            fired.append(Stepped(case, workflow, bundle, step, context))
             done.append(job.id)
         if cancelled:
             await Job.filter(id__in=cancelled).using_db(conn).update(status="cancelled")
         await self._write_fired(conn, fired, done, now)
         return [(f.case.id, _status(f.workflow)) for f in fired]
 
-    async def _write_fired(self, conn: Any, fired: list[_Stepped], job_ids: list[int], now: datetime) -> list[int]:
+    async def _write_fired(self, conn: Any, fired: list[Stepped], job_ids: list[int], now: datetime) -> list[int]:
         """Store cases a timer stepped with their jobs done: each state (optimistic version check),
         then one write per kind of row for all of them and one audit append. Their new versions."""
         if job_ids:
@@ -381,6 +396,47 @@ class CaseEngine:
         return result
 
     # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ the one way to change a case
+    async def advance(self, workflow: BpmnWorkflow, step: Step) -> None:
+        """Run the workflow until it waits (off the event loop when configured), collecting the
+        step's timeline entries and decisions into ``step``."""
+        await self._step(self._advance, workflow, step)
+
+    @asynccontextmanager
+    async def commit(self, case: Case, workflow: BpmnWorkflow, bundle: ProcessBundle, step: Step, *,
+                     context: ConnectorContext | None = None, project: bool = True, audit_step: bool = True,
+                     publish: bool = True) -> AsyncIterator[Commit]:
+        """One versioned write of a step, in one transaction: the state (optimistic: ``Conflict``
+        when another writer stored first), then whatever the caller writes through ``tx.conn``,
+        then (``project``) the task projection, SLA clock, timeline and timer jobs, the connector
+        records of ``context`` and (``audit_step``) the audit entries; after the transaction
+        commits, live listeners are told (``publish``). Task operations, 补正, migration and timers
+        all change cases this way."""
+        now = self.deps.clock()
+        async with in_transaction() as conn:
+            tx = Commit(self, conn, now, case, workflow, bundle, step)
+            tx.version = await self._store(conn, case, workflow, now)
+            yield tx
+            if project:
+                await tx.project()
+            records = list(context.records) if context is not None else []
+            if context is not None:
+                await self._write_records(conn, case.id, context)
+            if audit_step:
+                await self._audit(conn, case.case_no, step, records, workflow, now)
+        if publish:
+            await self._published(case.id, workflow, step)
+
+    async def anonymise(self, case: Case, now: datetime, actor: str) -> bool:
+        """Rewrite a finished case without personal data (retention); False when it changed meanwhile."""
+        from engine.kernel.anonymise import anonymise_case
+
+        return await anonymise_case(self, case, now, actor)
+
+    def result(self, case: Case, workflow: BpmnWorkflow, version: int, bundle: ProcessBundle) -> CaseResult:
+        """What a step returns to its caller: status, version, data and the ready human tasks."""
+        return self._result(case.id, case.case_no, workflow, version, bundle)
+
     def _script_engine(self, context: ConnectorContext) -> PythonScriptEngine:
         connectors = self.deps.connectors
 
@@ -396,7 +452,7 @@ class CaseEngine:
         else:
             func(*args)
 
-    def _run_task_and_advance(self, task: Any, workflow: BpmnWorkflow, step: _Step) -> None:
+    def _run_task_and_advance(self, task: Any, workflow: BpmnWorkflow, step: Step) -> None:
         try:
             task.run()
         except GovflowError:
@@ -405,7 +461,7 @@ class CaseEngine:
             raise ScriptError(describe_run_error(exc)) from None
         self._advance(workflow, step)
 
-    def _advance(self, workflow: BpmnWorkflow, step: _Step) -> None:
+    def _advance(self, workflow: BpmnWorkflow, step: Step) -> None:
         """Run engine steps until the workflow waits; collect timeline entries on the way."""
 
         def did_complete(task: Any) -> None:
@@ -430,7 +486,7 @@ class CaseEngine:
         if workflow.completed:
             step.events.append({"kind": "case_completed"})
 
-    async def _published(self, case_id: int, workflow: BpmnWorkflow, step: _Step) -> None:
+    async def _published(self, case_id: int, workflow: BpmnWorkflow, step: Step) -> None:
         await self.publish_status(case_id, _status(workflow), [e["kind"] for e in step.events])
 
     async def publish_status(self, case_id: int, status: str, kinds: list[str]) -> None:
@@ -444,7 +500,7 @@ class CaseEngine:
 
             logging.getLogger("govflow.engine").warning("publish failed for case %s", case_id, exc_info=True)
 
-    async def _audit(self, conn: Any, case_no: str, step: _Step, records: list[tuple[str, dict[str, Any]]],
+    async def _audit(self, conn: Any, case_no: str, step: Step, records: list[tuple[str, dict[str, Any]]],
                      workflow: BpmnWorkflow, now: datetime) -> None:
         """Chain the step's accountable actions (task actions, decisions, certificates, personal-data
         reads); the last write of the step's transaction (``engine.accountability.audit`` holds the head lock)."""
@@ -474,10 +530,10 @@ class CaseEngine:
         return self.deps.serializer.dump_summary(summary_of(current_data(workflow)))
 
     async def _write_side_effects(self, conn: Any, case: Case, workflow: BpmnWorkflow, bundle: ProcessBundle,
-                                  step: _Step, now: datetime, new_case: bool = False) -> None:
+                                  step: Step, now: datetime, new_case: bool = False) -> None:
         await self._write_side_effects_many(conn, [(case, workflow, bundle, step)], now, new_case)
 
-    async def _write_side_effects_many(self, conn: Any, items: list[tuple[Case, BpmnWorkflow, ProcessBundle, _Step]],
+    async def _write_side_effects_many(self, conn: Any, items: list[tuple[Case, BpmnWorkflow, ProcessBundle, Step]],
                                        now: datetime, new_case: bool = False) -> None:
         """The task projection, SLA clock, timeline and timer jobs of the cases just stepped — with
         one query per kind of row for all of them (a timer batch steps many cases at once)."""
@@ -604,7 +660,7 @@ def _status(workflow: BpmnWorkflow) -> str:
     return "running"
 
 
-def _uuid(value: str | UUID) -> UUID:
+def as_uuid(value: str | UUID) -> UUID:
     try:
         return value if isinstance(value, UUID) else UUID(str(value))
     except ValueError:
@@ -619,4 +675,4 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
-__all__ = ["CaseEngine", "EngineDeps", "CaseResult", "TaskView", "current_data", "ModelError"]
+__all__ = ["CaseEngine", "Commit", "EngineDeps", "CaseResult", "Step", "TaskView", "as_uuid", "current_data", "ModelError"]

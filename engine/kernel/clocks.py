@@ -1,6 +1,6 @@
 """SLA jobs of a case: warning at 80 % of the promised time, escalation at the deadline,
 paused while the case waits for the applicant (补正: a modelled step in lane
-``applicant`` or an open side task there, see ``engine.workbench.supplement``) — all durable jobs in the main database."""
+``applicant`` or an open side task there, see ``engine.kernel.supplement``) — all durable jobs in the main database."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Any, Iterable
 from uuid import uuid4
 
+from engine.bpmn.conventions import APPLICANT_LANES
 from engine.kernel.sla import SlaPlan, WorkingCalendar, resume
 from engine.store.models import Case, CaseEvent, HumanTask, Job
 
 SLA_KINDS = ("sla_warning", "sla_escalation")
-APPLICANT_LANES = {"applicant", "申请人"}
 SUPERVISOR_DEPARTMENT = "supervisor"
 
 
@@ -35,7 +35,7 @@ async def on_save(conn: Any, case_id: int, *, lanes_waiting: Iterable[str | None
         return {}
     waiting_on_applicant = any(lane in APPLICANT_LANES for lane in lanes_waiting) or await HumanTask.filter(
         case_id=case_id, kind__not="bpmn", lane__in=sorted(APPLICANT_LANES),
-        state__in=("ready", "claimed")).using_db(conn).exists()  # a generic 补正 (engine.workbench.supplement)
+        state__in=("ready", "claimed")).using_db(conn).exists()  # a generic 补正 (engine.kernel.supplement)
     if waiting_on_applicant and paused_at is None:
         await sla_jobs.filter(status="pending").update(status="paused")
         await CaseEvent.create(case_id=case_id, kind="sla_paused", detail={"due_at": due_at.isoformat()},

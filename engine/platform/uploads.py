@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from engine.errors import GovflowError, NotFound
+from engine.errors import NotFound, TooLarge, UnsupportedType
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 ALLOWED_TYPES = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
@@ -28,13 +28,13 @@ _MAGIC = ((b"%PDF-", "application/pdf"), (b"\xff\xd8\xff", "image/jpeg"), (b"\x8
 _KEY_RE = re.compile(r"[0-9a-f]{64}\.(pdf|jpg|png)")
 
 
-class UnsupportedFileType(GovflowError):
-    status_code, code = 415, "unsupported_file_type"
+class UnsupportedFileType(UnsupportedType):
+    code = "unsupported_file_type"
     default_message = "仅支持上传 PDF、JPG、PNG 格式的材料"
 
 
-class FileTooLarge(GovflowError):
-    status_code, code = 413, "file_too_large"
+class FileTooLarge(TooLarge):
+    code = "file_too_large"
     default_message = "材料文件过大"
 
 

@@ -4,7 +4,7 @@ The case is started exactly like a mobile application (``ApplicationService.appl
 ``channel="window"`` and the clerk as actor). Its ``applicant`` is the citizen's openid when the
 ID number is bound to an account, else ``window:<blind index prefix>`` — stable per ID number and
 free of personal data — so the citizen can claim the case after binding later
-(``claim_window_cases``, called by ``engine.citizen.identity.bind_real_name``). Scanned materials
+(``engine.citizen.window_cases``, called by ``engine.citizen.identity.bind_real_name``). Scanned materials
 are checked (type by magic bytes, size) before anything is filed, stored in the content-addressed
 store, and listed on the case timeline by material name, size and SHA-256 (never the original
 file name, which may carry personal data).
@@ -22,14 +22,13 @@ from engine.accountability.audit import log_data_access
 from engine.accountability.privacy import PiiKeys, blind_index, mask_id_number
 from engine.citizen.applications import Applicant, ApplicationService
 from engine.citizen.identity import check_real_name_input, find_by_id_number
+from engine.citizen.window_cases import placeholder_openid
 from engine.errors import ValidationFailed
-from engine.kernel.cases import CaseResult, utcnow
+from engine.kernel.cases import CaseResult
 from engine.platform.uploads import DEFAULT_MAX_BYTES, Store, StoredFile, check_upload, store_file
-from engine.store.identity_models import Citizen
-from engine.store.models import Case, CaseEvent
+from engine.store.models import CaseEvent
 
 WINDOW_CHANNEL, WINDOW_DEPARTMENT = "window", "window"
-PLACEHOLDER_PREFIX = "window:"
 MAX_FILES, MAX_LABEL = 20, 50
 
 
@@ -39,30 +38,6 @@ class Upload:
 
     material: str
     data: bytes
-
-
-def placeholder_openid(id_number: str, pii_keys: PiiKeys) -> str:
-    """The stand-in applicant of a case filed for a citizen without an account."""
-    return PLACEHOLDER_PREFIX + blind_index(id_number, pii_keys.blind_index_key)[:24]
-
-
-async def claim_window_cases(citizen: Citizen) -> int:
-    """Cases filed at the window for the ID number ``citizen`` has just bound become theirs: the
-    placeholder applicant is replaced by their openid (their case list and, through the same blind
-    index, their certificates) and each case notes it on its timeline. Returns how many."""
-    if not citizen.id_hash:
-        return 0
-    placeholder = PLACEHOLDER_PREFIX + citizen.id_hash[:24]  # = placeholder_openid(id_number)
-    async with in_transaction() as conn:
-        ids = await Case.filter(applicant=placeholder).using_db(conn).values_list("id", flat=True)
-        if not ids:
-            return 0
-        await Case.filter(id__in=ids, applicant=placeholder).using_db(conn).update(applicant=citizen.openid)
-        await CaseEvent.bulk_create([
-            CaseEvent(case_id=case_id, kind="applicant_bound", actor=f"citizen:{citizen.id}",
-                      detail={"opinion": "申请人实名认证后认领窗口办件"}, created_at=utcnow())
-            for case_id in ids], using_db=conn)
-    return len(ids)
 
 
 def check_uploads(uploads: list[Upload], *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
@@ -120,4 +95,4 @@ async def window_intake(applications: ApplicationService, store: Store, *, servi
     return result
 
 
-__all__ = ["MAX_FILES", "PLACEHOLDER_PREFIX", "Upload", "check_uploads", "claim_window_cases", "placeholder_openid", "window_intake"]
+__all__ = ["MAX_FILES", "Upload", "check_uploads", "window_intake"]

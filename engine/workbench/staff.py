@@ -25,13 +25,21 @@ from tortoise.transactions import in_transaction
 from engine.accountability import audit
 from engine.accountability.privacy import blind_index
 from engine.citizen.case_views import EVENT_LABELS
-from engine.errors import Conflict, GovflowError, NotFound, TaskNotReady
+from engine.errors import (
+    Conflict,
+    Forbidden,
+    GovflowError,
+    NotFound,
+    RateLimited,
+    TaskNotReady,
+    Unauthenticated,
+)
 from engine.kernel.cases import HELD_STATE, CaseEngine, utcnow
 from engine.kernel.sla import CST
+from engine.kernel.supplement import SUPPLEMENT, WaitingForApplicant, supply
 from engine.platform.kv import KV
 from engine.store.db import db_connection
 from engine.store.models import Case, CaseEvent, HumanTask, StaffUser
-from engine.workbench.supplement import SUPPLEMENT, WaitingForApplicant, supply
 
 MAX_FAILURES, LOCK_S = 5, 15 * 60
 SUPERVISOR_DEPARTMENT = "supervisor"
@@ -44,21 +52,20 @@ STAFF_EVENT_LABELS = {**EVENT_LABELS, "task_claimed": "认领", "task_unclaimed"
 _hasher = PasswordHasher()
 
 
-class InvalidCredentials(GovflowError):
-    status_code, code, default_message = 401, "invalid_credentials", "用户名或密码错误"
+class InvalidCredentials(Unauthenticated):
+    code, default_message = "invalid_credentials", "用户名或密码错误"
 
 
-class AccountLocked(GovflowError):
-    status_code, code = 429, "account_locked"
+class AccountLocked(RateLimited):
+    code = "account_locked"
     default_message = f"密码连续错误 {MAX_FAILURES} 次，账号已锁定 {LOCK_S // 60} 分钟，请稍后再试"
 
     def __init__(self, retry_after: float) -> None:
-        super().__init__()
-        self.retry_after = retry_after
+        super().__init__(retry_after=retry_after)
 
 
-class ForbiddenDepartment(GovflowError):
-    status_code, code, default_message = 403, "forbidden_department", "该任务不属于您所在的部门"
+class ForbiddenDepartment(Forbidden):
+    code, default_message = "forbidden_department", "该任务不属于您所在的部门"
 
 
 class TaskAlreadyClaimed(Conflict):
@@ -207,7 +214,7 @@ async def inbox(staff: StaffUser, *, status: str | None = None, due: str | None 
             "total": total, "counts": counts}
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
@@ -221,9 +228,9 @@ def task_view(task: HumanTask, department_names: dict[str, str], now: datetime |
                                                                                task.department),
         "form_key": task.form_key, "state": task.state, "assignee": task.assignee,
         "case_id": case.id, "case_no": case.case_no, "service": case.service,
-        "created_at": task.created_at.isoformat(), "due_at": _iso(task.due_at),
+        "created_at": task.created_at.isoformat(), "due_at": iso(task.due_at),
         "overdue": bool(task.due_at and task.due_at < now and task.state in ("ready", "claimed")),
-        "completed_at": _iso(task.completed_at), "completed_by": task.completed_by,
+        "completed_at": iso(task.completed_at), "completed_by": task.completed_by,
     }
 
 
@@ -243,7 +250,7 @@ async def visible_task(staff: StaffUser, task_id: str | UUID) -> HumanTask:
     return task
 
 
-def _timeline(events: list[CaseEvent], names: dict[str, str]) -> list[dict[str, Any]]:
+def timeline_view(events: list[CaseEvent], names: dict[str, str]) -> list[dict[str, Any]]:
     return [{
         "kind": e.kind, "action": STAFF_EVENT_LABELS.get(e.kind, e.kind), "step": e.task_name,
         "task_id": e.task_id, "actor": e.actor, "department": e.department,
@@ -260,19 +267,11 @@ def _decision(event: CaseEvent) -> str | None:
     return "approve" if event.detail["approve"] else "reject"
 
 
-async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dict[str, Any]:
-    """The task with its case, form, materials, timeline and the operations open to ``staff``
-    (``engine.workbench.task_detail``)."""
-    from engine.workbench.task_detail import task_detail as detail
-
-    return await detail(engine, staff, task_id)
-
-
 _AUDIT_KINDS = {"task_claimed": "task.claim", "task_unclaimed": "task.unclaim", "task_completed": "task.complete",
                 "comment": "task.comment"}
 
 
-async def _log_case_read(engine: CaseEngine, staff: StaffUser, task: HumanTask, case: Case,
+async def log_case_read(engine: CaseEngine, staff: StaffUser, task: HumanTask, case: Case,
                          applicant: dict[str, Any]) -> None:
     """Opening a task shows the applicant's case data: a personal-data read the citizen sees in
     their access log (department, case, purpose) and the audit chain records."""

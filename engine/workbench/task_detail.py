@@ -15,9 +15,9 @@ from SpiffWorkflow.util.task import TaskState
 from engine.citizen.case_views import STATUS_LABELS
 from engine.errors import GovflowError
 from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, current_data
+from engine.kernel.supplement import SUPPLEMENT, main_task_id, requests_of
 from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, StaffUser
 from engine.workbench import staff as desk
-from engine.workbench.supplement import SUPPLEMENT, main_task_id, requests_of
 
 ACTIONS = ("claim", "unclaim", "complete", "return", "supplement_request", "transfer", "add_signer", "sign",
            "withdraw", "comment")
@@ -46,13 +46,13 @@ async def colleagues(staff: StaffUser, department: str | None) -> list[dict[str,
 
 
 async def _withdrawable(engine: CaseEngine, task: HumanTask, case: Case, workflow: Any) -> bool:
-    from engine.workbench.task_ops import _check_not_moved_on
+    from engine.workbench.task_ops import check_not_moved_on
 
     spiff = workflow.get_task_from_id(task.id)
     if case.status != "running" or spiff is None or spiff.state != TaskState.COMPLETED:
         return False
     try:
-        await _check_not_moved_on(case, task)
+        await check_not_moved_on(case, task)
     except GovflowError:
         return False
     return True
@@ -108,16 +108,16 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     open_process_task = task.kind == "bpmn" and task.state in (*OPEN_TASK_STATES, HELD_STATE)
     targets = return_targets(workflow) if open_process_task and case.status == "running" else []
     peers = await colleagues(staff, task.department) if task.kind == "bpmn" else []
-    await desk._log_case_read(engine, staff, task, case, applicant)
+    await desk.log_case_read(engine, staff, task, case, applicant)
     return {
         "task": desk.task_view(task, names), "form": form, "materials": materials,
         "case": {"id": case.id, "case_no": case.case_no, "service": case.service,
                  "service_name": definition.name or case.service, "status": case.status,
                  "status_label": STATUS_LABELS.get(case.status, case.status), "channel": case.channel,
                  "applicant_name": applicant.get("name_masked"), "applicant_id": applicant.get("id_masked"),
-                 "created_at": case.created_at.isoformat(), "due_at": desk._iso(case.due_at),
+                 "created_at": case.created_at.isoformat(), "due_at": desk.iso(case.due_at),
                  "sla_paused": case.paused_at is not None},
-        "timeline": desk._timeline(events, names),
+        "timeline": desk.timeline_view(events, names),
         "supplements": await requests_of(main_id),
         "return_targets": targets, "colleagues": peers,
         "actions": await allowed_actions(engine, staff, task, case, workflow, targets=targets, peers=peers),

@@ -19,8 +19,8 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from engine.accountability import audit
-from engine.errors import Conflict, GovflowError, NotFound, TaskNotReady
-from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, CaseResult, _Step, _uuid
+from engine.errors import Conflict, Forbidden, NotFound, TaskNotReady
+from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, CaseResult, Step, as_uuid
 from engine.store.certificate_models import Certificate, CertificateUse
 from engine.store.models import Case, CaseEvent, HumanTask
 
@@ -32,14 +32,12 @@ PROGRESS_KINDS = ("task_completed", "step_done", "cosign_completed", "case_compl
 StaffLookup = Callable[[str], "Iterable[str] | Awaitable[Iterable[str]] | None"]
 
 
-class TransferForbidden(GovflowError):
-    status_code = 403
+class TransferForbidden(Forbidden):
     code = "transfer_other_department"
     default_message = "只能转办给本部门的工作人员"
 
 
-class NotYourTask(GovflowError):
-    status_code = 403
+class NotYourTask(Forbidden):
     code = "not_your_task"
     default_message = "只能办理或撤回本人的任务"
 
@@ -98,7 +96,7 @@ async def return_to_step(engine: CaseEngine, case_id: int, *, target_task_spec: 
 
 async def withdraw_completion(engine: CaseEngine, task_id: str | UUID, *, actor: str) -> CaseResult:
     """撤回已办: the officer takes back their own completion while the next step has not started."""
-    task_uuid = _uuid(task_id)
+    task_uuid = as_uuid(task_id)
     row = await HumanTask.get_or_none(id=task_uuid)
     if row is None:
         raise NotFound("任务不存在")
@@ -110,14 +108,14 @@ async def withdraw_completion(engine: CaseEngine, task_id: str | UUID, *, actor:
     task = workflow.get_task_from_id(task_uuid)
     if case.status != "running" or task is None or task.state != TaskState.COMPLETED:
         raise NextStepStarted()
-    await _check_not_moved_on(case, row)
+    await check_not_moved_on(case, row)
     spec = task.task_spec
     event = {"kind": "completion_withdrawn", "task_id": str(task.id), "task_name": spec.bpmn_name or spec.name,
              "actor": actor, "department": row.department, "detail": None}
     return await _reset_to(engine, case, workflow, bundle, task, event, assignee=actor)
 
 
-async def _check_not_moved_on(case: Case, row: HumanTask) -> None:
+async def check_not_moved_on(case: Case, row: HumanTask) -> None:
     done = await CaseEvent.filter(case_id=case.id, kind="task_completed", task_id=str(row.id)) \
         .order_by("-id").first()
     if done is None:
@@ -137,25 +135,21 @@ async def _reset_to(engine: CaseEngine, case: Case, workflow: Any, bundle: Any, 
                     event: dict[str, Any], *, assignee: str | None) -> CaseResult:
     """Reset the workflow to ``target`` (keeping the data it was completed with), run, store."""
     workflow.reset_from_task_id(target.id, data=deepcopy(target.data))
-    step = _Step(events=[event])
-    await engine._step(engine._advance, workflow, step)  # off the event loop when configured
-    now = engine.deps.clock()
-    async with in_transaction() as conn:
-        version = await engine._store(conn, case, workflow, now)
+    step = Step(events=[event])
+    await engine.advance(workflow, step)
+    async with engine.commit(case, workflow, bundle, step) as tx:
         # the task keeps its Spiff id: its old (completed) row stays in the history under a new id
-        old = await HumanTask.filter(id=target.id).using_db(conn).first()
+        old = await HumanTask.filter(id=target.id).using_db(tx.conn).first()
         if old is not None:
-            await HumanTask.filter(id=target.id).using_db(conn).delete()
+            await HumanTask.filter(id=target.id).using_db(tx.conn).delete()
             old.id = uuid4()
-            await old.save(using_db=conn, force_create=True)
-        await engine._write_side_effects(conn, case, workflow, bundle, step, now)
+            await old.save(using_db=tx.conn, force_create=True)
+        await tx.project()
         if assignee is not None:
-            await HumanTask.filter(id=target.id, state__in=OPEN_TASK_STATES).using_db(conn).update(
+            await HumanTask.filter(id=target.id, state__in=OPEN_TASK_STATES).using_db(tx.conn).update(
                 assignee=assignee, state="claimed")
-        await _cancel_orphan_cosigns(conn, case.id, now)
-        await engine._audit(conn, case.case_no, step, [], workflow, now)
-    await engine._published(case.id, workflow, step)
-    return engine._result(case.id, case.case_no, workflow, version, bundle)
+        await _cancel_orphan_cosigns(tx.conn, case.id, tx.now)
+    return engine.result(case, workflow, tx.version, bundle)
 
 
 # ---------------------------------------------------------------------------- 转办
@@ -267,7 +261,7 @@ def install(engine: CaseEngine) -> CaseEngine:
 
 # ---------------------------------------------------------------------------- internals
 async def _open_row(task_id: str | UUID) -> HumanTask:
-    row = await HumanTask.get_or_none(id=_uuid(task_id))
+    row = await HumanTask.get_or_none(id=as_uuid(task_id))
     if row is None:
         raise NotFound("任务不存在")
     if row.state not in OPEN_TASK_STATES:

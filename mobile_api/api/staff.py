@@ -21,6 +21,7 @@ from sanic_ext.extensions.openapi import openapi
 from engine.errors import ValidationFailed
 from engine.store.models import HumanTask
 from engine.workbench import staff as desk
+from engine.workbench.task_detail import task_detail
 from mobile_api.api.services import NULLABLE_STRING, error_responses, json_content
 from mobile_api.openapi_docs import object_schema as _obj
 from mobile_api.request import int_arg, json_body
@@ -155,7 +156,7 @@ def blueprint() -> Blueprint:
     @error_responses(401, 403, 404, 503)
     @staff_required(TASK_ROLES)
     async def task(request: Request, task_id: str) -> HTTPResponse:
-        return json(await desk.task_detail(request.app.ctx.engine, request.ctx.staff, task_id))
+        return json(await task_detail(request.app.ctx.engine, request.ctx.staff, task_id))
 
     @bp.post("/tasks/<task_id:str>/claim")
     @openapi.summary("Claim / 认领任务")

@@ -8,7 +8,7 @@
     POST /staff/tasks/{id}/withdraw                   撤回已办: one's own last completion → case
     POST /staff/tasks/{id}/sign {decision, opinion}   the added signer's opinion on a 加签 side task → task
 
-补正 (``engine.workbench.supplement``) holds the task until the citizen answers through
+补正 (``engine.kernel.supplement``) holds the task until the citizen answers through
 ``POST /applications/{id}/supplement`` (window cases: also a clerk, completing the 补正 side task).
 """
 
@@ -22,10 +22,10 @@ from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
 from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.kernel import supplement as supplements
 from engine.kernel.cases import CaseResult
 from engine.store.models import HumanTask, StaffUser
 from engine.workbench import staff as desk
-from engine.workbench import supplement as supplements
 from engine.workbench import task_ops
 from mobile_api.api.staff import TASK_ROLES, TASK_SCHEMA
 from mobile_api.openapi_docs import error_documenter, json_content

@@ -219,3 +219,30 @@ def test_engine_has_at_most_twelve_top_level_entries() -> None:
 def test_no_cycle_found_in_a_planted_graph() -> None:
     assert _cycles({"a": {"b": ("x", 1)}, "b": {"a": ("y", 2)}}) == [["a", "b", "a"]]
     assert _cycles({"a": {"b": ("x", 1)}, "b": {"c": ("y", 2)}}) == []
+
+
+def test_engine_errors_carry_kinds_not_http_statuses() -> None:
+    """HTTP statuses are the edge's business: no class in the engine sets ``status_code``, and every
+    error's kind has a status in the API's one table."""
+    from mobile_api.errors import STATUS_BY_KIND
+    from tools.error_codes import error_classes
+
+    offenders = []
+    for path in (ROOT / "engine").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    targets = item.targets if isinstance(item, ast.Assign) else []
+                    names = {t.id for t in targets if isinstance(t, ast.Name)}
+                    names |= {e.id for t in targets if isinstance(t, ast.Tuple) for e in t.elts
+                              if isinstance(e, ast.Name)}
+                    if "status_code" in names:
+                        offenders.append(f"{path.relative_to(ROOT)}:{node.name}")
+    assert offenders == []
+    assert {cls.kind for cls in error_classes()} <= set(STATUS_BY_KIND)
+
+
+def test_the_error_code_list_in_the_docs_is_current() -> None:
+    from tools.error_codes import DOC, render
+
+    assert DOC.read_text(encoding="utf-8") == render(), "run .venv/bin/python tools/error_codes.py"

@@ -16,6 +16,7 @@ from engine.store.audit_models import AuditRecord
 from engine.store.models import Case
 from engine.store.shared_models import DataAccessLog
 from engine.workbench import staff as desk
+from engine.workbench.task_detail import task_detail
 from engine.workbench.task_ops import (
     add_signer,
     complete_cosign,
@@ -40,7 +41,7 @@ async def test_staff_desk_actions_and_case_views_are_audited(engine, application
     await desk.claim(officer, task_id)
     await desk.unclaim(officer, task_id)
     await desk.comment(officer, task_id, "请申请人补充联系电话 13816612345")
-    await desk.task_detail(engine, officer, task_id)
+    await task_detail(engine, officer, task_id)
     await desk.complete(engine, officer, task_id, ACCEPT, opinion="材料齐全")
     trail = await _kinds(case.case_no)
     assert trail[0][0] == "case.start"

@@ -18,6 +18,7 @@ from stdnum.cn import uscc as stdnum_uscc
 from stdnum.iso7064 import mod_37_36
 from tortoise.exceptions import IntegrityError
 
+from engine.certificates import signing as C
 from engine.certificates.signing import (
     ALG_ED25519,
     ALG_SM2,
@@ -44,7 +45,6 @@ from engine.certificates.signing import (
     verify_certificate,
     verify_qr_token,
 )
-from engine.certificates import signing as C
 from engine.errors import GovflowError, NotFound, ValidationFailed
 from tests.conftest import FIXTURES
 

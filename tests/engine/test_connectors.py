@@ -293,7 +293,7 @@ def test_http_source_failures_are_dependency_down(exchange: str) -> None:
     try:
         with HttpDataSource(url, timeout_s=2) as http, pytest.raises(DependencyDown, match="HTTP 500") as info:
             http.lookup("population", LOCAL_65)
-        assert info.value.status_code == 503 and "共享数据交换平台" in info.value.message
+        assert info.value.kind == "unavailable" and "共享数据交换平台" in info.value.message
     finally:
         server.shutdown()
         server.server_close()

@@ -28,6 +28,7 @@ from engine.errors import DependencyDown, ValidationFailed
 from engine.store.db import db_connection
 from engine.store.identity_models import LEVEL_NONE, LEVEL_VERIFIED, Citizen
 from engine.store.shared_models import DataAccessLog
+from mobile_api.errors import status_of
 from mobile_api.wechat import (
     DevWeChatClient,
     InvalidCode,
@@ -119,7 +120,7 @@ async def test_invalid_check_digit_is_a_422_on_id_number(db: str) -> None:
     citizen = await login("o-zhang")
     with pytest.raises(ValidationFailed) as caught:
         await bind_real_name(citizen, "张三", with_wrong_check_digit(ZHANG_ID), pii_keys=KEYS, verifier=VERIFIER)
-    assert caught.value.status_code == 422 and set(caught.value.fields) == {"id_number"}
+    assert caught.value.kind == "invalid" and set(caught.value.fields) == {"id_number"}
     assert (await Citizen.get(id=citizen.id)).id_hash is None
 
 
@@ -145,7 +146,7 @@ async def test_the_same_number_for_a_second_openid_is_a_conflict(db: str) -> Non
     second = await login("o-second")
     with pytest.raises(IdentityConflict) as caught:
         await bind_real_name(second, "张三", ZHANG_ID, pii_keys=KEYS, verifier=VERIFIER)
-    assert caught.value.status_code == 409 and caught.value.code == "identity_already_bound"
+    assert caught.value.kind == "conflict" and caught.value.code == "identity_already_bound"
     assert "已绑定" in caught.value.message
     assert (await Citizen.get(id=second.id)).id_hash is None
 
@@ -157,7 +158,7 @@ async def test_rebinding_the_same_person_is_idempotent_and_another_number_is_ref
     assert again.id == citizen.id and again.evidence_id == evidence and again.verified_at == verified_at
     with pytest.raises(RealNameAlreadyBound) as caught:
         await bind_real_name(again, "李四", LI_ID, pii_keys=KEYS, verifier=VERIFIER)
-    assert caught.value.status_code == 409 and caught.value.code == "real_name_already_bound"
+    assert caught.value.kind == "conflict" and caught.value.code == "real_name_already_bound"
 
 
 async def test_decrypting_is_logged_with_actor_and_purpose(db: str) -> None:
@@ -189,7 +190,7 @@ async def test_production_without_a_verifier_refuses_binding(db: str) -> None:
     verifier = identity.real_name_verifier_from_settings(Settings(ENV="production"))
     with pytest.raises(RealNameNotConfigured) as caught:
         await bind_real_name(await login("o-z"), "张三", ZHANG_ID, pii_keys=KEYS, verifier=verifier)
-    assert caught.value.status_code == 503
+    assert caught.value.kind == "unavailable"
     assert (await Citizen.get(openid="o-z")).id_hash is None
 
 
@@ -236,7 +237,7 @@ async def test_client_maps_wechat_errors(wechat: FakeWeChat, code: str, error: t
             await client.jscode2session(code)
     finally:
         await client.aclose()
-    assert caught.value.status_code == status  # type: ignore[attr-defined]
+    assert status_of(caught.value) == status  # type: ignore[arg-type]
     if isinstance(caught.value, WeChatRateLimited):
         assert caught.value.retry_after > 0
 
@@ -311,4 +312,4 @@ def test_client_choice_follows_settings() -> None:
 async def test_unconfigured_wechat_answers_503_not_configured() -> None:
     with pytest.raises(WeChatNotConfigured) as caught:
         await UnconfiguredWeChat().jscode2session("dev-alice")
-    assert caught.value.status_code == 503 and caught.value.code == "wechat_not_configured"
+    assert caught.value.kind == "unavailable" and caught.value.code == "wechat_not_configured"

@@ -17,6 +17,7 @@ from engine.platform.kv import MemoryKV
 from engine.platform.seed import hash_password
 from engine.store.models import CaseEvent, HumanTask, StaffUser
 from engine.workbench import staff as desk
+from engine.workbench.task_detail import task_detail
 from tests.processes.test_business_startup import ACCEPT, FORM, NOW, WANG
 
 PASSWORD = "correct horse battery staple"
@@ -66,7 +67,7 @@ async def test_department_isolation_and_claim_rules(engine, applications, people
     task_id = await intake_task(applications)
     samr01, samr02, psb01 = people["samr01"], people["samr02"], people["psb01"]
     assert (await desk.inbox(psb01))["total"] == 0
-    for call in (desk.claim(psb01, task_id), desk.task_detail(engine, psb01, task_id),
+    for call in (desk.claim(psb01, task_id), task_detail(engine, psb01, task_id),
                  desk.complete(engine, psb01, task_id, ACCEPT), desk.comment(psb01, task_id, "看看")):
         with pytest.raises(desk.ForbiddenDepartment):
             await call
@@ -104,7 +105,7 @@ async def test_complete_validates_then_moves_the_case_on(engine, applications, p
     [event] = await CaseEvent.filter(task_id=task_id, kind="task_completed")
     assert event.actor == "samr01" and event.department == "samr" and event.detail == {"opinion": "同意受理"}
     await desk.comment(psb01, psb_inbox["items"][0]["id"], "印章样式已确认")
-    detail = await desk.task_detail(engine, psb01, psb_inbox["items"][0]["id"])
+    detail = await task_detail(engine, psb01, psb_inbox["items"][0]["id"])
     assert detail["timeline"][-1]["opinion"] == "印章样式已确认" and detail["timeline"][-1]["department"] == "psb"
     assert detail["case"]["applicant_name"] == "王**" and WANG.id_number not in str(detail)
     assert detail["form"]["fields"] and detail["case"]["service_name"] == "企业开办一件事"

@@ -1,4 +1,4 @@
-"""Generic 补正 (engine.workbench.supplement) on the 企业开办 bundle with a pinned clock: the held task survives
+"""Generic 补正 (engine.kernel.supplement) on the 企业开办 bundle with a pinned clock: the held task survives
 other departments' steps, the SLA clock stays paused until the applicant answers and then shifts
 the due time by the working time it waited; 退回 past a held task and the applicant's withdrawal
 cancel the request."""
@@ -14,8 +14,8 @@ from engine.citizen.applications import ApplicationService
 from engine.citizen.case_views import owned_case, withdraw
 from engine.errors import Conflict
 from engine.kernel.cases import CaseEngine
+from engine.kernel.supplement import request_supplement, supply
 from engine.store.models import Case, CaseEvent, HumanTask, Job
-from engine.workbench.supplement import request_supplement, supply
 from engine.workbench.task_ops import return_to_step
 from tests.processes.conftest import Clock, application_service
 from tests.processes.test_business_startup import ACCEPT, BRANCHES, FORM, NOW, WANG

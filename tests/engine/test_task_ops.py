@@ -112,7 +112,7 @@ async def test_transfer_within_and_across_department(engine: CaseEngine) -> None
 
     with pytest.raises(TransferForbidden) as info:
         await transfer(engine, task_id, actor="win02", to_username="mca01", staff_lookup=lookup)
-    assert info.value.status_code == 403 and info.value.code == "transfer_other_department"
+    assert info.value.kind == "forbidden" and info.value.code == "transfer_other_department"
     with pytest.raises(NotFound):
         await transfer(engine, task_id, actor="win02", to_username="ghost", staff_lookup=lookup)
     assert (await HumanTask.get(id=task_id)).assignee == "win02"

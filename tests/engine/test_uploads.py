@@ -56,10 +56,10 @@ def test_types_by_magic_bytes_and_size_limit(tmp_path: Path) -> None:
         "application/pdf", "image/jpeg", "image/png", None, None]
     with pytest.raises(UnsupportedFileType) as refused:
         check_upload(EXE)
-    assert refused.value.status_code == 415 and refused.value.code == "unsupported_file_type"
+    assert refused.value.kind == "unsupported_type" and refused.value.code == "unsupported_file_type"
     with pytest.raises(FileTooLarge) as big:
         check_upload(PDF + b"0" * 100, max_bytes=64)
-    assert big.value.status_code == 413 and big.value.code == "file_too_large"
+    assert big.value.kind == "too_large" and big.value.code == "file_too_large"
     assert "64 字节" in big.value.message
     assert [size_label(n) for n in (64 * 1024, 10 * 1024 * 1024, 1536 * 1024)] == ["64 KB", "10 MB", "1.5 MB"]
     stored = store_file(DiskStore(tmp_path), "扫描件", JPEG)

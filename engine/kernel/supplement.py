@@ -24,7 +24,7 @@ from tortoise.transactions import in_transaction
 
 from engine.errors import Conflict, NotFound
 from engine.kernel import clocks as case_sla
-from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine
+from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, Step
 from engine.store.models import Case, CaseEvent, HumanTask
 
 SUPPLEMENT, HELD = "supplement", HELD_STATE
@@ -82,7 +82,7 @@ async def supply(engine: CaseEngine, side: HumanTask, data: dict[str, Any], *, a
     """Answer the request: record ``data`` on the held task, give it back to the officer who
     asked, resume the clock. 409 when already supplied (or the case moved on)."""
     main_id = UUID(main_task_id(side))
-    case, workflow, _ = await engine.load(side.case_id)  # type: ignore[attr-defined]
+    case, workflow, bundle = await engine.load(side.case_id)  # type: ignore[attr-defined]
     if case.status != "running":
         raise Conflict("办件不在办理中")
     spiff_task = workflow.get_task_from_id(main_id)
@@ -99,12 +99,14 @@ async def supply(engine: CaseEngine, side: HumanTask, data: dict[str, Any], *, a
     if isinstance(extra, list) and extra and len(extra) <= MAX_MATERIALS and all(isinstance(m, dict) for m in extra):
         spiff_task.data["materials"] = [*(spiff_task.data.get("materials") or []),
                                         *({**m, "supplemented": True} for m in extra)]
-    async with in_transaction() as conn:
+    # the workflow's data changed, not its position: no projection, no audited step
+    async with engine.commit(case, workflow, bundle, Step(), project=False, audit_step=False,
+                             publish=False) as tx:
+        conn = tx.conn
         closed = await HumanTask.filter(id=side.id, state__in=OPEN_TASK_STATES).using_db(conn).update(
             state="completed", completed_at=now, completed_by=actor)
         if not closed:
             raise Conflict("该补正已提交，请勿重复提交")
-        await engine._store(conn, case, workflow, now)
         await HumanTask.filter(id=main_id, state=HELD).using_db(conn).update(state="claimed")
         await CaseEvent.create(case_id=case.id, kind="supplement_received", task_id=str(main_id),
                                task_name=side.name, actor=actor, department=department,
