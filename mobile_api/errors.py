@@ -81,7 +81,11 @@ class UnsupportedMediaType(UnsupportedType):
 
 
 def error_headers(error: GovflowError) -> dict[str, str]:
-    """Headers an error implies: ``Allow`` for 405, ``Retry-After`` for 429."""
+    """Headers an error implies: ``Allow`` for 405, ``Retry-After`` for 429, and whatever an
+    edge error declares through a ``headers()`` method (``WWW-Authenticate`` for 401)."""
+    own = getattr(error, "headers", None)
+    if callable(own):
+        return {k: str(v) for k, v in own().items()}
     if isinstance(error, MethodNotAllowed) and error.allowed:
         return {"Allow": ", ".join(sorted(error.allowed))}
     if isinstance(error, RateLimited):
