@@ -8,6 +8,7 @@ from engine.bpmn.lint import load_departments
 from engine.config import Settings
 from engine.kernel.cases import CaseEngine, EngineDeps
 from engine.kernel.connectors import ConnectorRegistry
+from engine.store.db import ping as ping_database
 
 
 def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = None,
@@ -44,4 +45,4 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
     return install(CaseEngine(deps))  # 加签 guards complete_task
 
 
-__all__ = ["build_engine", "load_departments"]
+__all__ = ["build_engine", "load_departments", "ping_database"]

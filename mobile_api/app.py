@@ -144,8 +144,7 @@ def setup_listeners(app: GovflowApp, engine_builder: EngineBuilder = build_engin
     async def close_services(app: GovflowApp) -> None:
         ctx = app.ctx
         await close_db()
-        if ctx._kv is not None:
-            await ctx._kv.close()
+        await ctx.close_kv()
 
 
 __all__ = [

@@ -39,6 +39,11 @@ class AppContext:
     def kv(self, value: KV) -> None:
         self._kv = value
 
+    async def close_kv(self) -> None:
+        """Close the KV if the server opened one (a failed start may not have)."""
+        if self._kv is not None:
+            await self._kv.close()
+
     @property
     def engine(self) -> CaseEngine:
         """The case engine, built after the database is initialised."""

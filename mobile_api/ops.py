@@ -17,8 +17,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json, raw
 from sanic_ext.extensions.openapi import openapi
 
+from engine import ping_database
 from engine.errors import DependencyDown
-from engine.store import db
 from mobile_api.errors import ERROR_SCHEMA
 
 CHECK_TIMEOUT_S = 2.0
@@ -52,7 +52,7 @@ async def _check(name: str, probe: Callable[[], Awaitable[Any]]) -> str | None:
 async def readiness(app: Sanic) -> dict[str, str]:
     """Check every dependency concurrently; raise ``DependencyDown`` naming the ones down."""
     kv = app.ctx.kv
-    probes: dict[str, Callable[[], Awaitable[Any]]] = {"database": db.ping}
+    probes: dict[str, Callable[[], Awaitable[Any]]] = {"database": ping_database}
     checks = {"database": "ok", "redis": "not_configured"}
     if kv.kind != "memory":
         probes["redis"] = kv.ping

@@ -16,8 +16,8 @@ import structlog
 from sanic.request import Request
 from sanic_ext.extensions.openapi import openapi
 
-from engine.store.models import StaffUser
 from engine.workbench import staff as desk
+from engine.workbench.staff import StaffUser
 from mobile_api.auth import (
     RATE_LIMITS,
     SECURITY_SCHEME,
@@ -78,7 +78,7 @@ async def require_staff(request: Request, roles: Iterable[str] | None = None) ->
     principal = await require_principal(request)
     if principal.role != STAFF_ROLE:
         raise StaffOnly()
-    staff = await StaffUser.get_or_none(id=principal.citizen_id)
+    staff = await desk.find_staff(principal.citizen_id)
     if staff is None or not staff.active:
         raise TokenInvalid()
     if roles is not None and not set(staff.roles or []) & set(roles):

@@ -61,6 +61,21 @@ def signed_from_row(row: Certificate, holder_code: str) -> SignedCertificate:
     return SignedCertificate(CertificateData.from_dict(raw), row.signature, row.key_id, row.algorithm)
 
 
+async def holder_certificate(cert_id: int, holder_code_hash: str) -> Certificate | None:
+    """Certificate ``cert_id`` if its holder is ``holder_code_hash``, else ``None``."""
+    return await Certificate.get_or_none(id=cert_id, holder_code_hash=holder_code_hash)
+
+
+async def holder_certificates(holder_code_hash: str) -> list[Certificate]:
+    """All the holder's certificates in any state, newest issue first."""
+    return list(await Certificate.filter(holder_code_hash=holder_code_hash).order_by("-issue_date", "-id"))
+
+
+async def by_identifier(identifier: str) -> Certificate | None:
+    """The certificate with this identifier (证照标识), or ``None``."""
+    return await Certificate.get_or_none(identifier=identifier)
+
+
 async def find_for_holder(holder_code_hash: str, type_code: str | None = None, *,
                           today: date | None = None) -> list[Certificate]:
     """The holder's certificates (of one type if given), newest first; with ``today``, only

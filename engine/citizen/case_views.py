@@ -14,12 +14,14 @@ from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
+from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from engine.bpmn.conventions import APPLICANT_LANES
-from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.errors import Conflict, ValidationFailed
 from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, current_data
 from engine.kernel.summary import decision_of, summary_of
+from engine.store.identity_models import Citizen
 from engine.store.models import Case, CaseEvent, Evaluation, HumanTask, Job
 
 STATUS_LABELS = {"running": "办理中", "completed": "已办结", "failed": "办理异常", "withdrawn": "已撤回"}
@@ -34,12 +36,36 @@ LEVELS = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: 
 BAD_LEVELS = {4, 5}
 
 
-async def owned_case(case_id: int, applicant: str) -> Case:
-    """The case if it belongs to ``applicant``; 404 otherwise (never reveal others' cases)."""
-    case = await Case.get_or_none(id=case_id, applicant=applicant)
-    if case is None:
-        raise NotFound("办件不存在")
-    return case
+async def load_case(case_id: int) -> Case:
+    """The case row (its summary fields); ``DoesNotExist`` for a number no case has."""
+    return await Case.get(id=case_id)
+
+
+async def citizen_case(citizen_id: int, case_id: int) -> Case | None:
+    """The case if it belongs to the citizen account ``citizen_id``, else ``None``: one query
+    (the case joined to the account's openid), so never another's case."""
+    return await Case.filter(id=case_id, applicant__in=Subquery(
+        Citizen.filter(id=citizen_id).values("openid"))).first()
+
+
+async def citizen_cases(openid: str, *, page: int, size: int) -> tuple[list[Case], int]:
+    """One page of the applicant's cases, newest first, and how many there are."""
+    query = Case.filter(applicant=openid)
+    total = await query.count()
+    rows = await query.order_by("-created_at", "-id").offset((page - 1) * size).limit(size)
+    return list(rows), total
+
+
+async def case_started_by_request(openid: str, request_key: str, since: datetime) -> int | None:
+    """The applicant's case whose start recorded ``request_key`` (an idempotency digest) since
+    ``since``, if any: the database, not a cache, is the record of what committed."""
+    events = await CaseEvent.filter(kind="case_started", case__applicant=openid,
+                                    created_at__gte=since).values("case_id", "detail")
+    for event in events:
+        detail = event["detail"]
+        if isinstance(detail, dict) and detail.get("request_key") == request_key:
+            return int(event["case_id"])
+    return None
 
 
 async def case_summary(engine: CaseEngine, case: Case) -> dict[str, Any]:

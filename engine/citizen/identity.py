@@ -119,6 +119,11 @@ class RealIdentity:
 
 # --------------------------------------------------------------------------- accounts
 
+async def find_citizen(citizen_id: int) -> Citizen | None:
+    """The account with this id, or ``None`` (a token may outlive its account)."""
+    return await Citizen.get_or_none(id=citizen_id)
+
+
 async def login(openid: str, unionid: str | None = None) -> Citizen:
     """The citizen of ``openid``, created at level 0 on first login. Nothing of the WeChat
     session (``session_key``) is stored. A later-known ``unionid`` is recorded."""
@@ -265,7 +270,7 @@ def citizen_view(citizen: Citizen) -> dict[str, Any]:
 
 
 __all__ = [
-    "DevRealNameVerifier", "IdentityConflict", "RealIdentity", "RealNameAlreadyBound", "RealNameNotConfigured",
+    "Citizen", "DevRealNameVerifier", "IdentityConflict", "RealIdentity", "RealNameAlreadyBound", "RealNameNotConfigured",
     "RealNameRejected", "RealNameVerifier", "UnconfiguredVerifier", "Verification", "bind_real_name", "check_real_name_input", "citizen_view",
-    "find_by_id_number", "login", "read_identity", "real_name_verifier_from_settings",
+    "find_by_id_number", "find_citizen", "login", "read_identity", "real_name_verifier_from_settings",
 ]

@@ -36,7 +36,7 @@ from engine.errors import (
 )
 from engine.kernel.cases import HELD_STATE, CaseEngine, utcnow
 from engine.kernel.sla import CST
-from engine.kernel.supplement import SUPPLEMENT, WaitingForApplicant, supply
+from engine.kernel.supplement import SUPPLEMENT, NotAProcessTask, WaitingForApplicant, supply
 from engine.platform.kv import KV
 from engine.store.db import db_connection
 from engine.store.models import Case, CaseEvent, HumanTask, StaffUser
@@ -119,6 +119,22 @@ async def authenticate(kv: KV, username: str, password: str) -> StaffUser:
 
 
 # ------------------------------------------------------------------ inbox
+async def find_staff(staff_id: int) -> StaffUser | None:
+    """The staff account with this id, or ``None`` (a token may outlive its account)."""
+    return await StaffUser.get_or_none(id=staff_id)
+
+
+async def active_departments(username: str) -> list[str] | None:
+    """The departments of the active account ``username``; ``None`` when there is none."""
+    user = await StaffUser.get_or_none(username=username, active=True)
+    return list(user.departments or []) if user else None
+
+
+async def task_with_case(task_id: str | UUID) -> HumanTask:
+    """The task with its case loaded (for views that show the case number and status)."""
+    return await HumanTask.get(id=task_id).select_related("case")
+
+
 def departments_of(staff: StaffUser) -> list[str]:
     """Departments whose tasks ``staff`` sees; supervisors also see the 督办 lane."""
     codes = [str(d) for d in staff.departments or []]
@@ -314,6 +330,21 @@ async def _refused(task_id: UUID, staff: StaffUser) -> GovflowError:
     if task.state == "ready" and task.assignee not in (None, staff.username):
         return TaskAlreadyClaimed(f"该任务已转办给 {task.assignee}，请刷新待办列表")
     return TaskNotClaimed()
+
+
+async def open_task_of(staff: StaffUser, task_id: str) -> HumanTask:
+    """A visible open process task that is ready or claimed by ``staff`` — the task an operation
+    (return, transfer, add a signer, complete) may act on; the same 409s as the inbox otherwise."""
+    task = await visible_task(staff, task_id)
+    if task.state in ("completed", "cancelled"):
+        raise TaskAlreadyCompleted()
+    if task.state == HELD_STATE:
+        raise WaitingForApplicant()
+    if task.assignee and task.assignee != staff.username:  # claimed by, or transferred to, someone else
+        raise TaskAlreadyClaimed(f"该任务已被 {task.assignee} 认领")
+    if task.kind != "bpmn":
+        raise NotAProcessTask()
+    return task
 
 
 def _free_for(staff: StaffUser) -> Q:

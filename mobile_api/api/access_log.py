@@ -3,10 +3,7 @@
     GET /me/access-log?page=&size=   → who (department, masked actor) read my data, for which
                                         case and purpose, and when; newest first
 
-Rows are ``DataAccessLog`` entries whose subject is the caller's own ID number (matched by its
-keyed hash, the same blind index the real-name binding stored), so a citizen sees only reads of
-their own data; an account without a real name has none. Actors are shown masked: the caller
-is 本人, staff by a masked account name under their department, anonymous verifiers as such.
+The rows and their masking are ``engine.accountability.access_log``'s.
 """
 
 from __future__ import annotations
@@ -18,22 +15,11 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
-from engine.accountability.privacy import mask_middle
-from engine.store.identity_models import Citizen
-from engine.store.shared_models import DataAccessLog
+from engine.accountability.access_log import citizen_access_log
 from mobile_api.auth import TokenInvalid, citizen_required
 from mobile_api.openapi_docs import error_documenter, json_content
 from mobile_api.request import int_arg
 
-DATASET_LABELS = {
-    "citizen": "实名身份信息", "population": "人口库信息", "birth_records": "出生医学证明信息",
-    "credit_blacklist": "失信名单核查", "certificate": "电子证照", "case": "办件申请信息",
-    "window_intake": "窗口受理身份信息和材料",
-}
-FIELD_LABELS = {
-    "name": "姓名", "id_number": "身份证号", "phone": "联系电话", "materials": "申请材料", "applicant": "申请人信息",
-    "form": "申请表", "birth_date": "出生日期", "household_region": "户籍地", "state": "证照状态",
-}
 _STR, _INT = {"type": "string"}, {"type": "integer"}
 _NULL_STR = {"type": "string", "nullable": True}
 ENTRY_SCHEMA: dict[str, Any] = {
@@ -59,40 +45,6 @@ error_responses = error_documenter({
     503: "依赖服务不可用"})
 
 
-def actor_label(actor: str | None, citizen_id: int) -> str:
-    """Who read the data, as the citizen sees it: never a full account name or another person."""
-    if not actor or actor == "system":
-        return "系统"
-    if actor == f"citizen:{citizen_id}":
-        return "本人"
-    if actor.startswith("citizen:"):
-        return "其他用户（扫码核验）"
-    if actor.startswith("ip:"):
-        return "匿名核验"
-    return mask_middle(actor, 2, 1)
-
-
-def entry_view(row: DataAccessLog, citizen_id: int, departments: dict[str, str]) -> dict[str, Any]:
-    return {
-        "id": row.id, "at": row.created_at.isoformat(), "department": row.department,
-        "department_name": departments.get(row.department or "", row.department) if row.department else None,
-        "actor": actor_label(row.actor, citizen_id), "case_no": row.case_no, "purpose": row.purpose,
-        "dataset": row.dataset, "dataset_label": DATASET_LABELS.get(row.dataset, row.dataset),
-        "fields": [FIELD_LABELS.get(str(f), str(f)) for f in row.fields_read or []],
-    }
-
-
-async def access_log(citizen: Citizen, *, page: int, size: int, departments: dict[str, str]) -> dict[str, Any]:
-    """The reads of ``citizen``'s own data, newest first (none without a bound real name)."""
-    if not citizen.id_hash:
-        return {"items": [], "page": page, "size": size, "total": 0}
-    query = DataAccessLog.filter(subject_hash=citizen.id_hash)
-    total = await query.count()
-    rows = await query.order_by("-created_at", "-id").offset((page - 1) * size).limit(size)
-    return {"items": [entry_view(r, citizen.id, departments) for r in rows], "page": page, "size": size,
-            "total": total}
-
-
 def blueprint() -> Blueprint:
     """A fresh blueprint per app (handlers, and so their OpenAPI entries, are per app)."""
     bp = Blueprint("access_log")
@@ -109,12 +61,13 @@ def blueprint() -> Blueprint:
     @citizen_required
     async def my_access_log(request: Request) -> HTTPResponse:
         page, size = int_arg(request, "page", 1, 100_000), int_arg(request, "size", 20, 100)
-        citizen = await Citizen.get_or_none(id=request.ctx.principal.citizen_id)
-        if citizen is None:  # a token for an account that no longer exists
+        log = await citizen_access_log(request.ctx.principal.citizen_id, page=page, size=size,
+                                       departments=request.app.ctx.departments)
+        if log is None:  # a token for an account that no longer exists
             raise TokenInvalid()
-        return json(await access_log(citizen, page=page, size=size, departments=request.app.ctx.departments))
+        return json(log)
 
     return bp
 
 
-__all__ = ["ACCESS_LOG_SCHEMA", "access_log", "actor_label", "blueprint"]
+__all__ = ["ACCESS_LOG_SCHEMA", "blueprint"]

@@ -20,7 +20,6 @@ import json as jsonlib
 import re
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
@@ -28,19 +27,18 @@ from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
-from tortoise.expressions import Subquery
 
+from engine.accountability.access_log import name_case
 from engine.accountability.privacy import blind_index
 from engine.citizen import case_views as views
 from engine.citizen import identity
 from engine.citizen.applications import Applicant
+from engine.citizen.case_views import Case
 from engine.citizen.catalog import ServiceItem
+from engine.citizen.identity import Citizen
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.kernel.cases import utcnow
 from engine.platform.live import channel
-from engine.store.identity_models import Citizen
-from engine.store.models import Case, CaseEvent
-from engine.store.shared_models import DataAccessLog
 from mobile_api.api.services import NULLABLE_STRING, citizen_of, error_responses, json_content, offered_item
 from mobile_api.auth import RATE_LIMITS, RateRule, auth_state, citizen_required, rate_limit
 from mobile_api.errors import Forbidden
@@ -136,10 +134,10 @@ def _summary(request: Request, case: Case) -> dict[str, Any]:
             "completed_at": _iso(case.completed_at)}
 
 
-async def _detail(request: Request, case_id: int, case: Case | None = None) -> dict[str, Any]:
+async def case_detail(request: Request, case_id: int, case: Case | None = None) -> dict[str, Any]:
     """``case_detail`` with the summary fields, e.g. the service's name; the case is re-read
     unless the caller has just read it."""
-    case = case if case is not None else await Case.get(id=case_id)
+    case = case if case is not None else await views.load_case(case_id)
     return {**_summary(request, case), **await views.case_detail(request.app.ctx.engine, case)}
 
 
@@ -149,8 +147,7 @@ async def _my_case(request: Request, case_id: int) -> Case:
     if not 1 <= case_id <= MAX_CASE_ID:
         raise NotFound("办件不存在")
     principal = request.ctx.principal
-    case = await Case.filter(id=case_id, applicant__in=Subquery(
-        Citizen.filter(id=principal.citizen_id).values("openid"))).first()
+    case = await views.citizen_case(principal.citizen_id, case_id)
     if case is None:
         await citizen_of(principal)  # 401 when the account is gone
         raise NotFound("办件不存在")
@@ -165,10 +162,7 @@ async def _mine(request: Request, case_id: int) -> tuple[Citizen, Case]:
 
 async def _publish(request: Request, case: Case, status: str, kind: str) -> None:
     """Tell live listeners about an applicant's operation; best effort, the change is committed."""
-    publish = request.app.ctx.engine.deps.publish
-    if publish is not None:
-        with suppress(Exception):
-            await publish(case.id, status, [kind])
+    await request.app.ctx.engine.publish_status(case.id, status, [kind])
 
 
 def _text(body: dict[str, Any], name: str, *, required: bool, label: str) -> str:
@@ -203,8 +197,8 @@ async def _apply(request: Request, item: ServiceItem, citizen: Citizen,
     started = await applications.apply(item.slug, form, applicant=applicant, channel="mobile", actor=actor,
                                        request_key=request_key)
     if real.access_log_id is not None:  # the citizen's access log names the case the read was for
-        await DataAccessLog.filter(id=real.access_log_id).update(case_id=started.id, case_no=started.case_no)
-    return await _detail(request, started.id)
+        await name_case(real.access_log_id, case_id=started.id, case_no=started.case_no)
+    return await case_detail(request, started.id)
 
 
 async def _unabortable(work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
@@ -228,14 +222,8 @@ async def _committed(citizen: Citizen, digest: str) -> int | None:
     """The case a request with this digest already committed (within the key's lifetime), if any.
     The database, not Redis, is the record: a process killed between committing the case and
     recording its answer leaves Redis saying "pending", and the retry must not start a second case."""
-    since = utcnow() - timedelta(seconds=IDEMPOTENCY_TTL_S)
-    events = await CaseEvent.filter(kind="case_started", case__applicant=citizen.openid,
-                                    created_at__gte=since).values("case_id", "detail")
-    for event in events:
-        detail = event["detail"]
-        if isinstance(detail, dict) and detail.get("request_key") == digest:
-            return int(event["case_id"])
-    return None
+    return await views.case_started_by_request(citizen.openid, digest,
+                                               utcnow() - timedelta(seconds=IDEMPOTENCY_TTL_S))
 
 
 async def _idempotent(request: Request, citizen: Citizen, key: str, fingerprint: str,
@@ -248,7 +236,7 @@ async def _idempotent(request: Request, citizen: Citizen, key: str, fingerprint:
     digest = request_key(citizen, key, fingerprint)
 
     async def replay(case_id: int) -> HTTPResponse:
-        body = await _detail(request, case_id)
+        body = await case_detail(request, case_id)
         record = {"state": "done", "fingerprint": fingerprint, "body": body}
         await kv.set(slot, jsonlib.dumps(record, ensure_ascii=False), ex=IDEMPOTENCY_TTL_S)
         return _created(body, 200, **{"Idempotency-Replayed": "true"})
@@ -314,7 +302,7 @@ async def _stream_status(request: Request, case: Case) -> None:
 
     pumping = asyncio.create_task(pump())
     try:
-        case = await Case.get(id=case.id)  # read after subscribing: no change falls in between
+        case = await views.load_case(case.id)  # read after subscribing: no change falls in between
         response = await request.respond(content_type="text/event-stream; charset=utf-8",
                                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         await response.send("retry: 3000\n" + _sse(seq, case, case.status, []))
@@ -393,9 +381,8 @@ def blueprint() -> Blueprint:
     @citizen_required
     async def my_applications(request: Request) -> HTTPResponse:
         page, size = int_arg(request, "page", 1, 100_000), int_arg(request, "size", 20, 100)
-        query = Case.filter(applicant=(await citizen_of(request.ctx.principal)).openid)
-        total = await query.count()
-        rows = await query.order_by("-created_at", "-id").offset((page - 1) * size).limit(size)
+        openid = (await citizen_of(request.ctx.principal)).openid
+        rows, total = await views.citizen_cases(openid, page=page, size=size)
         items = [_summary(request, c) for c in rows]
         return json({"items": items, "page": page, "size": size, "total": total})
 
@@ -407,7 +394,7 @@ def blueprint() -> Blueprint:
     @citizen_required
     async def application(request: Request, case_id: int) -> HTTPResponse:
         case = await _my_case(request, case_id)
-        return json(await _detail(request, case.id, case))
+        return json(await case_detail(request, case.id, case))
 
     @bp.post("/applications/<case_id:int>/supplement")
     @openapi.summary("Supplement / 补正材料")
@@ -424,7 +411,7 @@ def blueprint() -> Blueprint:
         if not isinstance(data, dict):
             raise ValidationFailed("补正内容填写有误", fields={"data": "补正内容应为对象"})
         await views.supplement(request.app.ctx.engine, case, data, actor=_actor(citizen))
-        return json(await _detail(request, case.id))
+        return json(await case_detail(request, case.id))
 
     @bp.post("/applications/<case_id:int>/withdraw")
     @openapi.summary("Withdraw / 撤回申请")
@@ -438,7 +425,7 @@ def blueprint() -> Blueprint:
         reason = _text(json_body(request) if request.body else {}, "reason", required=False, label="撤回原因")
         await views.withdraw(request.app.ctx.engine, case, actor=_actor(citizen), reason=reason)
         await _publish(request, case, "withdrawn", "withdrawn")
-        return json(await _detail(request, case.id))
+        return json(await case_detail(request, case.id))
 
     @bp.post("/applications/<case_id:int>/review-request")
     @openapi.summary("Request human review / 申请人工复核")
@@ -452,7 +439,7 @@ def blueprint() -> Blueprint:
         reason = _text(json_body(request), "reason", required=True, label="复核理由")
         await views.request_review(request.app.ctx.engine, case, actor=_actor(citizen), reason=reason)
         await _publish(request, case, case.status, "review_requested")
-        return json(await _detail(request, case.id))
+        return json(await case_detail(request, case.id))
 
     @bp.post("/applications/<case_id:int>/evaluation")
     @openapi.summary("Evaluate / 好差评")
@@ -491,5 +478,5 @@ def blueprint() -> Blueprint:
     return bp
 
 
-__all__ = ["CASE_DETAIL_SCHEMA", "CASE_LIST_SCHEMA", "EVALUATION_SCHEMA", "IdempotencyKeyReused",
+__all__ = ["CASE_DETAIL_SCHEMA", "CASE_LIST_SCHEMA", "case_detail", "EVALUATION_SCHEMA", "IdempotencyKeyReused",
            "RealNameRequired", "RequestInProgress", "blueprint"]

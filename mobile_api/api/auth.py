@@ -22,8 +22,8 @@ from sanic.response import HTTPResponse, empty, json
 from sanic_ext.extensions.openapi import openapi
 
 from engine.citizen import identity
+from engine.citizen.identity import Citizen
 from engine.errors import ValidationFailed
-from engine.store.identity_models import Citizen
 from mobile_api.auth import (
     SECURITY_SCHEME,
     Principal,
@@ -97,7 +97,7 @@ def _code_key(code: str) -> str:
 
 
 async def _citizen_of(principal: Principal) -> Citizen:
-    citizen = await Citizen.get_or_none(id=principal.citizen_id)
+    citizen = await identity.find_citizen(principal.citizen_id)
     if citizen is None:  # a token for an account that no longer exists
         raise TokenInvalid()
     return citizen

@@ -32,6 +32,7 @@ from sanic_ext.extensions.openapi import openapi
 
 from engine.accountability.audit import log_data_access
 from engine.accountability.privacy import mask_name, mask_text
+from engine.certificates import store as certificate_store
 from engine.certificates.qr import qr_png, qr_svg
 from engine.certificates.signing import (
     ALGORITHMS,
@@ -44,10 +45,10 @@ from engine.certificates.signing import (
     make_qr_token,
     verify_qr_token,
 )
+from engine.certificates.store import Certificate
+from engine.citizen.identity import Citizen, find_citizen
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.kernel.sla import CST
-from engine.store.certificate_models import Certificate
-from engine.store.identity_models import Citizen
 from mobile_api.auth import (
     RATE_LIMITS,
     BearerError,
@@ -185,7 +186,7 @@ def certificate_view(row: Certificate, state: CertState) -> dict[str, Any]:
 
 
 async def _citizen(principal: Principal) -> Citizen:
-    citizen = await Citizen.get_or_none(id=principal.citizen_id)
+    citizen = await find_citizen(principal.citizen_id)
     if citizen is None:  # a token for an account that no longer exists
         raise TokenInvalid()
     return citizen
@@ -196,7 +197,7 @@ async def _own_certificate(request: Request, cert_id: int) -> Certificate:
     citizen = await _citizen(request.ctx.principal)
     row = None
     if citizen.id_hash:
-        row = await Certificate.get_or_none(id=cert_id, holder_code_hash=citizen.id_hash)
+        row = await certificate_store.holder_certificate(cert_id, citizen.id_hash)
     if row is None:
         raise CertificateNotFound()
     return row
@@ -234,8 +235,7 @@ def blueprint() -> Blueprint:
     async def list_certificates(request: Request) -> HTTPResponse:
         citizen = await _citizen(request.ctx.principal)
         today = _now(request).astimezone(CST).date()
-        rows = await Certificate.filter(holder_code_hash=citizen.id_hash).order_by("-issue_date", "-id") \
-            if citizen.id_hash else []
+        rows = await certificate_store.holder_certificates(citizen.id_hash) if citizen.id_hash else []
         items = [certificate_view(r, effective_state(r, today)) for r in rows]
         return json({"items": items, "total": len(items), "real_name_bound": citizen.id_hash is not None})
 
@@ -303,7 +303,7 @@ def blueprint() -> Blueprint:
         except SignatureError as exc:
             log.info("certificate_verify_refused", code=exc.code)
             raise
-        row = await Certificate.get_or_none(identifier=claims.identifier)
+        row = await certificate_store.by_identifier(claims.identifier)
         if row is None:
             log.warning("certificate_verify_unknown_certificate", key_id=claims.key_id)
             raise CertificateNotFound("电子证照不存在或已被删除")

@@ -27,10 +27,10 @@ from sanic_ext.extensions.openapi import openapi
 from engine.bpmn.layout import with_layout
 from engine.bpmn.parser import files_from_json
 from engine.designer import deploy as deployer
-from engine.designer import migration, stats, validation
+from engine.designer import migration, stats, validation, versions
 from engine.designer.bundle import Upload
+from engine.designer.versions import ProcessDefinition
 from engine.errors import NotFound, ValidationFailed
-from engine.store.models import Case, ProcessDefinition
 from mobile_api.errors import UnsupportedMediaType
 from mobile_api.openapi_docs import error_documenter, json_content
 from mobile_api.openapi_docs import object_schema as _obj
@@ -126,31 +126,10 @@ def _upload(request: Request) -> Upload:
     return Upload(bpmn=bpmn, files=files, process_id=process_id)
 
 
-async def _running(definition_ids: list[int]) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for definition_id in await Case.filter(definition_id__in=definition_ids, status="running").values_list(
-            "definition_id", flat=True):
-        counts[definition_id] = counts.get(definition_id, 0) + 1
-    return counts
-
-
 def _version_view(d: ProcessDefinition, running: int = 0) -> dict[str, Any]:
     return {"process_id": d.process_id, "name": d.name, "version": d.version, "content_hash": d.content_hash,
             "deployed_by": d.deployed_by, "created_at": d.created_at.isoformat(),
             "files": sorted(files_from_json(d.files)), "running_cases": running}
-
-
-async def _definition(process_id: str, version: str) -> ProcessDefinition:
-    query = ProcessDefinition.filter(process_id=process_id)
-    if version == "latest":
-        found = await query.order_by("-version").first()
-    elif version.isdigit() and len(version) < 10:
-        found = await query.filter(version=int(version)).first()
-    else:
-        raise ValidationFailed("版本号无效", fields={"version": "应为正整数或 latest"})
-    if found is None:
-        raise NotFound(f"流程 {process_id} 没有版本 {version}")
-    return found
 
 
 def _time(request: Request, name: str) -> datetime | None:
@@ -199,7 +178,7 @@ def blueprint() -> Blueprint:
         ctx = request.app.ctx
         result = await deployer.deploy(ctx.engine, _upload(request), actor=request.ctx.staff.username,
                                        departments=ctx.departments)
-        running = await _running([result.definition.id])
+        running = await versions.running_counts([result.definition.id])
         return json({**_version_view(result.definition, running.get(result.definition.id, 0)),
                      "created": result.created, "warnings": result.warnings}, status=201 if result.created else 200)
 
@@ -221,8 +200,8 @@ def blueprint() -> Blueprint:
     @error_responses(401, 403)
     @staff_required(READ_ROLES)
     async def list_processes(request: Request) -> HTTPResponse:
-        rows = await ProcessDefinition.all().order_by("process_id", "version")
-        running = await _running([r.id for r in rows])
+        rows = await versions.all_versions()
+        running = await versions.running_counts([r.id for r in rows])
         items: dict[str, dict[str, Any]] = {}
         for d in rows:
             entry = items.setdefault(d.process_id, {"process_id": d.process_id, "versions": 0, "running_cases": 0})
@@ -238,10 +217,10 @@ def blueprint() -> Blueprint:
     @error_responses(401, 403, 404)
     @staff_required(READ_ROLES)
     async def list_versions(request: Request, process_id: str) -> HTTPResponse:
-        rows = await ProcessDefinition.filter(process_id=process_id).order_by("-version")
+        rows = await versions.versions_of(process_id)
         if not rows:
             raise NotFound(f"流程 {process_id} 尚未部署")
-        running = await _running([r.id for r in rows])
+        running = await versions.running_counts([r.id for r in rows])
         return json({"items": [_version_view(d, running.get(d.id, 0)) for d in rows]})
 
     @bp.get("/processes/<process_id:str>/versions/<version:str>/bpmn")
@@ -252,7 +231,7 @@ def blueprint() -> Blueprint:
     @error_responses(401, 403, 404, 422)
     @staff_required(READ_ROLES)
     async def version_bpmn(request: Request, process_id: str, version: str) -> HTTPResponse:
-        definition = await _definition(process_id, version)
+        definition = await versions.definition(process_id, version)
         files = files_from_json(definition.files)
         names = sorted(n for n in files if n.endswith(".bpmn"))
         if not names:
@@ -272,7 +251,7 @@ def blueprint() -> Blueprint:
     @staff_required(READ_ROLES)
     async def version_file(request: Request, process_id: str, version: str) -> HTTPResponse:
         name = request.args.get("name") or ""
-        files = files_from_json((await _definition(process_id, version)).files)
+        files = files_from_json((await versions.definition(process_id, version)).files)
         if name not in files:
             raise NotFound(f"该版本没有文件 {name}")
         media = "application/json" if name.endswith(".json") else "application/xml"

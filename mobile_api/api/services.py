@@ -25,8 +25,8 @@ from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
 from engine.citizen.catalog import ServiceItem
+from engine.citizen.identity import Citizen, find_citizen
 from engine.errors import NotFound
-from engine.store.identity_models import Citizen
 from forms import BASE_URI, Form, default_registry, load_form, resolve_materials
 from mobile_api.auth import SECURITY_SCHEME, Principal, TokenInvalid, require_principal
 from mobile_api.openapi_docs import error_documenter, json_content
@@ -48,7 +48,7 @@ error_responses = error_documenter(ERROR_TEXT)
 
 async def citizen_of(principal: Principal) -> Citizen:
     """The account behind a token; a token for an account that no longer exists is invalid."""
-    citizen = await Citizen.get_or_none(id=principal.citizen_id)
+    citizen = await find_citizen(principal.citizen_id)
     if citizen is None:
         raise TokenInvalid()
     return citizen

@@ -22,7 +22,7 @@ from sanic_ext.extensions.openapi import openapi
 from engine.errors import ValidationFailed
 from engine.platform.uploads import FileTooLarge, store_from_settings
 from engine.workbench.intake import MAX_FILES, Upload, window_intake
-from mobile_api.api.applications import CASE_DETAIL_SCHEMA, _detail
+from mobile_api.api.applications import CASE_DETAIL_SCHEMA, case_detail
 from mobile_api.api.services import offered_item
 from mobile_api.auth import auth_state
 from mobile_api.errors import UnsupportedMediaType
@@ -105,7 +105,7 @@ def blueprint() -> Blueprint:
             request.app.ctx.applications, store, service=item.slug, form=form, name=_field(request, "name"),
             id_number=_field(request, "id_number"), phone=_field(request, "phone"), uploads=_uploads(request),
             clerk=request.ctx.staff.username, pii_keys=auth_state(request.app).pii_keys, max_bytes=max_bytes)
-        return json(await _detail(request, result.id), status=201)
+        return json(await case_detail(request, result.id), status=201)
 
     return bp
 

@@ -24,9 +24,9 @@ from sanic_ext.extensions.openapi import openapi
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.kernel import supplement as supplements
 from engine.kernel.cases import CaseResult
-from engine.store.models import HumanTask, StaffUser
 from engine.workbench import staff as desk
 from engine.workbench import task_ops
+from engine.workbench.staff import HumanTask
 from mobile_api.api.staff import TASK_ROLES, TASK_SCHEMA
 from mobile_api.openapi_docs import error_documenter, json_content
 from mobile_api.openapi_docs import object_schema as _obj
@@ -78,28 +78,13 @@ def _case(result: CaseResult) -> dict[str, Any]:
                             for t in result.ready_tasks]}
 
 
-async def _departments_of(username: str) -> list[str] | None:
-    user = await StaffUser.get_or_none(username=username, active=True)
-    return list(user.departments or []) if user else None
+_departments_of = desk.active_departments
+_open_and_mine = desk.open_task_of
 
 
 async def _view(request: Request, task_id: Any) -> HTTPResponse:
-    task = await HumanTask.get(id=task_id).select_related("case")
+    task = await desk.task_with_case(task_id)
     return json(desk.task_view(task, request.app.ctx.engine.deps.departments))
-
-
-async def _open_and_mine(staff: StaffUser, task_id: str) -> HumanTask:
-    """A visible open task that is ready or claimed by ``staff`` (else 409 as in ``engine.workbench.staff``)."""
-    task = await desk.visible_task(staff, task_id)
-    if task.state in ("completed", "cancelled"):
-        raise desk.TaskAlreadyCompleted()
-    if task.state == supplements.HELD:
-        raise supplements.WaitingForApplicant()
-    if task.assignee and task.assignee != staff.username:  # claimed by, or transferred to, someone else
-        raise desk.TaskAlreadyClaimed(f"该任务已被 {task.assignee} 认领")
-    if task.kind != "bpmn":
-        raise supplements.NotAProcessTask()
-    return task
 
 
 def _supplement_case(task: HumanTask, side: HumanTask) -> dict[str, Any]:
@@ -135,7 +120,7 @@ def blueprint() -> Blueprint:
         if to_step is None:
             side = await supplements.request_supplement(request.app.ctx.engine, task,
                                                         actor=request.ctx.staff.username, reason=reason)
-            return json(_supplement_case(await HumanTask.get(id=task.id).select_related("case"), side))
+            return json(_supplement_case(await desk.task_with_case(task.id), side))
         result = await task_ops.return_to_step(request.app.ctx.engine, task.case_id,  # type: ignore[attr-defined]
                                                target_task_spec=to_step.strip(), actor=request.ctx.staff.username,
                                                department=task.department, reason=reason)

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from engine.errors import DependencyDown
 from engine.platform.kv import KV, MemoryKV, RedisKV, create_kv
+from mobile_api.errors import status_of
 from tests.api.conftest import CLOSED_REDIS_URL, REDIS_TEST_URL
 
 
@@ -119,6 +120,6 @@ async def test_redis_down_is_dependency_down() -> None:
         for call in calls:
             with pytest.raises(DependencyDown) as info:
                 await call()
-            assert info.value.status_code == 503 and info.value.code == "dependency_unavailable"
+            assert status_of(info.value) == 503 and info.value.code == "dependency_unavailable"
     finally:
         await down.close()

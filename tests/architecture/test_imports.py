@@ -24,32 +24,7 @@ SOURCES = ("engine", "mobile_api", "forms")
 # the composition roots may open the database (migrate, serve, purge): wiring, not queries
 COMPOSITION_ROOTS = {"mobile_api/app.py", "mobile_api/cli.py"}
 BPMN_MAY_IMPORT = {"engine.errors", "engine.config", "engine.bpmn"}
-ALLOWED: set[tuple[str, str]] = {  # (file, rule) pairs tolerated for now: the list only shrinks
-    ('engine/accountability/retention.py', 'package-cycle'),
-    ('engine/accountability/retention.py', 'private-import'),
-    ('engine/bpmn/lint_rules.py', 'bpmn-imports-domain'),
-    ('engine/bpmn/lint_rules.py', 'package-cycle'),
-    ('engine/certificates/connector.py', 'package-cycle'),
-    ('engine/citizen/case_views.py', 'package-cycle'),
-    ('engine/designer/migration.py', 'private-attribute'),
-    ('engine/designer/migration.py', 'private-import'),
-    ('engine/workbench/supplement.py', 'private-attribute'),
-    ('engine/workbench/task_detail.py', 'private-import'),
-    ('engine/workbench/task_ops.py', 'private-attribute'),
-    ('engine/workbench/task_ops.py', 'private-import'),
-    ('mobile_api/api/access_log.py', 'api-imports-store'),
-    ('mobile_api/api/applications.py', 'api-imports-store'),
-    ('mobile_api/api/auth.py', 'api-imports-store'),
-    ('mobile_api/api/certificates.py', 'api-imports-store'),
-    ('mobile_api/api/designer.py', 'api-imports-store'),
-    ('mobile_api/api/services.py', 'api-imports-store'),
-    ('mobile_api/api/staff.py', 'api-imports-store'),
-    ('mobile_api/api/staff_intake.py', 'private-import'),
-    ('mobile_api/api/staff_ops.py', 'api-imports-store'),
-    ('mobile_api/app.py', 'private-attribute'),
-    ('mobile_api/ops.py', 'api-imports-store'),
-    ('mobile_api/staff_auth.py', 'api-imports-store'),
-}
+ALLOWED: set[tuple[str, str]] = set()  # (file, rule) pairs tolerated: none; keep it that way
 
 
 def _module_name(path: Path) -> str:
