@@ -8,7 +8,7 @@ import pytest
 
 from engine.bpmn.lint import Finding, LintReport, lint_bundle, load_departments
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ASSORTED = ROOT / "tests" / "fixtures" / "assorted"
 MODELS = ROOT / "tests" / "fixtures" / "models"
 DEPARTMENTS = load_departments(ROOT / "processes" / "departments.yaml")

@@ -19,20 +19,13 @@ from engine.workbench.task_ops import (
     transfer,
     withdraw_completion,
 )
-from tests.conftest import FIXTURES
-from tests.engine.test_cases import assert_round_trip
+from tests.engine.helpers import assert_round_trip, task_ops_model
 
 STAFF = {"win01": ["window"], "win02": ["window"], "mca01": ["mca"], "mca02": ["mca"], "sup01": ["supervisor"]}
 
 
-def _files(name: str) -> dict[str, str]:
-    from engine.bpmn.parser import files_for_model
-
-    return files_for_model(FIXTURES / "models" / "task_ops" / f"{name}.bpmn")
-
-
 async def _start(engine: CaseEngine):  # noqa: ANN202 - CaseResult
-    definition = await engine.deploy(_files("three_steps"))
+    definition = await engine.deploy(task_ops_model("three_steps"))
     return await engine.start_case(definition, service="demo", data={"applicant_name": "李四"})
 
 
@@ -216,7 +209,7 @@ def test_countersign_outcome_rules() -> None:
 ])
 async def test_countersign_model_uses_the_sandbox_helper(engine: CaseEngine, rule: object, decisions: list[str],
                                                          passed: bool) -> None:
-    definition = await engine.deploy(_files("countersign"))
+    definition = await engine.deploy(task_ops_model("countersign"))
     started = await engine.start_case(definition, service="demo",
                                       data={"signers": ["mca01", "mca02", "mca03"], "rule": rule})
     assert len(started.ready_tasks) == 3 and {t.department for t in started.ready_tasks} == {"mca"}
