@@ -28,17 +28,12 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
-from engine.accountability.access_log import name_case
-from engine.accountability.privacy import blind_index
+from engine.accountability import blind_index, name_case
+from engine.citizen import Applicant, Case, Citizen, ServiceItem, identity
 from engine.citizen import case_views as views
-from engine.citizen import identity
-from engine.citizen.applications import Applicant
-from engine.citizen.case_views import Case
-from engine.citizen.catalog import ServiceItem
-from engine.citizen.identity import Citizen
 from engine.errors import Conflict, NotFound, ValidationFailed
-from engine.kernel.cases import utcnow
-from engine.platform.live import channel
+from engine.kernel import utcnow
+from engine.platform import channel
 from mobile_api.api.services import NULLABLE_STRING, citizen_of, error_responses, json_content, offered_item
 from mobile_api.auth import RATE_LIMITS, RateRule, auth_state, citizen_required, rate_limit
 from mobile_api.errors import Forbidden

@@ -19,9 +19,8 @@ from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
 from engine.errors import ValidationFailed
+from engine.workbench import HumanTask, task_detail
 from engine.workbench import staff as desk
-from engine.workbench.staff import HumanTask
-from engine.workbench.task_detail import task_detail
 from mobile_api.api.services import NULLABLE_STRING, error_responses, json_content
 from mobile_api.openapi_docs import object_schema as _obj
 from mobile_api.request import int_arg, json_body
