@@ -83,6 +83,10 @@ class EngineDeps:
     # may raise to refuse the completion (e.g. engine.workbench.task_ops: an added 'before' signer is open)
     completion_hooks: list[Callable[[Any, HumanTask, str | None, datetime], Awaitable[None]]] = field(
         default_factory=list)
+    # called in complete_task before the task runs: (workflow, Spiff task, task row, actor); may raise
+    # to refuse who completes it (e.g. engine.workbench.assignment: distinct 会签 signers, 回避)
+    task_guards: list[Callable[[BpmnWorkflow, Any, HumanTask, str | None], Awaitable[None]]] = field(
+        default_factory=list)
     pii_keys: Any = None  # engine.accountability.privacy.PiiKeys: blind indexes for the personal-data access log
 
 
@@ -282,6 +286,8 @@ class CaseEngine:
         task = workflow.get_task_from_id(task_uuid)
         if task is None or task.state != TaskState.READY or not task.task_spec.manual:
             raise TaskNotReady()
+        for guard in self.deps.task_guards:
+            await guard(workflow, task, row, actor)
         data = dict(data or {})
         form_name = bundle.forms.get(task.task_spec.name)
         if form_name and f"forms/{form_name}" in bundle.files:

@@ -24,6 +24,7 @@ from engine.errors import Conflict, Forbidden, NotFound, TaskNotReady
 from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, CaseResult, Step, as_uuid
 from engine.store.certificate_models import Certificate, CertificateUse
 from engine.store.models import Case, CaseEvent, HumanTask
+from engine.workbench import assignment
 
 COSIGN = "cosign"
 POSITIONS = ("before", "after")
@@ -173,6 +174,7 @@ async def transfer(engine: CaseEngine, task_id: str | UUID, *, actor: str, to_us
         raise NotFound("接收人不存在")
     if row.department not in set(departments):
         raise TransferForbidden()
+    await assignment.check_row(engine, row, to_username, subject=to_username)
     now = engine.deps.clock()
     async with in_transaction() as conn:
         case = await _bump_version(conn, row.case_id)  # type: ignore[attr-defined]
@@ -260,10 +262,13 @@ async def on_task_completing(conn: Any, row: HumanTask, actor: str | None, now: 
 
 
 def install(engine: CaseEngine) -> CaseEngine:
-    """Hook 加签 into ``CaseEngine.complete_task`` (idempotent)."""
+    """Hook 加签 and the assignment rules (distinct 会签 signers, 回避) into
+    ``CaseEngine.complete_task`` (idempotent)."""
     hooks = engine.deps.completion_hooks
     if on_task_completing not in hooks:
         hooks.append(on_task_completing)
+    if assignment.guard_completion not in engine.deps.task_guards:
+        engine.deps.task_guards.append(assignment.guard_completion)
     return engine
 
 

@@ -167,3 +167,23 @@ async def test_overdue_rectification_escalates_to_the_supervisor_lane(
     done = await engine.complete_task(supervise.id, SUPERVISE, actor="supervisor_sup")
     assert done.status == "completed"
     assert (await assert_round_trip(engine, started.id))["re_review_allowed"] is True
+
+
+async def test_whoever_did_the_follow_up_does_not_supervise_the_case(
+        engine: CaseEngine, applications: ApplicationService) -> None:
+    """回避 (recuseFrom="follow_up, rectify"): a supervisor who did the follow-up of this case may not
+    supervise its overdue rectification; a colleague may."""
+    from engine.workbench.assignment import RecusalRequired
+
+    started = await start_rectification(engine, applications, REVIEW,
+                                        {"follow_up_due": in_seconds(3600), "rectify_due": in_seconds(0.4)})
+    await engine.complete_task(started.ready_tasks[0].id, FOLLOW_UP, actor="supervisor_sup")
+    assert await fire_due_timers(engine, 0.55) == 1
+    [supervise] = await HumanTask.filter(case_id=started.id, state="ready")
+    with pytest.raises(RecusalRequired) as refused:
+        await engine.complete_task(supervise.id, SUPERVISE, actor="supervisor_sup")
+    assert refused.value.code == "recusal_required" and refused.value.kind == "conflict"
+    assert "「差评回访核实」" in refused.value.message and "「差评整改督办」" in refused.value.message
+    assert (await HumanTask.get(id=supervise.id)).state == "ready"  # nothing changed
+    done = await engine.complete_task(supervise.id, SUPERVISE, actor="supervisor02")
+    assert done.status == "completed"

@@ -132,8 +132,9 @@ async def test_any_countersign_rejection_refuses_the_permit(
         engine: CaseEngine, applications: ApplicationService, decisions: list[str]) -> None:
     started, tasks = await apply_and_review(engine, applications)
     opinions = {"approve": "同意", "reject": "租赁备案地址与实际居住地址不一致，不同意签发"}
-    for task, decision in zip(tasks, decisions, strict=False):
-        result = await engine.complete_task(task.id, sign(decision, opinions[decision]), actor="police_station01")
+    officers = ("police_station01", "police_station_sup")
+    for task, decision, officer in zip(tasks, decisions, officers, strict=False):
+        result = await engine.complete_task(task.id, sign(decision, opinions[decision]), actor=officer)
         await assert_round_trip(engine, started.id)
     assert result.status == "completed" and result.ready_tasks == []
     data = await assert_round_trip(engine, started.id)
