@@ -187,3 +187,19 @@ async def test_whoever_did_the_follow_up_does_not_supervise_the_case(
     assert (await HumanTask.get(id=supervise.id)).state == "ready"  # nothing changed
     done = await engine.complete_task(supervise.id, SUPERVISE, actor="supervisor02")
     assert done.status == "completed"
+
+
+async def test_the_follow_up_task_is_due_when_the_citizen_was_promised_contact(
+        engine: CaseEngine, applications: ApplicationService) -> None:
+    """好差评 promises contact "1个工作日内": the 回访核实 task is due then (its boundary timer), not at
+    the case's 15-working-day limit; 整改 is due at its own deadline."""
+    now = engine.deps.clock()
+    calendar = engine.deps.calendar
+    started = await applications.start_rectification(REVIEW)
+    [follow_up] = await HumanTask.filter(case_id=started.id, state="ready")
+    case = await Case.get(id=started.id)
+    one_day = calendar.due_after_working_days(now, 1)
+    assert follow_up.due_at == one_day < case.due_at == calendar.due_after_working_days(now, 15)
+    [rectify] = (await engine.complete_task(follow_up.id, FOLLOW_UP, actor="mca01")).ready_tasks
+    row = await HumanTask.get(id=rectify.id)
+    assert row.due_at == min(case.due_at, calendar.due_after_working_days(now, 15))
