@@ -234,7 +234,7 @@ async def _signatures(engine: CaseEngine, case_id: int) -> list:
 
 
 async def test_withdraw_after_the_countersign_concluded_reopens_it(engine: CaseEngine) -> None:
-    definition = await engine.deploy(_files("cosign_parallel"))
+    definition = await engine.deploy(task_ops_model("cosign_parallel"))
     started = await engine.start_case(definition, service="demo", data=SIGNERS)
     first, second = started.ready_tasks
     await engine.complete_task(first.id, _signature("approve"), actor="mca01")
@@ -253,7 +253,7 @@ async def test_withdraw_after_the_countersign_concluded_reopens_it(engine: CaseE
 
 
 async def test_withdrawn_rejection_revives_the_cancelled_signers(engine: CaseEngine) -> None:
-    definition = await engine.deploy(_files("cosign_parallel"))
+    definition = await engine.deploy(task_ops_model("cosign_parallel"))
     started = await engine.start_case(definition, service="demo", data=SIGNERS)
     first, second = started.ready_tasks
     rejected = await engine.complete_task(first.id, _signature("reject"), actor="mca01")
@@ -271,7 +271,7 @@ async def test_withdrawn_rejection_revives_the_cancelled_signers(engine: CaseEng
 
 
 async def test_withdraw_in_a_sequential_countersign_takes_back_the_next_signer(engine: CaseEngine) -> None:
-    definition = await engine.deploy(_files("cosign_sequential"))
+    definition = await engine.deploy(task_ops_model("cosign_sequential"))
     started = await engine.start_case(definition, service="demo", data=SIGNERS)
     [first] = started.ready_tasks
     after_first = await engine.complete_task(first.id, _signature("approve"), actor="mca01")
@@ -287,7 +287,7 @@ async def test_withdraw_in_a_sequential_countersign_takes_back_the_next_signer(e
 
 
 async def test_return_to_a_countersign_restarts_every_signer(engine: CaseEngine) -> None:
-    definition = await engine.deploy(_files("cosign_parallel"))
+    definition = await engine.deploy(task_ops_model("cosign_parallel"))
     started = await engine.start_case(definition, service="demo", data=SIGNERS)
     for task, user in zip(started.ready_tasks, ("mca01", "mca02"), strict=True):
         await engine.complete_task(task.id, _signature("approve"), actor=user)
