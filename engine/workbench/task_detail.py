@@ -15,7 +15,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.citizen.case_views import STATUS_LABELS
 from engine.errors import GovflowError
 from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, current_data
-from engine.kernel.supplement import SUPPLEMENT, main_task_id, requests_of
+from engine.kernel.supplement import SUPPLEMENT, case_rounds, main_task_id
 from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, StaffUser
 from engine.workbench import staff as desk
 
@@ -118,7 +118,7 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
                  "created_at": case.created_at.isoformat(), "due_at": desk.iso(case.due_at),
                  "sla_paused": case.paused_at is not None},
         "timeline": desk.timeline_view(events, names),
-        "supplements": await requests_of(main_id),
+        "supplements": await case_rounds(engine, case.id, workflow),
         "return_targets": targets, "colleagues": peers,
         "actions": await allowed_actions(engine, staff, task, case, workflow, targets=targets, peers=peers),
     }

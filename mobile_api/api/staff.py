@@ -57,9 +57,18 @@ EVENT_SCHEMA = _obj("kind", "action", "at", kind=_STR, action=_STR, step=NULLABL
                     actor=NULLABLE_STRING, department=NULLABLE_STRING, department_name=NULLABLE_STRING,
                     opinion=NULLABLE_STRING, at=_TIME,
                     decision={**NULLABLE_STRING, "description": "加签意见：approve 同意 / reject 不同意"})
-SUPPLEMENT_ROUND = _obj("reason", "requested_by", "requested_at", "supplied_at", reason=NULLABLE_STRING,
-                        requested_by=NULLABLE_STRING, requested_at=_NULL_TIME, supplied_by=NULLABLE_STRING,
-                        supplied_at=_NULL_TIME, data={**_ANY_OBJ, "nullable": True, "description": "补正提交的内容"})
+SUPPLEMENT_ROUND = _obj(
+    "reason", "items", "requested_by", "requested_at", "due_at", "supplied_at", "answer", reason=NULLABLE_STRING,
+    items={"type": "array", "items": _STR, "description": "要求补正的事项"}, requested_by=NULLABLE_STRING,
+    department=NULLABLE_STRING, requested_at=_NULL_TIME, due_at=_NULL_TIME, supplied_by=NULLABLE_STRING,
+    supplied_at=_NULL_TIME, task_id=_STR, source={**_STR, "enum": ["officer", "process"],
+                                                   "description": "officer 工作人员要求；process 流程中的补正环节"},
+    answer={**_obj("materials", note=NULLABLE_STRING,
+                   materials={"type": "object", "additionalProperties": {"type": "array", "items": _STR},
+                              "description": "补正事项 → 上传文件编号"},
+                   form={**_ANY_OBJ, "nullable": True}, files={"type": "array", "items": _ANY_OBJ}),
+            "nullable": True, "description": "申请人的补正（未提交为 null）"},
+    data={**_ANY_OBJ, "nullable": True, "description": "补正提交的原始内容"})
 DETAIL_SCHEMA = _obj(
     "task", "case", "form", "materials", "timeline", "supplements", "return_targets", "colleagues", "actions",
     task=TASK_SCHEMA,
@@ -68,7 +77,7 @@ DETAIL_SCHEMA = _obj(
               applicant_id=NULLABLE_STRING, created_at=_TIME, due_at=_NULL_TIME, sla_paused=_BOOL),
     form={**_ANY_OBJ, "nullable": True, "description": "任务表单的渲染说明（forms.ui_spec）"},
     materials={"type": "array", "items": _ANY_OBJ}, timeline={"type": "array", "items": EVENT_SCHEMA},
-    supplements={"type": "array", "items": SUPPLEMENT_ROUND, "description": "本任务的补正记录（要求与提交）"},
+    supplements={"type": "array", "items": SUPPLEMENT_ROUND, "description": "本办件的补正记录（要求与提交），早的在前"},
     return_targets={"type": "array", "description": "可退回到的已办人工环节（step 即 return 的 to_step）",
                     "items": _obj("step", "name", step=_STR, name=_STR)},
     colleagues={"type": "array", "description": "本部门其他工作人员（转办、加签的候选人）",

@@ -55,7 +55,9 @@ CASE_RESULT_SCHEMA = _obj("case_id", "case_no", "status", "ready_tasks", case_id
                                                                       task_spec=_STR, lane=_NSTR)})
 RETURN_BODY = _obj("reason", reason={**_STR, "maxLength": 500, "description": "退回或补正的理由（申请人可见补正理由）"},
                    to_step={**_STR, "description": "退回到的已办环节（任务详情 return_targets 的 step，如 intake_check）；"
-                                                   "省略则要求申请人补正"})
+                                                   "省略则要求申请人补正"},
+                   items={"type": "array", "maxItems": 10, "items": {**_STR, "minLength": 1, "maxLength": 100},
+                          "description": "要求申请人补正的事项，逐项列出（申请人逐项上传）；仅补正时可用"})
 SIGN_BODY = _obj("decision", "opinion", decision={**_STR, "enum": ["approve", "reject"]},
                  opinion={**_STR, "maxLength": 500, "description": "加签意见"})
 TRANSFER_BODY = _obj("to", to={**_STR, "description": "接收人用户名（本部门）"}, reason={**_STR, "maxLength": 500})
@@ -116,10 +118,17 @@ def blueprint() -> Blueprint:
         to_step = body.get("to_step")
         if to_step is not None and (not isinstance(to_step, str) or not to_step.strip() or len(to_step) > 128):
             raise ValidationFailed("请选择退回到的环节", fields={"to_step": "应为任务详情 return_targets 中的 step"})
+        items = body.get("items")
+        if items is not None and (not isinstance(items, list) or len(items) > supplements.MAX_ITEMS or not all(
+                isinstance(i, str) and 1 <= len(i.strip()) <= 100 for i in items)):
+            raise ValidationFailed("补正事项填写有误", fields={"items": "应为 1–10 项、每项 1–100 字的文本"})
+        if items is not None and to_step is not None:
+            raise ValidationFailed("退回到已办环节时不能列补正事项", fields={"items": "仅要求申请人补正时填写"})
         task = await _open_and_mine(request.ctx.staff, task_id)
         if to_step is None:
             side = await supplements.request_supplement(request.app.ctx.engine, task,
-                                                        actor=request.ctx.staff.username, reason=reason)
+                                                        actor=request.ctx.staff.username, reason=reason,
+                                                        items=items)
             return json(_supplement_case(await desk.task_with_case(task.id), side))
         result = await task_ops.return_to_step(request.app.ctx.engine, task.case_id,  # type: ignore[attr-defined]
                                                target_task_spec=to_step.strip(), actor=request.ctx.staff.username,

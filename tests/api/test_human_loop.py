@@ -1,0 +1,170 @@
+"""The human loop over real HTTP on both database passes: 补正 as one contract whether an officer
+asks (``return`` with listed items) or the process models it (the residence permit's review form),
+answered by the citizen item by item and shown to the officer beside the request; live status for
+the request; withdraw; and the human review that upholds or overturns an automatic decision.
+Every answer is checked against the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sanic import Sanic
+
+from engine.platform.seed import hash_password
+from engine.store.models import CaseEvent, HumanTask, StaffUser
+from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api, sse_events
+from tests.api.test_applications_api import HUANG, RESIDENCE, STARTUP, WANG, started
+
+APPLY, TASKS, LOGIN = "/api/v1/applications", "/api/v1/staff/tasks", "/api/v1/staff/login"
+PASSWORD = "correct horse battery staple"
+STAFF = {"samr01": (["samr"], ["officer"]), "police01": (["police_station"], ["officer"]),
+         "police02": (["police_station"], ["officer"])}
+ITEMS = ["住所使用证明（产权人签字页）", "股东会决议原件扫描件"]
+REVIEW_ITEMS = ["白底免冠证件照（近6个月）", "房屋租赁合同登记备案证明"]
+
+
+@pytest.fixture
+async def api(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch,
+              tmp_path: Path) -> AsyncIterator[OpenApiClient]:
+    async with running_api(make_app, monkeypatch, UPLOAD_DIR=str(tmp_path / "uploads")) as served:
+        served.app.config.SSE_KEEPALIVE_S = 0.3
+        hashed = hash_password(PASSWORD)
+        for username, (departments, roles) in STAFF.items():
+            await StaffUser.create(username=username, name=f"{username}姓名", password_hash=hashed,
+                                   departments=departments, roles=roles)
+        yield served
+
+
+async def login(api: OpenApiClient, username: str) -> str:
+    response = await api.call("POST", LOGIN, json={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+async def open_task(case_id: int) -> str:
+    [task] = await HumanTask.filter(case_id=case_id, state="ready", kind="bpmn")
+    return str(task.id)
+
+
+# --------------------------------------------------------------------------- 补正 asked by an officer
+async def test_officer_lists_items_citizen_answers_each_and_the_officer_sees_it(api: OpenApiClient) -> None:
+    token = await citizen_token(api, "dev-wang", *WANG)
+    case = await started(api, token, "business-startup", STARTUP)
+    assert case["supplement"] is None and "supplement" not in case["actions"] and "withdraw" in case["actions"]
+    task_id, samr = await open_task(case["id"]), await login(api, "samr01")
+
+    bad = await api.call("POST", f"{TASKS}/{task_id}/return", token=samr, json={"reason": "缺材料", "items": "全部"})
+    assert set(error_of(bad, 422, "validation_failed")["fields"]) == {"items"}
+    asked = await api.call("POST", f"{TASKS}/{task_id}/return", token=samr,
+                           json={"reason": "请补充以下材料", "items": ITEMS})
+    assert asked.status_code == 200, asked.text
+
+    detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=token)).json()
+    request = detail["supplement"]
+    assert (request["reason"], request["items"], request["requested_by"]) == ("请补充以下材料", ITEMS, "samr01")
+    assert request["requested_at"] < request["due_at"] and request["source"] == "officer"
+    assert detail["actions"][0] == "supplement" and detail["sla_paused"] is True
+    assert [s["action"] for s in detail["steps"]][-2:] == ["要求补正", "等待补正（计时暂停）"]
+
+    url = f"{APPLY}/{case['id']}/supplement"
+    for body, field in (({"materials": {ITEMS[0]: ["up-1"]}}, "note"),
+                        ({"note": "已补充", "materials": {"不存在的事项": ["up-1"]}}, "materials"),
+                        ({"note": "已补充", "materials": {ITEMS[0]: []}}, "materials"),
+                        ({"note": "已补充", "materials": {ITEMS[0]: ["../etc/passwd"]}}, "materials"),
+                        ({"note": "已补充", "form": "地址"}, "form")):
+        assert set(error_of(await api.call("POST", url, token=token, json=body), 422,
+                            "validation_failed")["fields"]) == {field}, body
+    answered = await api.call("POST", url, token=token, json={
+        "note": "已补充签字页和决议", "materials": {ITEMS[0]: ["up-sign-1", "up-sign-2"], ITEMS[1]: ["up-res-1"]}})
+    assert answered.status_code == 200, answered.text
+    after = answered.json()
+    assert after["supplement"] is None and "supplement" not in after["actions"] and after["sla_paused"] is False
+    error_of(await api.call("POST", url, token=token, json={"note": "再补一次"}), 409, "conflict")
+
+    view = (await api.call("GET", f"{TASKS}/{task_id}", token=samr)).json()
+    [round_] = view["supplements"]
+    assert (round_["reason"], round_["items"]) == ("请补充以下材料", ITEMS)
+    assert round_["supplied_by"].startswith("citizen:") and round_["answer"]["note"] == "已补充签字页和决议"
+    assert round_["answer"]["materials"] == {ITEMS[0]: ["up-sign-1", "up-sign-2"], ITEMS[1]: ["up-res-1"]}
+    names = [m["name"] for m in view["materials"]]
+    assert ITEMS[0] in names and ITEMS[1] in names  # the case's materials list gained the supplied items
+    assert view["task"]["state"] == "claimed" and "complete" in view["actions"]
+
+
+async def test_the_review_forms_supplement_option_is_the_same_contract(api: OpenApiClient) -> None:
+    token = await citizen_token(api, "dev-huang", *HUANG)
+    case = await started(api, token, "residence-permit", RESIDENCE)
+    task_id, police = await open_task(case["id"]), await login(api, "police01")
+    done = await api.call("POST", f"{TASKS}/{task_id}/complete", token=police, json={"data": {
+        "review_outcome": "supplement", "review_opinion": "证件照不符合要求，租赁合同未备案",
+        "supplement_request": REVIEW_ITEMS}})
+    assert done.status_code == 200, done.text
+
+    detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=token)).json()
+    request = detail["supplement"]
+    assert (request["reason"], request["items"], request["requested_by"], request["source"]) == (
+        "证件照不符合要求，租赁合同未备案", REVIEW_ITEMS, "police01", "process")
+    assert request["due_at"] and "supplement" in detail["actions"]
+    assert "withdraw" not in detail["actions"]  # the police station has acted: accepted
+
+    answered = await api.call("POST", f"{APPLY}/{case['id']}/supplement", token=token, json={
+        "note": "已重新拍照并补充备案证明", "materials": {REVIEW_ITEMS[0]: ["photo-2"], REVIEW_ITEMS[1]: ["lease-1"]},
+        "form": {"photo_ref": "ZP20261206-0077"}})
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["supplement"] is None
+
+    [review] = await HumanTask.filter(case_id=case["id"], state="ready", kind="bpmn")
+    view = (await api.call("GET", f"{TASKS}/{review.id}", token=police)).json()
+    [round_] = view["supplements"]
+    assert (round_["reason"], round_["items"], round_["requested_by"]) == (
+        "证件照不符合要求，租赁合同未备案", REVIEW_ITEMS, "police01")
+    assert round_["answer"]["note"] == "已重新拍照并补充备案证明"
+    assert round_["answer"]["materials"] == {REVIEW_ITEMS[0]: ["photo-2"], REVIEW_ITEMS[1]: ["lease-1"]}
+    assert round_["answer"]["form"] == {"photo_ref": "ZP20261206-0077"}
+
+
+async def test_live_status_tells_the_citizen_about_the_request(api: OpenApiClient) -> None:
+    token = await citizen_token(api, "dev-wang", *WANG)
+    case = await started(api, token, "business-startup", STARTUP)
+    task_id, samr = await open_task(case["id"]), await login(api, "samr01")
+    kinds: list[list[str]] = []
+
+    async def listen() -> None:
+        async with api.client.stream("GET", f"{APPLY}/{case['id']}/events",
+                                     headers={"Authorization": f"Bearer {token}"}) as response:
+            async for event in sse_events(response):
+                if "data" in event:
+                    kinds.append(event["data"]["events"])
+                    if "supplement_requested" in event["data"]["events"]:
+                        return
+
+    listening = asyncio.create_task(listen())
+    for _ in range(100):
+        if kinds:
+            break
+        await asyncio.sleep(0.02)
+    assert kinds == [[]]  # the current status first
+    asked = await api.call("POST", f"{TASKS}/{task_id}/return", token=samr, json={"reason": "补充", "items": ITEMS})
+    assert asked.status_code == 200
+    await asyncio.wait_for(listening, 5)
+    assert kinds[-1] == ["supplement_requested"]
+
+
+# --------------------------------------------------------------------------- withdraw
+async def test_withdraw_is_offered_before_acceptance_and_ends_the_case(api: OpenApiClient) -> None:
+    token = await citizen_token(api, "dev-huang", *HUANG)
+    case = await started(api, token, "residence-permit", RESIDENCE)
+    assert "withdraw" in case["actions"]
+    withdrawn = await api.call("POST", f"{APPLY}/{case['id']}/withdraw", token=token, json={"reason": "信息填错了"})
+    assert withdrawn.status_code == 200, withdrawn.text
+    body = withdrawn.json()
+    assert (body["status"], body["actions"], body["current_steps"]) == ("withdrawn", [], [])
+    assert body["steps"][-1]["action"] == "申请人撤回" and body["steps"][-1]["opinion"] == "信息填错了"
+    assert await HumanTask.filter(case_id=case["id"], state__in=("ready", "claimed")).count() == 0
+    police = await login(api, "police01")
+    assert (await api.call("GET", TASKS, token=police)).json()["total"] == 0
+    assert await CaseEvent.filter(case_id=case["id"], kind="withdrawn").count() == 1
