@@ -236,7 +236,10 @@ async def case_rounds(engine: CaseEngine, case_id: int, workflow: Any = None) ->
         for row in modelled:
             if row.state == "cancelled":
                 continue
-            spiff = workflow.get_task_from_id(row.id)
+            try:  # a row renamed by 退回 (engine.workbench.task_ops) has no workflow task any more
+                spiff = workflow.get_task_from_id(row.id)
+            except Exception:  # noqa: BLE001 - TaskNotFoundException
+                spiff = None
             data = dict(spiff.data) if spiff is not None else {}
             reason, items = modelled_request(data)
             asked = [e for e in completions if e.created_at <= row.created_at and e.department != APPLICANT_LANE]

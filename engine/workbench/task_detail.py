@@ -18,6 +18,7 @@ from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, curren
 from engine.kernel.supplement import SUPPLEMENT, case_rounds, main_task_id
 from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, StaffUser
 from engine.workbench import staff as desk
+from engine.workbench.review import review_context
 
 ACTIONS = ("claim", "unclaim", "complete", "return", "supplement_request", "transfer", "add_signer", "sign",
            "withdraw", "comment")
@@ -97,7 +98,10 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     _, workflow, bundle = await engine.load(case.id)
     main_id = main_task_id(task) if task.kind == SUPPLEMENT else \
         task.task_spec.split(":", 2)[2] if task.kind == COSIGN else str(task.id)
-    spiff = workflow.get_task_from_id(UUID(main_id))
+    try:  # side tasks (review, escalation) are no workflow task: Spiff raises for an unknown id
+        spiff = workflow.get_task_from_id(UUID(main_id))
+    except Exception:  # noqa: BLE001 - TaskNotFoundException
+        spiff = None
     data = dict(spiff.data) if spiff is not None and not workflow.completed else current_data(workflow)
     definition = await ProcessDefinition.get(id=case.definition_id)  # type: ignore[attr-defined]
     applicant = data.get("applicant") if isinstance(data.get("applicant"), dict) else {}
@@ -119,6 +123,7 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
                  "sla_paused": case.paused_at is not None},
         "timeline": desk.timeline_view(events, names),
         "supplements": await case_rounds(engine, case.id, workflow),
+        "review": await review_context(engine, task) if task.kind == "review" else None,
         "return_targets": targets, "colleagues": peers,
         "actions": await allowed_actions(engine, staff, task, case, workflow, targets=targets, peers=peers),
     }

@@ -78,6 +78,12 @@ DETAIL_SCHEMA = _obj(
     form={**_ANY_OBJ, "nullable": True, "description": "任务表单的渲染说明（forms.ui_spec）"},
     materials={"type": "array", "items": _ANY_OBJ}, timeline={"type": "array", "items": EVENT_SCHEMA},
     supplements={"type": "array", "items": SUPPLEMENT_ROUND, "description": "本办件的补正记录（要求与提交），早的在前"},
+    review={**_obj("verdicts", decision={**_ANY_OBJ, "nullable": True, "description": "被复核的自动决定"},
+                   result=_ANY_OBJ, outcome={**NULLABLE_STRING, "description": "approved | rejected"},
+                   citizen_reason=NULLABLE_STRING, requested_at=_NULL_TIME,
+                   verdicts={"type": "array", "items": _obj("value", "label", value=_STR, label=_STR)},
+                   decided={**_ANY_OBJ, "nullable": True}),
+            "nullable": True, "description": "人工复核任务：被复核的决定、申请人的理由、可选结论"},
     return_targets={"type": "array", "description": "可退回到的已办人工环节（step 即 return 的 to_step）",
                     "items": _obj("step", "name", step=_STR, name=_STR)},
     colleagues={"type": "array", "description": "本部门其他工作人员（转办、加签的候选人）",
@@ -193,6 +199,8 @@ def blueprint() -> Blueprint:
                          "他人已认领、已转办给他人或已办结返回 409，等待申请人补正返回 409 waiting_for_applicant，"
                          "前加签未签署返回 409 waiting_for_added_signer，加签任务请用 sign（409 cosign_use_sign）。"
                          "窗口件的补正任务（kind=supplement）由窗口人员办结，即代申请人补正（data 为补正内容）。"
+                         "人工复核任务（kind=review）的 data 为 {verdict: uphold 维持 | overturn 撤销原决定, reason}："
+                         "撤销不予决定即签发结果证照，撤销准予决定即撤销已发证照（办件须已办结，否则 409）。"
                          "办理意见写入办件时间线。")
     @openapi.body(json_content(COMPLETE_BODY), required=True)
     @task_ok
@@ -204,8 +212,13 @@ def blueprint() -> Blueprint:
         if not isinstance(data, dict):
             raise ValidationFailed("表单数据填写有误", fields={"data": "表单数据应为对象"})
         opinion = _text(body, "opinion", "办理意见", required=False)
+        catalog = request.app.ctx.catalog
+
+        def certificate_type_of(service: str) -> str | None:
+            return catalog.get(service).raw.get("result_certificate") if service in catalog else None
+
         return _task(request, await desk.complete(request.app.ctx.engine, request.ctx.staff, task_id, data,
-                                                  opinion))
+                                                  opinion, certificate_type_of=certificate_type_of))
 
     @bp.post("/tasks/<task_id:str>/comment")
     @openapi.summary("Comment / 批注")

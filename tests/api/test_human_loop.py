@@ -7,6 +7,7 @@ Every answer is checked against the OpenAPI document."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,16 @@ import pytest
 from sanic import Sanic
 
 from engine.platform.seed import hash_password
+from engine.store.audit_models import AuditRecord
+from engine.store.certificate_models import Certificate
 from engine.store.models import CaseEvent, HumanTask, StaffUser
 from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api, sse_events
-from tests.api.test_applications_api import HUANG, RESIDENCE, STARTUP, WANG, started
+from tests.api.test_applications_api import HUANG, LI, RESIDENCE, SENIOR, STARTUP, WANG, started
 
 APPLY, TASKS, LOGIN = "/api/v1/applications", "/api/v1/staff/tasks", "/api/v1/staff/login"
 PASSWORD = "correct horse battery staple"
 STAFF = {"samr01": (["samr"], ["officer"]), "police01": (["police_station"], ["officer"]),
-         "police02": (["police_station"], ["officer"])}
+         "police02": (["police_station"], ["officer"]), "mca01": (["mca"], ["officer"])}
 ITEMS = ["住所使用证明（产权人签字页）", "股东会决议原件扫描件"]
 REVIEW_ITEMS = ["白底免冠证件照（近6个月）", "房屋租赁合同登记备案证明"]
 
@@ -168,3 +171,77 @@ async def test_withdraw_is_offered_before_acceptance_and_ends_the_case(api: Open
     police = await login(api, "police01")
     assert (await api.call("GET", TASKS, token=police)).json()["total"] == 0
     assert await CaseEvent.filter(case_id=case["id"], kind="withdrawn").count() == 1
+
+
+# --------------------------------------------------------------------------- human review that decides
+async def ask_review(api: OpenApiClient, token: str, case_id: int, reason: str) -> str:
+    detail = (await api.call("GET", f"{APPLY}/{case_id}", token=token)).json()
+    assert "review" in detail["actions"]
+    asked = await api.call("POST", f"{APPLY}/{case_id}/review-request", token=token, json={"reason": reason})
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["review"]["status"] == "pending" and "review" not in asked.json()["actions"]
+    [task] = await HumanTask.filter(case_id=case_id, kind="review")
+    return str(task.id)
+
+
+async def test_overturning_a_refusal_issues_the_certificate(api: OpenApiClient) -> None:
+    token = await citizen_token(api, "dev-lina", *LI)
+    case = await started(api, token, "senior-card", SENIOR)
+    assert (case["status"], case["result"]["outcome"], case["certificates"]) == ("completed", "rejected", [])
+    task_id = await ask_review(api, token, case["id"], "本人长期照顾老人，系统年龄核验有误，请人工复核")
+    mca = await login(api, "mca01")
+
+    view = (await api.call("GET", f"{TASKS}/{task_id}", token=mca)).json()
+    assert view["review"]["outcome"] == "rejected" and view["review"]["decision"]["outcome"] == "reject"
+    assert view["review"]["citizen_reason"].startswith("本人长期照顾老人")
+    for data, fields in (({}, {"verdict", "reason"}), ({"verdict": "cancel", "reason": "理由充分"}, {"verdict"}),
+                         ({"verdict": "overturn", "reason": "x"}, {"reason"})):
+        bad = await api.call("POST", f"{TASKS}/{task_id}/complete", token=mca, json={"data": data})
+        assert set(error_of(bad, 422, "validation_failed")["fields"]) == fields
+    assert await Certificate.filter(case_id=case["id"]).count() == 0  # nothing issued by a refused form
+
+    done = await api.call("POST", f"{TASKS}/{task_id}/complete", token=mca, json={
+        "data": {"verdict": "overturn", "reason": "经核实申请人户籍和年龄信息有更正，准予办理"}})
+    assert done.status_code == 200, done.text
+    assert done.json()["state"] == "completed"
+
+    detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=token)).json()
+    assert detail["result"] == {"outcome": "approved", "reason": "经核实申请人户籍和年龄信息有更正，准予办理",
+                                "decided_by": "review"}
+    assert detail["review"]["status"] == "decided" and detail["review"]["verdict_label"] == "撤销原决定"
+    [cert] = detail["certificates"]
+    assert cert["state"] == "01" and cert["name"] and cert["holder_name"] == "李*"
+    assert detail["steps"][-1]["action"] == "人工复核结论"
+    mine = (await api.call("GET", "/api/v1/certificates", token=token)).json()
+    assert cert["identifier"] in str(mine)
+    record = await AuditRecord.filter(kind="review.decide").order_by("-id").first()
+    assert record is not None and record.actor == "mca01" and json.loads(record.detail)["outcome"] == "approved"
+    error_of(await api.call("POST", f"{TASKS}/{task_id}/complete", token=mca,
+                            json={"data": {"verdict": "uphold", "reason": "再次"}}), 409, "task_already_completed")
+
+
+async def test_overturning_an_approval_revokes_the_certificate_and_uphold_changes_nothing(
+        api: OpenApiClient) -> None:
+    token = await citizen_token(api, "dev-wang", *WANG)
+    case = await started(api, token, "senior-card", SENIOR)
+    [issued] = case["certificates"]
+    task_id = await ask_review(api, token, case["id"], "我已迁出本市，请复核是否应发证")
+    mca = await login(api, "mca01")
+    done = await api.call("POST", f"{TASKS}/{task_id}/complete", token=mca, json={
+        "data": {"verdict": "overturn", "reason": "申请人户籍已迁出，不符合条件"}})
+    assert done.status_code == 200, done.text
+    detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=token)).json()
+    assert detail["result"]["outcome"] == "rejected" and detail["review"]["verdict"] == "overturn"
+    assert [c["state"] for c in detail["certificates"]] == ["03"]
+    assert (await Certificate.get(id=issued["id"])).state == "03"
+
+    other = await citizen_token(api, "dev-lina", *LI)
+    refused = await started(api, other, "senior-card", SENIOR)
+    review = await ask_review(api, other, refused["id"], "请复核")
+    upheld = await api.call("POST", f"{TASKS}/{review}/complete", token=mca, json={
+        "data": {"verdict": "uphold", "reason": "申请人未满60周岁，维持不予决定"}})
+    assert upheld.status_code == 200
+    after = (await api.call("GET", f"{APPLY}/{refused['id']}", token=other)).json()
+    assert after["result"]["outcome"] == "rejected" and after["certificates"] == []
+    assert (after["review"]["verdict_label"], after["review"]["decision_reason"]) == (
+        "维持原决定", "申请人未满60周岁，维持不予决定")
