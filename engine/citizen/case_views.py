@@ -116,7 +116,8 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
         "decision": summary.get("decision"), "result": summary.get("result") or {},
         "certificates": [{"id": c.id, "identifier": c.identifier, "name": c.name, "number": c.number,
                           "issuer_name": c.issuer_name, "issue_date": c.issue_date.isoformat(),
-                          "holder_name": c.holder_name[:1] + "*" * (len(c.holder_name) - 1),
+                          "holder_name": c.holder_name if c.holder_code_type == "001"  # company names are public
+                          else c.holder_name[:1] + "*" * (len(c.holder_name) - 1),
                           "holder_code_masked": c.holder_code_masked, "state": c.state} for c in certificates],
         "subcases": engine.subcases_of(case, [t for t in all_tasks if t.kind == "bpmn"]),
         "evaluation": {"level": evaluation.level, "label": LEVELS[evaluation.level],

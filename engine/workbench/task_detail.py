@@ -18,6 +18,7 @@ from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, curren
 from engine.kernel.supplement import SUPPLEMENT, case_rounds, main_task_id
 from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, StaffUser
 from engine.workbench import staff as desk
+from engine.workbench.rectification import rectification_view
 from engine.workbench.review import review_context
 
 ACTIONS = ("claim", "unclaim", "complete", "return", "supplement_request", "transfer", "add_signer", "sign",
@@ -124,6 +125,7 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
         "timeline": desk.timeline_view(events, names),
         "supplements": await case_rounds(engine, case.id, workflow),
         "review": await review_context(engine, task) if task.kind == "review" else None,
+        "rectification": await rectification_view(engine, case, data),
         "return_targets": targets, "colleagues": peers,
         "actions": await allowed_actions(engine, staff, task, case, workflow, targets=targets, peers=peers),
     }

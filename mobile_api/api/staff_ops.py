@@ -25,7 +25,7 @@ from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.kernel import supplement as supplements
 from engine.kernel.cases import CaseResult
 from engine.workbench import staff as desk
-from engine.workbench import task_ops
+from engine.workbench import rectification, task_ops
 from engine.workbench.staff import HumanTask
 from mobile_api.api.staff import TASK_ROLES, TASK_SCHEMA
 from mobile_api.openapi_docs import error_documenter, json_content
@@ -58,6 +58,7 @@ RETURN_BODY = _obj("reason", reason={**_STR, "maxLength": 500, "description": "�
                                                    "省略则要求申请人补正"},
                    items={"type": "array", "maxItems": 10, "items": {**_STR, "minLength": 1, "maxLength": 100},
                           "description": "要求申请人补正的事项，逐项列出（申请人逐项上传）；仅补正时可用"})
+PHONE_SCHEMA = _obj("phone", "phone_masked", "case_no", phone=_STR, phone_masked=_STR, case_no=_STR)
 SIGN_BODY = _obj("decision", "opinion", decision={**_STR, "enum": ["approve", "reject"]},
                  opinion={**_STR, "maxLength": 500, "description": "加签意见"})
 TRANSFER_BODY = _obj("to", to={**_STR, "description": "接收人用户名（本部门）"}, reason={**_STR, "maxLength": 500})
@@ -212,6 +213,18 @@ def blueprint() -> Blueprint:
         await task_ops.complete_cosign(request.app.ctx.engine, task.id, actor=staff.username, opinion=opinion,
                                        approve=decision == "approve")
         return await _view(request, task.id)
+
+    @bp.post("/tasks/<task_id:str>/reveal-phone")
+    @openapi.summary("Reveal phone / 查看评价人电话")
+    @openapi.description("差评整改任务：查看原办件申请人（评价人）的完整联系电话用于回访。每次查看记入个人信息访问记录"
+                         "（申请人在“我的信息被谁查看”中可见）和审计链。非整改任务或原办件无电话返回 409。")
+    @openapi.response(200, json_content(PHONE_SCHEMA), "完整电话")
+    @error_responses(401, 403, 404, 409, 503)
+    @staff_required(TASK_ROLES)
+    async def reveal_phone(request: Request, task_id: str) -> HTTPResponse:
+        task = await desk.visible_task(request.ctx.staff, task_id)
+        return json(await rectification.reveal_phone(request.app.ctx.engine, request.ctx.staff, task),
+                    headers={"Cache-Control": "no-store"})
 
     return bp
 

@@ -245,3 +245,58 @@ async def test_overturning_an_approval_revokes_the_certificate_and_uphold_change
     assert after["result"]["outcome"] == "rejected" and after["certificates"] == []
     assert (after["review"]["verdict_label"], after["review"]["decision_reason"]) == (
         "维持原决定", "申请人未满60周岁，维持不予决定")
+
+
+# --------------------------------------------------------------------------- company licences, rectification
+async def test_the_applicant_sees_and_shows_the_new_companys_licence(api: OpenApiClient) -> None:
+    token = await citizen_token(api, "dev-wang", *WANG)
+    form = {k: v for k, v in STARTUP.items() if k not in {"need_seal", "need_invoices", "employees",
+                                                          "need_bank_account", "bank_name"}}
+    case = await started(api, token, "business-startup", form)
+    samr = await login(api, "samr01")
+    done = await api.call("POST", f"{TASKS}/{await open_task(case['id'])}/complete", token=samr,
+                          json={"data": {"intake_accepted": True, "intake_opinion": "材料齐全，予以受理"}})
+    assert done.status_code == 200, done.text
+    detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=token)).json()
+    [licence] = detail["certificates"]
+    assert (licence["name"], licence["holder_name"]) == ("营业执照", STARTUP["company_name"])  # public: in full
+    mine = (await api.call("GET", "/api/v1/certificates", token=token)).json()["items"]
+    assert [c["holder_name"] for c in mine if c["id"] == licence["id"]] == [STARTUP["company_name"]]
+    qr = await api.call("GET", f"/api/v1/certificates/{licence['id']}/qrcode", token=token, params={"format": "svg"})
+    assert qr.status_code == 200 and qr.text.lstrip().startswith("<")
+    # someone else (not the applicant) neither lists nor opens it
+    other = await citizen_token(api, "dev-lina", *LI)
+    assert licence["id"] not in [c["id"] for c in (await api.call("GET", "/api/v1/certificates", token=other))
+                                 .json()["items"]]
+    error_of(await api.call("GET", f"/api/v1/certificates/{licence['id']}", token=other), 404,
+             "certificate_not_found")
+
+
+async def test_rectification_task_shows_rating_case_and_a_masked_phone_revealed_on_record(
+        api: OpenApiClient) -> None:
+    token = await citizen_token(api, "dev-lina", *LI)
+    case = await started(api, token, "senior-card", {**SENIOR, "phone": "13917724680"})
+    rated = await api.call("POST", f"{APPLY}/{case['id']}/evaluation", token=token,
+                           json={"level": 5, "comment": "拒绝理由看不懂，也没人解释"})
+    number = rated.json()["rectification_case_no"]
+    detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=token)).json()
+    assert detail["evaluation"]["rectification_case_no"] == number
+
+    [task] = await HumanTask.filter(case__case_no=number, state="ready")
+    mca = await login(api, "mca01")
+    view = (await api.call("GET", f"{TASKS}/{task.id}", token=mca)).json()
+    info = view["rectification"]
+    assert (info["level"], info["comment"], info["case_no"]) == ("非常不满意", "拒绝理由看不懂，也没人解释", case["case_no"])
+    assert info["original"]["service_name"] == "老年人优待证办理" and info["original"]["result"]["outcome"] == "rejected"
+    assert info["phone_masked"] == "139****4680" and "13917724680" not in str(view)
+
+    before = (await api.call("GET", "/api/v1/me/access-log", token=token)).json()
+    revealed = await api.call("POST", f"{TASKS}/{task.id}/reveal-phone", token=mca)
+    assert revealed.status_code == 200 and revealed.json()["phone"] == "13917724680"
+    assert revealed.headers["cache-control"] == "no-store"
+    after = (await api.call("GET", "/api/v1/me/access-log", token=token)).json()
+    assert after["total"] == before["total"] + 1
+    newest = after["items"][0]
+    assert newest["case_no"] == case["case_no"] and "差评回访" in newest["purpose"]
+    samr = await login(api, "samr01")  # another department: not theirs
+    error_of(await api.call("POST", f"{TASKS}/{task.id}/reveal-phone", token=samr), 403, "forbidden_department")
