@@ -34,7 +34,7 @@ EVENT_LABELS = {
     "task_claimed": "认领办理", "task_unclaimed": "退回待认领", "task_transferred": "转办",
     "task_returned": "退回重办", "completion_withdrawn": "撤回已办", "signer_added": "加签",
     "cosign_completed": "加签意见", "comment": "批注", "review_decided": "人工复核结论",
-    "certificate_revoked": "证照撤销", "certificate_issued": "签发证照",
+    "certificate_revoked": "证照撤销", "certificate_issued": "签发证照", "case_migrated": "流程版本升级",
 }
 # timeline kinds the applicant does not need to see (internal handling between officers)
 STAFF_ONLY_KINDS = frozenset({"bpmn_event", "task_claimed", "task_unclaimed", "comment"})
@@ -61,6 +61,15 @@ async def citizen_cases(openid: str, *, page: int, size: int) -> tuple[list[Case
     total = await query.count()
     rows = await query.order_by("-created_at", "-id").offset((page - 1) * size).limit(size)
     return list(rows), total
+
+
+async def waiting_for_applicant(case_ids: list[int]) -> set[int]:
+    """Which of these cases wait for their applicant (an open 补正 or other applicant step): one query."""
+    if not case_ids:
+        return set()
+    rows = await HumanTask.filter(case_id__in=case_ids, lane__in=sorted(APPLICANT_LANES),
+                                  state__in=OPEN_TASK_STATES).values_list("case_id", flat=True)
+    return {int(r) for r in rows}
 
 
 async def case_started_by_request(openid: str, request_key: str, since: datetime) -> int | None:

@@ -82,8 +82,10 @@ _SUMMARY: dict[str, Any] = {
     "status_label": {**_STR, "example": "已办结"}, "channel": _STR, "created_at": _TIME, "due_at": _NULL_TIME,
     "completed_at": _NULL_TIME}
 CASE_SUMMARY_SCHEMA = _obj(*_SUMMARY, **_SUMMARY)
-CASE_LIST_SCHEMA = _obj("items", "page", "size", "total", page=_INT, size=_INT, total=_INT,
-                        items={"type": "array", "items": CASE_SUMMARY_SCHEMA})
+CASE_LIST_SCHEMA = _obj("items", "page", "size", "total", page=_INT, size=_INT, total=_INT, items={
+    "type": "array", "items": {**CASE_SUMMARY_SCHEMA, "properties": {
+        **CASE_SUMMARY_SCHEMA["properties"],
+        "waiting_for_applicant": {**_BOOL, "description": "等待您补正或处理（列表中标“待您补正”）"}}}})
 _CURRENT_STEP = _obj("name", "due_at", name=_STR, department=NULLABLE_STRING, department_name=NULLABLE_STRING,
                      waiting_for_applicant=_BOOL, task_id=_STR, due_at=_NULL_TIME,
                      reason={**NULLABLE_STRING, "description": "工作人员要求补正的理由（补正环节）"})
@@ -422,7 +424,8 @@ def blueprint() -> Blueprint:
         page, size = int_arg(request, "page", 1, 100_000), int_arg(request, "size", 20, 100)
         openid = (await citizen_of(request.ctx.principal)).openid
         rows, total = await views.citizen_cases(openid, page=page, size=size)
-        items = [_summary(request, c) for c in rows]
+        waiting = await views.waiting_for_applicant([c.id for c in rows])
+        items = [{**_summary(request, c), "waiting_for_applicant": c.id in waiting} for c in rows]
         return json({"items": items, "page": page, "size": size, "total": total})
 
     @bp.get("/applications/<case_id:int>")
