@@ -186,20 +186,28 @@ async def _pending_supplement(engine: CaseEngine, case: Case) -> dict[str, Any] 
     return await pending_request(engine, case)
 
 
+OTHER_MATERIAL = "其他材料"  # files the applicant adds beyond the listed items
+
+
 async def answer_supplement(engine: CaseEngine, case: Case, *, note: str, materials: dict[str, list[str]],
-                            form: dict[str, Any] | None, actor: str) -> None:
-    """Answer the open 补正 with a note, files per requested item and corrected form fields.
-    Items must be ones the officer listed (422 otherwise)."""
+                            form: dict[str, Any] | None, actor: str, owner: str) -> None:
+    """Answer the open 补正 with a note, files per requested item (uploads of ``owner``, attached
+    to the case as source ``supplement``) and corrected form fields. Items must be ones the officer
+    listed, files unexpired uploads of the applicant not used elsewhere (422 otherwise)."""
     from engine.kernel.supplement import pending_request
+    from engine.platform import files
 
     pending = await pending_request(engine, case)
     if pending is None:
         raise Conflict("该办件当前无需补正")
     listed = set(pending["items"])
-    unknown = [k for k in materials if k not in listed and k != "其他材料"]
+    unknown = [k for k in materials if k not in listed and k != OTHER_MATERIAL]
     if unknown:
         raise ValidationFailed("补正材料与补正事项不符", fields={
             "materials": f"「{unknown[0]}」不是本次要求补正的事项"})
+    parsed = files.parse_material_files(materials, [*pending["items"], OTHER_MATERIAL])
+    now = engine.deps.clock()
+    await files.claim_uploads(owner, parsed, now)
     if pending["source"] == "officer":
         data: dict[str, Any] = {"note": note, "materials": materials}
         if form:
@@ -209,6 +217,7 @@ async def answer_supplement(engine: CaseEngine, case: Case, *, note: str, materi
         data = {"supplement": {"note": note, **({"materials": materials} if materials else {}),
                                **({"attachments": attachments} if attachments else {}), **(form or {})}}
     await supplement(engine, case, data, actor=actor)
+    await files.attach_uploads(case.id, owner, parsed, source="supplement", now=now)
 
 
 async def supplement(engine: CaseEngine, case: Case, data: dict[str, Any], *, actor: str) -> None:

@@ -254,7 +254,34 @@ async def case_rounds(engine: CaseEngine, case_id: int, workflow: Any = None) ->
                 "answer": answer_view(data.get("supplement")) if done else None,
                 "data": {"supplement": data.get("supplement")} if done else None})
     rounds.sort(key=lambda r: r["requested_at"])
+    await _with_files(case_id, rounds)
     return rounds
+
+
+async def _with_files(case_id: int, rounds: list[dict[str, Any]]) -> None:
+    """Each answer's files (``answer.files``: id, name, type, size, material) from the case's uploads."""
+    from engine.store.models import Upload
+
+    wanted = {i for r in rounds if r["answer"] for ids in r["answer"]["materials"].values() for i in ids}
+    if not wanted:
+        for r in rounds:
+            if r["answer"] is not None:
+                r["answer"]["files"] = []
+        return
+    ids = []
+    for value in wanted:
+        try:
+            ids.append(UUID(str(value)))
+        except ValueError:
+            continue
+    rows = {str(u.id): u for u in await Upload.filter(case_id=case_id, id__in=ids)} if ids else {}
+    for r in rounds:
+        if r["answer"] is None:
+            continue
+        r["answer"]["files"] = [
+            {"id": str(row.id), "name": row.name, "content_type": row.content_type, "size": row.size,
+             "material": item, "source": row.source}
+            for item, refs in r["answer"]["materials"].items() for ref in refs if (row := rows.get(str(ref)))]
 
 
 async def pending_request(engine: CaseEngine, case: Case, workflow: Any = None) -> dict[str, Any] | None:

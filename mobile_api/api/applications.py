@@ -38,6 +38,7 @@ from engine.citizen.catalog import ServiceItem
 from engine.citizen.identity import Citizen
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.kernel.cases import utcnow
+from engine.platform.files import citizen_owner
 from engine.platform.live import channel
 from mobile_api.api.services import NULLABLE_STRING, citizen_of, error_responses, json_content, offered_item
 from mobile_api.auth import RATE_LIMITS, RateRule, auth_state, citizen_required, rate_limit
@@ -461,7 +462,7 @@ def blueprint() -> Blueprint:
             if form is not None and not isinstance(form, dict):
                 raise ValidationFailed("补正内容填写有误", fields={"form": "更正的申请信息应为对象"})
             await views.answer_supplement(request.app.ctx.engine, case, note=note, materials=materials,
-                                          form=form, actor=_actor(citizen))
+                                          form=form, actor=_actor(citizen), owner=citizen_owner(citizen.id))
         return json(await case_detail(request, case.id))
 
     @bp.post("/applications/<case_id:int>/withdraw")

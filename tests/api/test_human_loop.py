@@ -19,6 +19,7 @@ from engine.platform.seed import hash_password
 from engine.store.audit_models import AuditRecord
 from engine.store.certificate_models import Certificate
 from engine.store.models import CaseEvent, HumanTask, StaffUser
+from tests.files.images import PDF, photo
 from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api, sse_events
 from tests.api.test_applications_api import HUANG, LI, RESIDENCE, SENIOR, STARTUP, WANG, started
 
@@ -48,6 +49,13 @@ async def login(api: OpenApiClient, username: str) -> str:
     return str(response.json()["access_token"])
 
 
+async def upload(api: OpenApiClient, token: str, data: bytes = PDF, name: str = "scan.pdf") -> str:
+    kind = "application/pdf" if data.startswith(b"%PDF") else "image/jpeg"
+    response = await api.call("POST", "/api/v1/uploads", token=token, files={"file": (name, data, kind)})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 async def open_task(case_id: int) -> str:
     [task] = await HumanTask.filter(case_id=case_id, state="ready", kind="bpmn")
     return str(task.id)
@@ -74,15 +82,20 @@ async def test_officer_lists_items_citizen_answers_each_and_the_officer_sees_it(
     assert [s["action"] for s in detail["steps"]][-2:] == ["要求补正", "等待补正（计时暂停）"]
 
     url = f"{APPLY}/{case['id']}/supplement"
-    for body, field in (({"materials": {ITEMS[0]: ["up-1"]}}, "note"),
-                        ({"note": "已补充", "materials": {"不存在的事项": ["up-1"]}}, "materials"),
+    sign1, sign2, resolution = await upload(api, token), await upload(api, token, photo()), await upload(api, token)
+    stranger = await citizen_token(api, "dev-lina", *LI)
+    foreign = await upload(api, stranger)
+    for body, field in (({"materials": {ITEMS[0]: [sign1]}}, "note"),
+                        ({"note": "已补充", "materials": {"不存在的事项": [sign1]}}, "materials"),
                         ({"note": "已补充", "materials": {ITEMS[0]: []}}, "materials"),
                         ({"note": "已补充", "materials": {ITEMS[0]: ["../etc/passwd"]}}, "materials"),
+                        ({"note": "已补充", "materials": {ITEMS[0]: ["not-a-uuid"]}}, f"materials.{ITEMS[0]}"),
+                        ({"note": "已补充", "materials": {ITEMS[0]: [foreign]}}, f"materials.{ITEMS[0]}"),
                         ({"note": "已补充", "form": "地址"}, "form")):
         assert set(error_of(await api.call("POST", url, token=token, json=body), 422,
                             "validation_failed")["fields"]) == {field}, body
     answered = await api.call("POST", url, token=token, json={
-        "note": "已补充签字页和决议", "materials": {ITEMS[0]: ["up-sign-1", "up-sign-2"], ITEMS[1]: ["up-res-1"]}})
+        "note": "已补充签字页和决议", "materials": {ITEMS[0]: [sign1, sign2], ITEMS[1]: [resolution]}})
     assert answered.status_code == 200, answered.text
     after = answered.json()
     assert after["supplement"] is None and "supplement" not in after["actions"] and after["sla_paused"] is False
@@ -92,7 +105,12 @@ async def test_officer_lists_items_citizen_answers_each_and_the_officer_sees_it(
     [round_] = view["supplements"]
     assert (round_["reason"], round_["items"]) == ("请补充以下材料", ITEMS)
     assert round_["supplied_by"].startswith("citizen:") and round_["answer"]["note"] == "已补充签字页和决议"
-    assert round_["answer"]["materials"] == {ITEMS[0]: ["up-sign-1", "up-sign-2"], ITEMS[1]: ["up-res-1"]}
+    assert round_["answer"]["materials"] == {ITEMS[0]: [sign1, sign2], ITEMS[1]: [resolution]}
+    assert [(f["id"], f["material"], f["source"], f["content_type"]) for f in round_["answer"]["files"]] == [
+        (sign1, ITEMS[0], "supplement", "application/pdf"), (sign2, ITEMS[0], "supplement", "image/jpeg"),
+        (resolution, ITEMS[1], "supplement", "application/pdf")]
+    # attached to the case: the same upload cannot answer again or go into another application
+    assert (await api.call("GET", f"/api/v1/uploads/{sign1}", token=token)).json()["attached"] is True
     names = [m["name"] for m in view["materials"]]
     assert ITEMS[0] in names and ITEMS[1] in names  # the case's materials list gained the supplied items
     assert view["task"]["state"] == "claimed" and "complete" in view["actions"]
@@ -114,8 +132,9 @@ async def test_the_review_forms_supplement_option_is_the_same_contract(api: Open
     assert request["due_at"] and "supplement" in detail["actions"]
     assert "withdraw" not in detail["actions"]  # the police station has acted: accepted
 
+    photo_id, lease = await upload(api, token, photo(), "photo.jpg"), await upload(api, token)
     answered = await api.call("POST", f"{APPLY}/{case['id']}/supplement", token=token, json={
-        "note": "已重新拍照并补充备案证明", "materials": {REVIEW_ITEMS[0]: ["photo-2"], REVIEW_ITEMS[1]: ["lease-1"]},
+        "note": "已重新拍照并补充备案证明", "materials": {REVIEW_ITEMS[0]: [photo_id], REVIEW_ITEMS[1]: [lease]},
         "form": {"photo_ref": "ZP20261206-0077"}})
     assert answered.status_code == 200, answered.text
     assert answered.json()["supplement"] is None
@@ -126,7 +145,8 @@ async def test_the_review_forms_supplement_option_is_the_same_contract(api: Open
     assert (round_["reason"], round_["items"], round_["requested_by"]) == (
         "证件照不符合要求，租赁合同未备案", REVIEW_ITEMS, "police01")
     assert round_["answer"]["note"] == "已重新拍照并补充备案证明"
-    assert round_["answer"]["materials"] == {REVIEW_ITEMS[0]: ["photo-2"], REVIEW_ITEMS[1]: ["lease-1"]}
+    assert round_["answer"]["materials"] == {REVIEW_ITEMS[0]: [photo_id], REVIEW_ITEMS[1]: [lease]}
+    assert [f["id"] for f in round_["answer"]["files"]] == [photo_id, lease]
     assert round_["answer"]["form"] == {"photo_ref": "ZP20261206-0077"}
 
 
