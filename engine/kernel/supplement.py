@@ -278,10 +278,12 @@ async def _with_files(case_id: int, rounds: list[dict[str, Any]]) -> None:
     for r in rounds:
         if r["answer"] is None:
             continue
+        by_item = r["answer"]["materials"]  # listed items first, in the officer's order (JSONB sorts keys)
+        order = [i for i in r["items"] if i in by_item] + sorted(k for k in by_item if k not in r["items"])
         r["answer"]["files"] = [
             {"id": str(row.id), "name": row.name, "content_type": row.content_type, "size": row.size,
              "material": item, "source": row.source}
-            for item, refs in r["answer"]["materials"].items() for ref in refs if (row := rows.get(str(ref)))]
+            for item in order for ref in by_item[item] if (row := rows.get(str(ref)))]
 
 
 async def pending_request(engine: CaseEngine, case: Case, workflow: Any = None) -> dict[str, Any] | None:
