@@ -70,7 +70,7 @@ async def allowed_actions(engine: CaseEngine, staff: StaffUser, task: HumanTask,
     if task.kind == COSIGN:
         if task.state in OPEN_TASK_STATES and task.assignee == me and running:
             allowed.add("sign")
-    elif running and (free or mine):
+    elif (running or task.kind == "review") and (free or mine):  # a review follows a case that ended
         allowed |= {"claim"} if free else {"unclaim"}
         allowed.add("complete")
         if task.kind == "bpmn":

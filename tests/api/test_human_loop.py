@@ -320,3 +320,11 @@ async def test_rectification_task_shows_rating_case_and_a_masked_phone_revealed_
     assert newest["case_no"] == case["case_no"] and "差评回访" in newest["purpose"]
     samr = await login(api, "samr01")  # another department: not theirs
     error_of(await api.call("POST", f"{TASKS}/{task.id}/reveal-phone", token=samr), 403, "forbidden_department")
+
+
+async def test_a_review_of_an_ended_case_offers_complete(api: OpenApiClient) -> None:
+    token = await citizen_token(api, "dev-lina", *LI)
+    case = await started(api, token, "senior-card", SENIOR)
+    task_id = await ask_review(api, token, case["id"], "请复核")
+    view = (await api.call("GET", f"{TASKS}/{task_id}", token=await login(api, "mca01"))).json()
+    assert view["case"]["status"] == "completed" and view["actions"] == ["claim", "complete", "comment"]

@@ -95,7 +95,7 @@ export function reviewCard(detail, actions, ctx) {
   const open = ["ready", "claimed"].includes(task.state);
   if (!open || !actions.has("complete")) {
     const d = r.decided;
-    return section("人工复核", facts, d ? h("p", { class: "alert alert-info" },
+    return section("人工复核", facts, d ? h("p", { class: "alert alert-info loop-decided" },
       `复核结论：${d.verdict_label || d.verdict}（${OUTCOME[d.outcome] || ""}）：${d.opinion || ""}`)
       : h("p", { class: "alert alert-info" }, task.state === "completed" ? "已复核" : "该任务不可办理"));
   }
@@ -129,7 +129,9 @@ export function reviewCard(detail, actions, ctx) {
       send.disabled = false;
     }
   });
-  return section("人工复核", facts, form);
+  const card = section("人工复核", facts, form);
+  card.classList.add("loop-review-card");
+  return card;
 }
 
 /** A rectification task's facts: rating, comment, original case, masked phone with 查看完整号码. */
