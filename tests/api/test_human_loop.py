@@ -156,16 +156,16 @@ async def test_live_status_tells_the_citizen_about_the_request(api: OpenApiClien
     task_id, samr = await open_task(case["id"]), await login(api, "samr01")
     kinds: list[list[str]] = []
 
-    async def listen() -> None:
+    async def listen_for(kind: str) -> None:
         async with api.client.stream("GET", f"{APPLY}/{case['id']}/events",
                                      headers={"Authorization": f"Bearer {token}"}) as response:
             async for event in sse_events(response):
                 if "data" in event:
                     kinds.append(event["data"]["events"])
-                    if "supplement_requested" in event["data"]["events"]:
+                    if kind in event["data"]["events"]:
                         return
 
-    listening = asyncio.create_task(listen())
+    listening = asyncio.create_task(listen_for("supplement_requested"))
     for _ in range(100):
         if kinds:
             break
@@ -175,6 +175,18 @@ async def test_live_status_tells_the_citizen_about_the_request(api: OpenApiClien
     assert asked.status_code == 200
     await asyncio.wait_for(listening, 5)
     assert kinds[-1] == ["supplement_requested"]
+
+    # the answer is pushed too (the officer's task page and any other open page of the citizen)
+    kinds.clear()
+    listening = asyncio.create_task(listen_for("supplement_received"))
+    for _ in range(100):
+        if kinds:
+            break
+        await asyncio.sleep(0.02)
+    answered = await api.call("POST", f"{APPLY}/{case['id']}/supplement", token=token, json={"note": "已补充"})
+    assert answered.status_code == 200
+    await asyncio.wait_for(listening, 5)
+    assert kinds[-1] == ["supplement_received"]
 
 
 # --------------------------------------------------------------------------- withdraw
