@@ -74,9 +74,19 @@ class Settings:
     JWT_SECRET: str = field(default="", repr=False)
     ACCESS_TOKEN_TTL_S: int = 900
     REFRESH_TOKEN_TTL_S: int = 30 * 24 * 3600
-    # scanned materials from window intake (engine/platform/uploads.py): directory (empty = var/uploads), size limit
-    UPLOAD_DIR: str = ""
+    # materials: citizen uploads and window scans (engine/platform/uploads.py, docs/files.md); size limit per file
+    UPLOAD_DIR: str = ""  # older name of FILES_DIR
     UPLOAD_MAX_BYTES: int = 10 * 1024 * 1024
+    FILES_STORE: str = "disk"  # disk | s3 (any S3-compatible store: MinIO, OSS, COS, AWS)
+    FILES_DIR: str = ""  # disk store root; empty = UPLOAD_DIR or var/uploads
+    FILES_S3_ENDPOINT: str = ""  # e.g. https://oss-cn-shanghai.aliyuncs.com; empty = AWS
+    FILES_S3_BUCKET: str = ""
+    FILES_S3_REGION: str = "us-east-1"
+    FILES_S3_ACCESS_KEY: str = field(default="", repr=False)
+    FILES_S3_SECRET_KEY: str = field(default="", repr=False)
+    FILES_S3_PREFIX: str = "govflow/"
+    FILES_UPLOAD_TTL_S: int = 24 * 3600  # an upload not attached to an application by then is deleted
+    FILES_MAX_PENDING: int = 100  # unattached uploads one citizen may hold at once
 
     def __post_init__(self) -> None:
         for name in ("AUDIT_RETENTION_DAYS", "ACCESS_LOG_RETENTION_DAYS"):  # enforced: the API, worker

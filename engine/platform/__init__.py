@@ -3,6 +3,7 @@
 The names the HTTP edge (``mobile_api``) uses; it imports nothing else of this package."""
 
 from engine.platform.connectors.builtin import install_shared_data
+from engine.platform.files import citizen_owner
 from engine.platform.kv import KV, create_kv
 from engine.platform.live import channel, kv_publisher
 from engine.platform.seed import seed_demo
@@ -10,6 +11,7 @@ from engine.platform.uploads import FileTooLarge, store_from_settings
 
 __all__ = [
     "channel",
+    "citizen_owner",
     "create_kv",
     "FileTooLarge",
     "install_shared_data",

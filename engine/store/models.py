@@ -168,3 +168,29 @@ class Evaluation(Model):
 
     class Meta:
         table = "evaluations"
+
+
+class Upload(Model):
+    """A stored material file (engine.platform.files): a citizen's upload, owned by them until an
+    application or a 补正 attaches it to a case, or a window clerk's scan (attached at once).
+    ``key`` addresses the bytes in the file store (content-addressed: rows may share a key);
+    ``name`` is generated from the material name — the original file name is never kept."""
+
+    id = fields.UUIDField(primary_key=True)
+    owner = fields.CharField(max_length=64)  # citizen:<id> | staff:<username>
+    case: fields.ForeignKeyNullableRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="files", null=True, on_delete=fields.CASCADE)
+    material = fields.CharField(max_length=100, null=True)
+    source = fields.CharField(max_length=16, default="applicant")  # applicant | window | supplement
+    name = fields.CharField(max_length=120, default="")
+    key = fields.CharField(max_length=80)
+    content_type = fields.CharField(max_length=64)
+    size = fields.IntField()
+    sha256 = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField(null=True)  # unattached uploads only
+    attached_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "uploads"
+        indexes = (("owner", "case_id"), ("case_id", "material"), ("expires_at",), ("key",))

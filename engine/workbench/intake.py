@@ -6,12 +6,14 @@ ID number is bound to an account, else ``window:<blind index prefix>`` — stabl
 free of personal data — so the citizen can claim the case after binding later
 (``engine.citizen.window_cases``, called by ``engine.citizen.identity.bind_real_name``). Scanned materials
 are checked (type by magic bytes, size) before anything is filed, stored in the content-addressed
-store, and listed on the case timeline by material name, size and SHA-256 (never the original
-file name, which may carry personal data).
+store, recorded as files of the case (``engine.platform.files``, source ``window``) and listed on
+the case timeline by material name, size and SHA-256 (never the original file name, which may
+carry personal data).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ from engine.citizen.identity import check_real_name_input, find_by_id_number
 from engine.citizen.window_cases import placeholder_openid
 from engine.errors import ValidationFailed
 from engine.kernel.cases import CaseResult
+from engine.platform.files import record_window_scans
 from engine.platform.uploads import DEFAULT_MAX_BYTES, Store, StoredFile, check_upload, store_file
 from engine.store.models import CaseEvent
 
@@ -69,9 +72,9 @@ async def window_intake(applications: ApplicationService, store: Store, *, servi
     check_uploads(uploads, max_bytes=max_bytes)
     citizen = await find_by_id_number(clean_id, pii_keys=pii_keys)
     openid = citizen.openid if citizen is not None else placeholder_openid(clean_id, pii_keys)
-    stored: list[tuple[str, StoredFile]] = [(u.material.strip(), store_file(store, u.material, u.data,
-                                                                             max_bytes=max_bytes))
-                                            for u in uploads]
+    stored: list[tuple[str, StoredFile]] = [
+        (u.material.strip(), await asyncio.to_thread(store_file, store, u.material, u.data, max_bytes=max_bytes))
+        for u in uploads]
     files = [{"material": m, "key": f.key, "sha256": f.sha256, "size": f.size, "content_type": f.content_type}
              for m, f in stored]
     result = await applications.apply(
@@ -83,6 +86,8 @@ async def window_intake(applications: ApplicationService, store: Store, *, servi
         await CaseEvent.create(case_id=result.id, kind="materials_received", actor=clerk,
                                department=WINDOW_DEPARTMENT, detail={"opinion": f"窗口收件：{summary}", "files": files},
                                created_at=now, using_db=conn)
+        # the scans as files of the case (source "window"): the back office opens them like uploads
+        await record_window_scans(result.id, clerk, files, now=now, using_db=conn)
         # the clerk took the citizen's identity and papers: the citizen sees it in their access log
         read = await log_data_access(
             conn, actor=clerk, department=WINDOW_DEPARTMENT, subject_hash=blind_index(clean_id, pii_keys.blind_index_key),

@@ -14,7 +14,7 @@ import functools
 import heapq
 import itertools
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Callable
 from uuid import UUID
 
 from argon2 import PasswordHasher
@@ -387,7 +387,8 @@ async def unclaim(staff: StaffUser, task_id: str, *, now: datetime | None = None
 
 
 async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dict[str, Any] | None = None,
-                   opinion: str | None = None) -> HumanTask:
+                   opinion: str | None = None, *,
+                   certificate_type_of: Callable[[str], str | None] = lambda _service: None) -> HumanTask:
     """Complete a ready task or one's own claimed task. The task is claimed first (atomically),
     so a concurrent second officer gets 409; invalid data → 422 and the claim is undone."""
     task, now = await visible_task(staff, task_id), engine.deps.clock()
@@ -401,6 +402,10 @@ async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dic
         if task.kind == SUPPLEMENT:  # a clerk supplies for a walk-in citizen
             await supply(engine, task, data or {}, actor=staff.username, department=task.department,
                          opinion=opinion or "窗口代申请人补正材料")
+        elif task.kind == "review":  # 人工复核: uphold or overturn the decision (engine.workbench.review)
+            from engine.workbench.review import decide
+
+            await decide(engine, staff, task, data, certificate_type_of=certificate_type_of)
         elif task.kind != "bpmn":
             await _complete_side_task(task, staff, data, opinion, now)
         else:

@@ -56,9 +56,18 @@ EVENT_SCHEMA = _obj("kind", "action", "at", kind=_STR, action=_STR, step=NULLABL
                     actor=NULLABLE_STRING, department=NULLABLE_STRING, department_name=NULLABLE_STRING,
                     opinion=NULLABLE_STRING, at=_TIME,
                     decision={**NULLABLE_STRING, "description": "加签意见：approve 同意 / reject 不同意"})
-SUPPLEMENT_ROUND = _obj("reason", "requested_by", "requested_at", "supplied_at", reason=NULLABLE_STRING,
-                        requested_by=NULLABLE_STRING, requested_at=_NULL_TIME, supplied_by=NULLABLE_STRING,
-                        supplied_at=_NULL_TIME, data={**_ANY_OBJ, "nullable": True, "description": "补正提交的内容"})
+SUPPLEMENT_ROUND = _obj(
+    "reason", "items", "requested_by", "requested_at", "due_at", "supplied_at", "answer", reason=NULLABLE_STRING,
+    items={"type": "array", "items": _STR, "description": "要求补正的事项"}, requested_by=NULLABLE_STRING,
+    department=NULLABLE_STRING, requested_at=_NULL_TIME, due_at=_NULL_TIME, supplied_by=NULLABLE_STRING,
+    supplied_at=_NULL_TIME, task_id=_STR, source={**_STR, "enum": ["officer", "process"],
+                                                   "description": "officer 工作人员要求；process 流程中的补正环节"},
+    answer={**_obj("materials", note=NULLABLE_STRING,
+                   materials={"type": "object", "additionalProperties": {"type": "array", "items": _STR},
+                              "description": "补正事项 → 上传文件编号"},
+                   form={**_ANY_OBJ, "nullable": True}, files={"type": "array", "items": _ANY_OBJ}),
+            "nullable": True, "description": "申请人的补正（未提交为 null）"},
+    data={**_ANY_OBJ, "nullable": True, "description": "补正提交的原始内容"})
 DETAIL_SCHEMA = _obj(
     "task", "case", "form", "materials", "timeline", "supplements", "return_targets", "colleagues", "actions",
     "blocked", task=TASK_SCHEMA,
@@ -67,7 +76,19 @@ DETAIL_SCHEMA = _obj(
               applicant_id=NULLABLE_STRING, created_at=_TIME, due_at=_NULL_TIME, sla_paused=_BOOL),
     form={**_ANY_OBJ, "nullable": True, "description": "任务表单的渲染说明（forms.ui_spec）"},
     materials={"type": "array", "items": _ANY_OBJ}, timeline={"type": "array", "items": EVENT_SCHEMA},
-    supplements={"type": "array", "items": SUPPLEMENT_ROUND, "description": "本任务的补正记录（要求与提交）"},
+    supplements={"type": "array", "items": SUPPLEMENT_ROUND, "description": "本办件的补正记录（要求与提交），早的在前"},
+    review={**_obj("verdicts", decision={**_ANY_OBJ, "nullable": True, "description": "被复核的自动决定"},
+                   result=_ANY_OBJ, outcome={**NULLABLE_STRING, "description": "approved | rejected"},
+                   citizen_reason=NULLABLE_STRING, requested_at=_NULL_TIME,
+                   verdicts={"type": "array", "items": _obj("value", "label", value=_STR, label=_STR)},
+                   decided={**_ANY_OBJ, "nullable": True}),
+            "nullable": True, "description": "人工复核任务：被复核的决定、申请人的理由、可选结论"},
+    rectification={**_obj("level", "comment", level=_STR, comment=_STR, case_no=NULLABLE_STRING,
+                          department=NULLABLE_STRING, department_name=NULLABLE_STRING,
+                          deadlines={**_ANY_OBJ, "nullable": True},
+                          original={**_ANY_OBJ, "nullable": True, "description": "被评价的原办件"},
+                          phone_masked={**NULLABLE_STRING, "description": "评价人联系电话（脱敏）；完整号码经 reveal-phone 查看并记录"}),
+                   "nullable": True, "description": "差评整改任务：评价等级、评价内容、原办件、联系电话（脱敏）"},
     return_targets={"type": "array", "description": "可退回到的已办人工环节（step 即 return 的 to_step）",
                     "items": _obj("step", "name", step=_STR, name=_STR)},
     colleagues={"type": "array", "description": "本部门其他工作人员（转办、加签的候选人）",
@@ -188,6 +209,8 @@ def blueprint() -> Blueprint:
                          "他人已认领、已转办给他人或已办结返回 409，等待申请人补正返回 409 waiting_for_applicant，"
                          "前加签未签署返回 409 waiting_for_added_signer，加签任务请用 sign（409 cosign_use_sign）。"
                          "窗口件的补正任务（kind=supplement）由窗口人员办结，即代申请人补正（data 为补正内容）。"
+                         "人工复核任务（kind=review）的 data 为 {verdict: uphold 维持 | overturn 撤销原决定, reason}："
+                         "撤销不予决定即签发结果证照，撤销准予决定即撤销已发证照（办件须已办结，否则 409）。"
                          "办理意见写入办件时间线。")
     @openapi.body(json_content(COMPLETE_BODY), required=True)
     @task_ok
@@ -199,8 +222,13 @@ def blueprint() -> Blueprint:
         if not isinstance(data, dict):
             raise ValidationFailed("表单数据填写有误", fields={"data": "表单数据应为对象"})
         opinion = _text(body, "opinion", "办理意见", required=False)
+        catalog = request.app.ctx.catalog
+
+        def certificate_type_of(service: str) -> str | None:
+            return catalog.get(service).raw.get("result_certificate") if service in catalog else None
+
         return _task(request, await desk.complete(request.app.ctx.engine, request.ctx.staff, task_id, data,
-                                                  opinion))
+                                                  opinion, certificate_type_of=certificate_type_of))
 
     @bp.post("/tasks/<task_id:str>/comment")
     @openapi.summary("Comment / 批注")

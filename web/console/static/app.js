@@ -8,6 +8,7 @@ import { staffLoginForm } from "/shared/static/staff.js";
 import { intakeView } from "./intake.js";
 import { errorText, kv, section, toast } from "./ui.js";
 import { commentForm, workCard } from "./work.js";
+import { rectificationCard, supplementRounds } from "./loop.js";
 import { formatTime, h } from "/shared/static/dom.js";
 
 const view = document.getElementById("view");
@@ -237,13 +238,7 @@ async function taskView(taskId, token) {
     ? h("ul", { class: "materials", "aria-label": "申请材料清单" }, detail.materials.map(materialItem))
     : h("p", { class: "muted" }, "本事项无需提交材料"));
   const timeline = section("办理记录", timelineList(detail.timeline || []));
-  const supplements = (detail.supplements || []).length ? section("补正记录", h("ol", { class: "supplements" },
-    detail.supplements.map((r) => h("li", { class: "supplement" },
-      h("p", {}, h("span", { class: "tl-title" }, "补正理由："), r.reason || "—"),
-      h("p", { class: "tl-meta" }, `${r.requested_by || ""} ${formatTime(r.requested_at)}`),
-      h("p", { class: r.supplied_at ? "supplement-done" : "muted" },
-        r.supplied_at ? `已补正 · ${r.supplied_by || ""} ${formatTime(r.supplied_at)}` : "等待申请人补正")))))
-    : null;
+  const supplements = supplementRounds(detail);
 
   const ctx = {
     me,
@@ -260,7 +255,7 @@ async function taskView(taskId, token) {
     h("a", { class: "back", href: "#/inbox?status=ready" }, "‹ 返回待办"),
     h("span", { class: "muted small" }, `${c.service_name || names[c.service] || c.service} · ${c.case_no}`)),
   h("div", { class: "task-layout" },
-    h("div", { class: "col-main" }, header, work, actions.has("comment") ? section("批注", commentForm(task, ctx)) : null),
+    h("div", { class: "col-main" }, header, rectificationCard(detail), work, actions.has("comment") ? section("批注", commentForm(task, ctx)) : null),
     h("div", { class: "col-side" }, supplements, materials, timeline)));
 }
 

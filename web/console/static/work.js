@@ -4,6 +4,7 @@
 // What is offered follows the task detail's `actions`; the server checks every rule again.
 
 import { api } from "./api.js";
+import { reviewCard } from "./loop.js";
 import { operationButtons, signForm, supplyForm, withdrawButton } from "./ops.js";
 import { blockedReason, reasonList, withReason } from "./reasons.js";
 import { alertBox, errorText, isTaken, operationError, section, settleOnEdit, toast } from "./ui.js";
@@ -23,6 +24,7 @@ export function workCard(detail, actions, ctx) {
     return section("加签意见", actions.has("sign") ? signForm(detail, opsCtx)
       : h("p", { class: "alert alert-info" }, `等待 ${task.assignee || "加签人"} 签署意见`));
   }
+  if (task.kind === "review") return reviewCard(detail, actions, opsCtx); // 人工复核: uphold or overturn
   if (task.kind === "supplement" && open && actions.has("complete")) {
     return section("窗口补正", supplyForm(detail, opsCtx));
   }

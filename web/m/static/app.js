@@ -4,7 +4,8 @@
 // Hash routes: #/login #/real-name #/services #/services/<slug> #/cases #/cases/<id>
 // #/certificates #/me
 
-import { api, ApiError, followEvents, onUnauthorized, request, session } from "./api.js";
+import { api, ApiError, followEvents, onUnauthorized, request, restoreSession, session } from "./api.js";
+import { accessLogView, loopPanel, markCasesTab, waitingBadge } from "./loop.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
 import { buildForm } from "/shared/static/form.js";
 
@@ -436,9 +437,10 @@ async function casesView() {
     return;
   }
   const names = await Promise.all(cases.map((c) => (c.service_name ? c.service_name : serviceName(c.service))));
+  markCasesTab(cases);
   show(h("ul", { class: "service-list", "aria-label": "我的办件" }, cases.map((c, i) =>
     h("li", {}, h("a", { class: "card service-card", href: `#/cases/${c.id}` },
-      h("div", { class: "service-head" }, h("h2", { class: "service-name" }, names[i]), statusBadge(c)),
+      h("div", { class: "service-head" }, h("h2", { class: "service-name" }, names[i]), waitingBadge(c), statusBadge(c)),
       h("p", { class: "service-dept" }, `办件编号 ${c.case_no || c.id}`),
       h("p", { class: "muted small" }, `申请时间 ${formatTime(c.created_at)}`))))));
 }
@@ -660,6 +662,7 @@ async function caseView(params, id) {
   const parts = {
     header: h("section", { class: "card case-header" }),
     current: h("div"),
+    loop: h("div", { class: "loop" }),
     outcome: h("div"),
     timeline: section("办理进度"),
     certs: h("div"),
@@ -713,6 +716,17 @@ async function caseView(params, id) {
         onclick: () => (parts.certs.firstElementChild || parts.certs).scrollIntoView({ block: "start" }) }, "查看电子证照"));
     }
     parts.outcome.replaceChildren(outcome);
+    const loopKey = JSON.stringify([d.supplement?.task_id, d.actions, d.review?.status, d.status]);
+    if (loopKey !== rendered.loop) { // rebuilt only when it changes: uploads in progress survive live updates
+      rendered.loop = loopKey;
+      parts.loop.replaceChildren(...loopPanel(d, {
+        reload: () => load(), toast,
+        later(fn, ms) {
+          const timer = setTimeout(() => { rendered.loop = null; fn(); }, ms);
+          cleanup.push(() => clearTimeout(timer));
+        },
+      }));
+    }
     timelineBody.replaceChildren(timeline(listOf(d.steps)));
     const certs = listOf(d.certificates);
     const certKey = certs.map((c) => c.id).join(",");
@@ -737,7 +751,7 @@ async function caseView(params, id) {
     if (lastStatus !== null && lastStatus !== d.status) announce(`办件状态：${d.status_label || d.status}`);
     lastStatus = d.status;
     if (!view.contains(parts.header)) {
-      show(parts.header, parts.current, parts.outcome, parts.timeline, parts.certs, parts.rating);
+      show(parts.header, parts.current, parts.loop, parts.outcome, parts.timeline, parts.certs, parts.rating);
     }
   }
 
@@ -849,7 +863,8 @@ async function meView() {
     ]), citizen.real_name_bound ? null : h("a", { class: "btn btn-primary btn-block", href: "#/real-name?next=%23%2Fme" }, "去实名认证")),
     h("nav", { class: "card menu", "aria-label": "我的服务" },
       h("a", { href: "#/cases" }, "我的办件", h("span", { "aria-hidden": "true" }, "›")),
-      h("a", { href: "#/certificates" }, "我的证照", h("span", { "aria-hidden": "true" }, "›"))),
+      h("a", { href: "#/certificates" }, "我的证照", h("span", { "aria-hidden": "true" }, "›")),
+      h("a", { href: "#/access-log" }, "我的信息被谁查看", h("span", { "aria-hidden": "true" }, "›"))),
     logout);
 }
 
@@ -876,6 +891,7 @@ const ROUTES = [
   [/^\/cases\/(\d+)$/, caseView],
   [/^\/certificates$/, certificatesView],
   [/^\/me$/, meView],
+  [/^\/access-log$/, () => accessLogView({ show, setChrome, loading, errorBox })],
 ];
 
 async function render() {
@@ -890,7 +906,7 @@ async function render() {
     return;
   }
   const [m, fn, opts] = match;
-  if (!opts.public && !session.loggedIn()) {
+  if (!opts.public && !session.loggedIn() && !(await restoreSession())) {
     sessionStorage.setItem("govflow.m.next", `#${raw}`);
     navigate("#/login");
     return;
