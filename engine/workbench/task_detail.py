@@ -18,10 +18,12 @@ from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, curren
 from engine.kernel.supplement import SUPPLEMENT, main_task_id, requests_of
 from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, StaffUser
 from engine.workbench import staff as desk
+from engine.workbench.files import application_view, materials_view
 
 ACTIONS = ("claim", "unclaim", "complete", "return", "supplement_request", "transfer", "add_signer", "sign",
            "withdraw", "comment")
 COSIGN = "cosign"
+APPLICATION_FORM = "forms/apply.json"
 
 
 def return_targets(workflow: Any) -> list[dict[str, str]]:
@@ -86,8 +88,17 @@ async def allowed_actions(engine: CaseEngine, staff: StaffUser, task: HumanTask,
     return [a for a in ACTIONS if a in allowed]
 
 
+def application_spec(bundle: Any) -> dict[str, Any] | None:
+    """The render spec of the item's application form (``forms/apply.json`` in the process folder)."""
+    from forms import load_form
+
+    text = bundle.files.get(APPLICATION_FORM) if bundle is not None else None
+    return load_form(text).ui_spec() if text else None
+
+
 async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dict[str, Any]:
-    """The task, its case summary (applicant masked), form render spec, materials, timeline,
+    """The task, its case summary (applicant masked), form render spec, the application form
+    (``application``: rows, personal values masked), materials with their files, timeline,
     补正 rounds, ``return_targets``, ``colleagues`` and ``actions``."""
     from forms import load_form
 
@@ -103,14 +114,15 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     applicant = data.get("applicant") if isinstance(data.get("applicant"), dict) else {}
     form_file = f"forms/{task.form_key}" if task.form_key else None
     form = load_form(bundle.files[form_file]).ui_spec() if form_file and form_file in bundle.files else None
-    materials = [m for m in data.get("materials") or [] if isinstance(m, dict)]
+    materials = await materials_view(case.id, [m for m in data.get("materials") or [] if isinstance(m, dict)])
+    application = application_view(data.get("form"), application_spec(bundle))
     events = await CaseEvent.filter(case_id=case.id).order_by("id")
     open_process_task = task.kind == "bpmn" and task.state in (*OPEN_TASK_STATES, HELD_STATE)
     targets = return_targets(workflow) if open_process_task and case.status == "running" else []
     peers = await colleagues(staff, task.department) if task.kind == "bpmn" else []
     await desk.log_case_read(engine, staff, task, case, applicant)
     return {
-        "task": desk.task_view(task, names), "form": form, "materials": materials,
+        "task": desk.task_view(task, names), "form": form, "materials": materials, "application": application,
         "case": {"id": case.id, "case_no": case.case_no, "service": case.service,
                  "service_name": definition.name or case.service, "status": case.status,
                  "status_label": STATUS_LABELS.get(case.status, case.status), "channel": case.channel,
@@ -124,4 +136,4 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     }
 
 
-__all__ = ["ACTIONS", "allowed_actions", "colleagues", "return_targets", "task_detail"]
+__all__ = ["ACTIONS", "allowed_actions", "application_spec", "colleagues", "return_targets", "task_detail"]

@@ -60,6 +60,16 @@ EVENT_SCHEMA = _obj("kind", "action", "at", kind=_STR, action=_STR, step=NULLABL
 SUPPLEMENT_ROUND = _obj("reason", "requested_by", "requested_at", "supplied_at", reason=NULLABLE_STRING,
                         requested_by=NULLABLE_STRING, requested_at=_NULL_TIME, supplied_by=NULLABLE_STRING,
                         supplied_at=_NULL_TIME, data={**_ANY_OBJ, "nullable": True, "description": "补正提交的内容"})
+FILE_SCHEMA = _obj("id", "name", "content_type", "size", "url", "source", id=_STR, name=_STR,
+                   content_type={**_STR, "enum": ["application/pdf", "image/jpeg", "image/png"]}, size=_INT,
+                   url={**_STR, "description": "GET 此地址（工作人员令牌）查看文件，每次查看留痕"},
+                   source={**_STR, "enum": ["applicant", "window", "supplement"]}, material=NULLABLE_STRING,
+                   uploaded_at=_TIME)
+MATERIAL_SCHEMA = {**_obj("name", "status", "files", name=_STR,
+                          status={**_STR, "enum": ["satisfied", "received", "to_follow", "missing"],
+                                  "description": "satisfied 电子证照/共享数据；received 已收到文件；to_follow 容缺后补或非必需；"
+                                                 "missing 缺少"},
+                          files={"type": "array", "items": FILE_SCHEMA}), "additionalProperties": True}
 DETAIL_SCHEMA = _obj(
     "task", "case", "form", "materials", "timeline", "supplements", "return_targets", "colleagues", "actions",
     task=TASK_SCHEMA,
@@ -67,7 +77,11 @@ DETAIL_SCHEMA = _obj(
               status=_STR, status_label=_STR, channel=_STR, applicant_name=NULLABLE_STRING,
               applicant_id=NULLABLE_STRING, created_at=_TIME, due_at=_NULL_TIME, sla_paused=_BOOL),
     form={**_ANY_OBJ, "nullable": True, "description": "任务表单的渲染说明（forms.ui_spec）"},
-    materials={"type": "array", "items": _ANY_OBJ}, timeline={"type": "array", "items": EVENT_SCHEMA},
+    materials={"type": "array", "items": MATERIAL_SCHEMA, "description": "材料清单及其文件（申请人上传、窗口收件、补正）"},
+    application={**_obj("fields", title=NULLABLE_STRING, fields={"type": "array", "items": _obj(
+        "path", "label", "value", "masked", path=_STR, label=_STR, group=NULLABLE_STRING, value=_STR, masked=_BOOL)}),
+        "description": "申请表内容；身份证号、电话、姓名、详细地址脱敏（masked），完整值用 POST …/reveal 查看并留痕"},
+    timeline={"type": "array", "items": EVENT_SCHEMA},
     supplements={"type": "array", "items": SUPPLEMENT_ROUND, "description": "本任务的补正记录（要求与提交）"},
     return_targets={"type": "array", "description": "可退回到的已办人工环节（step 即 return 的 to_step）",
                     "items": _obj("step", "name", step=_STR, name=_STR)},
