@@ -3,7 +3,7 @@
 The names the HTTP edge (``mobile_api``) uses; it imports nothing else of this package."""
 
 from engine.platform.connectors.builtin import install_shared_data
-from engine.platform.files import citizen_owner
+from engine.platform.files import citizen_owner, delete_case_files, sweep_expired
 from engine.platform.kv import KV, create_kv
 from engine.platform.live import channel, kv_publisher
 from engine.platform.seed import seed_demo
@@ -13,10 +13,12 @@ __all__ = [
     "channel",
     "citizen_owner",
     "create_kv",
+    "delete_case_files",
     "FileTooLarge",
     "install_shared_data",
     "KV",
     "kv_publisher",
     "seed_demo",
     "store_from_settings",
+    "sweep_expired",
 ]

@@ -2,8 +2,19 @@
 
 The names the HTTP edge (``mobile_api``) uses; it imports nothing else of this package."""
 
+from engine.workbench.files import open_case_file, reveal_field
 from engine.workbench.intake import MAX_FILES, Upload, window_intake
 from engine.workbench.staff import HumanTask, StaffUser
-from engine.workbench.task_detail import task_detail
+from engine.workbench.task_detail import application_spec, task_detail
 
-__all__ = ["HumanTask", "MAX_FILES", "StaffUser", "task_detail", "Upload", "window_intake"]
+__all__ = [
+    "application_spec",
+    "HumanTask",
+    "MAX_FILES",
+    "open_case_file",
+    "reveal_field",
+    "StaffUser",
+    "task_detail",
+    "Upload",
+    "window_intake",
+]

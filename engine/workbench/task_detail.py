@@ -20,12 +20,14 @@ from engine.kernel.supplement import SUPPLEMENT, case_rounds, main_task_id
 from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, StaffUser
 from engine.workbench import assignment
 from engine.workbench import staff as desk
+from engine.workbench.files import application_view, materials_view
 from engine.workbench.rectification import rectification_view
 from engine.workbench.review import review_context
 
 ACTIONS = ("claim", "unclaim", "complete", "return", "supplement_request", "transfer", "add_signer", "sign",
            "withdraw", "comment")
 COSIGN = "cosign"
+APPLICATION_FORM = "forms/apply.json"
 
 
 def return_targets(workflow: Any) -> list[dict[str, str]]:
@@ -137,8 +139,17 @@ def _closed_reason(task: HumanTask, me: str) -> str:
     return "该任务当前不能办理"
 
 
+def application_spec(bundle: Any) -> dict[str, Any] | None:
+    """The render spec of the item's application form (``forms/apply.json`` in the process folder)."""
+    from forms import load_form
+
+    text = bundle.files.get(APPLICATION_FORM) if bundle is not None else None
+    return load_form(text).ui_spec() if text else None
+
+
 async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dict[str, Any]:
-    """The task, its case summary (applicant masked), form render spec, materials, timeline,
+    """The task, its case summary (applicant masked), form render spec, the application form
+    (``application``: rows, personal values masked), materials with their files, timeline,
     补正 rounds, ``return_targets``, ``colleagues`` and ``actions``."""
     from forms import load_form
 
@@ -157,7 +168,8 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     applicant = data.get("applicant") if isinstance(data.get("applicant"), dict) else {}
     form_file = f"forms/{task.form_key}" if task.form_key else None
     form = load_form(bundle.files[form_file]).ui_spec() if form_file and form_file in bundle.files else None
-    materials = [m for m in data.get("materials") or [] if isinstance(m, dict)]
+    materials = await materials_view(case.id, [m for m in data.get("materials") or [] if isinstance(m, dict)])
+    application = application_view(data.get("form"), application_spec(bundle))
     events = await CaseEvent.filter(case_id=case.id).order_by("id")
     open_process_task = task.kind == "bpmn" and task.state in (*OPEN_TASK_STATES, HELD_STATE)
     targets = return_targets(workflow) if open_process_task and case.status == "running" else []
@@ -165,7 +177,7 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     await desk.log_case_read(engine, staff, task, case, applicant)
     actions, blocked = await action_state(engine, staff, task, case, workflow, targets=targets, peers=peers)
     return {
-        "task": desk.task_view(task, names), "form": form, "materials": materials,
+        "task": desk.task_view(task, names), "form": form, "materials": materials, "application": application,
         "case": {"id": case.id, "case_no": case.case_no, "service": case.service,
                  "service_name": definition.name or case.service, "status": case.status,
                  "status_label": STATUS_LABELS.get(case.status, case.status), "channel": case.channel,
@@ -181,4 +193,5 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     }
 
 
-__all__ = ["ACTIONS", "action_state", "allowed_actions", "colleagues", "return_targets", "task_detail"]
+__all__ = ["ACTIONS", "action_state", "allowed_actions", "application_spec", "colleagues", "return_targets",
+           "task_detail"]
