@@ -42,6 +42,10 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
 
         install_shared_data(deps, settings)
         install_certificates(deps, settings)
+    if not deps.step_hooks:
+        from engine.platform.notify import install_notifications
+
+        install_notifications(deps, settings)  # the outbox: notification rows with every step
     return install(CaseEngine(deps))  # 加签 guards complete_task
 
 

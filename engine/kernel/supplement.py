@@ -24,7 +24,7 @@ from tortoise.transactions import in_transaction
 
 from engine.errors import Conflict, NotFound
 from engine.kernel import clocks as case_sla
-from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, Step
+from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, Step, StepWrite
 from engine.store.models import Case, CaseEvent, HumanTask
 
 SUPPLEMENT, HELD = "supplement", HELD_STATE
@@ -74,6 +74,9 @@ async def request_supplement(engine: CaseEngine, task: HumanTask, *, actor: str,
                                detail={"opinion": reason, "side_task_id": str(side.id)}, created_at=now,
                                using_db=conn)
         await _clock(engine, conn, case, now)
+        step = Step(events=[{"kind": "supplement_requested", "actor": actor, "detail": {"opinion": reason}}])
+        await engine.run_step_hooks(conn, [StepWrite(case=case, status=case.status, data=None, step=step,
+                                                     new_tasks=[side])], now)  # notifications, same transaction
     return side
 
 

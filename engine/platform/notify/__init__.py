@@ -1,0 +1,53 @@
+"""Notifications: a transactional outbox written with every step, delivered by ``govflow worker``
+on WeChat subscribe messages and SMS, and an in-app message centre (docs/notifications.md)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from engine.platform.notify.catalog import CITIZEN, STAFF, EventSpec, NotificationCatalog
+from engine.platform.notify.messages import (
+    answer_subscriptions,
+    list_messages,
+    mark_read,
+    subscriptions_of,
+)
+from engine.platform.notify.outbox import Message, Outbox
+from engine.platform.notify.reminders import UrgeTooSoon, urge
+
+log = logging.getLogger("govflow.notify")
+
+
+def enabled_channels(settings: Any) -> list[str]:
+    """The outside channels that are asked for (``NOTIFY_CHANNELS``) and configured."""
+    wanted = {c.strip() for c in str(settings.NOTIFY_CHANNELS or "").split(",") if c.strip()}
+    on = []
+    if "wechat" in wanted and settings.WECHAT_APPID and settings.WECHAT_SECRET:
+        on.append("wechat")
+    if "sms" in wanted and settings.SMS_SECRET_ID and settings.SMS_SECRET_KEY and settings.SMS_SDK_APP_ID:
+        on.append("sms")
+    return on
+
+
+def install_notifications(deps: Any, settings: Any) -> Outbox | None:
+    """Add the outbox as a step hook (``EngineDeps.step_hooks``) unless ``NOTIFY_OUTBOX`` is off."""
+    if not settings.NOTIFY_OUTBOX:
+        return None
+    from engine.citizen.catalog import Catalog
+
+    catalog = NotificationCatalog.load(settings.PROCESSES_DIR / "notifications.yaml")
+    try:
+        names = {item.slug: item.name for item in Catalog.load(settings.PROCESSES_DIR).items(include_platform=True)}
+    except Exception:  # noqa: BLE001 - names are cosmetic; the slug stands in
+        names = {}
+    outbox = Outbox(catalog, channels=enabled_channels(settings), pii_keys=deps.pii_keys,
+                    departments=deps.departments, service_names=names)
+    deps.step_hooks.append(outbox.on_step)
+    deps.notifications = outbox
+    return outbox
+
+
+__all__ = ["CITIZEN", "STAFF", "EventSpec", "Message", "NotificationCatalog", "Outbox", "UrgeTooSoon",
+           "answer_subscriptions", "enabled_channels", "install_notifications", "list_messages", "mark_read",
+           "subscriptions_of", "urge"]
