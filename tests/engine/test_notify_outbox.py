@@ -19,7 +19,6 @@ from engine.platform.notify.outbox import PHONE_CONTEXT
 from engine.store.models import Case, CaseEvent, HumanTask, Job, StaffUser
 from engine.store.notify_models import Notification, NotificationDelivery
 from tests.processes.conftest import Clock, application_service
-from tests.processes.test_business_startup import ACCEPT
 from tests.processes.test_business_startup import FORM as STARTUP_FORM
 from tests.processes.test_senior_card import FORM, NOW, UNKNOWN, WANG, ZHANG
 

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from engine.platform.notify.catalog import CITIZEN, STAFF, EventSpec, NotificationCatalog
+from engine.platform.notify.delivery import Deliverer, delivery_counts
 from engine.platform.notify.messages import (
     answer_subscriptions,
     list_messages,
@@ -48,6 +49,22 @@ def install_notifications(deps: Any, settings: Any) -> Outbox | None:
     return outbox
 
 
-__all__ = ["CITIZEN", "STAFF", "EventSpec", "Message", "NotificationCatalog", "Outbox", "UrgeTooSoon",
+def deliverer_from_settings(settings: Any, *, clock: Any, pii_keys: Any) -> Deliverer:
+    """The worker's deliverer over the channels that are on; says once which are off and why."""
+    from engine.platform.notify.channels import channels_from_settings
+
+    catalog = NotificationCatalog.load(settings.PROCESSES_DIR / "notifications.yaml")
+    channels = channels_from_settings(settings, catalog, pii_keys)
+    if "wechat" not in channels:
+        log.warning("notifications: WeChat subscribe messages are off (GOVFLOW_WECHAT_APPID / _SECRET not set "
+                    "or wechat not in GOVFLOW_NOTIFY_CHANNELS); the message centre still gets every message")
+    if "sms" not in channels:
+        log.warning("notifications: SMS is off (GOVFLOW_SMS_SECRET_ID / _SECRET_KEY / _SDK_APP_ID not set "
+                    "or sms not in GOVFLOW_NOTIFY_CHANNELS)")
+    return Deliverer(channels, catalog, clock=clock, max_attempts=settings.NOTIFY_MAX_ATTEMPTS,
+                     retry_base_s=settings.NOTIFY_RETRY_BASE_S, lease_s=settings.NOTIFY_LEASE_S)
+
+
+__all__ = ["CITIZEN", "STAFF", "Deliverer", "EventSpec", "deliverer_from_settings", "delivery_counts", "Message", "NotificationCatalog", "Outbox", "UrgeTooSoon",
            "answer_subscriptions", "enabled_channels", "install_notifications", "list_messages", "mark_read",
            "subscriptions_of", "urge"]
