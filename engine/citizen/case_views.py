@@ -31,7 +31,9 @@ EVENT_LABELS = {
     "sla_escalated": "超期督办", "withdrawn": "申请人撤回", "review_requested": "申请人工复核",
     "evaluated": "评价", "supplement_requested": "要求补正", "supplement_received": "补正材料",
     "materials_received": "窗口收件", "applicant_bound": "申请人认领窗口办件",
+    "urged": "催办", "cc_read": "抄送已阅",
 }
+STAFF_ONLY_EVENTS = {"bpmn_event", "cc_read"}  # not on the applicant's timeline
 LEVELS = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
 BAD_LEVELS = {4, 5}
 
@@ -88,7 +90,7 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
         "department": e.department, "department_name": departments.get(e.department or "", e.department),
         "opinion": (e.detail or {}).get("opinion") if isinstance(e.detail, dict) else None,
         "at": e.created_at.isoformat(),
-    } for e in events if e.kind != "bpmn_event"]
+    } for e in events if e.kind not in STAFF_ONLY_EVENTS]
     all_tasks = await HumanTask.filter(case_id=case.id).order_by("created_at", "id")
     tasks = [t for t in all_tasks if t.state in OPEN_TASK_STATES]
     current = [{"name": t.name, "department": t.department,

@@ -77,7 +77,9 @@ DETAIL_SCHEMA = _obj(
              "items": {**_STR, "enum": ["claim", "unclaim", "complete", "return", "supplement_request", "transfer",
                                         "add_signer", "sign", "withdraw", "comment"]}})
 COMPLETE_BODY = _obj("data", data={**_ANY_OBJ, "description": "按任务表单填写"},
-                     opinion={**_STR, "maxLength": 500, "description": "办理意见（写入办件时间线）"})
+                     opinion={**_STR, "maxLength": 500, "description": "办理意见（写入办件时间线）"},
+                     cc={"type": "array", "items": _STR, "maxItems": 10,
+                         "description": "抄送：同事用户名（GET /staff/colleagues），办结后他们收到抄送消息，已读留回执"})
 COMMENT_BODY = _obj("text", text={**_STR, "minLength": 1, "maxLength": 500})
 COMMENT_SCHEMA = _obj("task_id", "actor", "opinion", "at", task_id=_STR, actor=_STR, department=NULLABLE_STRING,
                       opinion=_STR, at=_TIME)
@@ -196,7 +198,7 @@ def blueprint() -> Blueprint:
             raise ValidationFailed("表单数据填写有误", fields={"data": "表单数据应为对象"})
         opinion = _text(body, "opinion", "办理意见", required=False)
         return _task(request, await desk.complete(request.app.ctx.engine, request.ctx.staff, task_id, data,
-                                                  opinion))
+                                                  opinion, cc=body.get("cc") or None))
 
     @bp.post("/tasks/<task_id:str>/comment")
     @openapi.summary("Comment / 批注")

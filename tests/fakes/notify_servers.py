@@ -1,6 +1,6 @@
 """Real local HTTP servers that speak the notification providers' APIs, for the worker's tests.
 
-``FakeWeChatApi``: ``POST /cgi-bin/stable_token`` and ``GET /cgi-bin/token`` (appid + secret →
+``FakeWeChatApi``: ``GET /sns/jscode2session`` (code ``ok-<x>`` → openid ``o-<x>``), ``POST /cgi-bin/stable_token`` and ``GET /cgi-bin/token`` (appid + secret →
 ``access_token``, ``expires_in``) and ``POST /cgi-bin/message/subscribe/send?access_token=`` (checks
 the token and the body's shape: ``touser``, ``template_id``, ``page``, ``data: {kw: {value}}``).
 ``errcodes`` answers the next sends with those errcodes (-1, 45009, 43101, ...), in order;
@@ -109,6 +109,13 @@ class FakeWeChatApi(_Server):
         except ValueError:
             self.problems.append(f"{url.path}: body is not JSON")
             self.answer(handler, {"errcode": 47001, "errmsg": "data format error"})
+            return
+        if url.path == "/sns/jscode2session":  # mini-program login: code ok-<x> → openid o-<x>
+            code = query.get("js_code", "")
+            if (query.get("appid"), query.get("secret")) != (APPID, SECRET) or not code.startswith("ok-"):
+                self.answer(handler, {"errcode": 40029, "errmsg": "invalid code"})
+                return
+            self.answer(handler, {"openid": "o-" + code[3:], "session_key": "server-side-only"})
             return
         if url.path in ("/cgi-bin/stable_token", "/cgi-bin/token"):
             source = body if method == "POST" else query
