@@ -138,13 +138,15 @@ async def test_worker_delivers_one_subscribe_message_and_one_sms_after_a_busy_an
     assert (rows["wechat"].attempts, rows["sms"].attempts) == (2, 2)
 
     listed = (await api.call("GET", "/api/v1/me/messages", token=token)).json()
-    assert listed["unread"] == 1
-    [item] = listed["items"]
-    assert (item["kind"], item["case_id"], item["read"]) == ("case_finished", case_id, False)
+    assert listed["unread"] == 4
+    assert [(i["kind"], i["case_id"], i["read"]) for i in listed["items"]] == [
+        ("case_finished", case_id, False), ("certificate_issued", case_id, False), ("decision_made", case_id, False),
+        ("application_received", case_id, False)]
+    item = listed["items"][0]
     assert "自动准予" in item["body"]
     read = await api.call("POST", f"/api/v1/me/messages/{item['id']}/read", token=token)
     assert read.status_code == 200 and read.json()["read"] is True
-    assert (await api.call("GET", "/api/v1/me/messages", token=token)).json()["unread"] == 0
+    assert (await api.call("GET", "/api/v1/me/messages", token=token)).json()["unread"] == 3
     consents = (await api.call("GET", "/api/v1/me/subscriptions", token=token)).json()["items"]
     assert {i["template_id"]: i["accepted"] for i in consents}[FINISHED] is False  # the one accept was used
 
@@ -181,7 +183,9 @@ async def test_worker_killed_between_send_and_mark_sends_at_most_once_more(
     assert len(wechat.sends) == 2 and all(s.body["touser"] == "o-wang" for s in wechat.sends)  # once more, not lost
     assert wechat.sends[0].body == wechat.sends[1].body
     listed = (await api.call("GET", "/api/v1/me/messages", token=token)).json()
-    assert [i["case_id"] for i in listed["items"]] == [case_id]  # the message centre: exactly once
+    assert [i["kind"] for i in listed["items"]] == ["case_finished", "certificate_issued", "decision_made",
+                                                    "application_received"]
+    assert {i["case_id"] for i in listed["items"]} == {case_id}  # the message centre: each exactly once
 
 
 async def _wechat_is(status: str) -> bool:

@@ -79,7 +79,9 @@ async def _approve(live: CaseEngine, on: Any) -> int:
 
 
 async def test_auto_approval_reaches_the_openid_once_after_a_busy_answer(
-        live: CaseEngine, on: Any, clock: Clock, wechat: FakeWeChatApi, sms: FakeTencentSms) -> None:
+        live: CaseEngine, on: Any, clock: Clock, wechat: FakeWeChatApi, sms: FakeTencentSms,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     await answer_subscriptions(WANG.openid, _catalog(on), {"accept": [FINISHED]}, clock())
     assert {i["template_id"]: i["accepted"] for i in (await subscriptions_of(WANG.openid, _catalog(on)))["items"]}[
         FINISHED] is True
@@ -101,6 +103,8 @@ async def test_auto_approval_reaches_the_openid_once_after_a_busy_answer(
     finally:
         await deliverer.aclose()
 
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "subscribe/send?access_token=***" in logged and "TOKEN-1" not in logged and SECRET not in logged
     [message] = wechat.delivered
     assert len(wechat.sends) == 2 and wechat.problems == [] and len(wechat.tokens) == 1  # token cached
     assert message["touser"] == WANG.openid and message["template_id"] == FINISHED
@@ -116,8 +120,11 @@ async def test_auto_approval_reaches_the_openid_once_after_a_busy_answer(
     assert rows["wechat"].provider_ref and rows["sms"].provider_ref.startswith("2433:")
     assert (await Subscription.get(openid=WANG.openid, template_id=FINISHED)).credits == 0  # one accept, one send
     listed = await list_messages("citizen", WANG.openid)
-    assert [(i["kind"], i["case_id"], i["read"]) for i in listed["items"]] == [("case_finished", case_id, False)]
-    assert listed["unread"] == 1
+    assert [i["kind"] for i in listed["items"]] == ["case_finished", "certificate_issued", "decision_made",
+                                                    "application_received"]
+    assert listed["unread"] == 4 and {i["case_id"] for i in listed["items"]} == {case_id}
+    # only the step's most significant message went out: one delivery per channel
+    assert await NotificationDelivery.all().count() == 2
 
 
 async def test_no_subscription_no_wechat_message_and_43101_is_not_retried(

@@ -52,11 +52,17 @@ async def _staff(username: str, event: str | None = None) -> list[Notification]:
     return list(await (query.filter(event=event) if event else query).order_by("id"))
 
 
-async def test_auto_approval_is_one_finished_message_naming_reason_and_certificate(
+async def test_auto_approval_gives_decision_certificate_and_finished_messages(
         engine: CaseEngine, applications: ApplicationService, clock: Clock) -> None:
     started = await applications.apply("senior-card", FORM, applicant=WANG)
     assert started.status == "completed"
-    [message] = await _citizen(WANG.openid)
+    received, decision, certificate, message = await _citizen(WANG.openid)
+    assert (received.event, received.title) == ("application_received", "申请已提交")
+    assert started.case_no in received.body
+    assert (decision.event, decision.title) == ("decision_made", "审批结果：审批通过")
+    assert "申请人年满60周岁且为本市户籍" in decision.body
+    assert (certificate.event, certificate.title) == ("certificate_issued", "电子证照已签发")
+    assert "「老年人优待证」已签发" in certificate.body
     assert (message.event, message.case_id, message.case_no) == ("case_finished", started.id, started.case_no)
     assert message.title == "办件已办结"
     assert "审批通过" in message.body and "自动准予" in message.body and "老年人优待证" in message.body
@@ -85,7 +91,7 @@ async def test_a_rolled_back_step_notifies_nobody(
     engine.deps.step_hooks.remove(fail_after_the_outbox)
     await engine.complete_task(task.id, {"review_approved": True, "review_opinion": "符合条件"}, actor="mca01")
     messages = await _citizen(UNKNOWN.openid)
-    assert [m.event for m in messages] == ["application_received", "case_finished"]
+    assert [m.event for m in messages] == ["application_received", "certificate_issued", "case_finished"]
     assert "经民政部门人工审核准予" in messages[-1].body
 
 
@@ -165,3 +171,19 @@ async def test_cc_reaches_the_colleague_and_reading_it_leaves_a_receipt(
     [receipt] = await CaseEvent.filter(case_id=started.id, kind="cc_read")
     assert receipt.actor == "mca02" and receipt.detail == {"notification_id": cc.id, "sender": "mca01"}
     assert (await list_messages("staff", "mca02"))["unread"] == listed["unread"] - 1
+
+
+async def test_urge_quota_holds_in_the_small_hours_china_time(
+        engine: CaseEngine, applications: ApplicationService, clock: Clock, officers: None) -> None:
+    """01:00 on a Monday in China is still Sunday in UTC: the working day starts at 00:00 China time."""
+    from tests.processes.conftest import cst
+    from tests.processes.test_business_startup import WANG as FOUNDER
+
+    clock.now = cst(2026, 11, 30, 1, 0)
+    started = await applications.apply("business-startup", STARTUP_FORM, applicant=FOUNDER, actor=FOUNDER.openid)
+    await urge(engine, started.id, by="citizen", actor=FOUNDER.openid, sender_name="申请人")
+    clock.now = cst(2026, 11, 30, 23, 59)
+    with pytest.raises(UrgeTooSoon):
+        await urge(engine, started.id, by="citizen", actor=FOUNDER.openid, sender_name="申请人")
+    clock.now = cst(2026, 12, 1, 0, 1)
+    await urge(engine, started.id, by="citizen", actor=FOUNDER.openid, sender_name="申请人")

@@ -84,8 +84,22 @@ class _MaskPhones(logging.Filter):
         return True
 
 
+_ACCESS_TOKEN = re.compile(r"(access_token=)[^&\s\"']+")
+
+
+class _RedactToken(logging.Filter):
+    """httpx logs each request URL: the WeChat access token travels in its query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "access_token=" in text:
+            record.msg, record.args = _ACCESS_TOKEN.sub(r"\1***", text), ()
+        return True
+
+
 for _name in ("tencentcloud_sdk_common", "tencentcloud_sdk_common.http", "urllib3.connectionpool"):
     logging.getLogger(_name).addFilter(_MaskPhones())
+logging.getLogger("httpx").addFilter(_RedactToken())
 
 
 class WeChatChannel:

@@ -5,10 +5,11 @@ step's transaction (``CaseEngine.commit``, ``start_case``, timers) and writes th
 workflow call it through ``CaseEngine.run_step_hooks`` (a 补正 request, an SLA job, a 催办). What it
 writes commits or rolls back with the step: a rolled-back step notifies nobody.
 
-Per step, a citizen gets at most one message, the most significant of (in this order)
-``case_refused`` / ``case_finished``, ``certificate_issued``, ``decision_made``,
-``supplement_requested``, ``application_received``; its text carries what the others would have
-said (a 秒批 approval is one 办结 message naming the reason and the certificate). Staff get
+Per step, a citizen's message centre gets one message per event (``application_received``,
+``supplement_requested``, ``decision_made``, ``certificate_issued``, ``case_finished`` /
+``case_refused``), but only the most significant of them (in the reverse of that order) goes out on
+WeChat and SMS, its text carrying what the others say: a 秒批 approval is one 办结 subscribe message
+naming the reason and the certificate, not three. Staff get
 ``task_assigned`` (a new task in a department they belong to), ``sla_warning`` / ``urged`` (the
 officer holding the open task, else the department), ``sla_escalated`` (督办中心) and ``cc``
 (named colleagues). Every message is in the recipient's message centre; a citizen's also gets a
@@ -53,6 +54,7 @@ class Message:
     fields: dict[str, Any] = field(default_factory=dict)
     sender: str | None = None
     phone: str | None = None  # clear text only in memory; stored encrypted on the sms delivery
+    outside: bool = True  # also sent on the outside channels (WeChat, SMS), not only the message centre
 
 
 class Outbox:
@@ -79,9 +81,7 @@ class Outbox:
 
         for write in writes:
             base = self._base_fields(write, now)
-            citizen = self._citizen_message(write, base)
-            if citizen is not None:
-                messages.append(citizen)
+            messages.extend(self._citizen_messages(write, base))
             messages.extend(await self._staff_messages(conn, write, base, staff))
         if messages:
             await self.write(conn, messages, now)
@@ -93,11 +93,11 @@ class Outbox:
                 "service_name": service.get("name") or self.service_names.get(case.service, case.service),
                 "time": now.astimezone(CST).strftime("%Y-%m-%d %H:%M"), "status_text": "已提交"}
 
-    def _citizen_message(self, write: StepWrite, base: dict[str, Any]) -> Message | None:
+    def _citizen_messages(self, write: StepWrite, base: dict[str, Any]) -> list[Message]:
         case, data, step = write.case, write.data or {}, write.step
         recipient = case.applicant
         if not recipient or "*" in recipient:  # window cases without an account: nobody to tell online
-            return None
+            return []
         kinds = {e["kind"]: e for e in step.events}
         found: dict[str, dict[str, Any]] = {}
         result = outcome_of(data) if data else {}
@@ -106,8 +106,8 @@ class Outbox:
             found["case_refused" if outcome in REFUSED_OUTCOMES else "case_finished"] = {}
         certificates = [payload for kind, payload in write.records if kind == "certificate"]
         if certificates:
-            found["certificate_issued"] = {"certificate_name": certificates[-1].get("name")
-                                           or certificates[-1].get("type_code") or "电子证照"}
+            issued = (certificates[-1].get("signed") or {}).get("certificate") or {}
+            found["certificate_issued"] = {"certificate_name": issued.get("name") or "电子证照"}
         decisions = [d for d in step.decisions if str(d.get("outcome")) not in UNDECIDED]
         if decisions:
             decision = decisions[-1]
@@ -119,20 +119,24 @@ class Outbox:
             found["supplement_requested"] = {"items": reason or "、".join(t.name for t in applicant_tasks)}
         if "case_started" in kinds:
             found["application_received"] = {}
-        event = next((e for e in CITIZEN_PRIORITY if e in found), None)
-        if event is None or self.catalog.get(event) is None:
-            return None
+        events = [e for e in CITIZEN_PRIORITY if e in found and self.catalog.get(e) is not None]
+        if not events:
+            return []
         fields = dict(base)
-        for extra in found.values():  # the chosen message says what the others would have
+        for extra in found.values():  # each message may say what the others do (a reason, a certificate)
             fields.update({k: v for k, v in extra.items() if v})
         outcome = fields.get("outcome") or result.get("outcome")
         if outcome:
             fields["outcome_text"] = OUTCOME_TEXT.get(str(outcome), str(outcome))
         fields.setdefault("outcome_text", "已办结")
         fields["reason"] = fields.get("reason") or result.get("reason") or ""
-        if fields.get("certificate_name") and event != "certificate_issued":
+        if fields.get("certificate_name"):
             fields["certificate_note"] = f"「{fields['certificate_name']}」已签发。"
-        return Message(event, CITIZEN, recipient, case, fields, phone=_phone_of(data))
+        phone = _phone_of(data)
+        # every event is in the message centre, oldest first; only the most significant one of the
+        # step goes out on WeChat / SMS (a 秒批 approval: one 办结 message, not three)
+        return [Message(event, CITIZEN, recipient, case, fields, phone=phone, outside=event == events[0])
+                for event in reversed(events)]
 
     async def _staff_messages(self, conn: Any, write: StepWrite, base: dict[str, Any], staff: Any) -> list[Message]:
         case, out = write.case, []
@@ -187,7 +191,7 @@ class Outbox:
                 title=fill(spec.title, fields)[:100], body=fill(spec.body, fields), data=_public(fields),
                 page=page, sender=message.sender, created_at=now, using_db=conn)
             rows.append(row)
-            if message.recipient_kind != CITIZEN:
+            if message.recipient_kind != CITIZEN or not message.outside:
                 continue
             deliveries = []
             if "wechat" in self.channels and spec.wechat:

@@ -4,7 +4,7 @@ urger (``UrgeTooSoon`` otherwise)."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -53,7 +53,7 @@ async def urge(engine: CaseEngine, case_id: int, *, by: str, actor: str, sender_
         raise ValueError(f"urger must be one of {URGERS}")
     now = engine.deps.clock()
     calendar = engine.deps.calendar
-    since = working_day_start(calendar, now)
+    since = working_day_start(calendar, now).astimezone(timezone.utc)  # SQLite compares the stored text
     async with in_transaction() as conn:
         query = Case.filter(id=case_id).using_db(conn)
         if conn.capabilities.dialect == "postgres":
