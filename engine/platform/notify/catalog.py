@@ -62,6 +62,7 @@ class EventSpec:
     body: str
     wechat: WeChatTemplate | None = None
     sms: SmsTemplate | None = None
+    label: str = ""  # the subscribe choice's text (default: the title)
 
     @property
     def recipient_kind(self) -> str:
@@ -83,6 +84,7 @@ class NotificationCatalog:
             sms = spec.get("sms")
             events[name] = EventSpec(
                 event=name, to=str(spec.get("to") or "applicant"), title=str(spec["title"]), body=str(spec["body"]),
+                label=str(spec.get("label") or spec["title"]),
                 wechat=WeChatTemplate(str(wechat["template_id"]), str(wechat.get("page") or ""),
                                       {str(k): str(v) for k, v in (wechat.get("data") or {}).items()})
                 if wechat else None,

@@ -58,7 +58,7 @@ async def mark_read(recipient_kind: str, recipient: str, message_id: int, now: d
 async def subscriptions_of(openid: str, catalog: NotificationCatalog) -> dict[str, Any]:
     """Every citizen event with a WeChat template, and whether a message of it may be sent now."""
     credits = {s.template_id: s.credits for s in await Subscription.filter(openid=openid)}
-    return {"items": [{"event": spec.event, "template_id": spec.wechat.template_id, "title": spec.title,
+    return {"items": [{"event": spec.event, "template_id": spec.wechat.template_id, "title": spec.label or spec.title,
                        "accepted": credits.get(spec.wechat.template_id, 0) > 0}
                       for spec in catalog.citizen_templates() if spec.wechat]}
 
