@@ -40,7 +40,8 @@ _NSTR, _NINT = {"type": "string", "nullable": True}, {"type": "integer", "nullab
 MESSAGE_SCHEMA = _obj("id", "kind", "title", "body", "case_id", "created_at", "read", id=_INT, kind={
     **_STR, "description": "事件：application_received、supplement_requested、decision_made、certificate_issued、"
                            "case_finished、case_refused；工作人员：task_assigned、sla_warning、sla_escalated、urged、cc"},
-    title=_STR, body=_STR, case_id=_NINT, case_no=_NSTR, sender=_NSTR, created_at={**_STR, "format": "date-time"},
+    title=_STR, body=_STR, case_id=_NINT, case_no=_NSTR, sender=_NSTR,
+    task_id={**_NSTR, "description": "工作人员消息：相关任务（控制台深链接 #/tasks/<id>）"}, created_at={**_STR, "format": "date-time"},
     read=_BOOL)
 MESSAGES_SCHEMA = _obj("items", "unread", items={"type": "array", "items": MESSAGE_SCHEMA}, unread=_INT)
 SUBSCRIPTIONS_SCHEMA = _obj("items", items={"type": "array", "items": _obj(

@@ -24,7 +24,8 @@ MAX_PAGE = 100
 
 def message_view(row: Notification) -> dict[str, Any]:
     return {"id": row.id, "kind": row.event, "title": row.title, "body": row.body, "case_id": row.case_id,
-            "case_no": row.case_no, "sender": row.sender, "created_at": row.created_at.isoformat(),
+            "case_no": row.case_no, "sender": row.sender, "task_id": (row.data or {}).get("task_id"),
+            "created_at": row.created_at.isoformat(),
             "read": row.read_at is not None}
 
 

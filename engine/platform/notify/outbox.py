@@ -147,33 +147,42 @@ class Outbox:
                 for user in await staff():
                     if task.department in (user.departments or []):
                         out.append(Message("task_assigned", STAFF, user.username, case, {
-                            **base, "task_name": task.name,
+                            **base, "task_name": task.name, "task_id": str(task.id),
                             "department_name": self.departments.get(task.department, task.department)}))
         for event in write.step.events:
             kind, detail = event["kind"], event.get("detail") or {}
             if kind in ("sla_warning", "urged"):
-                users = await self._officers(conn, case, staff)
                 fields = {**base, "sender_name": detail.get("sender_name") or "", "reason": detail.get("reason") or "请尽快办理"}
-                out.extend(Message(kind, STAFF, u, case, fields, sender=event.get("actor")) for u in users)
+                out.extend(Message(kind, STAFF, user, case, {**fields, "task_id": task_id}, sender=event.get("actor"))
+                           for user, task_id in (await self._officers(conn, case, staff)).items())
             elif kind == "sla_escalated":
-                out.extend(Message(kind, STAFF, u.username, case, base)
+                escalation = next((str(t.id) for t in await HumanTask.filter(
+                    case_id=case.id, kind="escalation", state__in=OPEN_TASK_STATES).using_db(conn)), None)
+                out.extend(Message(kind, STAFF, u.username, case, {**base, "task_id": escalation})
                            for u in await staff() if SUPERVISOR in (u.departments or []))
             elif kind == "task_completed" and detail.get("cc"):
                 fields = {**base, "task_name": event.get("task_name") or "", "opinion": detail.get("opinion") or "",
-                          "sender_name": detail.get("sender_name") or event.get("actor") or ""}
+                          "sender_name": detail.get("sender_name") or event.get("actor") or "",
+                          "task_id": event.get("task_id")}
                 out.extend(Message("cc", STAFF, str(u), case, fields, sender=event.get("actor"))
                            for u in dict.fromkeys(detail["cc"]) if u != event.get("actor"))
         return [m for m in out if self.catalog.get(m.event) is not None]
 
-    async def _officers(self, conn: Any, case: Case, staff: Any) -> list[str]:
-        """Who holds the case now: the assignees of its open tasks, else everyone in their departments."""
-        tasks = await HumanTask.filter(case_id=case.id, state__in=OPEN_TASK_STATES).using_db(conn)
-        tasks = [t for t in tasks if t.lane not in APPLICANT_LANES]
-        users = [t.assignee for t in tasks if t.assignee]
-        departments = {t.department for t in tasks if not t.assignee and t.department}
-        if departments:
-            users.extend(u.username for u in await staff() if departments & set(u.departments or []))
-        return list(dict.fromkeys(users))
+    async def _officers(self, conn: Any, case: Case, staff: Any) -> dict[str, str]:
+        """Who holds the case now, with the task each holds: the assignees of its open process tasks,
+        else everyone in those tasks' departments."""
+        tasks = await HumanTask.filter(case_id=case.id, state__in=OPEN_TASK_STATES, kind="bpmn").using_db(conn)
+        holders: dict[str, str] = {}
+        for task in tasks:
+            if task.lane in APPLICANT_LANES:
+                continue
+            if task.assignee:
+                holders.setdefault(task.assignee, str(task.id))
+            elif task.department:
+                for user in await staff():
+                    if task.department in (user.departments or []):
+                        holders.setdefault(user.username, str(task.id))
+        return holders
 
     # ------------------------------------------------------------------ writing
     async def write(self, conn: Any, messages: list[Message], now: datetime) -> list[Notification]:
