@@ -117,10 +117,11 @@ async def test_supplement_request_sms_keeps_the_phone_encrypted(
     applications = application_service(engine, on)
     started = await applications.apply("senior-card", {**FORM, "phone": "13512345678"}, applicant=UNKNOWN)
     row = await HumanTask.get(id=started.ready_tasks[0].id)
-    await request_supplement(engine, row, actor="mca01", reason="请上传户口簿首页和本人页")
+    await request_supplement(engine, row, actor="mca01", reason="请上传户口簿首页和本人页，或致电 13912345678")
     messages = await _citizen(UNKNOWN.openid)
     assert [m.event for m in messages] == ["application_received", "supplement_requested"]
     assert "请上传户口簿首页和本人页" in messages[-1].body and messages[-1].title == "请补正材料"
+    assert "139****5678" in messages[-1].body and "13912345678" not in str(messages[-1].data)
     deliveries = await NotificationDelivery.filter(channel="sms").order_by("id")
     assert [d.delivery_key for d in deliveries] == [f"{m.id}:sms" for m in messages]
     for d in deliveries:

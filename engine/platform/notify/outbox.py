@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
+from engine.accountability.privacy import mask_text
 from engine.bpmn.conventions import APPLICANT_LANES
 from engine.kernel.cases import OPEN_TASK_STATES, StepWrite
 from engine.kernel.sla import CST
@@ -41,6 +42,7 @@ OUTCOME_TEXT = {"approved": "审批通过", "approve": "审批通过", "complete
                 "reject": "不予批准", "refused": "不予批准", "rectified": "已整改", "escalated": "已转办"}
 SUPERVISOR = "supervisor"
 PHONE_CONTEXT = b"notification.phone"
+FREE_TEXT = {"items", "reason", "opinion"}  # typed by people: ID and phone numbers in them are masked
 
 
 @dataclass
@@ -192,7 +194,8 @@ class Outbox:
             spec = self.catalog.get(message.event)
             if spec is None:
                 continue
-            fields = message.fields
+            fields = {k: mask_text(v) if k in FREE_TEXT and isinstance(v, str) else v
+                      for k, v in message.fields.items()}  # an officer's text may quote a number
             page = fill(spec.wechat.page, fields) if spec.wechat and spec.wechat.page else None
             row = await Notification.create(
                 event=message.event, recipient_kind=message.recipient_kind, recipient=message.recipient,
