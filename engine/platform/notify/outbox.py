@@ -187,9 +187,12 @@ class Outbox:
         return holders
 
     # ------------------------------------------------------------------ writing
-    async def write(self, conn: Any, messages: list[Message], now: datetime) -> list[Notification]:
-        """Store ``messages`` (through ``conn``: in the caller's transaction) and queue their deliveries."""
-        rows = []
+    async def write(self, conn: Any, messages: list[Message], now: datetime) -> None:
+        """Store ``messages`` (through ``conn``: in the caller's transaction) and queue their deliveries.
+        Messages for the message centre only go in one multi-row INSERT; the few that go out on a
+        channel are inserted one by one after them (their deliveries need the new row's id)."""
+        plain: list[Notification] = []
+        outgoing: list[tuple[Message, Notification, list[str]]] = []
         for message in messages:
             spec = self.catalog.get(message.event)
             if spec is None:
@@ -197,26 +200,32 @@ class Outbox:
             fields = {k: mask_text(v) if k in FREE_TEXT and isinstance(v, str) else v
                       for k, v in message.fields.items()}  # an officer's text may quote a number
             page = fill(spec.wechat.page, fields) if spec.wechat and spec.wechat.page else None
-            row = await Notification.create(
+            row = Notification(
                 event=message.event, recipient_kind=message.recipient_kind, recipient=message.recipient,
                 case_id=message.case.id if message.case else None, case_no=message.case.case_no if message.case else None,
                 title=fill(spec.title, fields)[:100], body=fill(spec.body, fields), data=_public(fields),
-                page=page, sender=message.sender, created_at=now, using_db=conn)
-            rows.append(row)
-            if message.recipient_kind != CITIZEN or not message.outside:
-                continue
-            deliveries = []
-            if "wechat" in self.channels and spec.wechat:
+                page=page, sender=message.sender, created_at=now)
+            channels = [c for c, template in (("wechat", spec.wechat), ("sms", spec.sms))
+                        if c in self.channels and template] if message.recipient_kind == CITIZEN and message.outside else []
+            if channels:
+                outgoing.append((message, row, channels))
+            else:
+                plain.append(row)
+        if plain:
+            await Notification.bulk_create(plain, using_db=conn)
+        deliveries = []
+        for message, row, channels in outgoing:
+            await row.save(using_db=conn)
+            if "wechat" in channels:
                 deliveries.append(NotificationDelivery(notification_id=row.id, channel="wechat",
                                                        delivery_key=f"{row.id}:wechat", next_at=now, created_at=now))
-            if "sms" in self.channels and spec.sms:
+            if "sms" in channels:
                 address = await self._sms_address(conn, message)
                 if address:
                     deliveries.append(NotificationDelivery(notification_id=row.id, channel="sms", address_enc=address,
                                                            delivery_key=f"{row.id}:sms", next_at=now, created_at=now))
-            if deliveries:
-                await NotificationDelivery.bulk_create(deliveries, using_db=conn)
-        return rows
+        if deliveries:
+            await NotificationDelivery.bulk_create(deliveries, using_db=conn)
 
     async def _sms_address(self, conn: Any, message: Message) -> str | None:
         """The phone as ciphertext: from the step's data, else the case's last SMS address."""
