@@ -42,6 +42,15 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
 
         install_shared_data(deps, settings)
         install_certificates(deps, settings)
+    if not deps.step_hooks:
+        from engine.citizen.catalog import Catalog
+        from engine.platform.notify import install_notifications
+
+        try:
+            names = {item.slug: item.name for item in Catalog.load(settings.PROCESSES_DIR).items(include_platform=True)}
+        except Exception:  # noqa: BLE001 - names are cosmetic in messages; the slug stands in
+            names = {}
+        install_notifications(deps, settings, names)  # the outbox: notification rows with every step
     return install(CaseEngine(deps))  # 加签 guards complete_task
 
 

@@ -69,6 +69,22 @@ class Settings:
     WECHAT_SECRET: str = field(default="", repr=False)
     WECHAT_API_BASE: str = "https://api.weixin.qq.com"
     WECHAT_TIMEOUT_MS: int = 5000
+    # notifications (engine/platform/notify, docs/notifications.md): the outbox is written with every step
+    # (NOTIFY_OUTBOX=0 turns it off); `govflow worker` delivers on the channels listed here that are
+    # configured: wechat (subscribe messages: WECHAT_APPID + WECHAT_SECRET), sms (Tencent Cloud SMS)
+    NOTIFY_OUTBOX: bool = True
+    NOTIFY_CHANNELS: str = "wechat,sms"
+    NOTIFY_MAX_ATTEMPTS: int = 5  # tries per delivery before it is marked failed
+    NOTIFY_RETRY_BASE_S: float = 30.0  # back-off: base * 2^(attempt-1) seconds
+    NOTIFY_LEASE_S: float = 120.0  # a claimed delivery not marked within this is taken as crashed
+    NOTIFY_MINIPROGRAM_STATE: str = "formal"  # subscribe/send miniprogram_state: developer|trial|formal
+    SMS_SECRET_ID: str = field(default="", repr=False)
+    SMS_SECRET_KEY: str = field(default="", repr=False)
+    SMS_SDK_APP_ID: str = ""
+    SMS_SIGN_NAME: str = ""
+    SMS_REGION: str = "ap-guangzhou"
+    SMS_ENDPOINT: str = ""  # empty = the SDK's default (sms.tencentcloudapi.com); tests: http://127.0.0.1:PORT
+    SMS_TIMEOUT_S: int = 10
     # HS256 signing secret for access tokens (>= 32 chars); required in production, development
     # falls back to a fixed, loudly-logged dev secret
     JWT_SECRET: str = field(default="", repr=False)
@@ -116,6 +132,8 @@ def _coerce(kind: Any, raw: str, name: str) -> Any:
     try:
         if kind is int:
             return int(raw)
+        if kind is float:
+            return float(raw)
         if kind is Path:
             return Path(raw)
         if kind is bool:

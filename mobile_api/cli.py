@@ -328,20 +328,31 @@ async def _worker(settings: Settings) -> None:
     kv = create_kv(settings.REDIS_URL, prefix=settings.REDIS_PREFIX)
     engine = build_engine(settings, deps_overrides={"publish": kv_publisher(kv)})
     runner = JobRunner(engine, poll_interval=settings.JOB_POLL_MS / 1000)
+    from engine.platform import deliverer_from_settings
+
+    deliverer = deliverer_from_settings(settings, clock=engine.deps.clock, pii_keys=engine.deps.pii_keys)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(f"govflow worker: polling every {settings.JOB_POLL_MS} ms on {_redact(settings.DATABASE_URL)}",
           flush=True)
+    for name, why in (("wechat", "GOVFLOW_WECHAT_APPID/_SECRET not set"),
+                      ("sms", "GOVFLOW_SMS_SECRET_ID/_SECRET_KEY/_SDK_APP_ID not set")):
+        state = "on" if name in deliverer.channels else f"off ({why} or not in GOVFLOW_NOTIFY_CHANNELS)"
+        print(f"govflow worker: notifications via {name}: {state}; the message centre gets every message",
+              flush=True)
     anchors = asyncio.ensure_future(_anchor_periodically(engine, settings, stop))
     sweeps = asyncio.ensure_future(_sweep_uploads_periodically(engine, settings, stop))
+    deliveries = asyncio.ensure_future(deliverer.run_forever(stop, poll_s=settings.JOB_POLL_MS / 1000))
     try:
         await runner.run_forever(stop)
     finally:
         stop.set()
         await anchors
         await sweeps
+        await deliveries
+        await deliverer.aclose()
         await kv.close()
         await close_db()
 
@@ -406,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int)
     p.set_defaults(func=cmd_serve)
 
-    sub.add_parser("worker", help="run durable jobs (timers)").set_defaults(func=cmd_worker)
+    sub.add_parser("worker", help="run durable jobs (timers, SLA) and deliver notifications").set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("seed-demo", help="load demo departments, staff and data").set_defaults(func=cmd_seed_demo)
 

@@ -35,10 +35,11 @@ EVENT_LABELS = {
     "task_returned": "退回重办", "completion_withdrawn": "撤回已办", "signer_added": "加签",
     "cosign_completed": "加签意见", "comment": "批注", "review_decided": "人工复核结论",
     "certificate_revoked": "证照撤销", "certificate_issued": "签发证照", "case_migrated": "流程版本升级",
+    "urged": "催办", "cc_read": "抄送已阅",
 }
 # timeline kinds the applicant does not need to see (internal handling between officers)
 STAFF_ONLY_KINDS = frozenset({"bpmn_event", "task_claimed", "task_unclaimed", "comment", "task_transferred",
-                              "signer_added", "cosign_completed"})
+                              "signer_added", "cosign_completed", "cc_read"})
 REVIEW_VERDICTS = {"uphold": "维持原决定", "overturn": "撤销原决定"}
 LEVELS = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
 BAD_LEVELS = {4, 5}

@@ -88,6 +88,10 @@ class EngineDeps:
     task_guards: list[Callable[[BpmnWorkflow, Any, HumanTask, str | None], Awaitable[None]]] = field(
         default_factory=list)
     pii_keys: Any = None  # engine.accountability.privacy.PiiKeys: blind indexes for the personal-data access log
+    # called inside every step's transaction, after its rows are written: (conn, [StepWrite], now);
+    # what they write commits or rolls back with the step (e.g. engine.platform.notify: the notification outbox)
+    notifications: Any = None  # engine.platform.notify.Outbox, when installed (its catalogue, for the API)
+    step_hooks: list[Callable[[Any, list["StepWrite"], datetime], Awaitable[None]]] = field(default_factory=list)
 
 
 @dataclass
@@ -119,6 +123,22 @@ class Step:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)  # automatic decisions made (audited)
+    new_tasks: list[HumanTask] = field(default_factory=list)  # human tasks the projection opened
+
+
+@dataclass
+class StepWrite:
+    """What a step hook sees of one case a step just wrote (``EngineDeps.step_hooks``): the case
+    row, its status and current workflow data after the step (``data`` None when the step did not
+    rebuild the workflow), the step's timeline entries and decisions, the connector records it
+    stored and the human tasks it opened."""
+
+    case: Case
+    status: str
+    data: dict[str, Any] | None
+    step: Step
+    records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    new_tasks: list[HumanTask] = field(default_factory=list)
 
 
 class Stepped(NamedTuple):
@@ -250,6 +270,7 @@ class CaseEngine:
             await self._write_side_effects(conn, case, workflow, bundle, step, now, new_case=True)
             records = list(context.records)
             await self._write_records(conn, case.id, context)
+            await self.run_step_hooks(conn, [self._step_write(case, workflow, step, records)], now)
             await self._audit(conn, case_no, step, records, workflow, now)
         await self._published(case.id, workflow, step)
         return self._result(case.id, case_no, workflow, 1, bundle)
@@ -273,8 +294,10 @@ class CaseEngine:
         return self.deps.serializer.load(case.state, bundle, self._script_engine(context)), bundle
 
     async def complete_task(self, task_id: str | UUID, data: dict[str, Any] | None = None, *,
-                            actor: str | None = None, opinion: str | None = None) -> CaseResult:
-        """Complete a ready human task with data; ``TaskNotReady`` when it is done or not reached."""
+                            actor: str | None = None, opinion: str | None = None,
+                            cc: list[str] | None = None, actor_name: str | None = None) -> CaseResult:
+        """Complete a ready human task with data; ``TaskNotReady`` when it is done or not reached.
+        ``cc``: colleagues (usernames) the completed step is copied to (抄送, on its timeline entry)."""
         task_uuid = as_uuid(task_id)
         row = await HumanTask.get_or_none(id=task_uuid)
         if row is None:
@@ -299,7 +322,8 @@ class CaseEngine:
         step = Step(events=[{
             "kind": "task_completed", "task_id": str(task.id), "task_name": spec.bpmn_name or spec.name,
             "actor": actor, "department": row.department,
-            "detail": {"opinion": opinion} if opinion else None,
+            "detail": {**({"opinion": opinion} if opinion else {}),
+                       **({"cc": list(cc), "sender_name": actor_name or actor} if cc else {})} or None,
         }])
         await self._step(self._run_task_and_advance, task, workflow, step)
         async with self.commit(case, workflow, bundle, step, context=context) as tx:
@@ -368,6 +392,8 @@ class CaseEngine:
             records.append(list(f.context.records))
             await self._write_records(conn, f.case.id, f.context)
         await self._write_side_effects_many(conn, [(f.case, f.workflow, f.bundle, f.step) for f in fired], now)
+        await self.run_step_hooks(conn, [self._step_write(f.case, f.workflow, f.step, recorded)
+                                         for f, recorded in zip(fired, records, strict=True)], now)
         await audit.append(conn, [entry for f, recorded in zip(fired, records, strict=True)
                                   for entry in audit.step_entries(f.case.case_no, f.step.events, recorded,
                                                                   f.step.decisions, _status(f.workflow))], now=now)
@@ -428,10 +454,24 @@ class CaseEngine:
             records = list(context.records) if context is not None else []
             if context is not None:
                 await self._write_records(conn, case.id, context)
+            await self.run_step_hooks(conn, [self._step_write(case, workflow, step, records)], now)
             if audit_step:
                 await self._audit(conn, case.case_no, step, records, workflow, now)
         if publish:
             await self._published(case.id, workflow, step)
+
+    async def run_step_hooks(self, conn: Any, writes: list[StepWrite], now: datetime) -> None:
+        """Give the step hooks (``EngineDeps.step_hooks``) what a step wrote, inside its transaction
+        ``conn``: ``commit``, ``start_case`` and timers call it; so do writes that change a case
+        without stepping its workflow (a 补正 request, an SLA job, a 催办)."""
+        if writes:
+            for hook in self.deps.step_hooks:
+                await hook(conn, writes, now)
+
+    def _step_write(self, case: Case, workflow: BpmnWorkflow, step: Step,
+                    records: list[tuple[str, dict[str, Any]]]) -> StepWrite:
+        return StepWrite(case=case, status=_status(workflow), data=current_data(workflow) if self.deps.step_hooks else None,
+                         step=step, records=records, new_tasks=list(step.new_tasks))
 
     async def anonymise(self, case: Case, now: datetime, actor: str) -> bool:
         """Rewrite a finished case without personal data (retention); False when it changed meanwhile."""
@@ -590,6 +630,8 @@ class CaseEngine:
                 for e in step.events)
         if new_tasks:
             await HumanTask.bulk_create(new_tasks, using_db=conn)
+            for case, _workflow, _bundle, step in items:
+                step.new_tasks.extend(t for t in new_tasks if t.case_id == case.id)  # type: ignore[attr-defined]
         if events:
             await CaseEvent.bulk_create(events, using_db=conn)
         await self._sync_timer_jobs(conn, [(case.id, workflow) for case, workflow, *_ in items], new_case)
@@ -709,4 +751,4 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
-__all__ = ["CaseEngine", "Commit", "EngineDeps", "CaseResult", "Step", "TaskView", "as_uuid", "current_data", "ModelError"]
+__all__ = ["CaseEngine", "Commit", "EngineDeps", "CaseResult", "Step", "StepWrite", "TaskView", "as_uuid", "current_data", "ModelError"]

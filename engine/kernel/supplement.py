@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 from engine.accountability import audit
 from engine.errors import Conflict, NotFound
 from engine.kernel import clocks as case_sla
-from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, Step
+from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, Step, StepWrite
 from engine.store.models import Case, CaseEvent, HumanTask
 
 SUPPLEMENT, HELD = "supplement", HELD_STATE
@@ -101,6 +101,9 @@ async def request_supplement(engine: CaseEngine, task: HumanTask, *, actor: str,
                            case_no=case.case_no, subject=str(task.id), now=now,
                            detail={"task_name": task.name, "items": items, "opinion": audit.mask_text(reason)})
         await _clock(engine, conn, case, now)
+        step = Step(events=[{"kind": "supplement_requested", "actor": actor, "detail": {"opinion": reason, "items": items}}])
+        await engine.run_step_hooks(conn, [StepWrite(case=case, status=case.status, data=None, step=step,
+                                                     new_tasks=[side])], now)  # notifications, same transaction
     await engine.publish_status(case.id, case.status, ["supplement_requested"])
     return side
 

@@ -33,6 +33,7 @@ from engine.errors import (
     RateLimited,
     TaskNotReady,
     Unauthenticated,
+    ValidationFailed,
 )
 from engine.kernel.cases import HELD_STATE, CaseEngine, utcnow
 from engine.kernel.sla import CST
@@ -272,9 +273,18 @@ def timeline_view(events: list[CaseEvent], names: dict[str, str]) -> list[dict[s
         "kind": e.kind, "action": STAFF_EVENT_LABELS.get(e.kind, e.kind), "step": e.task_name,
         "task_id": e.task_id, "actor": e.actor, "department": e.department,
         "department_name": names.get(e.department or "", e.department),
-        "opinion": e.detail.get("opinion") if isinstance(e.detail, dict) else None, "at": e.created_at.isoformat(),
-        "decision": _decision(e),
+        "opinion": _opinion(e), "at": e.created_at.isoformat(), "decision": _decision(e),
     } for e in events if e.kind != "bpmn_event"]
+
+
+def _opinion(event: CaseEvent) -> str | None:
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    if event.kind == "urged":
+        return detail.get("reason")
+    opinion = detail.get("opinion")
+    if detail.get("cc"):  # 抄送: whom the step was copied to
+        opinion = f"{opinion or ''}（抄送：{'、'.join(detail['cc'])}）".strip()
+    return opinion
 
 
 def _decision(event: CaseEvent) -> str | None:
@@ -387,13 +397,18 @@ async def unclaim(staff: StaffUser, task_id: str, *, now: datetime | None = None
 
 
 async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dict[str, Any] | None = None,
-                   opinion: str | None = None, *,
+                   opinion: str | None = None, *, cc: list[str] | None = None,
                    certificate_type_of: Callable[[str], str | None] = lambda _service: None) -> HumanTask:
     """Complete a ready task or one's own claimed task. The task is claimed first (atomically),
-    so a concurrent second officer gets 409; invalid data → 422 and the claim is undone."""
+    so a concurrent second officer gets 409; invalid data → 422 and the claim is undone.
+    ``cc``: colleagues the completed step is copied to (抄送; process tasks only)."""
     task, now = await visible_task(staff, task_id), engine.deps.clock()
     if task.kind == "cosign":
         raise SignInstead()
+    if cc:
+        if task.kind != "bpmn":
+            raise ValidationFailed("抄送只适用于流程办理任务", fields={"cc": "加签、补正、督办等附属任务不能抄送"})
+        await check_colleagues(cc)
     auto = await HumanTask.filter(_free_for(staff), id=task.id, state="ready").update(
         state="claimed", assignee=staff.username)
     if not auto and not await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).exists():
@@ -409,7 +424,7 @@ async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dic
         elif task.kind != "bpmn":
             await _complete_side_task(task, staff, data, opinion, now)
         else:
-            await _complete_bpmn(engine, staff, task, data, opinion)
+            await _complete_bpmn(engine, staff, task, data, opinion, cc)
     except BaseException:
         if auto:
             await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).update(
@@ -419,10 +434,11 @@ async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dic
 
 
 async def _complete_bpmn(engine: CaseEngine, staff: StaffUser, task: HumanTask, data: dict[str, Any] | None,
-                         opinion: str | None) -> None:
+                         opinion: str | None, cc: list[str] | None = None) -> None:
     for attempt in range(3):  # another department's task on the same case may commit in between
         try:
-            await engine.complete_task(task.id, data, actor=staff.username, opinion=opinion)
+            await engine.complete_task(task.id, data, actor=staff.username, opinion=opinion, cc=cc,
+                                       actor_name=staff.name)
             return
         except TaskNotReady:
             raise TaskAlreadyCompleted() from None
@@ -442,6 +458,30 @@ async def _complete_side_task(task: HumanTask, staff: StaffUser, data: dict[str,
         if not done:
             raise TaskAlreadyCompleted()
         await _event(task, "task_completed", staff, now, opinion, conn=conn, **({"data": data} if data else {}))
+
+
+MAX_CC = 10
+
+
+async def check_colleagues(usernames: Any) -> list[str]:
+    """The 抄送 list: at most ``MAX_CC`` usernames of active staff accounts (422 naming the unknown)."""
+    if (not isinstance(usernames, list) or len(usernames) > MAX_CC
+            or not all(isinstance(u, str) and 0 < len(u) <= 64 for u in usernames)):
+        raise ValidationFailed("抄送人填写有误", fields={"cc": f"应为至多 {MAX_CC} 个工作人员用户名的数组"})
+    wanted = list(dict.fromkeys(usernames))
+    found = set(await StaffUser.filter(username__in=wanted, active=True).values_list("username", flat=True))
+    unknown = [u for u in wanted if u not in found]
+    if unknown:
+        raise ValidationFailed("抄送人不存在", fields={"cc": f"没有这些工作人员：{'、'.join(unknown[:5])}"})
+    return wanted
+
+
+async def colleagues(staff: StaffUser) -> list[dict[str, Any]]:
+    """Active staff sharing a department with ``staff`` (the 抄送 picker), oneself excluded."""
+    mine = set(departments_of(staff))
+    rows = await StaffUser.filter(active=True).exclude(id=staff.id).order_by("username")
+    return [{"username": u.username, "name": u.name, "departments": list(u.departments or [])}
+            for u in rows if mine & set(u.departments or [])]
 
 
 async def comment(staff: StaffUser, task_id: str, text: str, *, now: datetime | None = None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ def v1_blueprints() -> list[Blueprint]:
         auth,
         certificates,
         designer,
+        messages,
         services,
         staff,
         staff_files,
@@ -24,4 +25,4 @@ def v1_blueprints() -> list[Blueprint]:
     return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint(),
             staff.blueprint(), staff_intake.blueprint(),
             staff_ops.blueprint(), designer.blueprint(), access_log.blueprint(),
-            uploads.blueprint(), staff_files.blueprint()]
+            uploads.blueprint(), staff_files.blueprint(), messages.blueprint()]

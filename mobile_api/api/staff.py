@@ -114,7 +114,9 @@ DETAIL_SCHEMA = _obj(
              "description": "本任务的其他操作为何现在不能执行（操作 → 中文原因，页面在置灰的按钮旁显示），"
                             "如 complete：需等待加签人签署意见；会签须由不同人员分别签署；回避"})
 COMPLETE_BODY = _obj("data", data={**_ANY_OBJ, "description": "按任务表单填写"},
-                     opinion={**_STR, "maxLength": 500, "description": "办理意见（写入办件时间线）"})
+                     opinion={**_STR, "maxLength": 500, "description": "办理意见（写入办件时间线）"},
+                     cc={"type": "array", "items": _STR, "maxItems": 10,
+                         "description": "抄送：同事用户名（GET /staff/colleagues），办结后他们收到抄送消息，已读留回执"})
 COMMENT_BODY = _obj("text", text={**_STR, "minLength": 1, "maxLength": 500})
 COMMENT_SCHEMA = _obj("task_id", "actor", "opinion", "at", task_id=_STR, actor=_STR, department=NULLABLE_STRING,
                       opinion=_STR, at=_TIME)
@@ -242,7 +244,8 @@ def blueprint() -> Blueprint:
             return catalog.get(service).raw.get("result_certificate") if service in catalog else None
 
         return _task(request, await desk.complete(request.app.ctx.engine, request.ctx.staff, task_id, data,
-                                                  opinion, certificate_type_of=certificate_type_of))
+                                                  opinion, certificate_type_of=certificate_type_of,
+                                                  cc=body.get("cc") or None))
 
     @bp.post("/tasks/<task_id:str>/comment")
     @openapi.summary("Comment / 批注")

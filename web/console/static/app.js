@@ -9,6 +9,7 @@ import { intakeView } from "./intake.js";
 import { errorText, kv, section, toast } from "./ui.js";
 import { commentForm, workCard } from "./work.js";
 import { rectificationCard, supplementRounds } from "./loop.js";
+import { installBell, refreshBell, urgeButton } from "./messages.js";
 import { formatTime, h } from "/shared/static/dom.js";
 
 const view = document.getElementById("view");
@@ -220,7 +221,7 @@ async function taskView(taskId, token) {
     h("div", { class: "task-title-row" },
       h("h1", { class: "task-title" }, task.name),
       h("span", { class: `state state-${task.state}`, dataset: { state: task.state } }, STATE_LABELS[task.state] || task.state),
-      dueBadge(task)),
+      dueBadge(task), urgeButton(task, dueOf(task)?.[0] === "overdue")),
     kv([
       ["办件编号", h("span", { class: "mono case-no" }, c.case_no)],
       ["事项", c.service_name || names[c.service] || c.service],
@@ -265,6 +266,8 @@ async function route() {
   renderToken += 1;
   const token = renderToken;
   setWho();
+  installBell();
+  refreshBell();
   if (!session.loggedIn()) {
     loginView();
     return;

@@ -9,6 +9,7 @@ import { operationButtons, signForm, supplyForm, withdrawButton } from "./ops.js
 import { blockedReason, reasonList, withReason } from "./reasons.js";
 import { alertBox, errorText, isTaken, operationError, section, settleOnEdit, toast } from "./ui.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
+import { ccField } from "./messages.js";
 import { buildForm } from "/shared/static/form.js";
 
 /**
@@ -80,11 +81,12 @@ function completeForm(detail, actions, ctx, othersClaim) {
     }
   });
   const ops = operationButtons(detail, actions, ctx);
+  const cc = task.kind === "bpmn" && canComplete ? ccField() : null;
   const el = h("form", { class: "task-form", novalidate: true },
     alert.el,
     othersClaim ? h("p", { class: "alert alert-info" }, `该任务已由 ${task.assignee} 认领`) : null,
     form ? form.el : h("p", { class: "muted" }, "本任务无需填写表单"),
-    opinionField,
+    opinionField, cc?.el,
     h("div", { class: "actions" }, showComplete ? complete : null, claim,
       ops.length ? h("span", { class: "actions-sep", "aria-hidden": "true" }) : null, ops),
     othersClaim ? null : completeWhy,
@@ -98,6 +100,7 @@ function completeForm(detail, actions, ctx, othersClaim) {
     const body = { data: form ? form.value() : {} };
     const text = opinion.value.trim();
     if (text) body.opinion = text;
+    if (cc?.value().length) body.cc = cc.value();
     try {
       await api.post(`/staff/tasks/${task.id}/complete`, body);
       toast("已办结");

@@ -2,13 +2,14 @@
 // ui_spec, submission with an Idempotency-Key, live case tracking over server-sent events,
 // e-certificates with a QR code refreshed every minute, and the 好差评 rating.
 // Hash routes: #/login #/real-name #/services #/services/<slug> #/cases #/cases/<id>
-// #/certificates #/me
+// #/certificates #/me #/messages (messages.js)
 
 import { api, ApiError, followEvents, onUnauthorized, request, restoreSession, session } from "./api.js";
 import { accessLogView, loopPanel, markCasesTab, waitingBadge } from "./loop.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
 import { buildForm } from "/shared/static/form.js";
 import { materialUploads } from "./upload.js";
+import { explainPhone, messagesView, refreshBadge, urgeButton } from "./messages.js";
 
 const QR_REFRESH_MS = 60000;
 const LEVELS = [[1, "非常满意"], [2, "满意"], [3, "基本满意"], [4, "不满意"], [5, "非常不满意"]];
@@ -366,6 +367,7 @@ async function serviceView(params, slug) {
     h("h2", { class: "card-title", id: "form-title" }, spec.title || "填写申请表"),
     spec.description ? h("p", { class: "muted" }, spec.description) : null,
     built.el, summary);
+  explainPhone(formEl);
   const actions = h("div", { class: "submit-bar" },
     bound ? submit : h("a", { class: "btn btn-primary btn-block", href: `#/real-name?next=${encodeURIComponent(location.hash)}` },
       "实名认证后申办"));
@@ -720,7 +722,7 @@ async function caseView(params, id) {
       h("ul", { class: "current" }, current.map((c) => h("li", { class: c.waiting_for_applicant ? "current-me" : "" },
         h("p", { class: "current-name" }, c.waiting_for_applicant ? `${c.name}（等待您处理）` : c.name),
         h("p", { class: "muted small" }, [c.department_name, c.due_at ? `${formatTime(c.due_at)} 前完成` : ""].filter(Boolean).join("　"))))),
-      d.sla_paused ? h("p", { class: "muted small" }, "等待补正期间暂停计时") : null) : "");
+      d.sla_paused ? h("p", { class: "muted small" }, "等待补正期间暂停计时") : null, urgeButton(d, current)) : "");
     const outcome = outcomeCard(d);
     if (outcome && listOf(d.certificates).length) {
       outcome.append(h("button", { type: "button", class: "btn btn-ghost btn-block btn-small jump",
@@ -903,6 +905,7 @@ const ROUTES = [
   [/^\/certificates$/, certificatesView],
   [/^\/me$/, meView],
   [/^\/access-log$/, () => accessLogView({ show, setChrome, loading, errorBox })],
+  [/^\/messages$/, () => messagesView({ show, setChrome, loading, errorBox })],
 ];
 
 async function render() {
@@ -928,6 +931,7 @@ async function render() {
   } catch (exc) {
     show(errorBox(exc));
   }
+  refreshBadge();
   view.focus({ preventScroll: true });
 }
 
