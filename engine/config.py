@@ -15,6 +15,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIN_LOG_RETENTION_DAYS = 183  # audit and access logs: at least six months (engine/accountability/retention.py)
 
 
+def asset_dir(name: str) -> Path:
+    """``web`` or ``processes``: the folder in a source checkout, else the copy that ``pip install .``
+    put next to the code as the data package ``govflow_<name>`` (setup.py)."""
+    local = PROJECT_ROOT / name
+    installed = PROJECT_ROOT / f"govflow_{name}"
+    return installed if not local.is_dir() and installed.is_dir() else local
+
+
 def _default_db_url() -> str:
     return f"sqlite://{PROJECT_ROOT / 'var' / 'govflow.sqlite3'}"
 
@@ -30,7 +38,7 @@ class Settings:
     HOST: str = "127.0.0.1"
     PORT: int = 8000
     WORKERS: int = 1
-    PROCESSES_DIR: Path = PROJECT_ROOT / "processes"
+    PROCESSES_DIR: Path = field(default_factory=lambda: asset_dir("processes"))
     LOG_LEVEL: str = "INFO"
     MAX_BODY_BYTES: int = 1_048_576
     # reverse proxies in front of the API (nginx: 1): client addresses (rate limits per IP) are then
