@@ -16,8 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.install_support import (build_designer, check_pages, clean_env, copy_tree, make_venv,
-                                   pip_install, stop, wait_healthy)
+from tests.install_support import (
+    build_designer,
+    check_pages,
+    clean_env,
+    copy_tree,
+    make_venv,
+    pip_install,
+    stop,
+    wait_healthy,
+)
 from tests.scale.cluster import free_port
 
 pytestmark = [pytest.mark.sqlite_only, pytest.mark.timeout(900)]
