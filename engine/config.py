@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("development", "test", "production")
 MIN_LOG_RETENTION_DAYS = 183  # audit and access logs: at least six months (engine/accountability/retention.py)
 
 
@@ -87,6 +88,7 @@ class Settings:
     UPLOAD_MAX_BYTES: int = 10 * 1024 * 1024
 
     def __post_init__(self) -> None:
+        self.ENV = normalize_env(self.ENV)  # fails closed: a typo never means "development"
         for name in ("AUDIT_RETENTION_DAYS", "ACCESS_LOG_RETENTION_DAYS"):  # enforced: the API, worker
             if int(getattr(self, name)) < MIN_LOG_RETENTION_DAYS:       # and purge refuse to start
                 raise ValueError(f"GOVFLOW_{name}={getattr(self, name)}: 审计日志和个人信息访问日志至少保存 "
@@ -108,6 +110,31 @@ class Settings:
             values[f.name] = _coerce(hints[f.name], raw, f.name)
         values.update(overrides)
         return cls(**values)
+
+
+def normalize_env(raw: Any) -> str:
+    """``GOVFLOW_ENV`` trimmed and lower-cased; anything but development/test/production refuses to start
+    (``Production`` and ``production `` mean production; ``prod`` is refused, never development)."""
+    value = str(raw).strip().lower()
+    if value not in ENVIRONMENTS:
+        raise ValueError(f"GOVFLOW_ENV={str(raw)[:40]!r} is not one of {', '.join(ENVIRONMENTS)}: refusing to "
+                         "start (a misspelt production setting must not run with the public development keys)")
+    return value
+
+
+def env_is_production(env: Any = None, environ: Mapping[str, str] | None = None) -> bool:
+    """True when ``env`` or the process's ``GOVFLOW_ENV`` names production, spelt in any case or with
+    spaces; an unreadable ``GOVFLOW_ENV`` counts as production (refuse the development shortcuts)."""
+    environ = os.environ if environ is None else environ
+    for value in (env, environ.get("GOVFLOW_ENV")):
+        if value is None or value == "":
+            continue
+        try:
+            if normalize_env(value) == "production":
+                return True
+        except ValueError:
+            return True
+    return False
 
 
 def _coerce(kind: Any, raw: str, name: str) -> Any:

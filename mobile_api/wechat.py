@@ -20,7 +20,6 @@ so httpx's request log line is redacted here (see ``_RedactQuery``).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from engine.config import env_is_production
 from engine.errors import DependencyDown, Forbidden, GovflowError, RateLimited, Unauthenticated
 
 log = logging.getLogger("govflow.wechat")
@@ -171,7 +171,7 @@ def _raise_for(errcode: Any, errmsg: str) -> None:
 
 
 def _production(env: str) -> bool:
-    return env == "production" or os.environ.get("GOVFLOW_ENV") == "production"
+    return env_is_production(env)
 
 
 class DevWeChatClient:

@@ -54,7 +54,7 @@ def test_dockerfile_is_multi_stage_and_runs_as_a_non_root_user() -> None:
     instructions = _dockerfile()
     froms = [i for i in instructions if i.startswith("FROM ")]
     stages = [re.fullmatch(r"FROM (\S+) AS (\w+)", i).group(2) for i in froms]  # type: ignore[union-attr]
-    assert stages == ["build", "runtime"]
+    assert stages == ["designer", "build", "runtime"]  # Node builds the designer bundle; tests/test_deploy_image.py
     runtime = instructions[instructions.index(froms[-1]):]
     assert any(i.startswith("COPY --from=build /opt/venv") for i in runtime)
     assert not any("build-essential" in i for i in runtime), "compilers stay in the build stage"
