@@ -46,6 +46,12 @@ class Settings:
     # read from X-Forwarded-For; 0 = trust no header, use the socket's peer
     PROXIES_COUNT: int = 0
     CORS_ORIGINS: str = ""  # comma-separated origins of mini-program web views; empty = no CORS
+    # pages' Content-Security-Policy frame-ancestors: comma-separated origins (https://…) of the
+    # mini-program web views allowed to embed the pages; empty = only the app's own origin
+    FRAME_ANCESTORS: str = ""
+    # Strict-Transport-Security on every response, for a service reached only over HTTPS through a
+    # proxy that sends no X-Forwarded-Proto (with PROXIES_COUNT >= 1 the header decides per request)
+    HSTS: bool = False
     SCRIPT_TIMEOUT_MS: int = 1000
     JOB_POLL_MS: int = 200
     DEMO_PASSWORD: str = ""
