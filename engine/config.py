@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("development", "test", "production")
 MIN_LOG_RETENTION_DAYS = 183  # audit and access logs: at least six months (engine/accountability/retention.py)
+
+
+def asset_dir(name: str) -> Path:
+    """``web`` or ``processes``: the folder in a source checkout, else the copy that ``pip install .``
+    put next to the code as the data package ``govflow_<name>`` (setup.py)."""
+    local = PROJECT_ROOT / name
+    installed = PROJECT_ROOT / f"govflow_{name}"
+    return installed if not local.is_dir() and installed.is_dir() else local
 
 
 def _default_db_url() -> str:
@@ -30,13 +39,19 @@ class Settings:
     HOST: str = "127.0.0.1"
     PORT: int = 8000
     WORKERS: int = 1
-    PROCESSES_DIR: Path = PROJECT_ROOT / "processes"
+    PROCESSES_DIR: Path = field(default_factory=lambda: asset_dir("processes"))
     LOG_LEVEL: str = "INFO"
     MAX_BODY_BYTES: int = 1_048_576
     # reverse proxies in front of the API (nginx: 1): client addresses (rate limits per IP) are then
     # read from X-Forwarded-For; 0 = trust no header, use the socket's peer
     PROXIES_COUNT: int = 0
     CORS_ORIGINS: str = ""  # comma-separated origins of mini-program web views; empty = no CORS
+    # pages' Content-Security-Policy frame-ancestors: comma-separated origins (https://…) of the
+    # mini-program web views allowed to embed the pages; empty = only the app's own origin
+    FRAME_ANCESTORS: str = ""
+    # Strict-Transport-Security on every response, for a service reached only over HTTPS through a
+    # proxy that sends no X-Forwarded-Proto (with PROXIES_COUNT >= 1 the header decides per request)
+    HSTS: bool = False
     SCRIPT_TIMEOUT_MS: int = 1000
     JOB_POLL_MS: int = 200
     DEMO_PASSWORD: str = ""
@@ -105,6 +120,7 @@ class Settings:
     FILES_MAX_PENDING: int = 100  # unattached uploads one citizen may hold at once
 
     def __post_init__(self) -> None:
+        self.ENV = normalize_env(self.ENV)  # fails closed: a typo never means "development"
         for name in ("AUDIT_RETENTION_DAYS", "ACCESS_LOG_RETENTION_DAYS"):  # enforced: the API, worker
             if int(getattr(self, name)) < MIN_LOG_RETENTION_DAYS:       # and purge refuse to start
                 raise ValueError(f"GOVFLOW_{name}={getattr(self, name)}: 审计日志和个人信息访问日志至少保存 "
@@ -126,6 +142,31 @@ class Settings:
             values[f.name] = _coerce(hints[f.name], raw, f.name)
         values.update(overrides)
         return cls(**values)
+
+
+def normalize_env(raw: Any) -> str:
+    """``GOVFLOW_ENV`` trimmed and lower-cased; anything but development/test/production refuses to start
+    (``Production`` and ``production `` mean production; ``prod`` is refused, never development)."""
+    value = str(raw).strip().lower()
+    if value not in ENVIRONMENTS:
+        raise ValueError(f"GOVFLOW_ENV={str(raw)[:40]!r} is not one of {', '.join(ENVIRONMENTS)}: refusing to "
+                         "start (a misspelt production setting must not run with the public development keys)")
+    return value
+
+
+def env_is_production(env: Any = None, environ: Mapping[str, str] | None = None) -> bool:
+    """True when ``env`` or the process's ``GOVFLOW_ENV`` names production, spelt in any case or with
+    spaces; an unreadable ``GOVFLOW_ENV`` counts as production (refuse the development shortcuts)."""
+    environ = os.environ if environ is None else environ
+    for value in (env, environ.get("GOVFLOW_ENV")):
+        if value is None or value == "":
+            continue
+        try:
+            if normalize_env(value) == "production":
+                return True
+        except ValueError:
+            return True
+    return False
 
 
 def _coerce(kind: Any, raw: str, name: str) -> Any:

@@ -28,6 +28,7 @@ from mobile_api.observability import configure_logging, setup_observability
 from mobile_api.ops import ops_blueprint
 from mobile_api.pages import pages_blueprint
 from mobile_api.request import ApiRequest
+from mobile_api.security_headers import setup_security_headers
 
 GovflowApp = Sanic[Config, AppContext]
 EngineBuilder = Callable[[Settings], CaseEngine]
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, name: str | None = None,
     setup_logging(app)
     setup_errors(app)
     setup_observability(app)
+    setup_security_headers(app)
     setup_openapi(app)
     setup_listeners(app, engine_builder or build_engine)
     setup_routes(app)

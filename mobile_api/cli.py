@@ -278,8 +278,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                  if v is not None}
     settings = Settings.from_env(**overrides)
     problem = multi_process_problem(settings)
-    if problem:
-        _print_err(f"configuration error: {problem}")
+    problems = [problem] if problem else secret_problems(settings)
+    if problems:
+        for problem in problems:
+            _print_err(f"configuration error: {problem}")
         return EXIT_USAGE
     loader = AppLoader(factory=partial(create_app, settings, name="govflow"))
     app = loader.load()
@@ -313,7 +315,31 @@ def multi_process_problem(settings: Settings) -> str | None:
     return None
 
 
+def secret_problems(settings: Settings) -> list[str]:
+    """Why the keys every request needs cannot be had, checked before anything listens: in
+    production there is no development fallback, and the public development JWT secret, PII key
+    and certificate signing key are refused even when copied into the configuration."""
+    from engine.accountability.privacy import PiiKeys
+    from engine.certificates.connector import keyring_from_settings
+    from mobile_api.auth import jwt_secret_from_settings
+
+    problems = []
+    for check in (jwt_secret_from_settings, PiiKeys.from_settings, keyring_from_settings):
+        try:
+            check(settings)
+        except GovflowError as exc:
+            problems.append(exc.message)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    problems = secret_problems(settings)
+    if problems:
+        for problem in problems:
+            _print_err(f"configuration error: {problem}")
+        return EXIT_USAGE
     asyncio.run(_worker(settings))
     return EXIT_OK
 

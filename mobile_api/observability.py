@@ -30,7 +30,7 @@ from sanic.request import Request
 from sanic.response import BaseHTTPResponse
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}$")
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}")  # fullmatch: no trailing newline
 UNMATCHED_ROUTE = "<unmatched>"
 
 log = structlog.get_logger("govflow.api")
@@ -74,7 +74,7 @@ class Metrics:
 
 def request_id_from(header: str | None) -> str:
     """The caller's id when it is 8-128 safe characters, else a new random one."""
-    if header and _REQUEST_ID_RE.match(header):
+    if header and _REQUEST_ID_RE.fullmatch(header):
         return header
     return uuid.uuid4().hex
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
-from engine.config import PROJECT_ROOT
+from engine.config import asset_dir
 
-WEB_ROOT = PROJECT_ROOT / "web"
+WEB_ROOT = asset_dir("web")
 PAGES = {"m": "市民服务", "console": "工作台", "designer": "流程设计器"}  # folder under web/ -> title
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import heapq
 import itertools
 from datetime import datetime, time, timedelta
@@ -43,7 +44,12 @@ from engine.store.db import db_connection
 from engine.store.models import Case, CaseEvent, HumanTask, StaffUser
 from engine.workbench import assignment
 
+# Lockout: MAX_FAILURES wrong passwords for one account from one client address stop that pair for
+# LOCK_S. One account attacked from many addresses is slowed down, never locked: past SLOW_AFTER
+# failures in LOCK_S each attempt for it waits SLOW_STEP_S more, up to SLOW_MAX_S — its owner still
+# gets in, and nobody can lock an account from anywhere.
 MAX_FAILURES, LOCK_S = 5, 15 * 60
+SLOW_AFTER, SLOW_STEP_S, SLOW_MAX_S = 20, 0.25, 3.0
 SUPERVISOR_DEPARTMENT = "supervisor"
 TASK_ROLES = frozenset({"clerk", "officer", "supervisor", "admin"})
 STATUSES, DUES = ("ready", "mine", "done", "waiting"), ("overdue", "today", "soon")
@@ -60,7 +66,7 @@ class InvalidCredentials(Unauthenticated):
 
 class AccountLocked(RateLimited):
     code = "account_locked"
-    default_message = f"密码连续错误 {MAX_FAILURES} 次，账号已锁定 {LOCK_S // 60} 分钟，请稍后再试"
+    default_message = f"密码连续错误 {MAX_FAILURES} 次，从此网络地址登录该账号已暂停 {LOCK_S // 60} 分钟，请稍后再试"
 
     def __init__(self, retry_after: float) -> None:
         super().__init__(retry_after=retry_after)
@@ -99,16 +105,40 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-async def authenticate(kv: KV, username: str, password: str) -> StaffUser:
+def login_lock_key(username: str, client: str) -> str:
+    """The KV key of the lock on one (account, client address) pair."""
+    return f"staff:login:locked:{_pair(username, client)}"
+
+
+def _pair(username: str, client: str) -> str:
+    return hashlib.sha256(f"{username}\n{client}".encode()).hexdigest()[:32]
+
+
+def slow_down_s(failures: int) -> float:
+    """Seconds every login attempt for an account waits after ``failures`` failed ones (all addresses)."""
+    if failures < SLOW_AFTER:
+        return 0.0
+    return min(SLOW_MAX_S, SLOW_STEP_S * (failures - SLOW_AFTER + 1))
+
+
+async def authenticate(kv: KV, username: str, password: str, *, client: str) -> StaffUser:
     """The active account for these credentials. Unknown users verify against a dummy hash (same
-    cost, same ``invalid_credentials``); ``MAX_FAILURES`` failures in a row lock for ``LOCK_S``."""
+    cost, same ``invalid_credentials``). ``MAX_FAILURES`` failures in a row from one ``client``
+    address lock that account for that address for ``LOCK_S``; failures from everywhere only slow
+    the account's logins down (``slow_down_s``)."""
     username = username.strip()[:64]
-    fail_key, lock_key = f"staff:login:failures:{username}", f"staff:login:locked:{username}"
+    pair = _pair(username, client)
+    fail_key, lock_key = f"staff:login:failures:{pair}", login_lock_key(username, client)
+    account_key = f"staff:login:account-failures:{hashlib.sha256(username.encode()).hexdigest()[:32]}"
     if await kv.get(lock_key) is not None:
         raise AccountLocked(await kv.ttl(lock_key) or LOCK_S)
+    delay = slow_down_s(int(await kv.get(account_key) or 0))
+    if delay:
+        await asyncio.sleep(delay)
     user = await StaffUser.get_or_none(username=username)
     ok = await asyncio.to_thread(_verify, user.password_hash if user else _dummy_hash(), password)
     if not ok or user is None or not user.active:
+        await kv.incr_window(account_key, LOCK_S)
         if await kv.incr_window(fail_key, LOCK_S) >= MAX_FAILURES:
             await kv.set(lock_key, "1", ex=LOCK_S)
             await kv.delete(fail_key)

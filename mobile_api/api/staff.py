@@ -152,8 +152,8 @@ def blueprint() -> Blueprint:
 
     @bp.post("/login")
     @openapi.summary("Staff login / 工作人员登录")
-    @openapi.description("用户名密码登录，返回工作人员访问令牌。连续 5 次密码错误锁定 15 分钟（429 account_locked，"
-                         "见 Retry-After）；按来源地址和用户名限流。用户不存在与密码错误返回相同的 401。")
+    @openapi.description("用户名密码登录，返回工作人员访问令牌。同一网络地址连续 5 次密码错误，该地址登录此账号暂停 15 分钟（429 account_locked，"
+                         "见 Retry-After）；按来源地址限流，同一账号在多个地址被猜测时逐次放慢而不锁定。用户不存在与密码错误返回相同的 401。")
     @openapi.body(json_content(LOGIN_BODY), required=True)
     @openapi.response(200, json_content(LOGIN_SCHEMA), "登录成功")
     @error_responses(400, 401, 413, 415, 422, 429, 503)

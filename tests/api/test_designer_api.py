@@ -127,6 +127,7 @@ async def test_hostile_input_is_refused_and_nothing_stored(api: OpenApiClient, b
 async def test_bad_json_bodies(api: OpenApiClient) -> None:
     designer = await token(api, "designer01")
     for body, code in [({"bpmn": THREE, "files": {"../etc/passwd": "x"}}, "invalid_file_name"),
+                       ({"bpmn": THREE, "files": {"extra.bpmn\n": THREE}}, "invalid_file_name"),
                        ({"bpmn": THREE, "files": {"x.dmn": BOMB}}, "doctype_forbidden"),
                        ({"files": {}}, "validation_failed"), ({"bpmn": 5}, "validation_failed"),
                        ({"process_id": "nope"}, "validation_failed")]:
