@@ -38,6 +38,10 @@ class Settings:
     PROXIES_COUNT: int = 0
     CORS_ORIGINS: str = ""  # comma-separated origins of mini-program web views; empty = no CORS
     SCRIPT_TIMEOUT_MS: int = 1000
+    # scripts of designer-deployed models run in this many pre-started sandbox processes per API
+    # process, each limited to its start-up size plus SANDBOX_MEMORY_MB of address space
+    SANDBOX_WORKERS: int = 2
+    SANDBOX_MEMORY_MB: int = 512
     JOB_POLL_MS: int = 200
     DEMO_PASSWORD: str = ""
     # personal data: hex master key (>= 32 bytes) for blind indexes and encryption at rest;

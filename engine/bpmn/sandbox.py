@@ -633,8 +633,11 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
     """Spiff script environment running sandboxed code against task data (cheap to construct)."""
 
     def __init__(self, *, timeout_ms: int = 1000, extra_globals: dict[str, Any] | None = None,
-                 service_handler: Callable[[str, dict[str, Any], dict[str, Any]], Any] | None = None) -> None:
+                 service_handler: Callable[[str, dict[str, Any], dict[str, Any]], Any] | None = None,
+                 pool: Any = None) -> None:
         extra = dict(extra_globals or {})
+        self.pool = pool  # an engine.bpmn.pool.SandboxPool: run in its worker processes instead
+        self._extra = extra
         clock: Callable[[], Any] = extra.get("now") or datetime.now
 
         def today() -> date:
@@ -660,12 +663,19 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
 
     def evaluate(self, expression: str, context: dict[str, Any],
                  external_context: dict[str, Any] | None = None) -> Any:
-        code = _code("eval", expression)
+        code = _code("eval", expression)  # rule breaks are found here, without a round trip
+        if self.pool is not None:
+            return self.pool.run("eval", expression, context, external_context, self.timeout_ms, self._extra)
         return self._run(code, {**(external_context or {}), **context, **self._injected})
 
     def execute(self, script: str, context: dict[str, Any],
                 external_context: dict[str, Any] | None = None) -> bool:
         code = _code("exec", script)
+        if self.pool is not None:
+            result = self.pool.run("exec", script, context, external_context, self.timeout_ms, self._extra)
+            context.clear()
+            context.update(result)
+            return True
         external = external_context or {}
         clash = set(external).intersection(context)
         if clash:
@@ -744,9 +754,17 @@ class SandboxScriptEngine(PythonScriptEngine):
     """
 
     def __init__(self, *, timeout_ms: int = 1000, extra_globals: dict[str, Any] | None = None,
-                 service_handler: Callable[[str, dict[str, Any], dict[str, Any]], Any] | None = None) -> None:
+                 service_handler: Callable[[str, dict[str, Any], dict[str, Any]], Any] | None = None,
+                 isolated: bool = False, pool: Any = None) -> None:
+        """``isolated``: run scripts and expressions in a sandbox worker process (``pool``, else
+        the process-wide ``engine.bpmn.pool.shared_pool()``) — for models deployed by people."""
+        if isolated and pool is None:
+            from engine.bpmn.pool import shared_pool
+
+            pool = shared_pool()
         super().__init__(environment=SandboxEnvironment(
-            timeout_ms=timeout_ms, extra_globals=extra_globals, service_handler=service_handler))
+            timeout_ms=timeout_ms, extra_globals=extra_globals, service_handler=service_handler,
+            pool=pool if isolated else None))
 
     def validate(self, expression: str) -> None:
         """SyntaxError as Python would raise it (DMNEngine relies on that), else SandboxViolation."""
@@ -796,6 +814,11 @@ class SandboxScriptEngine(PythonScriptEngine):
     def create_task_exec_exception(self, task: Any, script: str, err: Exception) -> Exception:
         if isinstance(err, SpiffWorkflowException):
             return super().create_task_exec_exception(task, script, err)
-        line, text = self.get_error_line_number_and_content(script, err)
+        line = getattr(err, "sandbox_line", None)  # from a sandbox worker process: no traceback here
+        if line is None:
+            line, text = self.get_error_line_number_and_content(script, err)
+        else:
+            lines = script.splitlines() if isinstance(script, str) else []
+            text = lines[line - 1] if 0 < line <= len(lines) else ""
         return WorkflowTaskException(_describe(err), task=task, exception=err,
                                      line_number=line, error_line=text)
