@@ -205,6 +205,8 @@ class SandboxPool:
                 self._idle.put(worker)
                 return
             self._drop(worker)
+            if self._closed:
+                return
             log.error("sandbox worker %s did not start (exit %s)", worker.process.pid, worker.process.poll())
             time.sleep(1 + attempt)
 
@@ -226,6 +228,16 @@ class SandboxPool:
             self._all.clear()
         for worker in workers:
             worker.kill()
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> bool:
+        """Block until every worker has started (tests, benchmarks); False on timeout."""
+        self.start()
+        deadline = time.monotonic() + timeout
+        while self._idle.qsize() < self.size:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def pids(self) -> list[int]:
         with self._lock:
