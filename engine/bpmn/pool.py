@@ -39,7 +39,7 @@ from engine.errors import DependencyDown, SandboxViolation
 
 log = logging.getLogger("govflow.sandbox")
 
-GRACE_S = 0.25          # waited past the script bound before the worker is killed
+GRACE_S = 0.15          # waited past the script bound before the worker is killed
 START_TIMEOUT_S = 60.0  # a worker that is not ready by then is given up (and retried)
 ACQUIRE_TIMEOUT_S = 10.0  # a job waits this long for a free worker, then answers sandbox_busy
 
