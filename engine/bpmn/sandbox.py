@@ -10,10 +10,18 @@ model could read files or start programs. Here every script or expression is
 2. run with a whitelist of builtins and RestrictedPython's guards, under a per-call deadline kept
    in a thread-local (works in worker threads, no signals) and a bounded decimal context.
 
-Limits are best effort inside one process: results of operators, str/list methods, f-strings
-and str() are size-checked, and the deadline is checked between Python-level steps, so a single
-C-level call over huge shared data (e.g. comparing ``[big] * 10**6`` lists) can still overrun.
-Run workers under an OS memory limit and a supervisor that kills stuck jobs as well.
+Every operation that can run long or allocate much in ONE C call is size-checked before it runs
+(``script_too_large``): ``** * << + %`` and ``//``/divmod on ints, ``pow(a, b, m)`` (modulus and
+exponent <= 4096 bits), ``int()`` of text (<= 30,000 characters), ``round()`` (|ndigits| <= 10,000),
+``int.to_bytes``, printf-style ``%`` (every field's width, precision and argument text),
+str/bytes padding, ``replace``, ``join``, ``sorted``/``min``/``max``/``list.sort`` (count and
+container elements), f-strings, ``str()``, ``range()``, Decimal exponents, and the task data a
+script leaves behind; ``bytes``, ``bytearray``, ``re`` and ``int.from_bytes`` are refused by name.
+The deadline is checked between Python-level steps (``script_timeout``).
+
+What stays possible in-process: a C call no guard foresaw, over data shared many times (comparing
+or hashing ``[big] * 10**5`` against a copy). Scripts of models deployed by people therefore run in
+``engine.bpmn.pool``: worker processes with RLIMIT_AS/RLIMIT_CPU, killed at the deadline.
 """
 
 from __future__ import annotations
