@@ -96,10 +96,8 @@ async def bench_govflow(url: str, files: dict[str, str], data: dict, n: int,
     await init_db(url)
     try:
         engine = build_engine(settings)
-        if deployed_by is not None:
-            from engine.bpmn.pool import shared_pool
-
-            shared_pool(settings.SANDBOX_WORKERS, settings.SANDBOX_MEMORY_MB).wait_ready()
+        if deployed_by is not None:  # the API pre-starts the pool with the server
+            engine.deps.script_engine_factory.keywords["pool"].wait_ready()
         definition = await engine.deploy(files, deployed_by=deployed_by)
         for _ in range(5):  # warm caches (bundle parse, compiled scripts)
             await engine.start_case(definition, service="bench", data=data)

@@ -31,10 +31,12 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
     overrides.setdefault("serializer", StateSerializer(
         key=pii_keys.encryption_key, old_keys=pii_keys.retired_encryption_keys))
     overrides.setdefault("calendar", WorkingCalendar.load(settings.PROCESSES_DIR / "calendar.yaml"))
-    pool = shared_pool(settings.SANDBOX_WORKERS, settings.SANDBOX_MEMORY_MB)  # pre-started, in the background
+    helpers = {"countersign": countersign_outcome}
+    pool = shared_pool(settings.SANDBOX_WORKERS, settings.SANDBOX_MEMORY_MB,  # pre-started, in the background
+                       preload=tuple({f.__module__ for f in helpers.values()}))
     deps = EngineDeps(
         script_engine_factory=partial(SandboxScriptEngine, timeout_ms=settings.SCRIPT_TIMEOUT_MS,
-                                      extra_globals={"countersign": countersign_outcome}, pool=pool),
+                                      extra_globals=helpers, pool=pool),
         connectors=connectors if connectors is not None else ConnectorRegistry(),
         departments=departments,
         **overrides,

@@ -98,8 +98,14 @@ def _answer(job: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def serve(argv: list[str]) -> None:
-    """Worker main loop: ``python -c 'from engine.bpmn.pool import serve; serve(sys.argv[1:])' R W MB``."""
+    """Worker main loop: ``python -c 'from engine.bpmn.pool import serve; serve(sys.argv[1:])' R W MB
+    [module ...]``; the modules (of the helpers jobs carry, e.g. ``countersign``) are imported before
+    the worker says it is ready, so no job pays for importing them."""
+    import importlib
+
     read_fd, write_fd, memory_mb = int(argv[0]), int(argv[1]), int(argv[2])
+    for module in argv[3:]:
+        importlib.import_module(module)
     inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server, which stops us
     if memory_mb > 0 and _vm_bytes():
@@ -127,13 +133,13 @@ def serve(argv: list[str]) -> None:
 
 # ---------------------------------------------------------------------------- parent side
 class _Worker:
-    def __init__(self, memory_mb: int) -> None:
+    def __init__(self, memory_mb: int, preload: tuple[str, ...] = ()) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         code = "import sys; from engine.bpmn.pool import serve; serve(sys.argv[1:])"
         try:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-c", code, str(to_child_r), str(from_child_w), str(memory_mb)],
+                [sys.executable, "-c", code, str(to_child_r), str(from_child_w), str(memory_mb), *preload],
                 pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 close_fds=True, start_new_session=True)
         finally:
@@ -165,9 +171,10 @@ class _Worker:
 class SandboxPool:
     """``size`` pre-started worker processes; ``run()`` is synchronous (call it off the event loop)."""
 
-    def __init__(self, size: int = 2, *, memory_mb: int = 512) -> None:
+    def __init__(self, size: int = 2, *, memory_mb: int = 512, preload: tuple[str, ...] = ()) -> None:
         self.size = max(1, size)
         self.memory_mb = memory_mb
+        self.preload = tuple(preload)  # modules imported at worker start (where job helpers live)
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._lock = threading.Lock()
         self._all: set[_Worker] = set()
@@ -194,7 +201,7 @@ class SandboxPool:
             if self._closed:
                 return
             try:
-                worker = _Worker(self.memory_mb)
+                worker = _Worker(self.memory_mb, self.preload)
             except OSError:
                 log.exception("cannot start a sandbox worker")
                 time.sleep(1 + attempt)
@@ -298,16 +305,17 @@ def _result(answer: tuple[Any, ...]) -> Any:
     raise err
 
 
-_SHARED: dict[tuple[int, int], SandboxPool] = {}
+_SHARED: dict[tuple[Any, ...], SandboxPool] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_pool(size: int = 2, memory_mb: int = 512) -> SandboxPool:
+def shared_pool(size: int = 2, memory_mb: int = 512, preload: tuple[str, ...] = ()) -> SandboxPool:
     """The process-wide pool for these settings (one per API process), started."""
+    key = (size, memory_mb, tuple(sorted(preload)))
     with _SHARED_LOCK:
-        pool = _SHARED.get((size, memory_mb))
+        pool = _SHARED.get(key)
         if pool is None:
-            pool = _SHARED[(size, memory_mb)] = SandboxPool(size, memory_mb=memory_mb)
+            pool = _SHARED[key] = SandboxPool(size, memory_mb=memory_mb, preload=key[2])
     return pool.start()
 
 

@@ -105,3 +105,19 @@ async def test_designer_deployments_run_in_the_pool_shipped_models_in_process(en
     assert engine.isolated(good.id)
     result = await engine.start_case(good, service="s", data=data)
     assert result.status == "completed"
+
+
+def test_helpers_reach_the_worker_imported_before_it_is_ready() -> None:
+    from engine.workbench.task_ops import countersign_outcome
+
+    pool = SandboxPool(1, preload=(countersign_outcome.__module__,)).start()
+    try:
+        assert pool.wait_ready()
+        env = SandboxEnvironment(timeout_ms=300, pool=pool, extra_globals={"countersign": countersign_outcome})
+        data: dict[str, Any] = {"s": [{"decision": "approve"}, {"decision": "reject"}]}
+        started = time.monotonic()
+        env.execute("all_ok = countersign(s, 'all')\nnone_rejected = countersign(s, 'any_reject')", data)
+        assert time.monotonic() - started < 0.3  # no import on the first job's clock
+        assert (data["all_ok"], data["none_rejected"]) == (False, False)
+    finally:
+        pool.close()
