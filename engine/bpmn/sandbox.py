@@ -634,6 +634,7 @@ _BUILTINS: dict[str, Any] = {
     "KeyError": KeyError, "ZeroDivisionError": ZeroDivisionError,
 }
 _NOT_DATA = (ModuleType, Iterator, range)
+_SCALARS = frozenset({bool, int, float, type(None), Decimal, date, datetime})
 
 
 # ---------------------------------------------------------------------------- environment + engine
@@ -674,7 +675,10 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         code = _code("eval", expression)  # rule breaks are found here, without a round trip
         if self.pool is not None:
             return self.pool.run("eval", expression, context, external_context, self.timeout_ms, self._extra)
-        return self._run(code, {**(external_context or {}), **context, **self._injected})
+        value = self._run(code, {**(external_context or {}), **context, **self._injected})
+        if type(value) not in _SCALARS and _text_size(value) > MAX_CHARS:  # DMN outputs become task data
+            raise _too_big("expression value")
+        return value
 
     def execute(self, script: str, context: dict[str, Any],
                 external_context: dict[str, Any] | None = None) -> bool:

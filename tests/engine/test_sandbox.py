@@ -509,3 +509,10 @@ def test_limits_met_in_a_task_are_script_timeout_and_script_too_large_naming_tas
     with pytest.raises(ScriptTimeout) as timeout:
         run_model("x = 1\nwhile True:\n    x += 1", data, SandboxScriptEngine(timeout_ms=100))
     assert timeout.value.code == "script_timeout" and timeout.value.message.startswith("流程脚本运行超时")
+
+
+def test_an_expression_value_shared_many_times_over_is_too_large() -> None:
+    # a DMN output or multi-instance collection becomes task data: stored as JSON it would be huge
+    with pytest.raises(SandboxLimitError, match="expression value"):
+        SandboxEnvironment().evaluate("[['y' * 1000] * 1000] * 1000", {})
+    assert SandboxEnvironment().evaluate("[['y' * 10] * 10] * 10", {})[9][9] == "y" * 10
