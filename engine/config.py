@@ -53,6 +53,10 @@ class Settings:
     # proxy that sends no X-Forwarded-Proto (with PROXIES_COUNT >= 1 the header decides per request)
     HSTS: bool = False
     SCRIPT_TIMEOUT_MS: int = 1000
+    # scripts of designer-deployed models run in this many pre-started sandbox processes per API
+    # process, each limited to its start-up size plus SANDBOX_MEMORY_MB of address space
+    SANDBOX_WORKERS: int = 2
+    SANDBOX_MEMORY_MB: int = 512
     JOB_POLL_MS: int = 200
     DEMO_PASSWORD: str = ""
     # personal data: hex master key (>= 32 bytes) for blind indexes and encryption at rest;

@@ -49,6 +49,12 @@ TIMELINE_SPECS = {"UserTask", "ManualTask", "ScriptTask", "ServiceTask", "Busine
                   "CallActivity", "SubWorkflowTask", "EndEvent"}
 
 
+# Who deploys models from the repository's own folders (``seed-demo``, the service catalog, the
+# CLI and benchmarks with no name): their scripts run in-process. Everything else — a person
+# deploying through the designer — runs in the sandbox process pool (engine.bpmn.pool).
+TRUSTED_DEPLOYERS = frozenset({None, "seed-demo", "catalog"})
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -71,8 +77,8 @@ class EngineDeps:
     departments: dict[str, str] = field(default_factory=dict)  # code -> name
     clock: Callable[[], datetime] = utcnow
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
-    # run engine steps in a worker thread: on when connectors call remote services (GOVFLOW_EXCHANGE_URL)
-    offload_steps: bool = False
+    # run engine steps in a worker thread, never on the event loop (build_engine: always on)
+    offload_steps: bool = True
     keyring: Any = None  # e-certificate signing keys (engine.certificates.signing.KeyRing), when installed
     # called after a step committed: (case_id, status, event kinds) -> live status fan-out (SSE)
     publish: Callable[[int, str, list[str]], Awaitable[None]] | None = None
@@ -175,6 +181,7 @@ class CaseEngine:
     def __init__(self, deps: EngineDeps) -> None:
         self.deps = deps
         self._bundle_by_definition: dict[int, ProcessBundle] = {}
+        self._isolated: dict[int, bool] = {}  # definition id -> scripts run in the sandbox process pool
         dept = deps.departments
         self._lane_to_dept = {**{code: code for code in dept}, **{name: code for code, name in dept.items()}}
 
@@ -207,6 +214,7 @@ class CaseEngine:
                     return existing
                 continue
             self._bundle_by_definition[definition.id] = self.deps.bundles.put(bundle)
+            self._isolated[definition.id] = deployed_by not in TRUSTED_DEPLOYERS
             return definition
         raise Conflict("并发部署冲突，请重试")
 
@@ -223,8 +231,14 @@ class CaseEngine:
             if definition is None:
                 raise NotFound("流程定义不存在")
             bundle = self.deps.bundles.load(files_from_json(definition.files), definition.process_id)
+            self._isolated[definition_id] = definition.deployed_by not in TRUSTED_DEPLOYERS
             self._bundle_by_definition[definition_id] = bundle
         return bundle
+
+    def isolated(self, definition_id: int) -> bool:
+        """Whether the scripts of this version run in the sandbox process pool (a designer
+        deployment) rather than in-process (a model shipped in the repository). Unknown: isolated."""
+        return self._isolated.get(definition_id, True)
 
     # ------------------------------------------------------------------ cases
     async def start_case(self, definition: ProcessDefinition, *, service: str, data: dict[str, Any] | None = None,
@@ -242,8 +256,9 @@ class CaseEngine:
         case_no = self.deps.case_no(service, now)
         context = ConnectorContext(case_no=case_no, service=service, actor=actor, purpose=f"办理 {service}",
                                    records=list(records or []))
+        self._isolated.setdefault(definition.id, definition.deployed_by not in TRUSTED_DEPLOYERS)
         workflow = BpmnWorkflow(bundle.spec, bundle.subprocess_specs,
-                                script_engine=self._script_engine(context))
+                                script_engine=self._script_engine(context, self.isolated(definition.id)))
         if data:
             workflow.task_tree.data.update(data)
             for task in workflow.get_tasks(state=TaskState.READY):
@@ -291,7 +306,8 @@ class CaseEngine:
                                                                                               ProcessBundle]:
         """The workflow of a case row already read, its connectors acting in ``context``."""
         bundle = await self.bundle_for(case.definition_id, conn)  # type: ignore[attr-defined]
-        return self.deps.serializer.load(case.state, bundle, self._script_engine(context)), bundle
+        engine = self._script_engine(context, self.isolated(case.definition_id))  # type: ignore[attr-defined]
+        return self.deps.serializer.load(case.state, bundle, engine), bundle
 
     async def complete_task(self, task_id: str | UUID, data: dict[str, Any] | None = None, *,
                             actor: str | None = None, opinion: str | None = None,
@@ -483,12 +499,14 @@ class CaseEngine:
         """What a step returns to its caller: status, version, data and the ready human tasks."""
         return self._result(case.id, case.case_no, workflow, version, bundle)
 
-    def _script_engine(self, context: ConnectorContext) -> PythonScriptEngine:
+    def _script_engine(self, context: ConnectorContext, isolated: bool = True) -> PythonScriptEngine:
         connectors = self.deps.connectors
 
         def handler(name: str, params: dict[str, Any], _data: dict[str, Any]) -> Any:
             return connectors.call(name, params, context)
 
+        if isolated:
+            return self.deps.script_engine_factory(service_handler=handler, isolated=True)
         return self.deps.script_engine_factory(service_handler=handler)
 
     async def _step(self, func: Callable[..., None], *args: Any) -> None:
