@@ -319,8 +319,8 @@ def secret_problems(settings: Settings) -> list[str]:
     """Why the keys every request needs cannot be had, checked before anything listens: in
     production there is no development fallback, and the public development JWT secret, PII key
     and certificate signing key are refused even when copied into the configuration."""
-    from engine.accountability.privacy import PiiKeys
-    from engine.certificates.connector import keyring_from_settings
+    from engine.accountability import PiiKeys
+    from engine.certificates import keyring_from_settings
     from mobile_api.auth import jwt_secret_from_settings
 
     problems = []
