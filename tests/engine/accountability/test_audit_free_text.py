@@ -10,14 +10,14 @@ from engine.accountability import audit
 from engine.store.audit_models import AuditRecord
 from engine.store.models import CaseEvent
 from engine.workbench.task_ops import add_signer, complete_cosign, transfer
-from tests.engine.test_task_ops import _files
+from tests.engine.helpers import task_ops_model
 
 ID_NUMBER, PHONE = "110105194912310021", "13812345678"
 LEAKS = (ID_NUMBER, PHONE, ID_NUMBER[6:14])
 
 
 async def test_transfer_reason_and_signer_opinions_are_masked_in_the_audit_chain(engine) -> None:  # noqa: ANN001
-    definition = await engine.deploy(_files("three_steps"), deployed_by="designer01")
+    definition = await engine.deploy(task_ops_model("three_steps"), deployed_by="designer01")
     started = await engine.start_case(definition, service="demo", data={"applicant_name": "李四"})
     step = await engine.complete_task(started.ready_tasks[0].id, {"intake_note": "齐全"}, actor="win01")
     main_id = step.ready_tasks[0].id
