@@ -1,5 +1,8 @@
 """Deploy a process version from the designer: lint-gated, content-hashed, audited.
 
+A new version is ``pending``: it runs no new case until a second person approves it
+(``engine.designer.review``).
+
 Deploying identical content returns the existing version (``created`` False) and changes
 nothing but the audit trail; running cases keep the version they started on.
 """
@@ -52,7 +55,8 @@ async def deploy(engine: CaseEngine, upload: Upload, *, actor: str,
     digest = content_hash(assembled.files)
     existing = await ProcessDefinition.get_or_none(process_id=assembled.process_id, content_hash=digest)
     definition = existing or await engine.deploy(assembled.files, process_id=assembled.process_id,
-                                                 deployed_by=actor, name=assembled.name)
+                                                 deployed_by=actor, name=assembled.name,
+                                                 review_state="pending")  # four-eyes: engine.designer.review
     created = existing is None and definition.deployed_by == actor and definition.content_hash == digest
     await audit.record("deploy", actor=actor, process_id=definition.process_id, version=definition.version,
                        content_hash=definition.content_hash,

@@ -156,8 +156,11 @@ class CaseEngine:
 
     # ------------------------------------------------------------------ definitions
     async def deploy(self, files: dict[str, str], *, process_id: str | None = None,
-                     deployed_by: str | None = None, name: str = "") -> ProcessDefinition:
-        """Store an immutable version; deploying identical content again returns the existing one."""
+                     deployed_by: str | None = None, name: str = "",
+                     review_state: str = "approved") -> ProcessDefinition:
+        """Store an immutable version; deploying identical content again returns the existing one.
+        ``review_state``: ``approved`` (live at once: seeding, tests) or ``pending`` (four-eyes
+        publishing, ``engine.designer.review``: a second person approves it)."""
         bundle = build_bundle(files, process_id)
         existing = await ProcessDefinition.get_or_none(process_id=bundle.process_id,
                                                        content_hash=bundle.content_hash)
@@ -171,11 +174,13 @@ class CaseEngine:
                         process_id=bundle.process_id, name=name or (bundle.spec.description or ""),
                         version=(latest.version + 1) if latest else 1, content_hash=bundle.content_hash,
                         files=files_to_json(bundle.files), deployed_by=deployed_by, using_db=conn,
+                        review_state=review_state,
                     )
                     await audit.record(conn, "deploy", actor=deployed_by, subject=bundle.process_id,
                                        now=self.deps.clock(), detail={
                                            "version": definition.version, "content_hash": bundle.content_hash,
-                                           "definition_id": definition.id, "files": sorted(bundle.files)})
+                                           "definition_id": definition.id, "files": sorted(bundle.files),
+                                           "review_state": review_state})
             except IntegrityError:
                 existing = await ProcessDefinition.get_or_none(process_id=bundle.process_id,
                                                                content_hash=bundle.content_hash)
@@ -191,6 +196,22 @@ class CaseEngine:
         if definition is None:
             raise NotFound(f"流程 {process_id} 尚未部署")
         return definition
+
+    async def live_definition(self, process_id: str) -> ProcessDefinition:
+        """The version new cases start on: the newest approved version whose effective time has
+        come (four-eyes publishing: pending and rejected versions never run new cases)."""
+        now = self.deps.clock()
+        rows = await ProcessDefinition.filter(process_id=process_id, review_state="approved").order_by("-version")
+        for definition in rows:
+            if definition.effective_at is None or definition.effective_at <= now:
+                return definition
+        if rows or await ProcessDefinition.filter(process_id=process_id).exists():
+            raise NotFound(f"流程 {process_id} 尚无已发布（审批生效）的版本")
+        raise NotFound(f"流程 {process_id} 尚未部署")
+
+    def lane_department(self, lane: str | None) -> str | None:
+        """The department code a lane name (code or Chinese name) stands for."""
+        return self._lane_to_dept.get(lane, lane) if lane else None
 
     async def bundle_for(self, definition_id: int, conn: Any = None) -> ProcessBundle:
         bundle = self._bundle_by_definition.get(definition_id)

@@ -131,6 +131,12 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int]]] = {
     ("GET", "/api/v1/designer/processes/{process_id}/stats"): ({}, designer_read(200)),
     ("POST", "/api/v1/designer/validate"): ({"json": {"bpmn": "not xml"}}, designer_write(422)),
     ("POST", "/api/v1/designer/processes"): ({"json": {"bpmn": "not xml"}}, designer_write(422)),
+    # four-eyes review: admins and supervisors only; the version word "latest" is refused after the role check
+    ("POST", "/api/v1/designer/processes/{process_id}/versions/{version}/approve"): (
+        {"json": {"note": "同意"}}, row(403, anonymous=401, supervisor=422, admin=422)),
+    ("POST", "/api/v1/designer/processes/{process_id}/versions/{version}/reject"): (
+        {"json": {"note": "驳回"}}, row(403, anonymous=401, supervisor=422, admin=422)),
+    ("GET", "/api/v1/designer/processes/{process_id}/versions/{version}/diff"): ({}, designer_read(422)),
     ("POST", "/api/v1/designer/processes/{process_id}/migrate"): (
         {"json": {"from_version": 1, "to_version": 1, "dry_run": True}}, designer_write(422)),
     # state-changing citizen rows last: A withdraws the case, then every role logs out
