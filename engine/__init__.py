@@ -30,6 +30,11 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
     overrides.setdefault("serializer", StateSerializer(
         key=pii_keys.encryption_key, old_keys=pii_keys.retired_encryption_keys))
     overrides.setdefault("calendar", WorkingCalendar.load(settings.PROCESSES_DIR / "calendar.yaml"))
+    if "connector_policy" not in overrides and settings.PROCESSES_DIR.is_dir():
+        from engine.citizen.catalog import Catalog
+
+        # what each item's process may call and issue, enforced at run time (engine.kernel.policy)
+        overrides["connector_policy"] = Catalog.load(settings.PROCESSES_DIR).policy_for_service
     deps = EngineDeps(
         script_engine_factory=partial(SandboxScriptEngine, timeout_ms=settings.SCRIPT_TIMEOUT_MS,
                                       extra_globals={"countersign": countersign_outcome}),

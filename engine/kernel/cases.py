@@ -38,6 +38,7 @@ from engine.errors import (
 )
 from engine.kernel import clocks as case_sla
 from engine.kernel.connectors import ConnectorContext, ConnectorRegistry
+from engine.kernel.policy import ConnectorPolicy, check_call
 from engine.kernel.sla import WorkingCalendar, plan
 from engine.kernel.summary import summary_of
 from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
@@ -84,6 +85,9 @@ class EngineDeps:
     completion_hooks: list[Callable[[Any, HumanTask, str | None, datetime], Awaitable[None]]] = field(
         default_factory=list)
     pii_keys: Any = None  # engine.accountability.privacy.PiiKeys: blind indexes for the personal-data access log
+    # service slug -> what its process may call and issue (engine.kernel.policy; from item.yaml);
+    # None (or a service without an item): no policy applies
+    connector_policy: Callable[[str], ConnectorPolicy | None] | None = None
 
 
 @dataclass
@@ -461,7 +465,12 @@ class CaseEngine:
     def _script_engine(self, context: ConnectorContext) -> PythonScriptEngine:
         connectors = self.deps.connectors
 
-        def handler(name: str, params: dict[str, Any], _data: dict[str, Any]) -> Any:
+        policy_of = self.deps.connector_policy
+
+        def handler(name: str, params: dict[str, Any], data: dict[str, Any]) -> Any:
+            policy = policy_of(context.service) if policy_of is not None else None
+            if policy is not None:  # refused before the connector runs: nothing read, nothing issued
+                check_call(policy, name, params, data)
             return connectors.call(name, params, context)
 
         return self.deps.script_engine_factory(service_handler=handler)

@@ -195,7 +195,8 @@ def blueprint() -> Blueprint:
     @error_responses(400, 401, 403, 413, 415, 422)
     @staff_required(DESIGN_ROLES)
     async def validate_model(request: Request) -> HTTPResponse:
-        result = await validation.validate(_xml_body(request), departments=request.app.ctx.departments)
+        result = await validation.validate(_xml_body(request), departments=request.app.ctx.departments,
+                                           policy_of=request.app.ctx.catalog.policy_for_process)
         return json(result)
 
     @bp.post("/processes")
@@ -214,7 +215,7 @@ def blueprint() -> Blueprint:
     async def deploy_version(request: Request) -> HTTPResponse:
         ctx = request.app.ctx
         result = await deployer.deploy(ctx.engine, _upload(request), actor=request.ctx.staff.username,
-                                       departments=ctx.departments)
+                                       departments=ctx.departments, policy_of=ctx.catalog.policy_for_process)
         running = await versions.running_counts([result.definition.id])
         live = review.live_of(await versions.versions_of(result.definition.process_id))
         return json({**_version_view(result.definition, running.get(result.definition.id, 0), live=live),

@@ -19,6 +19,7 @@ from tests.api.helpers import OpenApiClient, error_of, running_api, seed_staff
 from tests.api.helpers import staff_login as token
 from tests.conftest import FIXTURES
 
+ROOT = FIXTURES.parents[1]
 D = "/api/v1/designer"
 P = f"{D}/processes/three_steps/versions"
 THREE = (FIXTURES / "models" / "task_ops" / "three_steps.bpmn").read_text(encoding="utf-8")
@@ -130,3 +131,26 @@ async def test_review_input_is_checked(api: OpenApiClient) -> None:
     assert first["against_version"] is None and "approve" in first["added"] and first["changed"] == []
     assert (await ProcessDefinition.get(process_id="three_steps")).review_state == "pending"
     assert not await DesignerAudit.filter(action__in=["approve", "reject"]).exists()
+
+
+async def test_deploy_and_validate_refuse_a_model_its_item_does_not_allow(api: OpenApiClient) -> None:
+    """senior_card belongs to the senior-card item: issuing a 居住证 or calling the birth registry is
+    refused, the service task is named (the page marks it), and nothing is stored."""
+    designer = await token(api, "designer01")
+    ctx = api.app.ctx
+    await ctx.applications.definition_for(ctx.catalog.get("senior-card"))  # the folder's version: forms, DMN
+    shipped = (ROOT / "processes" / "senior-card" / "senior_card.bpmn").read_text(encoding="utf-8")
+    other_type = shipped.replace("'11310000612852669L001'", "'11310000996137268Q003'")
+    foreign = shipped.replace('id="population.lookup"', 'id="hospital.birth_record"')
+    before = await ProcessDefinition.all().count()
+    for xml, element, code in ((other_type, "issue_certificate", "certificate_type_not_allowed"),
+                               (foreign, "lookup_population", "connector_not_allowed")):
+        refused = error_of(await api.call("POST", f"{D}/processes", token=designer, content=xml.encode(),
+                                          headers=XML), 422, "lint_failed")
+        assert element in refused["fields"] and "未授权" in refused["fields"][element]
+        checked = (await api.call("POST", f"{D}/validate", token=designer, content=xml.encode(), headers=XML)).json()
+        assert checked["valid"] is False
+        assert [(f["code"], f["element_id"]) for f in checked["errors"]] == [(code, element)]
+    assert await ProcessDefinition.all().count() == before
+    ok = await api.call("POST", f"{D}/validate", token=designer, content=shipped.encode(), headers=XML)
+    assert ok.json()["valid"] is True
