@@ -15,10 +15,11 @@ def v1_blueprints() -> list[Blueprint]:
         designer,
         services,
         staff,
+        staff_certificates,
         staff_intake,
         staff_ops,
     )
 
     return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint(),
             staff.blueprint(), staff_intake.blueprint(),
-            staff_ops.blueprint(), designer.blueprint(), access_log.blueprint()]
+            staff_ops.blueprint(), staff_certificates.blueprint(), designer.blueprint(), access_log.blueprint()]

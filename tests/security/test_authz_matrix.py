@@ -105,6 +105,13 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int]]] = {
     ("GET", "/api/v1/certificates/{cert_id}/qrcode"): ({}, citizen_only(200)),
     ("GET", "/api/v1/certificates/keys"): ({}, PUBLIC_200),
     ("POST", "/api/v1/certificates/verify"): ({"json": {"token": "x.y"}}, row(400)),
+    # 证照管理: officers, supervisors and admins; only the issuing department (mca here) or an admin sees one
+    ("GET", "/api/v1/staff/certificates"): ({}, row(403, anonymous=401, officer_other=422, supervisor=422,
+                                                    admin=422)),  # no q
+    ("GET", "/api/v1/staff/certificates/{cert_id}"): ({}, row(403, anonymous=401, admin=200)),
+    **{("POST", f"/api/v1/staff/certificates/{{cert_id}}/{action}"): (  # an empty reason: nothing changes
+        {"json": {"reason": ""}}, row(403, anonymous=401, officer_other=422, supervisor=422, admin=422))
+       for action in ("suspend", "revoke", "restore")},
     ("POST", "/api/v1/staff/applications"): ({"multipart": True},
                                              row(403, anonymous=401, clerk=404, admin=404)),
     ("GET", "/api/v1/staff/tasks"): ({}, row(403, anonymous=401, clerk=200, officer_other=200, supervisor=200,
