@@ -18,8 +18,10 @@ def v1_blueprints() -> list[Blueprint]:
         staff_certificates,
         staff_intake,
         staff_ops,
+        verifiers,
     )
 
     return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint(),
             staff.blueprint(), staff_intake.blueprint(),
-            staff_ops.blueprint(), staff_certificates.blueprint(), designer.blueprint(), access_log.blueprint()]
+            staff_ops.blueprint(), staff_certificates.blueprint(), designer.blueprint(), access_log.blueprint(),
+            verifiers.blueprint()]

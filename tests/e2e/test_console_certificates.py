@@ -71,3 +71,24 @@ async def test_officer_revokes_a_certificate_and_verification_says_so_at_once(se
     await expect(page.locator("#cert-detail")).to_contain_text("不能再变更")
     await screenshot(page, "console-certificates.png")
     assert (await Certificate.get(id=row.id)).state == "03"
+
+
+async def test_admin_registers_a_verifier_whose_key_then_verifies(server: Server, desktop: Any) -> None:
+    await add_staff("admin01", "孙管理", ["window"], ["admin"])
+    started = await server.app.ctx.applications.apply("senior-card", FORM, applicant=WANG)
+    [row] = await Certificate.filter(case_id=started.id)
+    page: Page = await desktop(server.base_url)
+    await log_in_as(page, "admin01", "孙管理")
+    await page.locator('#nav [data-nav="certificates"]').click()
+    await expect(page.locator("#verifier-list")).to_contain_text("还没有登记的用证方")
+    await page.get_by_label("机构名称").fill("上海市第一人民医院")
+    await page.get_by_label("用证目的").fill("老年人就诊优待身份核验")
+    await page.get_by_role("button", name="登记并发放密钥").click()
+    key = (await page.locator("#verifier-key-value").inner_text()).strip()
+    assert key.startswith("gvk_")
+    await expect(page.locator("#verifier-list")).to_contain_text("上海市第一人民医院")
+    await screenshot(page, "console-verifiers.png")
+    qr = make_qr_token(row.identifier, "01", row.issuer_code, row.issue_date, 600, server.engine.deps.keyring.active)
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        answer = await client.post("/api/v1/certificates/verify", json={"token": qr}, headers={"X-Verifier-Key": key})
+    assert answer.status_code == 200 and answer.json()["verifier"] == "上海市第一人民医院"

@@ -112,6 +112,9 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int]]] = {
     **{("POST", f"/api/v1/staff/certificates/{{cert_id}}/{action}"): (  # an empty reason: nothing changes
         {"json": {"reason": ""}}, row(403, anonymous=401, officer_other=422, supervisor=422, admin=422))
        for action in ("suspend", "revoke", "restore")},
+    ("GET", "/api/v1/admin/verifiers"): ({}, row(403, anonymous=401, admin=200)),
+    ("POST", "/api/v1/admin/verifiers"): ({"json": {"name": ""}}, row(403, anonymous=401, admin=422)),
+    ("POST", "/api/v1/admin/verifiers/{verifier_id}/disable"): ({}, row(403, anonymous=401, admin=404)),  # none
     ("POST", "/api/v1/staff/applications"): ({"multipart": True},
                                              row(403, anonymous=401, clerk=404, admin=404)),
     ("GET", "/api/v1/staff/tasks"): ({}, row(403, anonymous=401, clerk=200, officer_other=200, supervisor=200,
@@ -191,7 +194,7 @@ async def world(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch)
         assert task.department == "samr"
         [cert] = await Certificate.all()
         params = {"case_id": case_id, "cert_id": cert.id, "task_id": str(task.id), "slug": "senior-card",
-                  "process_id": "senior_card", "version": "latest"}
+                  "process_id": "senior_card", "version": "latest", "verifier_id": 999999}
         yield {"api": api, "tokens": tokens, "params": params, "case_id": case_id, "task_id": str(task.id)}
 
 

@@ -3,7 +3,8 @@
 // suspend, restore or revoke it with a reason. QR verification answers the new state at once.
 // API: GET /staff/certificates?q=, GET /staff/certificates/{id}, POST …/{id}/suspend|revoke|restore.
 
-import { api } from "./api.js";
+import { api, session } from "./api.js";
+import { verifiersCard } from "./verifiers.js";
 import { alertBox, errorText, kv, section, textField, toast } from "./ui.js";
 import { formatTime, h } from "/shared/static/dom.js";
 
@@ -94,5 +95,6 @@ export async function certificatesView({ show, isCurrent, params }) {
     if (isCurrent()) await certificatesView({ show, isCurrent, params });
   };
   if (id) parts.push(await detailCard(id, { reload }));
+  if ((session.get()?.staff?.roles || []).includes("admin")) parts.push(await verifiersCard({ reload }));
   if (isCurrent()) show(...parts);
 }
