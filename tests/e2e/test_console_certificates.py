@@ -92,3 +92,37 @@ async def test_admin_registers_a_verifier_whose_key_then_verifies(server: Server
     async with httpx.AsyncClient(base_url=server.base_url) as client:
         answer = await client.post("/api/v1/certificates/verify", json={"token": qr}, headers={"X-Verifier-Key": key})
     assert answer.status_code == 200 and answer.json()["verifier"] == "上海市第一人民医院"
+
+
+async def test_verify_page_reads_an_uploaded_qr_and_answers_in_large_text(
+        server: Server, desktop: Any, tmp_path: Any) -> None:
+    """/verify/ decodes the QR picture in the browser (jsQR, bundled from npm), asks the API and
+    shows 有效; after a revoke the same code shows 吊销; with a verifier's key the answer names it."""
+    from engine.certificates import lifecycle, verifiers
+    from engine.certificates.qr import qr_png
+
+    started = await server.app.ctx.applications.apply("senior-card", FORM, applicant=WANG)
+    [row] = await Certificate.filter(case_id=started.id)
+    qr = make_qr_token(row.identifier, "01", row.issuer_code, row.issue_date, 600, server.engine.deps.keyring.active)
+    picture = tmp_path / "qr.png"
+    picture.write_bytes(qr_png(qr))
+    page: Page = await desktop(server.base_url)
+    await page.goto("/verify/")
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    await page.locator("#qr-file").set_input_files(str(picture))
+    await expect(page.locator("#verdict")).to_have_text("有效")
+    await expect(page.locator("#result")).to_contain_text("老年人优待证")
+    await expect(page.locator("#result")).not_to_contain_text(WANG.id_number)
+    await screenshot(page, "verify-valid.png")
+
+    _, key = await verifiers.register("上海市第一人民医院", "老年人就诊优待身份核验", created_by="e2e")
+    await lifecycle.change_state(row.id, "revoke", lifecycle.Manager("e2e", ["admin"], []), "误发",
+                                 lifecycle.certificate_types(server.app.ctx.settings.PROCESSES_DIR))
+    await page.locator(".verify-key summary").click()
+    await page.get_by_label("用证方密钥").fill(key)
+    await page.locator("#qr-file").set_input_files([])
+    await page.locator("#qr-file").set_input_files(str(picture))
+    await expect(page.locator("#verdict")).to_have_text("吊销")
+    await expect(page.locator("#result")).to_have_attribute("data-verdict", "invalid")
+    await expect(page.locator("#result")).to_contain_text("上海市第一人民医院")
+    await screenshot(page, "verify-revoked.png")
