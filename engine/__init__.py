@@ -34,6 +34,11 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
     helpers = {"countersign": countersign_outcome}
     pool = shared_pool(settings.SANDBOX_WORKERS, settings.SANDBOX_MEMORY_MB,  # pre-started, in the background
                        preload=tuple({f.__module__ for f in helpers.values()}))
+    if "connector_policy" not in overrides and settings.PROCESSES_DIR.is_dir():
+        from engine.citizen.catalog import Catalog
+
+        # what each item's process may call and issue, enforced at run time (engine.kernel.policy)
+        overrides["connector_policy"] = Catalog.load(settings.PROCESSES_DIR).policy_for_service
     deps = EngineDeps(
         script_engine_factory=partial(SandboxScriptEngine, timeout_ms=settings.SCRIPT_TIMEOUT_MS,
                                       extra_globals=helpers, pool=pool),

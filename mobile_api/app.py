@@ -137,7 +137,8 @@ def setup_listeners(app: GovflowApp, engine_builder: EngineBuilder = build_engin
         ctx.departments = dict(ctx.engine.deps.departments)
         ctx.catalog = Catalog.load(settings.PROCESSES_DIR)
         ctx.applications = ApplicationService(ctx.engine, ctx.catalog,
-                                              pii_key=PiiKeys.from_settings(settings).blind_index_key)
+                                              pii_key=PiiKeys.from_settings(settings).blind_index_key,
+                                              folder_review_state="pending" if settings.is_production else "approved")
         log.info("services_started", kv=ctx.kv.kind, env=settings.ENV, departments=len(ctx.departments))
 
     @app.after_server_stop

@@ -265,6 +265,29 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_certificates(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_certificates(args, settings))
+
+
+async def _certificates(args: argparse.Namespace, settings: Settings) -> int:
+    """``govflow certificates suspend|revoke|restore ID --reason``: the operator acts for the
+    issuing department (audited as ``cli:<login>``); ID is the id or the 证照标识."""
+    import getpass
+
+    from engine.certificates import lifecycle
+    from engine.store.db import close_db, init_db
+
+    operator = lifecycle.Manager(f"cli:{getpass.getuser()}"[:64], [], [], system=True)
+    await init_db(settings.DATABASE_URL)
+    try:
+        row = await lifecycle.change_state(args.certificate, args.certificates_command, operator, args.reason,
+                                           lifecycle.certificate_types(settings.PROCESSES_DIR))
+    finally:
+        await close_db()
+    print(f"{row.identifier} {row.name}: {row.state} ({args.certificates_command}, {args.reason.strip()})")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------- serve / worker
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from functools import partial
@@ -460,6 +483,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--expect-anchor", metavar="SEQ:HASH", help="an anchor line kept outside the database")
     audit_sub.add_parser("anchor", help="append an anchor of the chain head and print it")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("certificates", help="suspend, revoke or restore an e-certificate")
+    cert_sub = p.add_subparsers(dest="certificates_command", required=True)
+    for action, text in (("suspend", "暂停 (01 → 02)"), ("revoke", "吊销 (→ 03, final)"), ("restore", "恢复 (02 → 01)")):
+        c = cert_sub.add_parser(action, help=text)
+        c.add_argument("certificate", help="certificate id or identifier (证照标识)")
+        c.add_argument("--reason", required=True, help="why (kept in the audit log and the certificate history)")
+    p.set_defaults(func=cmd_certificates)
 
     p = sub.add_parser("purge", help="apply retention: anonymise expired case data, drop old logs")
     p.add_argument("--dry-run", action="store_true", help="only report what would be purged")

@@ -38,6 +38,7 @@ from engine.errors import (
 )
 from engine.kernel import clocks as case_sla
 from engine.kernel.connectors import ConnectorContext, ConnectorRegistry
+from engine.kernel.policy import ConnectorPolicy, check_call
 from engine.kernel.sla import WorkingCalendar, plan
 from engine.kernel.summary import summary_of
 from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
@@ -98,6 +99,9 @@ class EngineDeps:
     # what they write commits or rolls back with the step (e.g. engine.platform.notify: the notification outbox)
     notifications: Any = None  # engine.platform.notify.Outbox, when installed (its catalogue, for the API)
     step_hooks: list[Callable[[Any, list["StepWrite"], datetime], Awaitable[None]]] = field(default_factory=list)
+    # service slug -> what its process may call and issue (engine.kernel.policy; from item.yaml);
+    # None (or a service without an item): no policy applies
+    connector_policy: Callable[[str], ConnectorPolicy | None] | None = None
 
 
 @dataclass
@@ -187,8 +191,11 @@ class CaseEngine:
 
     # ------------------------------------------------------------------ definitions
     async def deploy(self, files: dict[str, str], *, process_id: str | None = None,
-                     deployed_by: str | None = None, name: str = "") -> ProcessDefinition:
-        """Store an immutable version; deploying identical content again returns the existing one."""
+                     deployed_by: str | None = None, name: str = "",
+                     review_state: str = "approved") -> ProcessDefinition:
+        """Store an immutable version; deploying identical content again returns the existing one.
+        ``review_state``: ``approved`` (live at once: seeding, tests) or ``pending`` (four-eyes
+        publishing, ``engine.designer.review``: a second person approves it)."""
         bundle = build_bundle(files, process_id)
         existing = await ProcessDefinition.get_or_none(process_id=bundle.process_id,
                                                        content_hash=bundle.content_hash)
@@ -202,11 +209,13 @@ class CaseEngine:
                         process_id=bundle.process_id, name=name or (bundle.spec.description or ""),
                         version=(latest.version + 1) if latest else 1, content_hash=bundle.content_hash,
                         files=files_to_json(bundle.files), deployed_by=deployed_by, using_db=conn,
+                        review_state=review_state,
                     )
                     await audit.record(conn, "deploy", actor=deployed_by, subject=bundle.process_id,
                                        now=self.deps.clock(), detail={
                                            "version": definition.version, "content_hash": bundle.content_hash,
-                                           "definition_id": definition.id, "files": sorted(bundle.files)})
+                                           "definition_id": definition.id, "files": sorted(bundle.files),
+                                           "review_state": review_state})
             except IntegrityError:
                 existing = await ProcessDefinition.get_or_none(process_id=bundle.process_id,
                                                                content_hash=bundle.content_hash)
@@ -223,6 +232,22 @@ class CaseEngine:
         if definition is None:
             raise NotFound(f"流程 {process_id} 尚未部署")
         return definition
+
+    async def live_definition(self, process_id: str) -> ProcessDefinition:
+        """The version new cases start on: the newest approved version whose effective time has
+        come (four-eyes publishing: pending and rejected versions never run new cases)."""
+        now = self.deps.clock()
+        rows = await ProcessDefinition.filter(process_id=process_id, review_state="approved").order_by("-version")
+        for definition in rows:
+            if definition.effective_at is None or definition.effective_at <= now:
+                return definition
+        if rows or await ProcessDefinition.filter(process_id=process_id).exists():
+            raise NotFound(f"流程 {process_id} 尚无已发布（审批生效）的版本")
+        raise NotFound(f"流程 {process_id} 尚未部署")
+
+    def lane_department(self, lane: str | None) -> str | None:
+        """The department code a lane name (code or Chinese name) stands for."""
+        return self._lane_to_dept.get(lane, lane) if lane else None
 
     async def bundle_for(self, definition_id: int, conn: Any = None) -> ProcessBundle:
         bundle = self._bundle_by_definition.get(definition_id)
@@ -502,7 +527,12 @@ class CaseEngine:
     def _script_engine(self, context: ConnectorContext, isolated: bool = True) -> PythonScriptEngine:
         connectors = self.deps.connectors
 
-        def handler(name: str, params: dict[str, Any], _data: dict[str, Any]) -> Any:
+        policy_of = self.deps.connector_policy
+
+        def handler(name: str, params: dict[str, Any], data: dict[str, Any]) -> Any:
+            policy = policy_of(context.service) if policy_of is not None else None
+            if policy is not None:  # refused before the connector runs: nothing read, nothing issued
+                check_call(policy, name, params, data)
             return connectors.call(name, params, context)
 
         if isolated:

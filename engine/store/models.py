@@ -46,6 +46,13 @@ class ProcessDefinition(Model):
     files = fields.TextField()  # JSON object: file name -> text
     deployed_by = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # four-eyes publishing (engine.designer.review): pending | approved | rejected; whether an
+    # approved version is live or superseded is computed (the newest approved and effective one is live)
+    review_state = fields.CharField(max_length=16, default="approved", db_index=True)
+    reviewed_by = fields.CharField(max_length=64, null=True)
+    reviewed_at = fields.DatetimeField(null=True)
+    review_note = fields.CharField(max_length=500, null=True)
+    effective_at = fields.DatetimeField(null=True)  # approved versions become live from this time
 
     class Meta:
         table = "process_definitions"

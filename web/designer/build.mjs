@@ -5,7 +5,8 @@ import { build } from "esbuild";
 import { writeFileSync } from "node:fs";
 
 await build({
-  entryPoints: { designer: "src/main.js" },
+  // verify: the /verify/ page's QR reader (jsQR), bundled here so one npm lock builds both pages
+  entryPoints: { designer: "src/main.js", verify: "src/verify.js" },
   bundle: true,
   format: "esm",
   target: "es2020",

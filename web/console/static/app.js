@@ -6,6 +6,7 @@
 import { api, ApiError, client, onUnauthorized, session } from "./api.js";
 import { staffLoginForm } from "/shared/static/staff.js";
 import { intakeView } from "./intake.js";
+import { CERT_ROLES, certificatesView } from "./certificates.js";
 import { errorText, kv, section, toast } from "./ui.js";
 import { commentForm, workCard } from "./work.js";
 import { rectificationCard, supplementRounds } from "./loop.js";
@@ -79,13 +80,18 @@ function canIntake() {
   return (session.get()?.staff?.roles || []).some((r) => INTAKE_ROLES.includes(r));
 }
 
+function canManageCertificates() {
+  return (session.get()?.staff?.roles || []).some((r) => CERT_ROLES.includes(r));
+}
+
 /** The top bar's links: 待办 always, 窗口受理 for clerks; the current one marked. */
 function setNav(current) {
   const nav = document.getElementById("nav");
   nav.hidden = !session.loggedIn();
   nav.querySelector('[data-nav="intake"]').hidden = !canIntake();
+  nav.querySelector('[data-nav="certificates"]').hidden = !canManageCertificates();
   for (const link of nav.querySelectorAll("a")) {
-    const here = link.dataset.nav === (current === "intake" ? "intake" : "inbox");
+    const here = link.dataset.nav === (["intake", "certificates"].includes(current) ? current : "inbox");
     if (here) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -277,6 +283,9 @@ async function route() {
     setNav(parts[0]);
     if (parts[0] === "tasks" && parts[1]) await taskView(parts[1], token);
     else if (parts[0] === "intake" && canIntake()) await intakeView({ show, isCurrent: () => token === renderToken });
+    else if (parts[0] === "certificates" && canManageCertificates()) {
+      await certificatesView({ show, params, isCurrent: () => token === renderToken });
+    }
     else await inboxView(params, token);
     if (token === renderToken) window.scrollTo(0, 0);
   } catch (exc) {
