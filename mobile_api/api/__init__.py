@@ -17,8 +17,10 @@ def v1_blueprints() -> list[Blueprint]:
         staff,
         staff_intake,
         staff_ops,
+        stats,
     )
 
     return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint(),
             staff.blueprint(), staff_intake.blueprint(),
-            staff_ops.blueprint(), designer.blueprint(), access_log.blueprint()]
+            staff_ops.blueprint(), designer.blueprint(), access_log.blueprint(),
+            stats.blueprint()]

@@ -6,6 +6,7 @@
 import { api, ApiError, client, onUnauthorized, session } from "./api.js";
 import { staffLoginForm } from "/shared/static/staff.js";
 import { intakeView } from "./intake.js";
+import { canSeeStats, statsView } from "./stats.js";
 import { errorText, kv, section, toast } from "./ui.js";
 import { commentForm, workCard } from "./work.js";
 import { formatTime, h } from "/shared/static/dom.js";
@@ -82,8 +83,9 @@ function setNav(current) {
   const nav = document.getElementById("nav");
   nav.hidden = !session.loggedIn();
   nav.querySelector('[data-nav="intake"]').hidden = !canIntake();
+  nav.querySelector('[data-nav="stats"]').hidden = !canSeeStats();
   for (const link of nav.querySelectorAll("a")) {
-    const here = link.dataset.nav === (current === "intake" ? "intake" : "inbox");
+    const here = link.dataset.nav === (["intake", "stats"].includes(current) ? current : "inbox");
     if (here) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -279,6 +281,9 @@ async function route() {
     setNav(parts[0]);
     if (parts[0] === "tasks" && parts[1]) await taskView(parts[1], token);
     else if (parts[0] === "intake" && canIntake()) await intakeView({ show, isCurrent: () => token === renderToken });
+    else if (parts[0] === "stats" && canSeeStats()) {
+      await statsView(Object.fromEntries(params), { show, isCurrent: () => token === renderToken });
+    }
     else await inboxView(params, token);
     if (token === renderToken) window.scrollTo(0, 0);
   } catch (exc) {
