@@ -13,6 +13,7 @@ def v1_blueprints() -> list[Blueprint]:
         auth,
         certificates,
         designer,
+        documents,
         services,
         staff,
         staff_intake,
@@ -23,4 +24,4 @@ def v1_blueprints() -> list[Blueprint]:
     return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint(),
             staff.blueprint(), staff_intake.blueprint(),
             staff_ops.blueprint(), designer.blueprint(), access_log.blueprint(),
-            stats.blueprint()]
+            stats.blueprint(), documents.blueprint()]

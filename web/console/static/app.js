@@ -7,6 +7,7 @@ import { api, ApiError, client, onUnauthorized, session } from "./api.js";
 import { staffLoginForm } from "/shared/static/staff.js";
 import { intakeView } from "./intake.js";
 import { canSeeStats, statsView } from "./stats.js";
+import { caseDocumentsSection } from "./documents.js";
 import { errorText, kv, section, toast } from "./ui.js";
 import { commentForm, workCard } from "./work.js";
 import { formatTime, h } from "/shared/static/dom.js";
@@ -263,7 +264,7 @@ async function taskView(taskId, token) {
     h("span", { class: "muted small" }, `${c.service_name || names[c.service] || c.service} · ${c.case_no}`)),
   h("div", { class: "task-layout" },
     h("div", { class: "col-main" }, header, work, actions.has("comment") ? section("批注", commentForm(task, ctx)) : null),
-    h("div", { class: "col-side" }, supplements, materials, timeline)));
+    h("div", { class: "col-side" }, supplements, materials, caseDocumentsSection(c.id, c.case_no), timeline)));
 }
 
 // ------------------------------------------------------------------ router

@@ -7,6 +7,7 @@
 import { api, ApiError, followEvents, onUnauthorized, request, session } from "./api.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
 import { buildForm } from "/shared/static/form.js";
+import { caseDocuments, pdfButton } from "./documents.js";
 
 const QR_REFRESH_MS = 60000;
 const LEVELS = [[1, "非常满意"], [2, "满意"], [3, "基本满意"], [4, "不满意"], [5, "非常不满意"]];
@@ -585,7 +586,8 @@ function certificateCard(cert, { withQr = true } = {}) {
       ["发证日期", cert.issue_date],
       ["有效期至", cert.valid_to || cert.valid_until],
     ]),
-    qr ? qr.el : null);
+    qr ? qr.el : null,
+    cert.id ? pdfButton("下载电子证照 PDF", `/certificates/${cert.id}/pdf`, `${cert.name || "电子证照"}-${cert.number || cert.id}`) : null);
   return card;
 }
 
@@ -650,7 +652,7 @@ async function caseView(params, id) {
   let closed = false;
   let reloadTimer = null;
   let lastStatus = null;
-  let rendered = { certs: "", evaluation: null };
+  let rendered = { certs: "", evaluation: null, docs: "" };
   const live = h("p", { class: "live", "aria-live": "off" });
   const setLive = (state) => {
     live.className = `live live-${state}`;
@@ -663,6 +665,7 @@ async function caseView(params, id) {
     outcome: h("div"),
     timeline: section("办理进度"),
     certs: h("div"),
+    docs: h("div"),
     rating: h("div"),
   };
   const timelineBody = h("div");
@@ -720,6 +723,11 @@ async function caseView(params, id) {
       rendered.certs = certKey;
       parts.certs.replaceChildren(certs.length ? section("电子证照", certs.map((c) => certificateCard(c))) : "");
     }
+    const docsKey = `${d.status}:${listOf(d.steps).length}`;
+    if (docsKey !== rendered.docs) {
+      rendered.docs = docsKey;
+      caseDocuments(id, d.case_no).then((card) => parts.docs.replaceChildren(card));
+    }
     const evaluationKey = d.evaluation ? `${d.evaluation.level}` : d.status === "running" ? "running" : "open";
     if (evaluationKey !== rendered.evaluation) {
       rendered.evaluation = evaluationKey;
@@ -737,7 +745,7 @@ async function caseView(params, id) {
     if (lastStatus !== null && lastStatus !== d.status) announce(`办件状态：${d.status_label || d.status}`);
     lastStatus = d.status;
     if (!view.contains(parts.header)) {
-      show(parts.header, parts.current, parts.outcome, parts.timeline, parts.certs, parts.rating);
+      show(parts.header, parts.current, parts.outcome, parts.timeline, parts.certs, parts.docs, parts.rating);
     }
   }
 
