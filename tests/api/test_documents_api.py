@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx
 import pypdfium2
 import pytest
 import zxingcpp
@@ -36,6 +37,9 @@ REASON = "住所使用证明缺少产权人签字；请补充租赁合同原件"
 async def api(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OpenApiClient]:
     async with running_api(make_app, monkeypatch) as served:
         await seed_staff(STAFF)
+        # rendering and signing take a few seconds of CPU each (docs/operations.md); the machine
+        # running the tests may be busy with others
+        served.client.timeout = httpx.Timeout(60)
         yield served
 
 
