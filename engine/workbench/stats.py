@@ -93,7 +93,8 @@ def visible_departments(roles: list[str], departments: list[str], wanted: str | 
 
 
 class WorkingDays:
-    """Working time between instants, from a prefix sum of working days (O(1) per pair)."""
+    """Working time between instants, from a prefix sum of working days (O(1) per pair, no calendar
+    look-up per case)."""
 
     def __init__(self, calendar: WorkingCalendar, first: date, last: date) -> None:
         self.first = first
@@ -102,15 +103,14 @@ class WorkingDays:
         while day <= last:
             self.prefix.append(self.prefix[-1] + (1 if calendar.is_working_day(day) else 0))
             day += timedelta(days=1)
-        self.calendar = calendar
 
     def _before(self, moment: datetime) -> float:
         """Working seconds from ``first`` 00:00 CST to ``moment``."""
         local = moment.astimezone(CST)
         index = (local.date() - self.first).days
         whole = self.prefix[index] * DAY
-        if self.calendar.is_working_day(local.date()):
-            whole += (local - datetime.combine(local.date(), time.min, CST)).total_seconds()
+        if self.prefix[index + 1] > self.prefix[index]:  # a working day: its elapsed part counts
+            whole += local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
         return whole
 
     def between(self, start: datetime, end: datetime) -> float:
