@@ -37,6 +37,7 @@ from engine.store.db import db_connection
 from engine.store.models import Case, CaseEvent, Evaluation, HumanTask
 
 MAX_DAYS = 366
+_CST_OFFSET = 8 * 3600.0
 OVERDUE_LIMIT = 100
 STAT_ROLES = frozenset({"supervisor", "admin"})
 COLUMNS = ("service", "service_name", "department", "department_name", "received", "completed", "in_progress",
@@ -98,6 +99,7 @@ class WorkingDays:
 
     def __init__(self, calendar: WorkingCalendar, first: date, last: date) -> None:
         self.first = first
+        self.first_epoch = (first - date(1970, 1, 1)).days * DAY
         self.prefix = [0]
         day = first
         while day <= last:
@@ -115,6 +117,18 @@ class WorkingDays:
 
     def between(self, start: datetime, end: datetime) -> float:
         return max(0.0, self._before(end) - self._before(start)) / DAY
+
+    def _before_epoch(self, seconds: float) -> float:
+        local = seconds + _CST_OFFSET - self.first_epoch
+        index = int(local // DAY)
+        whole = self.prefix[index] * DAY
+        if self.prefix[index + 1] > self.prefix[index]:
+            whole += local - index * DAY
+        return whole
+
+    def between_epochs(self, start: float, end: float) -> float:
+        """``between`` for Unix seconds (the statistics read epochs, not datetimes, for speed)."""
+        return max(0.0, self._before_epoch(end) - self._before_epoch(start)) / DAY
 
 
 def _p90(values: list[float]) -> float | None:
@@ -174,15 +188,14 @@ async def _fill(rows: dict[str, dict[str, Any]], slugs: list[str], since: dateti
     running_late = cohort.filter(status="running", due_at__lt=now)
     for r in await _grouped(running_late, "service"):
         rows[r["service"]]["overdue"] += r["n"]
-    done = await cohort.filter(status="completed", completed_at__isnull=False).values_list(
-        "service", "created_at", "completed_at", "due_at")
     durations: dict[str, list[float]] = {slug: [] for slug in slugs}
+    done = await _completed(slugs, since, until)
     if done:
-        first = min(c for _, c, _, _ in done).astimezone(CST).date()
-        last = max(c for _, _, c, _ in done).astimezone(CST).date()
+        first = datetime.fromtimestamp(min(r[1] for r in done), CST).date()
+        last = datetime.fromtimestamp(max(r[2] for r in done), CST).date()
         days = WorkingDays(calendar, first, last)
         for service, created, completed, due in done:
-            durations[service].append(days.between(created, completed))
+            durations[service].append(days.between_epochs(created, completed))
             if due is None or completed <= due:
                 rows[service]["on_time"] += 1
             else:
@@ -244,6 +257,26 @@ async def _series(slugs: list[str], since: datetime, until: datetime, start: dat
         out.append({"date": day.isoformat(), "received": got.get("received", 0), "completed": got.get("completed", 0)})
         day += timedelta(days=1)
     return out
+
+
+async def _completed(slugs: list[str], since: datetime, until: datetime) -> list[tuple[str, float, float, float | None]]:
+    """``(service, created, completed, due)`` in Unix seconds of the completed cases of the cohort: one
+    plain query (no ORM objects), as a month at 1 M cases a year is ~70 k rows."""
+    conn = db_connection()
+    if conn.capabilities.dialect == "postgres":
+        sql = ("SELECT service, EXTRACT(EPOCH FROM created_at)::float8, EXTRACT(EPOCH FROM completed_at)::float8, "
+               "EXTRACT(EPOCH FROM due_at)::float8 FROM cases WHERE service = ANY($1::text[]) AND created_at >= $2 "
+               "AND created_at < $3 AND status = 'completed' AND completed_at IS NOT NULL")
+        params: list[Any] = [slugs, since, until]
+    else:
+        marks = ",".join("?" for _ in slugs)
+        sql = ("SELECT service, (julianday(created_at) - 2440587.5) * 86400.0, "
+               "(julianday(completed_at) - 2440587.5) * 86400.0, (julianday(due_at) - 2440587.5) * 86400.0 "
+               f"FROM cases WHERE service IN ({marks}) AND created_at >= ? AND created_at < ? "
+               "AND status = 'completed' AND completed_at IS NOT NULL")
+        params = [*slugs, _sqlite_time(since), _sqlite_time(until)]
+    _, rows = await conn.execute_query(sql, params)
+    return [(str(r[0]), float(r[1]), float(r[2]), None if r[3] is None else float(r[3])) for r in rows]
 
 
 def _sqlite_time(moment: datetime) -> str:
