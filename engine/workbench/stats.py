@@ -174,17 +174,18 @@ def _blank(info: ServiceInfo, department_names: dict[str, str]) -> dict[str, Any
 async def _fill(rows: dict[str, dict[str, Any]], slugs: list[str], since: datetime, until: datetime,
                 now: datetime, calendar: WorkingCalendar) -> None:
     cohort = Case.filter(service__in=slugs, created_at__gte=since, created_at__lt=until)
-    for r in await _grouped(cohort, "service", "status"):
+    # one scan of the cohort for status, outcome and who decided
+    for r in await _grouped(cohort, "service", "status", "outcome", "decided_by"):
         row = rows[r["service"]]
         row["received"] += r["n"]
         if r["status"] == "completed":
             row["completed"] += r["n"]
         elif r["status"] == "running":
             row["in_progress"] += r["n"]
-    for r in await _grouped(cohort.filter(decided_by="auto"), "service"):
-        rows[r["service"]]["auto_decided"] = r["n"]
-    for r in await _grouped(cohort.filter(outcome="rejected"), "service"):
-        rows[r["service"]]["refused"] = r["n"]
+        if r["decided_by"] == "auto":
+            row["auto_decided"] += r["n"]
+        if r["outcome"] == "rejected":
+            row["refused"] += r["n"]
     running_late = cohort.filter(status="running", due_at__lt=now)
     for r in await _grouped(running_late, "service"):
         rows[r["service"]]["overdue"] += r["n"]
@@ -237,8 +238,8 @@ async def _series(slugs: list[str], since: datetime, until: datetime, start: dat
     postgres = conn.capabilities.dialect == "postgres"
     counts: dict[str, dict[str, int]] = {}
     for column, key in (("created_at", "received"), ("completed_at", "completed")):
-        if postgres:
-            sql = (f"SELECT to_char({column} AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD') AS d, COUNT(*) "
+        if postgres:  # the CST day as a day number (cheaper than formatting every row's date)
+            sql = (f"SELECT (EXTRACT(EPOCH FROM {column})::bigint + 28800) / 86400 AS d, COUNT(*) "
                    f"FROM cases WHERE service = ANY($1::text[]) AND {column} >= $2 AND {column} < $3 GROUP BY d")
             params: list[Any] = [slugs, since, until]
         else:
@@ -249,6 +250,8 @@ async def _series(slugs: list[str], since: datetime, until: datetime, start: dat
         _, rows = await conn.execute_query(sql, params)
         for row in rows:
             day, n = row[0], row[1]  # sqlite3.Row and asyncpg Record both index by position
+            if postgres:
+                day = (date(1970, 1, 1) + timedelta(days=int(day))).isoformat()
             counts.setdefault(str(day), {})[key] = int(n)
     out = []
     day = start
