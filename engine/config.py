@@ -81,6 +81,10 @@ class Settings:
     CERT_KEY_DIR: str = ""
     CERT_ACTIVE_KEY: str = ""
     CERT_ALGORITHM: str = "SM2-SM3"
+    # PAdES keys of the PDF documents (engine/documents/keys.py): ca.cert.pem + <department>.key.pem/.cert.pem;
+    # empty in development = per-department keys derived from a public seed under a dev CA; production
+    # without it answers 503 document_signing_unavailable for the PDFs
+    DOC_SIGN_DIR: str = ""
     QR_TOKEN_TTL_S: int = 180  # lifetime of an e-certificate QR token (健康码-style, refreshed by the holder)
     # citizen identity (mobile_api/wechat.py, mobile_api/auth.py): the WeChat mini-program app; with no
     # appid+secret, development logs in with `dev-<name>` codes and production answers 503

@@ -17,6 +17,7 @@ from sanic.exceptions import SanicException
 
 from engine import build_engine
 from engine.accountability import PiiKeys
+from engine.certificates import DocumentKeys
 from engine.citizen import ApplicationService, Catalog
 from engine.config import Settings
 from engine.kernel import CaseEngine
@@ -136,6 +137,7 @@ def setup_listeners(app: GovflowApp, engine_builder: EngineBuilder = build_engin
         ctx.engine.deps.publish = kv_publisher(ctx.kv)  # live status (SSE) after every committed step
         ctx.departments = dict(ctx.engine.deps.departments)
         ctx.catalog = Catalog.load(settings.PROCESSES_DIR)
+        ctx.document_keys = DocumentKeys.from_settings(settings.DOC_SIGN_DIR, production=settings.is_production)
         ctx.applications = ApplicationService(ctx.engine, ctx.catalog,
                                               pii_key=PiiKeys.from_settings(settings).blind_index_key,
                                               folder_review_state="pending" if settings.is_production else "approved")

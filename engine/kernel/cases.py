@@ -40,7 +40,7 @@ from engine.kernel import clocks as case_sla
 from engine.kernel.connectors import ConnectorContext, ConnectorRegistry
 from engine.kernel.policy import ConnectorPolicy, check_call
 from engine.kernel.sla import WorkingCalendar, plan
-from engine.kernel.summary import summary_of
+from engine.kernel.summary import result_columns, summary_of
 from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
 from forms import validate_data
 
@@ -301,7 +301,7 @@ class CaseEngine:
                 case_no=case_no, service=service, definition_id=definition.id, applicant=applicant,
                 agent=actor if channel == "window" else None, channel=channel, item_version=item_version,
                 status=_status(workflow), state=self.deps.serializer.dump(workflow), version=1,
-                summary=self.summary(workflow),
+                summary=self.summary(workflow), **self.result_columns(workflow),
                 due_at=sla.due_at if sla and not workflow.completed else None,
                 completed_at=now if workflow.completed else None, using_db=conn,
             )
@@ -612,7 +612,7 @@ class CaseEngine:
     async def _store(self, conn: Any, case: Case, workflow: BpmnWorkflow, now: datetime) -> int:
         version = case.version + 1
         updated = await Case.filter(id=case.id, version=case.version).using_db(conn).update(
-            state=self.deps.serializer.dump(workflow), summary=self.summary(workflow), version=version,
+            state=self.deps.serializer.dump(workflow), summary=self.summary(workflow), version=version, **self.result_columns(workflow),
             status=_status(workflow), updated_at=now, completed_at=now if workflow.completed else None,
         )
         if updated == 0:
@@ -622,6 +622,11 @@ class CaseEngine:
     def summary(self, workflow: BpmnWorkflow) -> str:
         """The sealed summary stored with the state (``cases.summary``, ``engine.kernel.summary``)."""
         return self.deps.serializer.dump_summary(summary_of(current_data(workflow)))
+
+    @staticmethod
+    def result_columns(workflow: BpmnWorkflow) -> dict[str, str | None]:
+        """``outcome`` and ``decided_by`` (auto | officer) in plain columns for the statistics."""
+        return result_columns(current_data(workflow))
 
     async def _write_side_effects(self, conn: Any, case: Case, workflow: BpmnWorkflow, bundle: ProcessBundle,
                                   step: Step, now: datetime, new_case: bool = False) -> None:

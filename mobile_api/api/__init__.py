@@ -13,6 +13,7 @@ def v1_blueprints() -> list[Blueprint]:
         auth,
         certificates,
         designer,
+        documents,
         messages,
         services,
         staff,
@@ -20,6 +21,7 @@ def v1_blueprints() -> list[Blueprint]:
         staff_files,
         staff_intake,
         staff_ops,
+        stats,
         uploads,
         verifiers,
     )
@@ -27,4 +29,5 @@ def v1_blueprints() -> list[Blueprint]:
     return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint(),
             staff.blueprint(), staff_intake.blueprint(),
             staff_ops.blueprint(), staff_certificates.blueprint(), designer.blueprint(), access_log.blueprint(),
-            uploads.blueprint(), staff_files.blueprint(), messages.blueprint(), verifiers.blueprint()]
+            uploads.blueprint(), staff_files.blueprint(), messages.blueprint(), verifiers.blueprint(),
+            stats.blueprint(), documents.blueprint()]

@@ -7,6 +7,8 @@ import { api, ApiError, client, onUnauthorized, session } from "./api.js";
 import { staffLoginForm } from "/shared/static/staff.js";
 import { intakeView } from "./intake.js";
 import { CERT_ROLES, certificatesView } from "./certificates.js";
+import { canSeeStats, statsView } from "./stats.js";
+import { caseDocumentsSection } from "./documents.js";
 import { errorText, kv, section, toast } from "./ui.js";
 import { commentForm, workCard } from "./work.js";
 import { rectificationCard, supplementRounds } from "./loop.js";
@@ -90,8 +92,9 @@ function setNav(current) {
   nav.hidden = !session.loggedIn();
   nav.querySelector('[data-nav="intake"]').hidden = !canIntake();
   nav.querySelector('[data-nav="certificates"]').hidden = !canManageCertificates();
+  nav.querySelector('[data-nav="stats"]').hidden = !canSeeStats();
   for (const link of nav.querySelectorAll("a")) {
-    const here = link.dataset.nav === (["intake", "certificates"].includes(current) ? current : "inbox");
+    const here = link.dataset.nav === (["intake", "certificates", "stats"].includes(current) ? current : "inbox");
     if (here) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -263,7 +266,7 @@ async function taskView(taskId, token) {
     h("span", { class: "muted small" }, `${c.service_name || names[c.service] || c.service} · ${c.case_no}`)),
   h("div", { class: "task-layout" },
     h("div", { class: "col-main" }, header, rectificationCard(detail), work, actions.has("comment") ? section("批注", commentForm(task, ctx)) : null),
-    h("div", { class: "col-side" }, supplements, materials, timeline)));
+    h("div", { class: "col-side" }, supplements, materials, caseDocumentsSection(c.id, c.case_no), timeline)));
 }
 
 // ------------------------------------------------------------------ router
@@ -285,6 +288,9 @@ async function route() {
     else if (parts[0] === "intake" && canIntake()) await intakeView({ show, isCurrent: () => token === renderToken });
     else if (parts[0] === "certificates" && canManageCertificates()) {
       await certificatesView({ show, params, isCurrent: () => token === renderToken });
+    }
+    else if (parts[0] === "stats" && canSeeStats()) {
+      await statsView(Object.fromEntries(params), { show, isCurrent: () => token === renderToken });
     }
     else await inboxView(params, token);
     if (token === renderToken) window.scrollTo(0, 0);

@@ -10,6 +10,7 @@ import { formatTime, h, uid } from "/shared/static/dom.js";
 import { buildForm } from "/shared/static/form.js";
 import { materialUploads } from "./upload.js";
 import { explainPhone, messagesView, refreshBadge, urgeButton } from "./messages.js";
+import { caseDocuments, pdfButton } from "./documents.js";
 
 const QR_REFRESH_MS = 60000;
 const LEVELS = [[1, "非常满意"], [2, "满意"], [3, "基本满意"], [4, "不满意"], [5, "非常不满意"]];
@@ -600,7 +601,8 @@ function certificateCard(cert, { withQr = true } = {}) {
       ["发证日期", cert.issue_date],
       ["有效期至", cert.valid_to || cert.valid_until],
     ]),
-    qr ? qr.el : null);
+    qr ? qr.el : null,
+    cert.id ? pdfButton("下载电子证照 PDF", `/certificates/${cert.id}/pdf`, `${cert.name || "电子证照"}-${cert.number || cert.id}`) : null);
   return card;
 }
 
@@ -665,7 +667,7 @@ async function caseView(params, id) {
   let closed = false;
   let reloadTimer = null;
   let lastStatus = null;
-  let rendered = { certs: "", evaluation: null };
+  let rendered = { certs: "", evaluation: null, docs: "" };
   const live = h("p", { class: "live", "aria-live": "off" });
   const setLive = (state) => {
     live.className = `live live-${state}`;
@@ -679,6 +681,7 @@ async function caseView(params, id) {
     outcome: h("div"),
     timeline: section("办理进度"),
     certs: h("div"),
+    docs: h("div"),
     rating: h("div"),
   };
   const timelineBody = h("div");
@@ -747,6 +750,11 @@ async function caseView(params, id) {
       rendered.certs = certKey;
       parts.certs.replaceChildren(certs.length ? section("电子证照", certs.map((c) => certificateCard(c))) : "");
     }
+    const docsKey = `${d.status}:${listOf(d.steps).length}`;
+    if (docsKey !== rendered.docs) {
+      rendered.docs = docsKey;
+      caseDocuments(id, d.case_no).then((card) => parts.docs.replaceChildren(card));
+    }
     const evaluationKey = d.evaluation ? `${d.evaluation.level}` : d.status === "running" ? "running" : "open";
     if (evaluationKey !== rendered.evaluation) {
       rendered.evaluation = evaluationKey;
@@ -764,7 +772,7 @@ async function caseView(params, id) {
     if (lastStatus !== null && lastStatus !== d.status) announce(`办件状态：${d.status_label || d.status}`);
     lastStatus = d.status;
     if (!view.contains(parts.header)) {
-      show(parts.header, parts.current, parts.loop, parts.outcome, parts.timeline, parts.certs, parts.rating);
+      show(parts.header, parts.current, parts.loop, parts.outcome, parts.timeline, parts.certs, parts.docs, parts.rating);
     }
   }
 
