@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -331,8 +332,10 @@ class ResidencePermitOperations(RuleBasedStateMachine):
             waits = any(r.task_spec == "supplement_task" or r.kind == "supplement" or r.state == "waiting"
                         for r in open_rows)
             assert (case.paused_at is not None) == waits  # SLA paused exactly while the applicant has it
+            # 退回 offers the steps done on the current path; a 会签 only once concluded (here the case
+            # ends when it concludes), not while its other instance is still open
             steps = {t["step"] for t in return_targets(workflow)}
-            assert steps == {d.spec for d in self.ref.done}
+            assert steps == {d.spec for d in self.ref.done} - {CS}
         else:
             assert expected is not None, [(d.spec, d.choice) for d in self.ref.done]
             data = workflow.data
@@ -349,11 +352,169 @@ class ResidencePermitOperations(RuleBasedStateMachine):
         assert len(done_by) == len(set(done_by)), done_by
 
 
+# ---------------------------------------------------------------------------- 差评整改 (timers, 回避)
+MCA_STAFF = ("mca01", "mca02", "sup01", "sup02")
+RECT_DEPARTMENTS = {"follow_up": "mca", "rectify": "mca", "supervise": "supervisor"}
+FINDINGS = ("substantiated", "partly", "unsubstantiated")
+
+
+class RectificationOperations(RuleBasedStateMachine):
+    """差评整改 under random staff operations, with its boundary timers past or future: a timer
+    that fires hands the case to 督办, whose officer may not be whoever did the follow-up or the
+    rectification (recuseFrom)."""
+
+    @initialize(follow_up_past=st.booleans(), rectify_past=st.booleans())
+    def start(self, follow_up_past: bool, rectify_past: bool) -> None:
+        from tests.processes.test_rectification import REVIEW, start_rectification
+
+        now = World.engine.deps.clock()
+        due = {True: now - timedelta(hours=1), False: now + timedelta(days=30)}
+        self.past = follow_up_past or rectify_past
+        started = run(start_rectification(World.engine, World.applications, REVIEW, {
+            "follow_up_due": due[follow_up_past].isoformat(), "rectify_due": due[rectify_past].isoformat()}))
+        self.case_id = started.id
+        self.ref = Reference()
+        self.serial = 0
+
+    rows = ResidencePermitOperations.rows
+    opinion = ResidencePermitOperations.opinion
+    attempt = ResidencePermitOperations.attempt
+
+    def excluded(self, row: HumanTask, officer: str) -> bool:
+        return row.task_spec == "supervise" and any(
+            d.actor == officer and d.spec in ("follow_up", "rectify") for d in self.ref.done)
+
+    def visible(self, row: HumanTask, officer: str) -> bool:
+        return row.department in desk.departments_of(World.staff[officer])
+
+    @rule(data=st.data(), officer=st.sampled_from(MCA_STAFF))
+    def claim(self, data: st.DataObject, officer: str) -> None:
+        rows = self.rows(kind="bpmn", state="ready")
+        if not rows:
+            return
+        row = data.draw(st.sampled_from(rows))
+        refused = self.attempt(desk.claim(World.staff[officer], str(row.id), engine=World.engine))
+        if refused is None:
+            assert self.visible(row, officer) and not self.excluded(row, officer)
+        else:
+            assert {"forbidden_department": not self.visible(row, officer),
+                    "recusal_required": self.excluded(row, officer),
+                    "task_already_claimed": row.assignee not in (None, officer)}.get(refused.code), refused.code
+
+    @rule(data=st.data())
+    def unclaim(self, data: st.DataObject) -> None:
+        rows = self.rows(kind="bpmn", state="claimed")
+        if rows:
+            row = data.draw(st.sampled_from(rows))
+            assert self.attempt(desk.unclaim(World.staff[row.assignee], str(row.id))) is None
+
+    @rule(data=st.data(), officer=st.sampled_from(MCA_STAFF))
+    def complete(self, data: st.DataObject, officer: str) -> None:
+        rows = self.rows(kind="bpmn", state__in=OPEN)
+        if not rows:
+            return
+        row = data.draw(st.sampled_from(rows))
+        text = self.opinion("记录")
+        if row.task_spec == "follow_up":
+            choice = data.draw(st.sampled_from(FINDINGS))
+            form = {"follow_up": {"contacted": True, "method": "phone", "finding": choice, "note": text}}
+        elif row.task_spec == "rectify":
+            choice, form = "done", {"rectification": {"measures": "修订告知单", "result": text,
+                                                     "completed_on": "2026-12-04"}}
+        else:
+            choice, form = "done", {"supervision": {"opinion": "责成整改", "measures": "约谈", "result": text}}
+        free = row.assignee in (None, officer)
+        refused = self.attempt(desk.complete(World.engine, World.staff[officer], str(row.id), form))
+        if refused is None:
+            assert free and self.visible(row, officer) and not self.excluded(row, officer)
+            self.ref.done.append(Done(row.task_spec, str(row.id), choice, text, officer))
+            return
+        assert {"forbidden_department": not self.visible(row, officer),
+                "recusal_required": self.excluded(row, officer),
+                "task_already_claimed": not free,
+                "task_already_completed": False}.get(refused.code), (refused.code, refused.message)
+        after = run(HumanTask.get(id=row.id))
+        assert (after.state, after.assignee) == (row.state, row.assignee)
+
+    @rule(data=st.data(), to=st.sampled_from(MCA_STAFF))
+    def transfer(self, data: st.DataObject, to: str) -> None:
+        rows = self.rows(kind="bpmn", state__in=OPEN)
+        if not rows:
+            return
+        row = data.draw(st.sampled_from(rows))
+        officer = row.assignee or data.draw(st.sampled_from(MCA_STAFF))
+        refused = self.attempt(task_ops.transfer(World.engine, row.id, actor=officer, to_username=to,
+                                                 staff_lookup=desk.active_departments))
+        if refused is None:
+            assert row.department in STAFF[to][0] and not self.excluded(row, to)
+        else:
+            assert {"transfer_other_department": row.department not in STAFF[to][0],
+                    "recusal_required": self.excluded(row, to)}.get(refused.code), refused.code
+
+    @rule(data=st.data())
+    def return_to_step(self, data: st.DataObject) -> None:
+        rows = self.rows(kind="bpmn", state__in=OPEN)
+        _, workflow, _ = run(World.engine.load(self.case_id))
+        targets = [t["step"] for t in return_targets(workflow)]
+        if rows and targets:
+            step = data.draw(st.sampled_from(targets))
+            assert self.attempt(task_ops.return_to_step(World.engine, self.case_id, target_task_spec=step,
+                                                        actor="sup01", department="supervisor",
+                                                        reason="退回重办")) is None
+            self.ref.return_to(step)
+
+    @rule(data=st.data())
+    def withdraw(self, data: st.DataObject) -> None:
+        rows = [r for r in self.rows(kind="bpmn", state="completed")
+                if any(d.task_id == str(r.id) for d in self.ref.done)]
+        if rows:
+            row = data.draw(st.sampled_from(rows))
+            refused = self.attempt(task_ops.withdraw_completion(World.engine, row.id, actor=row.completed_by))
+            if refused is None:
+                self.ref.withdraw(str(row.id))
+            else:
+                assert refused.code in ("next_step_started", "conflict"), refused.code
+
+    @rule()
+    def fire_timers(self) -> None:
+        run(JobRunner(World.engine).run_due())
+
+    @invariant()
+    def matches_the_reference(self) -> None:
+        case, workflow, _ = run(World.engine.load(self.case_id))
+        assert World.engine.deps.serializer.dump(workflow) == case.state
+        assert case.paused_at is None  # nothing here waits for the applicant
+        last = self.ref.done[-1] if self.ref.done else None
+        expected = None
+        if last is not None and last.spec == "supervise":
+            expected = ("escalated", "经督办处理：" + last.opinion)
+        elif last is not None and last.spec == "rectify":
+            expected = ("rectified", "已整改：" + last.opinion)
+        elif last is not None and last.choice == "unsubstantiated":
+            expected = ("unsubstantiated", "经回访核实，差评反映情况不属实：" + last.opinion)
+        open_rows = self.rows(kind="bpmn", state__in=OPEN)
+        if any(r.task_spec == "supervise" for r in open_rows) or (expected and expected[0] == "escalated"):
+            assert self.past, "a timer fired before its time"
+        if case.status == "running":
+            assert expected is None, expected
+            for row in open_rows:
+                assert row.department == RECT_DEPARTMENTS[row.task_spec], (row.task_spec, row.department)
+            assert {t["step"] for t in return_targets(workflow)} == {d.spec for d in self.ref.done}
+        else:
+            assert expected is not None, [(d.spec, d.choice) for d in self.ref.done]
+            assert (workflow.data["outcome"], workflow.data["result_message"]) == expected
+
+
 def _settings(db_url: str) -> Settings:
     return Settings(DATABASE_URL=db_url, PROCESSES_DIR=Path(__file__).resolve().parents[2] / "processes")
 
 
-def test_residence_permit_operations_end_in_the_reference_decision(db_url: str) -> None:
+STAFF = {**{u: (["police_station"], ["officer"]) for u in OFFICERS},
+         "mca01": (["mca"], ["officer"]), "mca02": (["mca"], ["officer"]),
+         "sup01": (["mca"], ["supervisor"]), "sup02": (["supervisor"], ["supervisor"])}
+
+
+def _run_machine(db_url: str, machine: type[RuleBasedStateMachine]) -> None:
     loop = asyncio.new_event_loop()
     World.loop = loop
     try:
@@ -364,16 +525,24 @@ def test_residence_permit_operations_end_in_the_reference_decision(db_url: str) 
         World.engine = build_engine(settings_)
         World.applications = application_service(World.engine, settings_)
         World.staff = {}
-        for username in OFFICERS:
+        for username, (departments, roles) in STAFF.items():
             World.staff[username] = loop.run_until_complete(StaffUser.create(
                 username=username, name=username, password_hash=hash_password("x" * 12),
-                departments=["police_station"], roles=["officer"]))
-        run_state_machine_as_test(ResidencePermitOperations, settings=settings(
+                departments=departments, roles=roles))
+        run_state_machine_as_test(machine, settings=settings(
             max_examples=max(1, int(EXAMPLES * SCALE)), stateful_step_count=STEPS, deadline=None,
             database=None, suppress_health_check=list(HealthCheck)))
     finally:
         loop.run_until_complete(close_db())
         loop.close()
+
+
+def test_residence_permit_operations_end_in_the_reference_decision(db_url: str) -> None:
+    _run_machine(db_url, ResidencePermitOperations)
+
+
+def test_rectification_operations_end_in_the_reference_decision(db_url: str) -> None:
+    _run_machine(db_url, RectificationOperations)
 
 
 pytestmark = pytest.mark.timeout(0 if SCALE > 1 else 300)
