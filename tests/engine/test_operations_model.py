@@ -2,7 +2,9 @@
 认领, 释放, 办结 (approve / refuse / 补正 in the form), 退回 to a step, 补正 (generic) and its answer, the
 applicant's answer, 转办, 加签 before / after and the signer's opinion, 撤回, and timer firing — by
 several officers — on real cases of the shipped processes, and compares the engine with a small
-reference model of what the decision must be.
+reference model of what the decision must be. Covered: 居住证申领 (补正 loop, 会签 by distinct
+officers), 差评整改 (boundary timers past or future, 回避 in 督办), 企业开办一件事 (five parallel
+department lanes). Not yet: 老年人优待证 (秒批, one optional officer step) and 出生一件事.
 
 The reference keeps the *effective* completions (step, task, choice, opinion, officer) in order:
 a completion adds one, 撤回 takes exactly that one out, 退回 to a step takes out the step's last
@@ -505,13 +507,152 @@ class RectificationOperations(RuleBasedStateMachine):
             assert (workflow.data["outcome"], workflow.data["result_message"]) == expected
 
 
+# ---------------------------------------------------------------------------- 企业开办一件事 (parallel lanes)
+BRANCH_STAFF = {"samr": ("samr01", "samr02"), "psb": ("psb01",), "tax": ("tax01",), "hrss": ("hrss01",),
+                "hpf": ("hpf01",), "bank": ("bank01",)}
+INTAKE = {"accept": {"intake_accepted": True, "intake_opinion": "材料齐全，符合法定形式，予以受理"},
+          "refuse": {"intake_accepted": False, "intake_opinion": "住所使用证明与登记住所不一致"}}
+
+
+class BusinessStartupOperations(RuleBasedStateMachine):
+    """企业开办一件事: the window's intake check, then five departments in parallel lanes; 退回 to a
+    branch resets that branch only, 退回 to intake every branch."""
+
+    @initialize()
+    def start(self) -> None:
+        from tests.processes.test_business_startup import FORM as STARTUP
+        from tests.processes.test_business_startup import WANG
+
+        started = run(World.applications.apply("business-startup", STARTUP, applicant=WANG))
+        self.case_id = started.id
+        self.ref = Reference()
+        self.serial = 0
+
+    rows = ResidencePermitOperations.rows
+    attempt = ResidencePermitOperations.attempt
+
+    def return_to(self, step: str) -> None:
+        if step == "intake_check":
+            self.ref.return_to(step)
+        else:  # a parallel branch: only its own completion
+            index = self.ref.last(step)
+            assert index is not None
+            del self.ref.done[index]
+
+    @rule(data=st.data())
+    def claim_or_unclaim(self, data: st.DataObject) -> None:
+        rows = self.rows(kind="bpmn", state__in=OPEN)
+        if not rows:
+            return
+        row = data.draw(st.sampled_from(rows))
+        officer = row.assignee or data.draw(st.sampled_from(BRANCH_STAFF[row.department]))
+        action = desk.unclaim(World.staff[officer], str(row.id)) if row.state == "claimed" else \
+            desk.claim(World.staff[officer], str(row.id), engine=World.engine)
+        assert self.attempt(action) is None
+
+    @rule(data=st.data(), refuse=st.booleans())
+    def complete(self, data: st.DataObject, refuse: bool) -> None:
+        from tests.processes.test_business_startup import BRANCHES
+
+        rows = self.rows(kind="bpmn", state__in=OPEN)
+        if not rows:
+            return
+        row = data.draw(st.sampled_from(rows))
+        officer = row.assignee or data.draw(st.sampled_from(BRANCH_STAFF[row.department]))
+        choice = ("refuse" if refuse else "accept") if row.task_spec == "intake_check" else "done"
+        form = INTAKE[choice] if row.task_spec == "intake_check" else BRANCHES[row.task_spec][1]
+        blocked = bool(self.rows(kind="cosign", task_spec=f"cosign:before:{row.id}", state__in=OPEN))
+        refused = self.attempt(desk.complete(World.engine, World.staff[officer], str(row.id), form))
+        if refused is None:
+            assert not blocked
+            self.ref.done.append(Done(row.task_spec, str(row.id), choice, "", officer))
+        else:
+            assert refused.code == "waiting_for_added_signer" and blocked, refused.code
+
+    @rule(data=st.data())
+    def return_to_step(self, data: st.DataObject) -> None:
+        rows = self.rows(kind="bpmn", state__in=OPEN)
+        _, workflow, _ = run(World.engine.load(self.case_id))
+        targets = [t["step"] for t in return_targets(workflow)]
+        if rows and targets:
+            step = data.draw(st.sampled_from(targets))
+            assert self.attempt(task_ops.return_to_step(World.engine, self.case_id, target_task_spec=step,
+                                                        actor="samr01", department="samr", reason="退回")) is None
+            self.return_to(step)
+
+    @rule(data=st.data())
+    def transfer_or_add_signer(self, data: st.DataObject) -> None:
+        rows = [r for r in self.rows(kind="bpmn", state__in=OPEN) if r.department == "samr"]
+        if rows:
+            row = data.draw(st.sampled_from(rows))
+            officer = row.assignee or "samr01"
+            other = "samr02" if officer == "samr01" else "samr01"
+            if data.draw(st.booleans()):
+                run(task_ops.transfer(World.engine, row.id, actor=officer, to_username=other,
+                                      staff_lookup=desk.active_departments))
+            else:
+                run(task_ops.add_signer(World.engine, row.id, actor=officer, user=other,
+                                        position=data.draw(st.sampled_from(["before", "after"]))))
+
+    @rule(data=st.data())
+    def sign(self, data: st.DataObject) -> None:
+        sides = self.rows(kind="cosign", state__in=OPEN)
+        if sides:
+            side = data.draw(st.sampled_from(sides))
+            run(task_ops.complete_cosign(World.engine, side.id, actor=side.assignee, opinion="同意", approve=True))
+
+    @rule(data=st.data())
+    def withdraw(self, data: st.DataObject) -> None:
+        rows = [r for r in self.rows(kind="bpmn", state="completed")
+                if any(d.task_id == str(r.id) for d in self.ref.done)]
+        if rows:
+            row = data.draw(st.sampled_from(rows))
+            refused = self.attempt(task_ops.withdraw_completion(World.engine, row.id, actor=row.completed_by))
+            if refused is None:
+                [index] = [i for i, d in enumerate(self.ref.done) if d.task_id == str(row.id)]
+                del self.ref.done[index]
+            else:
+                assert refused.code in ("next_step_started", "conflict"), refused.code
+
+    @rule()
+    def fire_timers(self) -> None:
+        run(JobRunner(World.engine).run_due())
+
+    @invariant()
+    def matches_the_reference(self) -> None:
+        from tests.processes.test_business_startup import BRANCHES
+
+        case, workflow, _ = run(World.engine.load(self.case_id))
+        assert World.engine.deps.serializer.dump(workflow) == case.state
+        index = self.ref.last("intake_check")
+        intake = self.ref.done[index] if index is not None else None
+        branches = {d.spec for d in self.ref.done[(index or 0) + 1:]} if intake else set()
+        expected = None
+        if intake is not None and intake.choice == "refuse":
+            expected = {"outcome": "rejected", "stage": "intake", "reason": "不予受理：住所使用证明与登记住所不一致"}
+        elif intake is not None and branches == set(BRANCHES):
+            expected = "approved"
+        if case.status == "running":
+            assert expected is None, expected
+            for row in self.rows(kind="bpmn", state__in=(*OPEN, "waiting")):
+                want = "samr" if row.task_spec == "intake_check" else BRANCHES[row.task_spec][0]
+                assert row.department == want, (row.task_spec, row.department)
+            assert {t["step"] for t in return_targets(workflow)} == {d.spec for d in self.ref.done}
+        else:
+            result = workflow.data["result"]
+            assert expected is not None, [(d.spec, d.choice) for d in self.ref.done]
+            assert result == expected if isinstance(expected, dict) else result["outcome"] == expected
+
+
+
 def _settings(db_url: str) -> Settings:
     return Settings(DATABASE_URL=db_url, PROCESSES_DIR=Path(__file__).resolve().parents[2] / "processes")
 
 
 STAFF = {**{u: (["police_station"], ["officer"]) for u in OFFICERS},
          "mca01": (["mca"], ["officer"]), "mca02": (["mca"], ["officer"]),
-         "sup01": (["mca"], ["supervisor"]), "sup02": (["supervisor"], ["supervisor"])}
+         "sup01": (["mca"], ["supervisor"]), "sup02": (["supervisor"], ["supervisor"]),
+         **{u: ([d], ["officer"]) for d, users in BRANCH_STAFF.items() for u in users}}
 
 
 def _run_machine(db_url: str, machine: type[RuleBasedStateMachine]) -> None:
@@ -543,6 +684,10 @@ def test_residence_permit_operations_end_in_the_reference_decision(db_url: str) 
 
 def test_rectification_operations_end_in_the_reference_decision(db_url: str) -> None:
     _run_machine(db_url, RectificationOperations)
+
+
+def test_business_startup_operations_end_in_the_reference_decision(db_url: str) -> None:
+    _run_machine(db_url, BusinessStartupOperations)
 
 
 pytestmark = pytest.mark.timeout(0 if SCALE > 1 else 300)
