@@ -57,7 +57,7 @@ from tests.processes.conftest import SINGLE_MOTHER, application_service
 from tests.processes.test_residence_permit import FORM
 
 SCALE = float(os.environ.get("GOVFLOW_PROPERTY_EXAMPLES", "1"))
-EXAMPLES = 10  # per database pass in `make test`; `make fuzz` runs GOVFLOW_PROPERTY_EXAMPLES times more
+EXAMPLES = 8  # per database pass in `make test`; `make fuzz` runs GOVFLOW_PROPERTY_EXAMPLES times more
 STEPS = 20
 OFFICERS = ("police01", "police02", "police03")
 OPEN = ("ready", "claimed")
