@@ -73,13 +73,20 @@ test: $(STAMP)
 
 # A longer schemathesis run than the bounded one in `make test` (GOVFLOW_FUZZ_EXAMPLES per operation
 # and token), on SQLite and on PostgreSQL + Redis; GOVFLOW_FUZZ_SEED picks another random walk. The
-# property tests run 20 times their usual examples.
+# property tests run 20 times their usual examples, the operations model MODEL_SCALE times.
 FUZZ_EXAMPLES ?= 300
+# the model-based test of the staff operations (tests/engine/test_operations_model.py): 8 examples
+# per process in `make test`, MODEL_SCALE times more here (250 → 2,000 per process and database)
+MODEL_SCALE ?= 250
+MODEL_TESTS := tests/engine/test_operations_model.py
 fuzz: services
 	GOVFLOW_TEST_DB=sqlite GOVFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) GOVFLOW_PROPERTY_EXAMPLES=20 \
 		$(BIN)/python -m pytest -q tests/security/test_fuzz_api.py tests/security/test_properties.py
 	GOVFLOW_TEST_DB=postgres GOVFLOW_TEST_PG_URL="$(PG_URL)" GOVFLOW_TEST_REDIS="$(REDIS_TEST_URL)" \
 		GOVFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/security/test_fuzz_api.py
+	GOVFLOW_TEST_DB=sqlite GOVFLOW_PROPERTY_EXAMPLES=$(MODEL_SCALE) $(BIN)/python -m pytest -q $(MODEL_TESTS)
+	GOVFLOW_TEST_DB=postgres GOVFLOW_TEST_PG_URL="$(PG_URL)" GOVFLOW_TEST_REDIS="$(REDIS_TEST_URL)" \
+		GOVFLOW_PROPERTY_EXAMPLES=$(MODEL_SCALE) $(BIN)/python -m pytest -q $(MODEL_TESTS)
 
 # Benchmarks (README: Benchmarks): default sizes finish in a few minutes; they
 # need PostgreSQL and Redis (make services) and print JSON, charts go to bench/results/.

@@ -46,12 +46,14 @@ def reset_task(workflow: Any, task: Any, data: dict[str, Any] | None) -> None:
     parent = instance_parent(task)
     if parent is None:
         workflow.reset_from_task_id(task.id, data=data)
+        forget_removed_events(workflow)
         return
     keep = {k: task.internal_data[k] for k in _KEEP if k in task.internal_data}
     _unmerge(parent, task)
     _reopen(workflow, parent, task)
     workflow.reset_from_task_id(task.id, data=data)
     task.internal_data.update(keep)
+    forget_removed_events(workflow)
 
 
 def reset_activity(workflow: Any, task: Any) -> Any:
@@ -61,6 +63,7 @@ def reset_activity(workflow: Any, task: Any) -> Any:
     parent = instance_parent(task)
     if parent is None:
         workflow.reset_from_task_id(task.id, data=deepcopy(task.data))
+        forget_removed_events(workflow)
         return task
     spec = parent.task_spec
     data = deepcopy(parent.parent.data if parent.parent is not None else parent.data)
@@ -68,7 +71,20 @@ def reset_activity(workflow: Any, task: Any) -> Any:
             and spec.data_output.bpmn_id != spec.data_input.bpmn_id:
         data.pop(spec.data_output.bpmn_id, None)
     workflow.reset_from_task_id(parent.id, data=data)
+    forget_removed_events(workflow)
     return parent
+
+
+def forget_removed_events(workflow: Any) -> None:
+    """Drop waiting events of tasks a reset removed from the tree. SpiffWorkflow keeps them in its
+    event manager: the boundary timer of a later step (整改超时 after 回访核实 is withdrawn) would
+    be refreshed without a parent and break the step ("'NoneType' object has no attribute
+    'data'"), and would still be scheduled as a timer job."""
+    manager = workflow.event_manager
+    for task_id, task in list(manager.tasks.items()):
+        owner = task.workflow
+        if owner.tasks.get(task_id) is not task:
+            manager.tasks.pop(task_id, None)
 
 
 def _unmerge(parent: Any, task: Any) -> None:
@@ -124,4 +140,4 @@ def _reopen(workflow: Any, parent: Any, task: Any) -> None:
         parent.task_spec._predict(parent, mask=TaskState.STARTED | TaskState.FUTURE | TaskState.PREDICTED_MASK)
 
 
-__all__ = ["instance_parent", "instances", "reset_activity", "reset_task"]
+__all__ = ["forget_removed_events", "instance_parent", "instances", "reset_activity", "reset_task"]

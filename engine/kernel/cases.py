@@ -45,6 +45,7 @@ from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefiniti
 from forms import validate_data
 
 OPEN_TASK_STATES = ("ready", "claimed")
+SIDE_TASK_KINDS = ("cosign", "supplement")  # closed with their case (engine.workbench.task_ops, kernel.supplement)
 HELD_STATE = "waiting"  # a human task held while the applicant supplies material (engine.kernel.supplement)
 TIMELINE_SPECS = {"UserTask", "ManualTask", "ScriptTask", "ServiceTask", "BusinessRuleTask",
                   "CallActivity", "SubWorkflowTask", "EndEvent"}
@@ -648,6 +649,11 @@ class CaseEngine:
                                        task_spec__in=[f"supplement:{g}" for g in gone]).using_db(conn).update(
                     state="cancelled", completed_at=now)
             known = {str(row.id) for row in open_rows}
+            ended = [case.id for case, workflow, *_ in items if workflow.completed]
+            if ended:  # a finished case leaves no side task (加签, 补正) that could never be done
+                await HumanTask.filter(case_id__in=ended, kind__in=SIDE_TASK_KINDS,
+                                       state__in=(*OPEN_TASK_STATES, "pending")).using_db(conn).update(
+                    state="cancelled", completed_at=now)
         else:
             known = set()
         new_tasks: list[HumanTask] = []

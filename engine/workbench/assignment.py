@@ -65,8 +65,10 @@ async def refusal(workflow: Any, task: Any, username: str | None, conn: Any = No
                 .using_db(conn).exists():
             return AlreadySignedThisCase(f"{subject}已认领本办件的另一份会签，会签须由不同人员分别签署")
     for step in recuse:
-        done = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
-                if t.task_spec.manual and (t.task_spec.bpmn_id == step or t.task_spec.name == step)]
+        # every task, not get_tasks(state=COMPLETED): that does not look below a running parent
+        # (the instances of a 会签 still open)
+        done = [t for t in workflow.get_tasks() if t.state == TaskState.COMPLETED and t.task_spec.manual
+                and (t.task_spec.bpmn_id == step or t.task_spec.name == step)]
         if done and await HumanTask.filter(id__in=[t.id for t in done], state="completed",
                                            completed_by=username).using_db(conn).exists():
             name = done[0].task_spec.bpmn_name or step

@@ -456,9 +456,9 @@ async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dic
         else:
             await _complete_bpmn(engine, staff, task, data, opinion, cc)
     except BaseException:
-        if auto:
+        if auto:  # back as it was: free, or still transferred (转办) to this officer
             await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).update(
-                state="ready", assignee=None)
+                state="ready", assignee=task.assignee)
         raise
     return await HumanTask.get(id=task.id).select_related("case")
 

@@ -203,3 +203,29 @@ async def test_the_follow_up_task_is_due_when_the_citizen_was_promised_contact(
     [rectify] = (await engine.complete_task(follow_up.id, FOLLOW_UP, actor="mca01")).ready_tasks
     row = await HumanTask.get(id=rectify.id)
     assert row.due_at == min(case.due_at, calendar.due_after_working_days(now, 15))
+
+
+@pytest.mark.parametrize("undo", ["withdraw", "return"])
+async def test_undoing_the_follow_up_while_rectification_is_guarded_by_its_timer(
+        engine: CaseEngine, applications: ApplicationService, undo: str) -> None:
+    """Found by tests/engine/test_operations_model.py: 撤回 or 退回 of the follow-up dropped the
+    rectify step but not its boundary timer from Spiff's event manager, and the next step failed
+    ("'NoneType' object has no attribute 'data'"). The case runs on, with one timer job."""
+    from engine.workbench.task_ops import return_to_step, withdraw_completion
+
+    started = await start_rectification(engine, applications, REVIEW,
+                                        {"follow_up_due": in_seconds(3600), "rectify_due": in_seconds(7200)})
+    follow_up = started.ready_tasks[0].id
+    await engine.complete_task(follow_up, FOLLOW_UP, actor="mca01")
+    if undo == "withdraw":
+        back = await withdraw_completion(engine, follow_up, actor="mca01")
+    else:
+        back = await return_to_step(engine, started.id, target_task_spec="follow_up", actor="sup01",
+                                    department="supervisor", reason="回访记录不完整")
+    assert [t.task_spec for t in back.ready_tasks] == ["follow_up"]
+    [timer] = await Job.filter(case_id=started.id, kind="timer", status="pending")
+    assert timer.due_at == datetime.fromisoformat((await assert_round_trip(engine, started.id))["follow_up_due"])
+    rectify = await engine.complete_task(follow_up, FOLLOW_UP, actor="mca01")
+    assert [t.task_spec for t in rectify.ready_tasks] == ["rectify"]
+    done = await engine.complete_task(rectify.ready_tasks[0].id, RECTIFY, actor="mca01")
+    assert done.status == "completed" and done.data["outcome"] == "rectified"

@@ -154,3 +154,18 @@ async def test_inbox_counts_stop_at_the_cap_and_pages_merge_ready_and_claimed(en
     second = await desk.inbox(samr01, now=NOW, size=2, page=2)
     third = await desk.inbox(samr01, now=NOW, size=2, page=3)
     assert [t["id"] for t in second["items"]] == ids[2:4] and [t["id"] for t in third["items"]] == ids[4:]
+
+
+async def test_a_refused_completion_leaves_a_transferred_task_with_its_receiver(  # noqa: ANN001
+        engine, applications, people) -> None:
+    """Found by tests/engine/test_operations_model.py: 转办 to samr02, a 'before' 加签, samr02's
+    办结 refused (waiting_for_added_signer) — the task used to fall back to nobody."""
+    from engine.workbench.task_ops import WaitingForAddedSigner, add_signer, transfer
+
+    task_id = await intake_task(applications)
+    await transfer(engine, task_id, actor="samr01", to_username="samr02", staff_lookup=desk.active_departments)
+    await add_signer(engine, task_id, actor="samr02", user="samr01", position="before")
+    with pytest.raises(WaitingForAddedSigner):
+        await desk.complete(engine, people["samr02"], task_id, ACCEPT)
+    row = await HumanTask.get(id=task_id)
+    assert (row.state, row.assignee) == ("ready", "samr02")

@@ -299,3 +299,15 @@ async def test_return_to_a_countersign_restarts_every_signer(engine: CaseEngine)
     for task, user in zip(back.ready_tasks, ("mca01", "mca02"), strict=True):
         result = await engine.complete_task(task.id, _signature("approve"), actor=user)
     assert result.data["passed"] is True and len(result.data["signatures"]) == 2
+
+
+async def test_an_after_signer_of_the_step_that_ends_the_case_is_cancelled_with_it(engine: CaseEngine) -> None:
+    """Found by tests/engine/test_operations_model.py: an 'after' 加签 on the last step opened on a
+    finished case, where nobody could ever sign it (409 办件不在办理中)."""
+    started, s3 = await _to_step3(engine)
+    [approve] = s3.ready_tasks
+    side = await add_signer(engine, approve.id, actor="sup01", user="sup02", position="after")
+    done = await engine.complete_task(approve.id, {}, actor="sup01")
+    assert done.status == "completed"
+    row = await HumanTask.get(id=side.id)
+    assert row.state == "cancelled" and not await _open(started.id, kind="cosign")
