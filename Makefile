@@ -75,10 +75,10 @@ test: $(STAMP)
 # and token), on SQLite and on PostgreSQL + Redis; GOVFLOW_FUZZ_SEED picks another random walk. The
 # property tests run 20 times their usual examples, the operations model MODEL_SCALE times.
 FUZZ_EXAMPLES ?= 300
-# the model-based test of the staff operations (tests/engine/test_operations_model.py): 8 examples
+# the model-based test of the staff operations (tests/engine/workbench/test_operations_model.py): 8 examples
 # per process in `make test`, MODEL_SCALE times more here (250 → 2,000 per process and database)
 MODEL_SCALE ?= 250
-MODEL_TESTS := tests/engine/test_operations_model.py
+MODEL_TESTS := tests/engine/workbench/test_operations_model.py
 fuzz: services
 	GOVFLOW_TEST_DB=sqlite GOVFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) GOVFLOW_PROPERTY_EXAMPLES=20 \
 		$(BIN)/python -m pytest -q tests/security/test_fuzz_api.py tests/security/test_properties.py

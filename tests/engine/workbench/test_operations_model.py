@@ -646,7 +646,7 @@ class BusinessStartupOperations(RuleBasedStateMachine):
 
 
 def _settings(db_url: str) -> Settings:
-    return Settings(DATABASE_URL=db_url, PROCESSES_DIR=Path(__file__).resolve().parents[2] / "processes")
+    return Settings(DATABASE_URL=db_url, PROCESSES_DIR=Path(__file__).resolve().parents[3] / "processes")
 
 
 STAFF = {**{u: (["police_station"], ["officer"]) for u in OFFICERS},
