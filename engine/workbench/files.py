@@ -124,12 +124,18 @@ def _value_at(form: Any, path: str) -> Any:
     return node
 
 
-async def reveal_field(engine: CaseEngine, staff: StaffUser, task: HumanTask, case: Case, path: Any,
-                       ui_spec: dict[str, Any] | None) -> dict[str, Any]:
-    """The full value of one masked form field, logged for the applicant (422 unknown or not masked)."""
+async def reveal_field(engine: CaseEngine, staff: StaffUser, task_id: str, path: Any) -> dict[str, Any]:
+    """The full value of one masked form field of the task's application, logged for the applicant
+    (404/403 as for the task; 422 unknown or not a masked field)."""
+    from engine.workbench.staff import visible_task
+    from engine.workbench.task_detail import application_spec
+
+    task = await visible_task(staff, task_id)
+    case: Case = task.case  # type: ignore[assignment]
     if not isinstance(path, str) or not 0 < len(path) <= 200:
         raise ValidationFailed("请指定要查看的字段", fields={"field": "字段路径"})
-    _, workflow, _ = await engine.load(case.id)
+    _, workflow, bundle = await engine.load(case.id)
+    ui_spec = application_spec(bundle)
     data = current_data(workflow)
     form = data.get("form") if isinstance(data.get("form"), dict) else {}
     value = _value_at(form, path)
