@@ -171,7 +171,9 @@ def _status(material: dict[str, Any], count: int) -> str:
         return "satisfied"  # e-certificate or shared data
     if count:
         return "received"
-    return "to_follow" if material.get("may_follow") or not material.get("required", True) else "missing"
+    if not material.get("required", True):
+        return "not_provided"  # optional, not sent
+    return "to_follow" if material.get("may_follow") else "missing"
 
 
 async def materials_view(case_id: int, materials: list[dict[str, Any]]) -> list[dict[str, Any]]:

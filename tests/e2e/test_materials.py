@@ -112,6 +112,7 @@ async def test_citizen_photo_reaches_the_officer(server_factory: Any, phone: Any
     await expect(phone_value).to_have_text("15013579246")
     material = officer.locator(f'.material-files[data-material="{PHOTO}"]')
     await expect(material.locator(".file-row")).to_contain_text("申请人上传")
+    await expect(officer.locator('.material-files[data-material^="就业或就读证明"] .tag')).to_have_text("未提交")
     assert await DataAccessLog.filter(dataset="materials").count() == 0
     await material.get_by_role("button", name=f"查看 {PHOTO}-1.jpg").click()
     viewer = officer.get_by_role("dialog")
@@ -176,6 +177,7 @@ async def test_window_scans_receipt_and_search(server_factory: Any, desktop: Any
     await clerk.get_by_role("button", name="查询").click()
     await expect(clerk.locator(".case-row")).to_contain_text(case.case_no)
     await expect(clerk.locator(".case-row")).to_contain_text("110***********0718")
+    assert ZHANG.id_number not in clerk.url  # never in the address bar or the history
     await screenshot(clerk, "console-case-search.png")
 
     # the back office opens the scan

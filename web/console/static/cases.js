@@ -1,13 +1,13 @@
 // 办件查询 and 受理回执 for the window: find a case by its number or the applicant's ID number
 // (an ID-number search is logged for the applicant), open its task, print its acceptance receipt
 // (case number, items received, promised date, a QR code to follow the case).
-// Hash routes: #/cases?q=…  #/cases/<id>/receipt
+// Hash routes: #/cases (#/cases?q=<case number>)  #/cases/<id>/receipt
 
 import { api } from "./api.js";
 import { errorText, kv } from "./ui.js";
 import { formatTime, h } from "/shared/static/dom.js";
 
-function searchForm(query) {
+function searchForm(query, onSearch) {
   const input = h("input", { id: "case-query", name: "q", class: "input", value: query || "", required: true,
     autocomplete: "off", placeholder: "办件编号或 18 位身份证号", maxlength: "40" });
   const form = h("form", { class: "case-search", role: "search" },
@@ -15,7 +15,7 @@ function searchForm(query) {
     h("div", { class: "case-search-row" }, input, h("button", { type: "submit", class: "btn btn-primary" }, "查询")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    location.hash = `#/cases?q=${encodeURIComponent(input.value.trim())}`;
+    onSearch(input.value.trim()); // not into the URL: an ID number must not land in the history
   });
   return form;
 }
@@ -33,22 +33,26 @@ function resultRow(c) {
 
 async function searchView({ show, params, isCurrent }) {
   document.title = "办件查询 · 工作台";
-  const query = params.get("q") || "";
-  const head = h("div", { class: "page-head" }, h("h1", { class: "page-title" }, "办件查询"));
-  const card = h("section", { class: "card" }, searchForm(query));
-  show(head, card);
-  if (!query) return;
-  let body;
-  try {
-    body = await api.get(`/staff/cases?q=${encodeURIComponent(query)}`);
-  } catch (exc) {
-    if (isCurrent()) card.append(h("p", { class: "alert alert-error", role: "alert" }, errorText(exc)));
-    return;
-  }
-  if (!isCurrent()) return;
-  card.append(body.items.length
-    ? h("ul", { class: "case-results", "aria-label": "查询结果" }, body.items.map(resultRow))
-    : h("p", { class: "muted", role: "status" }, "未找到办件，请核对编号或身份证号"));
+  const results = h("div", { class: "case-search-results" });
+  const run = async (query) => {
+    if (!query) return;
+    results.replaceChildren(h("p", { class: "muted" }, "正在查询…"));
+    let body;
+    try {
+      body = await api.get(`/staff/cases?q=${encodeURIComponent(query)}`);
+    } catch (exc) {
+      if (isCurrent()) results.replaceChildren(h("p", { class: "alert alert-error", role: "alert" }, errorText(exc)));
+      return;
+    }
+    if (!isCurrent()) return;
+    results.replaceChildren(body.items.length
+      ? h("ul", { class: "case-results", "aria-label": "查询结果" }, body.items.map(resultRow))
+      : h("p", { class: "muted", role: "status" }, "未找到办件，请核对编号或身份证号"));
+  };
+  const query = params.get("q") || ""; // a case number from a link
+  show(h("div", { class: "page-head" }, h("h1", { class: "page-title" }, "办件查询")),
+    h("section", { class: "card" }, searchForm(query, run), results));
+  await run(query);
 }
 
 async function receiptView({ show, id, isCurrent }) {

@@ -11,7 +11,7 @@ import { h } from "/shared/static/dom.js";
 const SOURCES = { applicant: "申请人上传", window: "窗口收件", supplement: "补正材料" };
 const STATUS = {
   satisfied: ["已获取", "tag-green"], received: ["已收到", "tag-green"], to_follow: ["容缺后补", "tag-orange"],
-  missing: ["缺少", "tag-red"],
+  not_provided: ["未提交", ""], missing: ["缺少", "tag-red"],
 };
 
 function sizeText(bytes) {
@@ -112,7 +112,7 @@ function fileRow(file) {
 function materialRow(m) {
   const [label, cls] = STATUS[m.status] || [m.label || "", ""];
   const how = m.status === "satisfied" ? (m.label || "已获取") : null;
-  return h("li", { class: "material-files", dataset: { material: m.name } },
+  return h("li", { class: "material material-files", dataset: { material: m.name } },
     h("p", { class: "material-name" }, m.name,
       m.required ? h("span", { class: "tag tag-red tag-small" }, "必需") : null,
       label ? h("span", { class: `tag ${cls} tag-small`, dataset: { status: m.status } }, label) : null),
