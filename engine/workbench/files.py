@@ -169,8 +169,8 @@ def file_view(row: Upload) -> dict[str, Any]:
 def _status(material: dict[str, Any], count: int) -> str:
     if material.get("satisfied") or material.get("status") == "satisfied":
         return "satisfied"  # e-certificate or shared data
-    if count:
-        return "received"
+    if count or material.get("supplemented"):
+        return "received"  # files, or supplied by 补正
     if not material.get("required", True):
         return "not_provided"  # optional, not sent
     return "to_follow" if material.get("may_follow") else "missing"

@@ -95,7 +95,9 @@ async def test_officer_asks_the_applicant_and_gets_the_task_back(api: OpenApiCli
     assert "complete" in back["actions"] and back["case"]["sla_paused"] is False
     [round_] = back["supplements"]
     assert round_["reason"] == REASON and round_["data"] == SUPPLIED and round_["supplied_at"]
-    assert {"name": "住所使用证明（补正）", "ref": "BZ-0001", "supplemented": True} in back["materials"]
+    supplied = {"name": "住所使用证明（补正）", "ref": "BZ-0001", "supplemented": True}
+    # materials carry their status and files too (#15): the supplied entry as sent, marked received
+    assert {**supplied, "status": "received", "files": []} in back["materials"]
     events = [(e["kind"], e["action"], e["department"], e["opinion"]) for e in back["timeline"]
               if e["kind"].startswith("supplement")]
     assert events == [("supplement_requested", "要求补正", "samr", REASON),
