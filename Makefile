@@ -19,7 +19,8 @@ install: $(STAMP)
 
 # The designer page (/designer/) bundles bpmn-js from npm: `npm ci` installs exactly what
 # web/designer/package-lock.json pins (no install scripts), esbuild writes web/designer/static/
-# (git-ignored). Rebuilt when the lock file, the build script or a source file changes.
+# (git-ignored), and ECharts for the console's 统计 page into web/console/static/build/ (git-ignored).
+# Rebuilt when the lock file, the build script or a source file changes.
 DESIGNER       := web/designer
 DESIGNER_BUILT := $(DESIGNER)/static/.built
 DESIGNER_DEPS  := $(DESIGNER)/node_modules/.package-lock.json

@@ -13,6 +13,7 @@ from engine.store.db import ping as ping_database
 
 def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = None,
                  deps_overrides: dict | None = None) -> CaseEngine:
+    from engine.bpmn.pool import shared_pool
     from engine.bpmn.sandbox import SandboxScriptEngine
     from engine.kernel.sla import WorkingCalendar
     from engine.platform.connectors.builtin import install_shared_data
@@ -24,15 +25,23 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
     from engine.bpmn.serializer import StateSerializer
 
     overrides = dict(deps_overrides or {})
-    overrides.setdefault("offload_steps", bool(settings.EXCHANGE_URL))
+    overrides.setdefault("offload_steps", True)  # a step never runs on the event loop
     pii_keys = PiiKeys.from_settings(settings)
     overrides.setdefault("pii_keys", pii_keys)
     overrides.setdefault("serializer", StateSerializer(
         key=pii_keys.encryption_key, old_keys=pii_keys.retired_encryption_keys))
     overrides.setdefault("calendar", WorkingCalendar.load(settings.PROCESSES_DIR / "calendar.yaml"))
+    helpers = {"countersign": countersign_outcome}
+    pool = shared_pool(settings.SANDBOX_WORKERS, settings.SANDBOX_MEMORY_MB,  # pre-started, in the background
+                       preload=tuple({f.__module__ for f in helpers.values()}))
+    if "connector_policy" not in overrides and settings.PROCESSES_DIR.is_dir():
+        from engine.citizen.catalog import Catalog
+
+        # what each item's process may call and issue, enforced at run time (engine.kernel.policy)
+        overrides["connector_policy"] = Catalog.load(settings.PROCESSES_DIR).policy_for_service
     deps = EngineDeps(
         script_engine_factory=partial(SandboxScriptEngine, timeout_ms=settings.SCRIPT_TIMEOUT_MS,
-                                      extra_globals={"countersign": countersign_outcome}),
+                                      extra_globals=helpers, pool=pool),
         connectors=connectors if connectors is not None else ConnectorRegistry(),
         departments=departments,
         **overrides,
@@ -42,6 +51,15 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
 
         install_shared_data(deps, settings)
         install_certificates(deps, settings)
+    if not deps.step_hooks:
+        from engine.citizen.catalog import Catalog
+        from engine.platform.notify import install_notifications
+
+        try:
+            names = {item.slug: item.name for item in Catalog.load(settings.PROCESSES_DIR).items(include_platform=True)}
+        except Exception:  # noqa: BLE001 - names are cosmetic in messages; the slug stands in
+            names = {}
+        install_notifications(deps, settings, names)  # the outbox: notification rows with every step
     return install(CaseEngine(deps))  # 加签 guards complete_task
 
 

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("development", "test", "production")
 MIN_LOG_RETENTION_DAYS = 183  # audit and access logs: at least six months (engine/accountability/retention.py)
+
+
+def asset_dir(name: str) -> Path:
+    """``web`` or ``processes``: the folder in a source checkout, else the copy that ``pip install .``
+    put next to the code as the data package ``govflow_<name>`` (setup.py)."""
+    local = PROJECT_ROOT / name
+    installed = PROJECT_ROOT / f"govflow_{name}"
+    return installed if not local.is_dir() and installed.is_dir() else local
 
 
 def _default_db_url() -> str:
@@ -30,14 +39,24 @@ class Settings:
     HOST: str = "127.0.0.1"
     PORT: int = 8000
     WORKERS: int = 1
-    PROCESSES_DIR: Path = PROJECT_ROOT / "processes"
+    PROCESSES_DIR: Path = field(default_factory=lambda: asset_dir("processes"))
     LOG_LEVEL: str = "INFO"
     MAX_BODY_BYTES: int = 1_048_576
     # reverse proxies in front of the API (nginx: 1): client addresses (rate limits per IP) are then
     # read from X-Forwarded-For; 0 = trust no header, use the socket's peer
     PROXIES_COUNT: int = 0
     CORS_ORIGINS: str = ""  # comma-separated origins of mini-program web views; empty = no CORS
+    # pages' Content-Security-Policy frame-ancestors: comma-separated origins (https://…) of the
+    # mini-program web views allowed to embed the pages; empty = only the app's own origin
+    FRAME_ANCESTORS: str = ""
+    # Strict-Transport-Security on every response, for a service reached only over HTTPS through a
+    # proxy that sends no X-Forwarded-Proto (with PROXIES_COUNT >= 1 the header decides per request)
+    HSTS: bool = False
     SCRIPT_TIMEOUT_MS: int = 1000
+    # scripts of designer-deployed models run in this many pre-started sandbox processes per API
+    # process, each limited to its start-up size plus SANDBOX_MEMORY_MB of address space
+    SANDBOX_WORKERS: int = 2
+    SANDBOX_MEMORY_MB: int = 512
     JOB_POLL_MS: int = 200
     DEMO_PASSWORD: str = ""
     # personal data: hex master key (>= 32 bytes) for blind indexes and encryption at rest;
@@ -62,6 +81,10 @@ class Settings:
     CERT_KEY_DIR: str = ""
     CERT_ACTIVE_KEY: str = ""
     CERT_ALGORITHM: str = "SM2-SM3"
+    # PAdES keys of the PDF documents (engine/documents/keys.py): ca.cert.pem + <department>.key.pem/.cert.pem;
+    # empty in development = per-department keys derived from a public seed under a dev CA; production
+    # without it answers 503 document_signing_unavailable for the PDFs
+    DOC_SIGN_DIR: str = ""
     QR_TOKEN_TTL_S: int = 180  # lifetime of an e-certificate QR token (健康码-style, refreshed by the holder)
     # citizen identity (mobile_api/wechat.py, mobile_api/auth.py): the WeChat mini-program app; with no
     # appid+secret, development logs in with `dev-<name>` codes and production answers 503
@@ -69,6 +92,22 @@ class Settings:
     WECHAT_SECRET: str = field(default="", repr=False)
     WECHAT_API_BASE: str = "https://api.weixin.qq.com"
     WECHAT_TIMEOUT_MS: int = 5000
+    # notifications (engine/platform/notify, docs/notifications.md): the outbox is written with every step
+    # (NOTIFY_OUTBOX=0 turns it off); `govflow worker` delivers on the channels listed here that are
+    # configured: wechat (subscribe messages: WECHAT_APPID + WECHAT_SECRET), sms (Tencent Cloud SMS)
+    NOTIFY_OUTBOX: bool = True
+    NOTIFY_CHANNELS: str = "wechat,sms"
+    NOTIFY_MAX_ATTEMPTS: int = 5  # tries per delivery before it is marked failed
+    NOTIFY_RETRY_BASE_S: float = 30.0  # back-off: base * 2^(attempt-1) seconds
+    NOTIFY_LEASE_S: float = 120.0  # a claimed delivery not marked within this is taken as crashed
+    NOTIFY_MINIPROGRAM_STATE: str = "formal"  # subscribe/send miniprogram_state: developer|trial|formal
+    SMS_SECRET_ID: str = field(default="", repr=False)
+    SMS_SECRET_KEY: str = field(default="", repr=False)
+    SMS_SDK_APP_ID: str = ""
+    SMS_SIGN_NAME: str = ""
+    SMS_REGION: str = "ap-guangzhou"
+    SMS_ENDPOINT: str = ""  # empty = the SDK's default (sms.tencentcloudapi.com); tests: http://127.0.0.1:PORT
+    SMS_TIMEOUT_S: int = 10
     # HS256 signing secret for access tokens (>= 32 chars); required in production, development
     # falls back to a fixed, loudly-logged dev secret
     JWT_SECRET: str = field(default="", repr=False)
@@ -89,6 +128,7 @@ class Settings:
     FILES_MAX_PENDING: int = 100  # unattached uploads one citizen may hold at once
 
     def __post_init__(self) -> None:
+        self.ENV = normalize_env(self.ENV)  # fails closed: a typo never means "development"
         for name in ("AUDIT_RETENTION_DAYS", "ACCESS_LOG_RETENTION_DAYS"):  # enforced: the API, worker
             if int(getattr(self, name)) < MIN_LOG_RETENTION_DAYS:       # and purge refuse to start
                 raise ValueError(f"GOVFLOW_{name}={getattr(self, name)}: 审计日志和个人信息访问日志至少保存 "
@@ -112,10 +152,37 @@ class Settings:
         return cls(**values)
 
 
+def normalize_env(raw: Any) -> str:
+    """``GOVFLOW_ENV`` trimmed and lower-cased; anything but development/test/production refuses to start
+    (``Production`` and ``production `` mean production; ``prod`` is refused, never development)."""
+    value = str(raw).strip().lower()
+    if value not in ENVIRONMENTS:
+        raise ValueError(f"GOVFLOW_ENV={str(raw)[:40]!r} is not one of {', '.join(ENVIRONMENTS)}: refusing to "
+                         "start (a misspelt production setting must not run with the public development keys)")
+    return value
+
+
+def env_is_production(env: Any = None, environ: Mapping[str, str] | None = None) -> bool:
+    """True when ``env`` or the process's ``GOVFLOW_ENV`` names production, spelt in any case or with
+    spaces; an unreadable ``GOVFLOW_ENV`` counts as production (refuse the development shortcuts)."""
+    environ = os.environ if environ is None else environ
+    for value in (env, environ.get("GOVFLOW_ENV")):
+        if value is None or value == "":
+            continue
+        try:
+            if normalize_env(value) == "production":
+                return True
+        except ValueError:
+            return True
+    return False
+
+
 def _coerce(kind: Any, raw: str, name: str) -> Any:
     try:
         if kind is int:
             return int(raw)
+        if kind is float:
+            return float(raw)
         if kind is Path:
             return Path(raw)
         if kind is bool:

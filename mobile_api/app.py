@@ -17,6 +17,7 @@ from sanic.exceptions import SanicException
 
 from engine import build_engine
 from engine.accountability import PiiKeys
+from engine.certificates import DocumentKeys
 from engine.citizen import ApplicationService, Catalog
 from engine.config import Settings
 from engine.kernel import CaseEngine
@@ -28,6 +29,7 @@ from mobile_api.observability import configure_logging, setup_observability
 from mobile_api.ops import ops_blueprint
 from mobile_api.pages import pages_blueprint
 from mobile_api.request import ApiRequest
+from mobile_api.security_headers import setup_security_headers
 
 GovflowApp = Sanic[Config, AppContext]
 EngineBuilder = Callable[[Settings], CaseEngine]
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None, *, name: str | None = None,
     setup_logging(app)
     setup_errors(app)
     setup_observability(app)
+    setup_security_headers(app)
     setup_openapi(app)
     setup_listeners(app, engine_builder or build_engine)
     setup_routes(app)
@@ -134,8 +137,10 @@ def setup_listeners(app: GovflowApp, engine_builder: EngineBuilder = build_engin
         ctx.engine.deps.publish = kv_publisher(ctx.kv)  # live status (SSE) after every committed step
         ctx.departments = dict(ctx.engine.deps.departments)
         ctx.catalog = Catalog.load(settings.PROCESSES_DIR)
+        ctx.document_keys = DocumentKeys.from_settings(settings.DOC_SIGN_DIR, production=settings.is_production)
         ctx.applications = ApplicationService(ctx.engine, ctx.catalog,
-                                              pii_key=PiiKeys.from_settings(settings).blind_index_key)
+                                              pii_key=PiiKeys.from_settings(settings).blind_index_key,
+                                              folder_review_state="pending" if settings.is_production else "approved")
         log.info("services_started", kv=ctx.kv.kind, env=settings.ENV, departments=len(ctx.departments))
 
     @app.after_server_stop

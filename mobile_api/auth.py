@@ -226,6 +226,8 @@ def jwt_secret_from_settings(settings: Any) -> str:
     global _warned_dev_secret
     secret = str(settings.JWT_SECRET or "")
     if secret:
+        if settings.is_production and secret.strip() == _DEV_SECRET:  # copied from the code: public
+            raise ValueError("GOVFLOW_JWT_SECRET is the public development secret: production refuses it")
         if len(secret) < MIN_SECRET_CHARS:
             raise ValueError(f"GOVFLOW_JWT_SECRET must be at least {MIN_SECRET_CHARS} characters")
         return secret

@@ -265,6 +265,29 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_certificates(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_certificates(args, settings))
+
+
+async def _certificates(args: argparse.Namespace, settings: Settings) -> int:
+    """``govflow certificates suspend|revoke|restore ID --reason``: the operator acts for the
+    issuing department (audited as ``cli:<login>``); ID is the id or the 证照标识."""
+    import getpass
+
+    from engine.certificates import lifecycle
+    from engine.store.db import close_db, init_db
+
+    operator = lifecycle.Manager(f"cli:{getpass.getuser()}"[:64], [], [], system=True)
+    await init_db(settings.DATABASE_URL)
+    try:
+        row = await lifecycle.change_state(args.certificate, args.certificates_command, operator, args.reason,
+                                           lifecycle.certificate_types(settings.PROCESSES_DIR))
+    finally:
+        await close_db()
+    print(f"{row.identifier} {row.name}: {row.state} ({args.certificates_command}, {args.reason.strip()})")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------- serve / worker
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from functools import partial
@@ -278,8 +301,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                  if v is not None}
     settings = Settings.from_env(**overrides)
     problem = multi_process_problem(settings)
-    if problem:
-        _print_err(f"configuration error: {problem}")
+    problems = [problem] if problem else secret_problems(settings)
+    if problems:
+        for problem in problems:
+            _print_err(f"configuration error: {problem}")
         return EXIT_USAGE
     loader = AppLoader(factory=partial(create_app, settings, name="govflow"))
     app = loader.load()
@@ -313,7 +338,31 @@ def multi_process_problem(settings: Settings) -> str | None:
     return None
 
 
+def secret_problems(settings: Settings) -> list[str]:
+    """Why the keys every request needs cannot be had, checked before anything listens: in
+    production there is no development fallback, and the public development JWT secret, PII key
+    and certificate signing key are refused even when copied into the configuration."""
+    from engine.accountability import PiiKeys
+    from engine.certificates import keyring_from_settings
+    from mobile_api.auth import jwt_secret_from_settings
+
+    problems = []
+    for check in (jwt_secret_from_settings, PiiKeys.from_settings, keyring_from_settings):
+        try:
+            check(settings)
+        except GovflowError as exc:
+            problems.append(exc.message)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    problems = secret_problems(settings)
+    if problems:
+        for problem in problems:
+            _print_err(f"configuration error: {problem}")
+        return EXIT_USAGE
     asyncio.run(_worker(settings))
     return EXIT_OK
 
@@ -328,20 +377,31 @@ async def _worker(settings: Settings) -> None:
     kv = create_kv(settings.REDIS_URL, prefix=settings.REDIS_PREFIX)
     engine = build_engine(settings, deps_overrides={"publish": kv_publisher(kv)})
     runner = JobRunner(engine, poll_interval=settings.JOB_POLL_MS / 1000)
+    from engine.platform import deliverer_from_settings
+
+    deliverer = deliverer_from_settings(settings, clock=engine.deps.clock, pii_keys=engine.deps.pii_keys)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(f"govflow worker: polling every {settings.JOB_POLL_MS} ms on {_redact(settings.DATABASE_URL)}",
           flush=True)
+    for name, why in (("wechat", "GOVFLOW_WECHAT_APPID/_SECRET not set"),
+                      ("sms", "GOVFLOW_SMS_SECRET_ID/_SECRET_KEY/_SDK_APP_ID not set")):
+        state = "on" if name in deliverer.channels else f"off ({why} or not in GOVFLOW_NOTIFY_CHANNELS)"
+        print(f"govflow worker: notifications via {name}: {state}; the message centre gets every message",
+              flush=True)
     anchors = asyncio.ensure_future(_anchor_periodically(engine, settings, stop))
     sweeps = asyncio.ensure_future(_sweep_uploads_periodically(engine, settings, stop))
+    deliveries = asyncio.ensure_future(deliverer.run_forever(stop, poll_s=settings.JOB_POLL_MS / 1000))
     try:
         await runner.run_forever(stop)
     finally:
         stop.set()
         await anchors
         await sweeps
+        await deliveries
+        await deliverer.aclose()
         await kv.close()
         await close_db()
 
@@ -406,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int)
     p.set_defaults(func=cmd_serve)
 
-    sub.add_parser("worker", help="run durable jobs (timers)").set_defaults(func=cmd_worker)
+    sub.add_parser("worker", help="run durable jobs (timers, SLA) and deliver notifications").set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("seed-demo", help="load demo departments, staff and data").set_defaults(func=cmd_seed_demo)
 
@@ -423,6 +483,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--expect-anchor", metavar="SEQ:HASH", help="an anchor line kept outside the database")
     audit_sub.add_parser("anchor", help="append an anchor of the chain head and print it")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("certificates", help="suspend, revoke or restore an e-certificate")
+    cert_sub = p.add_subparsers(dest="certificates_command", required=True)
+    for action, text in (("suspend", "暂停 (01 → 02)"), ("revoke", "吊销 (→ 03, final)"), ("restore", "恢复 (02 → 01)")):
+        c = cert_sub.add_parser(action, help=text)
+        c.add_argument("certificate", help="certificate id or identifier (证照标识)")
+        c.add_argument("--reason", required=True, help="why (kept in the audit log and the certificate history)")
+    p.set_defaults(func=cmd_certificates)
 
     p = sub.add_parser("purge", help="apply retention: anonymise expired case data, drop old logs")
     p.add_argument("--dry-run", action="store_true", help="only report what would be purged")

@@ -17,13 +17,20 @@ from time import perf_counter
 from typing import Any
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from sanic import Sanic
 from sanic.request import Request
 from sanic.response import BaseHTTPResponse
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}$")
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}")  # fullmatch: no trailing newline
 UNMATCHED_ROUTE = "<unmatched>"
 
 log = structlog.get_logger("govflow.api")
@@ -45,6 +52,20 @@ class Metrics:
             ["method", "route"], registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         )
+        # read from the outbox table at each scrape: the worker that sends is another process
+        self.deliveries = Gauge(
+            "govflow_notification_deliveries", "Notification deliveries by channel and status "
+            "(pending, sending, sent, failed, skipped).", ["channel", "status"], registry=self.registry)
+        self.delivery_attempts = Gauge(
+            "govflow_notification_delivery_attempts", "Send attempts made, by channel and status of the delivery.",
+            ["channel", "status"], registry=self.registry)
+
+    def set_deliveries(self, counts: list[dict]) -> None:
+        self.deliveries.clear()
+        self.delivery_attempts.clear()
+        for row in counts:
+            self.deliveries.labels(row["channel"], row["status"]).set(row["count"])
+            self.delivery_attempts.labels(row["channel"], row["status"]).set(row["attempts"])
 
     def render(self) -> tuple[bytes, str]:
         """Exposition text and its content type, for ``GET /metrics``."""
@@ -53,7 +74,7 @@ class Metrics:
 
 def request_id_from(header: str | None) -> str:
     """The caller's id when it is 8-128 safe characters, else a new random one."""
-    if header and _REQUEST_ID_RE.match(header):
+    if header and _REQUEST_ID_RE.fullmatch(header):
         return header
     return uuid.uuid4().hex
 

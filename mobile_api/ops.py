@@ -86,9 +86,16 @@ def ops_blueprint() -> Blueprint:
 
     @bp.get("/metrics")
     @openapi.summary("Prometheus metrics / 监控指标")
-    @openapi.description("Prometheus text exposition format: request counts and latency per route.")
+    @openapi.description("Prometheus text exposition format: request counts and latency per route, "
+                         "notification deliveries by channel and status.")
     @openapi.response(200, {"text/plain": {"schema": {"type": "string"}}}, "Prometheus 文本格式")
     async def metrics(request: Request) -> HTTPResponse:
+        from engine.platform import delivery_counts
+
+        try:
+            request.app.ctx.metrics.set_deliveries(await delivery_counts())
+        except Exception:  # noqa: BLE001 - a database hiccup must not hide the request metrics
+            pass
         body, content_type = request.app.ctx.metrics.render()
         return raw(body, content_type=content_type)
 

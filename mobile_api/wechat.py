@@ -20,7 +20,6 @@ so httpx's request log line is redacted here (see ``_RedactQuery``).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -28,13 +27,14 @@ from typing import Any, Protocol
 
 import httpx
 
+from engine.config import env_is_production
 from engine.errors import DependencyDown, Forbidden, GovflowError, RateLimited, Unauthenticated
 
 log = logging.getLogger("govflow.wechat")
 
 MAX_CODE_CHARS = 128
 RATE_LIMIT_RETRY_S = 60  # 45011 is a per-user, per-minute quota
-_DEV_CODE = re.compile(r"^dev-[A-Za-z0-9_.\-]{1,40}$")
+_DEV_CODE = re.compile(r"dev-[A-Za-z0-9_.\-]{1,40}")  # fullmatch: "dev-a\n" is not a code
 _CODE_INVALID = {40029, 40163}  # invalid code; code already used
 _SECRET_PARAMS = re.compile(r"((?:secret|js_code|appid)=)[^&\s\"']*")
 
@@ -171,7 +171,7 @@ def _raise_for(errcode: Any, errmsg: str) -> None:
 
 
 def _production(env: str) -> bool:
-    return env == "production" or os.environ.get("GOVFLOW_ENV") == "production"
+    return env_is_production(env)
 
 
 class DevWeChatClient:
@@ -187,7 +187,7 @@ class DevWeChatClient:
 
     async def jscode2session(self, code: str) -> WeChatSession:
         code = _check_code(code)
-        if not _DEV_CODE.match(code):
+        if not _DEV_CODE.fullmatch(code):
             raise InvalidCode("开发模式下登录凭证应为 dev-<名字>（字母、数字、._-）")
         return WeChatSession(openid=code, unionid=None, session_key=secrets.token_urlsafe(16))
 

@@ -193,3 +193,50 @@ def test_worker_fires_a_due_timer_and_stops_on_sigterm(tmp_path: Path) -> None:
             raise AssertionError("govflow worker did not stop on SIGTERM") from None
     assert worker.returncode == 0, output
     assert "Traceback" not in output
+
+
+def test_certificates_revoke_from_the_command_line(tmp_path: Path) -> None:
+    """A certificate issued by a case is revoked by ``govflow certificates revoke ID --reason``: the
+    register says 03 and the audit trail keeps the operator and reason; a second revoke, a missing
+    reason and an unknown certificate are refused in one line without a traceback."""
+    import asyncio
+
+    db_file = tmp_path / "certs.sqlite3"
+    url = f"sqlite://{db_file}"
+    env = {**os.environ, "GOVFLOW_DATABASE_URL": url}
+    assert govflow("migrate", env=env).returncode == 0
+
+    async def issue() -> str:
+        from engine import build_engine
+        from engine.accountability.privacy import PiiKeys
+        from engine.citizen.applications import ApplicationService
+        from engine.citizen.catalog import Catalog
+        from engine.config import Settings
+        from engine.store.certificate_models import Certificate
+        from engine.store.db import close_db, init_db
+        from tests.processes.test_senior_card import FORM, WANG
+
+        await init_db(url)
+        try:
+            settings = Settings(DATABASE_URL=url)
+            applications = ApplicationService(build_engine(settings), Catalog.load(settings.PROCESSES_DIR),
+                                              pii_key=PiiKeys.from_settings(settings).blind_index_key)
+            await applications.apply("senior-card", FORM, applicant=WANG)
+            return (await Certificate.get()).identifier
+        finally:
+            await close_db()
+
+    identifier = asyncio.run(issue())
+    revoked = govflow("certificates", "revoke", identifier, "--reason", "误发：申请人信息有误", env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert identifier in revoked.stdout and ": 03 " in revoked.stdout
+    db = sqlite3.connect(db_file)
+    assert db.execute("select state from certificates").fetchone() == ("03",)
+    [(actor, detail)] = db.execute("select actor, detail from audit_log where kind = 'certificate.state'").fetchall()
+    assert actor.startswith("cli:") and "误发：申请人信息有误" in json.loads(detail)["reason"]
+    again = govflow("certificates", "restore", identifier, "--reason", "恢复", env=env)
+    assert again.returncode == 1 and "不能恢复" in again.stderr and "Traceback" not in again.stderr
+    missing = govflow("certificates", "revoke", identifier, env=env)
+    assert missing.returncode == 2 and "--reason" in missing.stderr
+    unknown = govflow("certificates", "suspend", "NO-SUCH-ID", "--reason", "x", env=env)
+    assert unknown.returncode == 1 and "不存在" in unknown.stderr

@@ -54,7 +54,7 @@ def test_dockerfile_is_multi_stage_and_runs_as_a_non_root_user() -> None:
     instructions = _dockerfile()
     froms = [i for i in instructions if i.startswith("FROM ")]
     stages = [re.fullmatch(r"FROM (\S+) AS (\w+)", i).group(2) for i in froms]  # type: ignore[union-attr]
-    assert stages == ["build", "runtime"]
+    assert stages == ["designer", "build", "runtime"]  # Node builds the designer bundle; tests/test_deploy_image.py
     runtime = instructions[instructions.index(froms[-1]):]
     assert any(i.startswith("COPY --from=build /opt/venv") for i in runtime)
     assert not any("build-essential" in i for i in runtime), "compilers stay in the build stage"
@@ -381,3 +381,33 @@ def test_pods_run_the_entrypoint_as_non_root_with_known_settings(manifests: dict
     uploads = {v["name"]: v for v in pods["govflow-api"]["volumes"]}[api_mounts[config["GOVFLOW_UPLOAD_DIR"]]]
     assert uploads["persistentVolumeClaim"]["claimName"] == "govflow-uploads"
     assert manifests[("PersistentVolumeClaim", "govflow-uploads")]["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def _ingress_routes(request_path: str, paths: list[tuple[str, str]]) -> bool:
+    """Whether an Ingress with ``paths`` (path, pathType) sends ``request_path`` to a backend, as
+    Kubernetes defines the match: Exact is the whole string; Prefix compares ``/``-separated
+    elements (``/api`` matches ``/api`` and ``/api/v1``, never ``/apix``)."""
+    elements = [e for e in request_path.split("/") if e]
+    for path, kind in paths:
+        if kind == "Exact" and request_path == path:
+            return True
+        if kind == "Prefix":
+            prefix = [e for e in path.split("/") if e]
+            if elements[:len(prefix)] == prefix:
+                return True
+    return False
+
+
+def test_ingress_keeps_metrics_internal_and_routes_every_public_route(manifests: dict, routes: set[str]) -> None:
+    ingress = manifests[("Ingress", "govflow")]
+    paths = [(p["path"], p["pathType"]) for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert {kind for _, kind in paths} <= {"Exact", "Prefix"}  # no controller-specific (regex) matching
+    for hidden in ("/metrics", "/metrics/", "/metrics?x=1", "//metrics", "/"):
+        assert not _ingress_routes(hidden.split("?")[0], paths), hidden
+    public = {"/" + re.sub(r"<[^>]+>", "x", uri).strip("/") for uri in routes} - {"/metrics"}
+    assert {"/m", "/console", "/designer", "/health", "/ready", "/shared/static/x"} <= public
+    assert [uri for uri in sorted(public) if not _ingress_routes(uri, paths)] == []
+    assert _ingress_routes("/api/v1/services", paths) and not _ingress_routes("/apix", paths)
+    # nginx (compose) keeps it internal the same way
+    nginx = (DEPLOY / "nginx" / "govflow.conf").read_text(encoding="utf-8")
+    assert re.search(r"location = /metrics \{\s*return 404;", nginx)

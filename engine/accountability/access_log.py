@@ -35,6 +35,9 @@ def actor_label(actor: str | None, citizen_id: int) -> str:
         return "其他用户（扫码核验）"
     if actor.startswith("ip:"):
         return "匿名核验"
+    if actor.startswith("verifier:"):  # a registered verifier (用证方): verifier:<id>:<institution>
+        parts = actor.split(":", 2)
+        return f"用证方：{parts[2]}" if len(parts) == 3 and parts[2] else "用证方"
     return mask_middle(actor, 2, 1)
 
 

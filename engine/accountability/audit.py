@@ -326,12 +326,13 @@ def step_entries(case_no: str, events: list[dict[str, Any]], records: list[tuple
     for kind, payload in records:
         if kind == "certificate":
             signed = payload.get("signed", {})
-            data = signed.get("data", {}) if isinstance(signed, dict) else {}
+            # SignedCertificate.to_dict(): {"certificate": {...}, "signature", "kid", "alg"}
+            data = (signed.get("certificate") or signed.get("data") or {}) if isinstance(signed, dict) else {}
             entries.append(AuditEntry("certificate.issue", actor="system", case_no=payload.get("case_no") or case_no,
                                       subject=data.get("identifier"), detail={
                                           "type_code": data.get("type_code"), "number": data.get("number"),
                                           "holder": payload.get("holder_code_masked"),
-                                          "key_id": signed.get("key_id")}))
+                                          "key_id": signed.get("kid") or signed.get("key_id")}))
         elif kind == "certificate_use":
             entries.append(AuditEntry("certificate.use", actor=payload.get("actor"),
                                       department=payload.get("department"), case_no=payload.get("case_no") or case_no,

@@ -237,6 +237,9 @@ class PiiKeys:
         if raw:
             entries += _parse_entries(raw, PII_KEY_SETTING)
         if entries:
+            if getattr(settings, "is_production", False) and any(
+                    m == hashlib.sha256(_DEV_KEY_SEED).digest() for _, m in entries):
+                raise ValueError(f"{PII_KEY_SETTING} holds the public development PII key: production refuses it")
             return cls.from_entries(entries, str(getattr(settings, "PII_ACTIVE_KEY", "") or "") or None)
         if getattr(settings, "is_production", False):
             raise ValueError(f"{PII_KEY_SETTING} is required in production (hex, at least "

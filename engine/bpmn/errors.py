@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+from engine.errors import ScriptError
+
 # Namespace URIs that make lxml/XSD messages unreadable, shown as their usual prefixes.
 _NS_PREFIXES = {
     "{http://www.omg.org/spec/BPMN/20100524/MODEL}": "bpmn:",
@@ -17,6 +19,22 @@ _NS_PREFIXES = {
     "{https://www.omg.org/spec/DMN/20230324/MODEL/}": "dmn:",
     "{http://www.omg.org/spec/DMN/20151101/dmn.xsd}": "dmn:",
 }
+
+
+class ScriptTimeout(ScriptError):
+    """A script or expression ran past its time bound (``GOVFLOW_SCRIPT_TIMEOUT_MS``); in the
+    sandbox process pool its worker was killed and replaced."""
+
+    code = "script_timeout"
+    default_message = "流程脚本运行超时，已被终止"
+
+
+class ScriptTooLarge(ScriptError):
+    """A script or expression asked for an operation too large to run (a huge number, text,
+    list, sort or memory use); refused before it ran, or its worker ran out of memory."""
+
+    code = "script_too_large"
+    default_message = "流程脚本的运算规模超出限制，已被拒绝"
 
 
 @dataclass(frozen=True)

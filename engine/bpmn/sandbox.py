@@ -10,10 +10,18 @@ model could read files or start programs. Here every script or expression is
 2. run with a whitelist of builtins and RestrictedPython's guards, under a per-call deadline kept
    in a thread-local (works in worker threads, no signals) and a bounded decimal context.
 
-Limits are best effort inside one process: results of operators, str/list methods, f-strings
-and str() are size-checked, and the deadline is checked between Python-level steps, so a single
-C-level call over huge shared data (e.g. comparing ``[big] * 10**6`` lists) can still overrun.
-Run workers under an OS memory limit and a supervisor that kills stuck jobs as well.
+Every operation that can run long or allocate much in ONE C call is size-checked before it runs
+(``script_too_large``): ``** * << + %`` and ``//``/divmod on ints, ``pow(a, b, m)`` (modulus and
+exponent <= 4096 bits), ``int()`` of text (<= 30,000 characters), ``round()`` (|ndigits| <= 10,000),
+``int.to_bytes``, printf-style ``%`` (every field's width, precision and argument text),
+str/bytes padding, ``replace``, ``join``, ``sorted``/``min``/``max``/``list.sort`` (count and
+container elements), f-strings, ``str()``, ``range()``, Decimal exponents, and the task data a
+script leaves behind; ``bytes``, ``bytearray``, ``re`` and ``int.from_bytes`` are refused by name.
+The deadline is checked between Python-level steps (``script_timeout``).
+
+What stays possible in-process: a C call no guard foresaw, over data shared many times (comparing
+or hashing ``[big] * 10**5`` against a copy). Scripts of models deployed by people therefore run in
+``engine.bpmn.pool``: worker processes with RLIMIT_AS/RLIMIT_CPU, killed at the deadline.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+from engine.bpmn.errors import ScriptTimeout, ScriptTooLarge
 from engine.errors import GovflowError, SandboxViolation
 
 MAX_RANGE = 1_000_000       # elements in one range()
@@ -47,6 +56,12 @@ MAX_ITEMS = 1_000_000       # elements of a list/tuple grown by + * append inser
 MAX_CHARS = 10_000_000      # characters of a str/bytes built by + * padding replace join ...
 MAX_INT_BITS = 100_000      # bits of an int built by ** * <<
 MAX_DECIMAL_EXP = 4_000     # |exponent| of a Decimal (int(Decimal('1e999999')) takes ~30 s)
+MAX_POW_MOD_BITS = 4_096    # bits of the modulus and exponent of pow(a, b, m) (4096: ~0.13 s, 24,000: 18 s)
+MAX_ROUND_DIGITS = 10_000   # |ndigits| of round() (round(7, -10**7) computes 10**10**7)
+MAX_INT_TEXT = 30_000       # characters of the text int() reads (int(text, 16) has no Python limit)
+MAX_SORT_ITEMS = 200_000    # elements sorted()/min()/max()/list.sort() take (1M floats: ~0.3 s)
+MAX_ORDER_WORK = 20_000_000  # element comparisons (times the length of container elements) of one sort
+MAX_PERCENT_FIELDS = 100_000  # '%' fields of one printf-style format
 CACHE_SIZE = 4096           # compiled (mode, source) entries kept
 
 # Refused wherever they appear as a name (task data keys with these names are unusable in scripts).
@@ -54,10 +69,14 @@ FORBIDDEN_NAMES = frozenset({
     "eval", "exec", "open", "compile", "getattr", "setattr", "delattr", "hasattr", "globals",
     "locals", "vars", "dir", "breakpoint", "input", "help", "type", "memoryview", "object",
     "super", "print", "printed", "builtins", "exit", "quit",
+    # not provided; refused by name so lint reports them rather than a NameError at run time:
+    # bytes(10**10) allocates in one C call, re has catastrophic backtracking
+    "bytes", "bytearray", "re",
 })
 # Attribute names refused at check time and by _getattr_ (frames, code, str.format field access).
 BLOCKED_ATTRS = INSPECT_ATTRIBUTES | frozenset({
     "format", "format_map", "mro", "as_integer_ratio", "cell_contents",
+    "from_bytes",  # int.from_bytes(10 MB) makes an 80-million-bit int in one call
     "func_globals", "func_code", "func_closure", "f_trace_lines", "f_trace_opcodes",
 })
 
@@ -83,9 +102,17 @@ class SandboxTaskViolation(WorkflowTaskException, SandboxViolation):
     a WorkflowTaskException (so Spiff-aware code sees the task and line)."""
 
 
+class SandboxTaskTimeout(WorkflowTaskException, ScriptTimeout):
+    """``script_timeout`` while running a task (a WorkflowTaskException too, like SandboxTaskViolation)."""
+
+
+class SandboxTaskTooLarge(WorkflowTaskException, ScriptTooLarge):
+    """``script_too_large`` while running a task."""
+
+
 # ---------------------------------------------------------------------------- check + compile
 _GUARDED_OPS = {ast.Pow: "_pow_", ast.Mult: "_mul_", ast.Add: "_add_", ast.Mod: "_mod_",
-                ast.LShift: "_lshift_"}
+                ast.LShift: "_lshift_", ast.FloorDiv: "_floordiv_"}
 _WIDE = re.compile(r"\d{5,}")   # a format width/precision of 10000 or more
 
 
@@ -270,7 +297,7 @@ _RUN = _RunState()
 _SEQ = (str, bytes, list, tuple)
 _DECIMAL_CONTEXT = Context(prec=28, Emax=MAX_DECIMAL_EXP, Emin=-MAX_DECIMAL_EXP,
                            traps=[InvalidOperation, DivisionByZero, Overflow])
-_PERCENT_WIDE = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(?:\*|\d{5,}|\d*\.(?:\*|\d{5,}))")
+_PERCENT_FIELD = re.compile(r"%(?:\(([^)]*)\))?[#0 +-]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?(.?)", re.S)
 
 
 def _tick() -> bool:
@@ -300,12 +327,38 @@ def _check(op: str, a: Any, b: Any) -> None:
         too_big = ints and b > 0 and (a.bit_length() - 1) * b > MAX_INT_BITS
     elif op == "<<":
         too_big = ints and a != 0 and a.bit_length() + b > MAX_INT_BITS
-    else:  # '%': printf-style widths like '%*d' or '%99999999d'
+    elif op == "//" or ints:  # '//', divmod and integer '%': quadratic in the operands' size
+        too_big = ints and max(a.bit_length(), b.bit_length()) > 2 * MAX_INT_BITS
+    else:  # '%' formatting: '%(a)9999s' * 10**4 % {'a': 1} is 100 MB from a 90 kB format
         text = a.decode("latin-1") if isinstance(a, bytes) else a
-        too_big = isinstance(text, str) and (_PERCENT_WIDE.search(text) is not None
-                                             or _text_size(b) > MAX_CHARS)
+        too_big = isinstance(text, str) and _percent_size(text, b) > MAX_CHARS
     if too_big:
         raise _too_big(f"'{op}'")
+
+
+def _percent_size(fmt: str, args: Any) -> int:
+    """Upper bound of len(fmt % args): the format, every field's width and precision, and the
+    text of the argument(s) each field prints (a mapping's value once per field naming it)."""
+    if fmt.count("%") > MAX_PERCENT_FIELDS:
+        return MAX_CHARS + 1
+    size, positional, sized = len(fmt), False, {}
+    for match in _PERCENT_FIELD.finditer(fmt):
+        key, width, precision, conversion = match.groups()
+        if conversion == "%" or not conversion:
+            continue
+        if width == "*" or precision == "*":
+            return MAX_CHARS + 1  # the width comes from the arguments: refuse rather than guess
+        size += int(width or 0) + int(precision or 0) + 330  # '%f' of 1e308 prints 309 digits
+        if key is not None and isinstance(args, dict):
+            if key not in sized:
+                sized[key] = _text_size(args.get(key))
+            size += sized[key]
+        elif not positional:
+            positional = True
+            size += _text_size(args)
+        if size > MAX_CHARS:
+            break
+    return size
 
 
 def _guarded(op: str, func: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -321,7 +374,7 @@ _INPLACE: dict[str, Callable[[Any, Any], Any]] = {
     "+=": _guarded("+", operator.iadd), "*=": _guarded("*", operator.imul),
     "**=": _guarded("**", operator.ipow), "<<=": _guarded("<<", operator.ilshift),
     "%=": _guarded("%", operator.imod), "-=": operator.isub, "/=": operator.itruediv,
-    "//=": operator.ifloordiv, ">>=": operator.irshift, "&=": operator.iand, "|=": operator.ior,
+    "//=": _guarded("//", operator.ifloordiv), ">>=": operator.irshift, "&=": operator.iand, "|=": operator.ior,
     "^=": operator.ixor, "@=": operator.imatmul,
 }
 
@@ -351,16 +404,45 @@ def _translated(s: Any, table: Any, *_: Any) -> int:
     return len(s) * max((len(v) for v in values if isinstance(v, (str, bytes))), default=1)
 
 
+def _joined(sep: Any, items: Any) -> int:
+    size = len(sep) * len(items)
+    for item in items:  # stops as soon as the limit is passed (a list may hold 10**6 big strings)
+        if size > MAX_CHARS:
+            break
+        size += len(item) if isinstance(item, _TEXT) else 0
+    return size
+
+
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def _order_size(items: Any) -> int:
+    """Work of sorting ``items``, in element comparisons weighted by the length of container
+    elements (comparing two lists walks them: ``sorted([big] * 10**4)`` compares ``big`` with
+    itself 10**4 times); more than MAX_ITEMS when the sort must be refused."""
+    n = len(items)
+    if n > MAX_SORT_ITEMS:
+        return MAX_ITEMS + 1
+    weight = n
+    for item in items:
+        if type(item) in _CONTAINERS:
+            weight += len(item)
+            if weight * max(1, n.bit_length()) > MAX_ORDER_WORK:
+                return MAX_ITEMS + 1
+    return 0
+
+
 _TEXT = (str, bytes)
 _METHOD_SIZES: dict[str, tuple[tuple[type, ...], Callable[..., int]]] = {
     **dict.fromkeys(("ljust", "rjust", "center", "zfill"), (_TEXT, lambda s, width, *_: width)),
     "expandtabs": (_TEXT, _tabs), "translate": (_TEXT, _translated),
     "replace": (_TEXT, lambda s, old, new, *_: len(s) + s.count(old) * (len(new) - len(old))),
-    "join": (_TEXT, lambda s, items: len(s) * len(items)
-             + sum(len(i) for i in items if isinstance(i, _TEXT))),
+    "join": (_TEXT, lambda s, items: _joined(s, items)),
     "append": ((list,), lambda lst, *_: len(lst) + 1), "insert": ((list,), lambda lst, *_: len(lst) + 1),
     "extend": ((list,), lambda lst, items: len(lst) + len(items)),
     "strftime": ((date, time), lambda d, fmt: len(fmt) * 32),
+    "to_bytes": ((int,), lambda n, length=1, *_, **__: length if isinstance(length, int) else 0),
+    "sort": ((list,), lambda lst, *_, **__: _order_size(lst)),
 }
 _MISSING = object()
 
@@ -369,7 +451,7 @@ def _getattr(obj: Any, name: str, default: Any = _MISSING) -> Any:
     """Attribute reads: no '_' or blocked names; size-guarded wrappers for str/bytes/list methods."""
     if type(name) is not str or name.startswith("_") or name in BLOCKED_ATTRS:
         raise AttributeError(f"attribute not allowed: {name!r}")
-    obj = str if obj is _str else obj
+    obj = str if obj is _str else int if obj is _int else obj
     sized = _METHOD_SIZES.get(name)
     if sized is not None and isinstance(obj, type) and issubclass(obj, sized[0]):
         raise AttributeError(f"call {name}() on a value, not on the type")
@@ -425,7 +507,7 @@ _GUARDS: dict[str, Any] = {
     "_inplacevar_": _inplacevar, "_apply_": _apply, "_tick_": _tick, "_text_": _text,
     "_add_": _guarded("+", operator.add), "_mul_": _guarded("*", operator.mul),
     "_pow_": _guarded("**", operator.pow), "_mod_": _guarded("%", operator.mod),
-    "_lshift_": _guarded("<<", operator.lshift),
+    "_lshift_": _guarded("<<", operator.lshift), "_floordiv_": _guarded("//", operator.floordiv),
 }
 
 
@@ -482,10 +564,52 @@ def _sum(iterable: Any, start: Any = 0) -> Any:
 def _pow(base: Any, exp: Any, mod: Any = None) -> Any:
     if mod is None:
         _check("**", base, exp)
+    elif isinstance(mod, int) and isinstance(exp, int) and (
+            mod.bit_length() > MAX_POW_MOD_BITS or exp.bit_length() > MAX_POW_MOD_BITS
+            or isinstance(base, int) and base.bit_length() > 2 * MAX_INT_BITS):
+        raise _too_big(f"pow() with a modulus or exponent over {MAX_POW_MOD_BITS} bits")
     return pow(base, exp, mod)
 
 
-_REAL_TYPES: dict[Any, type] = {_decimal: Decimal, _range: range, _str: str}
+def _int(*args: Any, **kwargs: Any) -> int:
+    """int() that refuses to read over MAX_INT_TEXT characters (hex/binary text has no Python limit)."""
+    text = args[0] if args else kwargs.get("x")
+    if isinstance(text, (str, bytes, bytearray)) and len(text) > MAX_INT_TEXT:
+        raise _too_big(f"int() of more than {MAX_INT_TEXT:,} characters")
+    return int(*args, **kwargs)
+
+
+def _round(number: Any, ndigits: Any = None) -> Any:
+    if isinstance(ndigits, int) and abs(ndigits) > MAX_ROUND_DIGITS:
+        raise _too_big(f"round() to more than {MAX_ROUND_DIGITS:,} digits")
+    return round(number) if ndigits is None else round(number, ndigits)
+
+
+def _divmod(a: Any, b: Any) -> Any:
+    _check("//", a, b)
+    return divmod(a, b)
+
+
+def _ordered(items: Any, what: str) -> list[Any]:
+    items = items if type(items) is list else list(items)
+    if _order_size(items) > MAX_ITEMS:
+        raise _too_big(f"{what}() of too many or too large elements")
+    return items
+
+
+def _sorted(iterable: Any, /, *, key: Any = None, reverse: bool = False) -> list[Any]:
+    return sorted(_ordered(iterable, "sorted"), key=key, reverse=reverse)
+
+
+def _extreme(func: Callable[..., Any], what: str) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        items = _ordered(args[0] if len(args) == 1 else args, what)
+        return func(items, **kwargs)
+    run.__name__ = what
+    return run
+
+
+_REAL_TYPES: dict[Any, type] = {_decimal: Decimal, _range: range, _str: str, _int: int}
 
 
 def _real(classinfo: Any) -> Any:
@@ -499,16 +623,18 @@ def _isinstance(obj: Any, classinfo: Any) -> bool:
 
 
 _BUILTINS: dict[str, Any] = {
-    "len": len, "min": min, "max": max, "sum": _sum, "round": round, "abs": abs, "int": int,
+    "len": len, "min": _extreme(min, "min"), "max": _extreme(max, "max"), "sum": _sum, "round": _round,
+    "abs": abs, "int": _int,
     "float": float, "str": _str, "bool": bool, "list": list, "dict": dict, "set": set, "tuple": tuple,
-    "sorted": sorted, "reversed": reversed, "any": any, "all": all, "enumerate": enumerate,
+    "sorted": _sorted, "reversed": reversed, "any": any, "all": all, "enumerate": enumerate,
     "zip": zip, "range": _range, "isinstance": _isinstance, "map": map, "filter": filter,
-    "divmod": divmod, "pow": _pow, "True": True, "False": False, "None": None,
+    "divmod": _divmod, "pow": _pow, "True": True, "False": False, "None": None,
     "date": date, "datetime": datetime, "timedelta": timedelta, "time": time, "Decimal": _decimal,
     "parse_date": parse_date, "age_on": age_on, "ValueError": ValueError, "TypeError": TypeError,
     "KeyError": KeyError, "ZeroDivisionError": ZeroDivisionError,
 }
 _NOT_DATA = (ModuleType, Iterator, range)
+_SCALARS = frozenset({bool, int, float, type(None), Decimal, date, datetime})
 
 
 # ---------------------------------------------------------------------------- environment + engine
@@ -516,8 +642,11 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
     """Spiff script environment running sandboxed code against task data (cheap to construct)."""
 
     def __init__(self, *, timeout_ms: int = 1000, extra_globals: dict[str, Any] | None = None,
-                 service_handler: Callable[[str, dict[str, Any], dict[str, Any]], Any] | None = None) -> None:
+                 service_handler: Callable[[str, dict[str, Any], dict[str, Any]], Any] | None = None,
+                 pool: Any = None) -> None:
         extra = dict(extra_globals or {})
+        self.pool = pool  # an engine.bpmn.pool.SandboxPool: run in its worker processes instead
+        self._extra = extra
         clock: Callable[[], Any] = extra.get("now") or datetime.now
 
         def today() -> date:
@@ -543,12 +672,22 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
 
     def evaluate(self, expression: str, context: dict[str, Any],
                  external_context: dict[str, Any] | None = None) -> Any:
-        code = _code("eval", expression)
-        return self._run(code, {**(external_context or {}), **context, **self._injected})
+        code = _code("eval", expression)  # rule breaks are found here, without a round trip
+        if self.pool is not None:
+            return self.pool.run("eval", expression, context, external_context, self.timeout_ms, self._extra)
+        value = self._run(code, {**(external_context or {}), **context, **self._injected})
+        if type(value) not in _SCALARS and _text_size(value) > MAX_CHARS:  # DMN outputs become task data
+            raise _too_big("expression value")
+        return value
 
     def execute(self, script: str, context: dict[str, Any],
                 external_context: dict[str, Any] | None = None) -> bool:
         code = _code("exec", script)
+        if self.pool is not None:
+            result = self.pool.run("exec", script, context, external_context, self.timeout_ms, self._extra)
+            context.clear()
+            context.update(result)
+            return True
         external = external_context or {}
         clash = set(external).intersection(context)
         if clash:
@@ -563,6 +702,10 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
                 if (key in self._injected or key in external or callable(value)
                         or isinstance(value, _NOT_DATA)):
                     del context[key]
+        # data shared many times over ([big] * 1000, then [x, x] nested) is small in memory but
+        # huge once stored as JSON: refuse it here, not in the serializer on the event loop
+        if _text_size(context) > MAX_CHARS:
+            raise _too_big("task data")
         return True
 
     def call_service(self, context: dict[str, Any], operation_name: str | None = None,
@@ -591,6 +734,30 @@ def _task_violation(task: Any, source: str, err: SandboxViolation) -> SandboxTas
     return exc
 
 
+def _task_limit(engine: PythonScriptEngine, task: Any, source: str,
+                err: BaseException) -> WorkflowTaskException:
+    """script_timeout / script_too_large naming the task and line, in Chinese with the detail."""
+    spec = task.task_spec
+    where = f"task {spec.bpmn_id or spec.name}" + (f" ({spec.bpmn_name})" if spec.bpmn_name else "")
+    line = getattr(err, "sandbox_line", None)
+    text = ""
+    if line is None:
+        line, text = engine.get_error_line_number_and_content(source, err)
+    elif isinstance(source, str) and 0 < line <= len(source.splitlines()):
+        text = source.splitlines()[line - 1]
+    if line:
+        where += f" line {line}"
+    cls = SandboxTaskTimeout if isinstance(err, SandboxTimeout) else SandboxTaskTooLarge
+    detail = str(err) or err.__class__.__name__
+    exc = cls(f"{cls.default_message}（{detail}）：{where}", task=task, exception=err,
+              line_number=line, error_line=text)
+    exc.detail = {"limit": detail, "line": line}
+    return exc
+
+
+_LIMIT_ERRORS = (SandboxLimitError, MemoryError)
+
+
 class SandboxScriptEngine(PythonScriptEngine):
     """Spiff script engine on SandboxEnvironment; re-create it freely (compiled code is cached).
 
@@ -599,9 +766,17 @@ class SandboxScriptEngine(PythonScriptEngine):
     """
 
     def __init__(self, *, timeout_ms: int = 1000, extra_globals: dict[str, Any] | None = None,
-                 service_handler: Callable[[str, dict[str, Any], dict[str, Any]], Any] | None = None) -> None:
+                 service_handler: Callable[[str, dict[str, Any], dict[str, Any]], Any] | None = None,
+                 isolated: bool = False, pool: Any = None) -> None:
+        """``isolated``: run scripts and expressions in a sandbox worker process (``pool``, else
+        the process-wide ``engine.bpmn.pool.shared_pool()``) — for models deployed by people."""
+        if isolated and pool is None:
+            from engine.bpmn.pool import shared_pool
+
+            pool = shared_pool()
         super().__init__(environment=SandboxEnvironment(
-            timeout_ms=timeout_ms, extra_globals=extra_globals, service_handler=service_handler))
+            timeout_ms=timeout_ms, extra_globals=extra_globals, service_handler=service_handler,
+            pool=pool if isolated else None))
 
     def validate(self, expression: str) -> None:
         """SyntaxError as Python would raise it (DMNEngine relies on that), else SandboxViolation."""
@@ -616,6 +791,8 @@ class SandboxScriptEngine(PythonScriptEngine):
             return self.environment.evaluate(expression, task.data, external_context)
         except SandboxViolation as err:
             raise _task_violation(task, expression, err) from err
+        except _LIMIT_ERRORS as err:
+            raise _task_limit(self, task, expression, err) from None
         except GovflowError:
             raise
         except SpiffWorkflowException as err:
@@ -630,6 +807,8 @@ class SandboxScriptEngine(PythonScriptEngine):
             return self.environment.execute(script, task.data, external_context or {})
         except SandboxViolation as err:
             raise _task_violation(task, script, err) from err
+        except _LIMIT_ERRORS as err:
+            raise _task_limit(self, task, script, err) from None
         except GovflowError:
             raise
         except Exception as err:
@@ -647,6 +826,11 @@ class SandboxScriptEngine(PythonScriptEngine):
     def create_task_exec_exception(self, task: Any, script: str, err: Exception) -> Exception:
         if isinstance(err, SpiffWorkflowException):
             return super().create_task_exec_exception(task, script, err)
-        line, text = self.get_error_line_number_and_content(script, err)
+        line = getattr(err, "sandbox_line", None)  # from a sandbox worker process: no traceback here
+        if line is None:
+            line, text = self.get_error_line_number_and_content(script, err)
+        else:
+            lines = script.splitlines() if isinstance(script, str) else []
+            text = lines[line - 1] if 0 < line <= len(lines) else ""
         return WorkflowTaskException(_describe(err), task=task, exception=err,
                                      line_number=line, error_line=text)

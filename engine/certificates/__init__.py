@@ -2,7 +2,8 @@
 
 The names the HTTP edge (``mobile_api``) uses; it imports nothing else of this package."""
 
-from engine.certificates.connector import install_certificates
+from engine.certificates.connector import install_certificates, keyring_from_settings
+from engine.certificates.documents import DocumentKeys
 from engine.certificates.qr import qr_png, qr_svg
 from engine.certificates.signing import (
     ALGORITHMS,
@@ -21,11 +22,13 @@ __all__ = [
     "ALGORITHMS",
     "Certificate",
     "CertState",
+    "DocumentKeys",
     "effective_state",
     "find_for_holder",
     "HOLDER_CITIZEN_ID",
     "HOLDER_CODE_TYPES",
     "install_certificates",
+    "keyring_from_settings",
     "make_qr_token",
     "MAX_QR_TOKEN_LEN",
     "qr_png",

@@ -29,6 +29,7 @@ from tongsuopy.crypto import hashes as _thashes
 from tongsuopy.crypto import serialization as _tser
 from tongsuopy.crypto.asymciphers import ec as _tec
 
+from engine.config import env_is_production
 from engine.errors import BadRequest, GovflowError
 
 ALG_SM2 = "SM2-SM3"
@@ -419,8 +420,15 @@ class KeyRing:
         env = os.environ if env is None else env
         directory = env.get("GOVFLOW_CERT_KEY_DIR", "")
         if directory:
-            return cls.load(directory, active=env.get("GOVFLOW_CERT_ACTIVE_KEY") or None)
-        if env.get("GOVFLOW_ENV", "development") == "production":
+            ring = cls.load(directory, active=env.get("GOVFLOW_CERT_ACTIVE_KEY") or None)
+            if env_is_production(environ=env):
+                public = {cls.shared_dev(alg).active.public_key_pem() for alg in ALGORITHMS}
+                copied = sorted(k for k, s in ring._signers.items() if s.public_key_pem() in public)
+                if copied:  # the development key's seed is public: anyone could sign with it
+                    raise KeyConfigError(f"GOVFLOW_CERT_KEY_DIR 中的密钥 {', '.join(copied)} 是公开的开发密钥，"
+                                         "生产环境拒绝使用（refusing the public development signing key）")
+            return ring
+        if env_is_production(environ=env):
             raise KeyConfigError("生产环境必须设置 GOVFLOW_CERT_KEY_DIR（电子证照签名私钥目录）")
         # one key for every process (API workers, job workers): a per-process throw-away key
         # would make a certificate issued by one unverifiable by the others

@@ -71,6 +71,29 @@ async def holder_certificates(holder_code_hash: str) -> list[Certificate]:
     return list(await Certificate.filter(holder_code_hash=holder_code_hash).order_by("-issue_date", "-id"))
 
 
+COMPANY_CODE_TYPE = "001"  # unified social credit code: the holder is an organisation
+
+
+def _represented(openid: str) -> Any:
+    """Company certificates (holder code type 001) issued by cases the citizen applied for — e.g. the
+    licences of a business start-up bundle, applied for by its legal representative."""
+    from tortoise.expressions import Subquery
+
+    from engine.store.models import Case
+
+    return Certificate.filter(holder_code_type=COMPANY_CODE_TYPE,
+                              case_id__in=Subquery(Case.filter(applicant=openid).values("id")))
+
+
+async def represented_certificates(openid: str) -> list[Certificate]:
+    """The companies' certificates a citizen may hold up as their applicant (newest first)."""
+    return list(await _represented(openid).order_by("-issue_date", "-id"))
+
+
+async def represented_certificate(cert_id: int, openid: str) -> Certificate | None:
+    return await _represented(openid).filter(id=cert_id).first()
+
+
 async def by_identifier(identifier: str) -> Certificate | None:
     """The certificate with this identifier (证照标识), or ``None``."""
     return await Certificate.get_or_none(identifier=identifier)

@@ -40,20 +40,30 @@ class ApplicationService:
     engine: CaseEngine
     catalog: Catalog
     pii_key: bytes
+    # a changed process folder deploys as ``approved`` (development: live at once) or ``pending``
+    # (production: four-eyes publishing, like any designer deploy)
+    folder_review_state: str = "approved"
     _deployed: dict[str, tuple[str, ProcessDefinition]] = field(default_factory=dict)
 
     async def definition_for(self, item: ServiceItem) -> ProcessDefinition:
         """The current process version of an item: the folder is deployed on first use and
         redeployed (a new, content-hashed version) only when one of its files changed on disk;
-        new cases start on the latest version of the process, which may be a designer's deploy."""
+        new cases start on the live version of the process (approved and effective: four-eyes
+        publishing), which may be a designer's deploy."""
         key = _folder_signature(item.folder)
         cached = self._deployed.get(item.slug)
         if cached and cached[0] == key:
             definition = cached[1]
         else:
-            definition = await self.engine.deploy(read_folder(item.folder), deployed_by="catalog", name=item.name)
+            definition = await self.engine.deploy(read_folder(item.folder), deployed_by="catalog", name=item.name,
+                                                  review_state=self.folder_review_state)
+            if definition.review_state == "pending" and definition.version == 1:
+                # a process shipped in the folder goes live with its first version; later changes wait
+                await ProcessDefinition.filter(id=definition.id, review_state="pending").update(
+                    review_state="approved", reviewed_by="catalog", review_note="目录首次上线")
+                definition.review_state = "approved"
             self._deployed[item.slug] = (key, definition)
-        return await self.engine.latest_definition(definition.process_id)
+        return await self.engine.live_definition(definition.process_id)
 
     def validate_form(self, item: ServiceItem, form: Any) -> None:
         if not isinstance(form, dict):

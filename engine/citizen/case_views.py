@@ -31,7 +31,16 @@ EVENT_LABELS = {
     "sla_escalated": "超期督办", "withdrawn": "申请人撤回", "review_requested": "申请人工复核",
     "evaluated": "评价", "supplement_requested": "要求补正", "supplement_received": "补正材料",
     "materials_received": "窗口收件", "applicant_bound": "申请人认领窗口办件",
+    "task_claimed": "认领办理", "task_unclaimed": "退回待认领", "task_transferred": "转办",
+    "task_returned": "退回重办", "completion_withdrawn": "撤回已办", "signer_added": "加签",
+    "cosign_completed": "加签意见", "comment": "批注", "review_decided": "人工复核结论",
+    "certificate_revoked": "证照撤销", "certificate_issued": "签发证照", "case_migrated": "流程版本升级",
+    "urged": "催办", "cc_read": "抄送已阅",
 }
+# timeline kinds the applicant does not need to see (internal handling between officers)
+STAFF_ONLY_KINDS = frozenset({"bpmn_event", "task_claimed", "task_unclaimed", "comment", "task_transferred",
+                              "signer_added", "cosign_completed", "cc_read"})
+REVIEW_VERDICTS = {"uphold": "维持原决定", "overturn": "撤销原决定"}
 LEVELS = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
 BAD_LEVELS = {4, 5}
 
@@ -63,6 +72,15 @@ async def citizen_cases(openid: str, *, page: int, size: int) -> tuple[list[Case
     total = await query.count()
     rows = await query.order_by("-created_at", "-id").offset((page - 1) * size).limit(size)
     return list(rows), total
+
+
+async def waiting_for_applicant(case_ids: list[int]) -> set[int]:
+    """Which of these cases wait for their applicant (an open 补正 or other applicant step): one query."""
+    if not case_ids:
+        return set()
+    rows = await HumanTask.filter(case_id__in=case_ids, lane__in=sorted(APPLICANT_LANES),
+                                  state__in=OPEN_TASK_STATES).values_list("case_id", flat=True)
+    return {int(r) for r in rows}
 
 
 async def case_started_by_request(openid: str, request_key: str, since: datetime) -> int | None:
@@ -97,7 +115,7 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
         "department": e.department, "department_name": departments.get(e.department or "", e.department),
         "opinion": (e.detail or {}).get("opinion") if isinstance(e.detail, dict) else None,
         "at": e.created_at.isoformat(),
-    } for e in events if e.kind != "bpmn_event"]
+    } for e in events if e.kind not in STAFF_ONLY_KINDS]
     all_tasks = await HumanTask.filter(case_id=case.id).order_by("created_at", "id")
     tasks = [t for t in all_tasks if t.state in OPEN_TASK_STATES]
     current = [{"name": t.name, "department": t.department,
@@ -106,6 +124,7 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
                 "reason": await _supplement_reason(t),
                 "due_at": t.due_at.isoformat() if t.due_at else None} for t in tasks]
     certificates = await Certificate.filter(case_id=case.id).order_by("id")
+    pending = await _pending_supplement(engine, case)
     # 好差评 only after the end (``evaluate``): a running case has none to read
     evaluation = None if case.status == "running" else await Evaluation.get_or_none(case_id=case.id)
     return {
@@ -117,11 +136,52 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
         "decision": summary.get("decision"), "result": summary.get("result") or {},
         "certificates": [{"id": c.id, "identifier": c.identifier, "name": c.name, "number": c.number,
                           "issuer_name": c.issuer_name, "issue_date": c.issue_date.isoformat(),
-                          "holder_name": c.holder_name[:1] + "*" * (len(c.holder_name) - 1),
+                          "holder_name": c.holder_name if c.holder_code_type == "001"  # company names are public
+                          else c.holder_name[:1] + "*" * (len(c.holder_name) - 1),
                           "holder_code_masked": c.holder_code_masked, "state": c.state} for c in certificates],
         "subcases": engine.subcases_of(case, [t for t in all_tasks if t.kind == "bpmn"]),
-        "evaluation": {"level": evaluation.level, "label": LEVELS[evaluation.level]} if evaluation else None,
+        "evaluation": {"level": evaluation.level, "label": LEVELS[evaluation.level],
+                       "rectification_case_no": evaluation.rectification_case_no} if evaluation else None,
+        "supplement": pending,
+        "review": review_state(events),
+        "actions": actions_of(case, summary, events, pending, evaluation),
     }
+
+
+def review_state(events: list[CaseEvent]) -> dict[str, Any] | None:
+    """The applicant's human review (人工复核): requested (pending) or decided, with the verdict."""
+    asked = next((e for e in reversed(events) if e.kind == "review_requested"), None)
+    if asked is None:
+        return None
+    decided = next((e for e in reversed(events) if e.kind == "review_decided"), None)
+    view: dict[str, Any] = {"status": "pending", "requested_at": asked.created_at.isoformat(),
+                            "reason": (asked.detail or {}).get("opinion") if isinstance(asked.detail, dict) else None}
+    if decided is not None and isinstance(decided.detail, dict):
+        d = decided.detail
+        view.update(status="decided", verdict=d.get("verdict"), verdict_label=REVIEW_VERDICTS.get(d.get("verdict"), ""),
+                    outcome=d.get("outcome"), decision_reason=d.get("opinion"),
+                    decided_at=decided.created_at.isoformat())
+    return view
+
+
+def accepted(events: list[CaseEvent]) -> bool:
+    """Whether an officer acted on the case (completed a step): from then on no 撤回."""
+    return any(e.kind == "task_completed" and not (e.actor or "").startswith("citizen:") for e in events)
+
+
+def actions_of(case: Case, summary: dict[str, Any], events: list[CaseEvent], pending: dict[str, Any] | None,
+               evaluation: Any) -> list[str]:
+    """What the applicant may do now: supplement, withdraw, review, evaluate."""
+    actions = []
+    if pending is not None:
+        actions.append("supplement")
+    if case.status == "running" and not accepted(events):
+        actions.append("withdraw")
+    if summary.get("decision") and not any(e.kind == "review_requested" for e in events):
+        actions.append("review")
+    if case.status in ("completed", "failed") and evaluation is None:
+        actions.append("evaluate")
+    return actions
 
 
 async def _supplement_reason(task: HumanTask) -> str | None:
@@ -129,6 +189,46 @@ async def _supplement_reason(task: HumanTask) -> str | None:
     from engine.kernel.supplement import SUPPLEMENT, reason_of
 
     return await reason_of(task) if task.kind == SUPPLEMENT else None
+
+
+async def _pending_supplement(engine: CaseEngine, case: Case) -> dict[str, Any] | None:
+    from engine.kernel.supplement import pending_request
+
+    return await pending_request(engine, case)
+
+
+OTHER_MATERIAL = "其他材料"  # files the applicant adds beyond the listed items
+
+
+async def answer_supplement(engine: CaseEngine, case: Case, *, note: str, materials: dict[str, list[str]],
+                            form: dict[str, Any] | None, actor: str, owner: str) -> None:
+    """Answer the open 补正 with a note, files per requested item (uploads of ``owner``, attached
+    to the case as source ``supplement``) and corrected form fields. Items must be ones the officer
+    listed, files unexpired uploads of the applicant not used elsewhere (422 otherwise)."""
+    from engine.kernel.supplement import pending_request
+    from engine.platform import files
+
+    pending = await pending_request(engine, case)
+    if pending is None:
+        raise Conflict("该办件当前无需补正")
+    listed = set(pending["items"])
+    unknown = [k for k in materials if k not in listed and k != OTHER_MATERIAL]
+    if unknown:
+        raise ValidationFailed("补正材料与补正事项不符", fields={
+            "materials": f"「{unknown[0]}」不是本次要求补正的事项"})
+    parsed = files.parse_material_files(materials, [*pending["items"], OTHER_MATERIAL])
+    now = engine.deps.clock()
+    await files.claim_uploads(owner, parsed, now)
+    if pending["source"] == "officer":
+        data: dict[str, Any] = {"note": note, "materials": materials}
+        if form:
+            data["form"] = form
+    else:
+        attachments = [i for ids in materials.values() for i in ids]
+        data = {"supplement": {"note": note, **({"materials": materials} if materials else {}),
+                               **({"attachments": attachments} if attachments else {}), **(form or {})}}
+    await supplement(engine, case, data, actor=actor)
+    await files.attach_uploads(case.id, owner, parsed, source="supplement", now=now)
 
 
 async def supplement(engine: CaseEngine, case: Case, data: dict[str, Any], *, actor: str) -> None:
@@ -150,7 +250,7 @@ async def withdraw(engine: CaseEngine, case: Case, *, actor: str, reason: str = 
     """撤回: allowed while no officer has acted on the case yet (before acceptance)."""
     if case.status != "running":
         raise Conflict("办件已办结或已撤回，不能撤回")
-    if await CaseEvent.filter(case_id=case.id, kind="task_completed").exclude(actor=actor).exists():
+    if accepted(list(await CaseEvent.filter(case_id=case.id, kind="task_completed"))):
         raise Conflict("办件已受理，不能撤回；如需停止办理请联系窗口")
     now = engine.deps.clock()
     async with in_transaction() as conn:

@@ -14,6 +14,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from engine.errors import ModelError, NotFound
+from engine.kernel.policy import POLICY_SCHEMA, ConnectorPolicy
 
 ITEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -40,6 +41,7 @@ ITEM_SCHEMA: dict[str, Any] = {
         "result_certificate": {"type": ["string", "null"]},
         "summary": {"type": "string"},
         "platform": {"type": "boolean"},
+        "policy": POLICY_SCHEMA,
         "materials": {"type": "array", "items": {
             "type": "object", "required": ["name", "required", "form", "source"],
             "properties": {
@@ -89,6 +91,22 @@ class ServiceItem:
         return int(self.raw.get("real_name_level", 0))
 
     @property
+    def policy(self) -> ConnectorPolicy:
+        """What the item's process may call and issue (``engine.kernel.policy``)."""
+        return ConnectorPolicy.from_raw(self.raw.get("policy"))
+
+    @property
+    def process_ids(self) -> list[str]:
+        """Ids of the executable processes in the item's BPMN files."""
+        from engine.bpmn.parser import BPMN_NS, parse_xml
+
+        ids: list[str] = []
+        for path in sorted(self.folder.glob("*.bpmn")):
+            root = parse_xml(path.read_bytes(), path.name)
+            ids += [p.get("id") for p in root.iter(f"{{{BPMN_NS}}}process") if p.get("isExecutable") == "true"]
+        return ids
+
+    @property
     def platform(self) -> bool:
         """Platform processes (e.g. bad-review rectification) are not offered to citizens."""
         return bool(self.raw.get("platform", False))
@@ -124,6 +142,7 @@ class Catalog:
 
     def __init__(self, items: dict[str, ServiceItem]) -> None:
         self._items = items
+        self._by_process: dict[str, ServiceItem] | None = None
 
     @classmethod
     def load(cls, processes_dir: Path) -> "Catalog":
@@ -132,6 +151,18 @@ class Catalog:
             item = load_item(folder)
             items[item.slug] = item
         return cls(items)
+
+    def policy_for_service(self, slug: str) -> ConnectorPolicy | None:
+        """The policy of the item with this slug (``None``: not a catalogue item)."""
+        item = self._items.get(slug)
+        return item.policy if item is not None else None
+
+    def policy_for_process(self, process_id: str) -> ConnectorPolicy | None:
+        """The policy of the item whose folder ships this process (``None``: no item does)."""
+        if self._by_process is None:
+            self._by_process = {pid: item for item in self._items.values() for pid in item.process_ids}
+        item = self._by_process.get(process_id)
+        return item.policy if item is not None else None
 
     def get(self, slug: str) -> ServiceItem:
         item = self._items.get(slug)

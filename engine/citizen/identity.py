@@ -13,7 +13,6 @@ Decrypting is rare and always logged to ``DataAccessLog`` (``read_identity``).
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +29,7 @@ from engine.accountability.privacy import (
     mask_name,
     normalise_id,
 )
+from engine.config import env_is_production
 from engine.errors import Conflict, DependencyDown, Invalid, ValidationFailed
 from engine.store.identity_models import LEVEL_VERIFIED, REAL_NAME_LEVELS, Citizen
 
@@ -81,7 +81,7 @@ class DevRealNameVerifier:
     """
 
     def __init__(self, *, env: str) -> None:
-        if env == "production" or os.environ.get("GOVFLOW_ENV") == "production":
+        if env_is_production(env):
             raise RuntimeError("DevRealNameVerifier is not available when GOVFLOW_ENV=production")
 
     async def verify(self, name: str, id_number: str) -> Verification:

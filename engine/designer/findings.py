@@ -51,6 +51,8 @@ _TITLES = {
     "foreign_script_language": "脚本语言不是 Python（本平台只运行 Python 脚本）",
     "no_path_to_end": "从此元素出发无法到达结束（出口缺失或死循环）",
     "unreachable_element": "从开始事件无法到达此元素",
+    "connector_not_allowed": "调用了本事项未授权的接口（item.yaml 的 policy.connectors）",
+    "certificate_type_not_allowed": "签发了本事项未授权的证照类型（item.yaml 的 policy.certificate_types）",
 }
 SANDBOX_CODES = {"sandbox_violation"}
 

@@ -15,7 +15,8 @@ from lxml import etree
 from engine.bpmn.parser import BPMN_NS, MAX_MODEL_BYTES, model_kind, parse_xml
 from engine.errors import ModelError, TooLarge
 
-FILE_NAME = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,99}\.(?:bpmn|dmn)|forms/[A-Za-z0-9][\w.-]{0,99}\.json)$")
+# fullmatch, ASCII only: `$` alone would let "a.bpmn\n" through, and \w would take any script
+FILE_NAME = re.compile(r"(?:[A-Za-z0-9][\w.-]{0,99}\.(?:bpmn|dmn)|forms/[A-Za-z0-9][\w.-]{0,99}\.json)", re.ASCII)
 MAX_FILES = 50
 
 
@@ -84,7 +85,7 @@ def read_model(data: bytes | str, name: str = "model") -> ModelXml:
 
 
 def check_file_name(name: str) -> str:
-    if not isinstance(name, str) or not FILE_NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not FILE_NAME.fullmatch(name) or ".." in name:
         raise BadFileName(fields={"files": f"文件名 {str(name)[:120]!r} 无效"})
     return name
 

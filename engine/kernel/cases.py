@@ -38,8 +38,9 @@ from engine.errors import (
 )
 from engine.kernel import clocks as case_sla
 from engine.kernel.connectors import ConnectorContext, ConnectorRegistry
+from engine.kernel.policy import ConnectorPolicy, check_call
 from engine.kernel.sla import WorkingCalendar, plan
-from engine.kernel.summary import summary_of
+from engine.kernel.summary import result_columns, summary_of
 from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
 from forms import validate_data
 
@@ -47,6 +48,12 @@ OPEN_TASK_STATES = ("ready", "claimed")
 HELD_STATE = "waiting"  # a human task held while the applicant supplies material (engine.kernel.supplement)
 TIMELINE_SPECS = {"UserTask", "ManualTask", "ScriptTask", "ServiceTask", "BusinessRuleTask",
                   "CallActivity", "SubWorkflowTask", "EndEvent"}
+
+
+# Who deploys models from the repository's own folders (``seed-demo``, the service catalog, the
+# CLI and benchmarks with no name): their scripts run in-process. Everything else — a person
+# deploying through the designer — runs in the sandbox process pool (engine.bpmn.pool).
+TRUSTED_DEPLOYERS = frozenset({None, "seed-demo", "catalog"})
 
 
 def utcnow() -> datetime:
@@ -71,8 +78,8 @@ class EngineDeps:
     departments: dict[str, str] = field(default_factory=dict)  # code -> name
     clock: Callable[[], datetime] = utcnow
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
-    # run engine steps in a worker thread: on when connectors call remote services (GOVFLOW_EXCHANGE_URL)
-    offload_steps: bool = False
+    # run engine steps in a worker thread, never on the event loop (build_engine: always on)
+    offload_steps: bool = True
     keyring: Any = None  # e-certificate signing keys (engine.certificates.signing.KeyRing), when installed
     # called after a step committed: (case_id, status, event kinds) -> live status fan-out (SSE)
     publish: Callable[[int, str, list[str]], Awaitable[None]] | None = None
@@ -88,6 +95,13 @@ class EngineDeps:
     task_guards: list[Callable[[BpmnWorkflow, Any, HumanTask, str | None], Awaitable[None]]] = field(
         default_factory=list)
     pii_keys: Any = None  # engine.accountability.privacy.PiiKeys: blind indexes for the personal-data access log
+    # called inside every step's transaction, after its rows are written: (conn, [StepWrite], now);
+    # what they write commits or rolls back with the step (e.g. engine.platform.notify: the notification outbox)
+    notifications: Any = None  # engine.platform.notify.Outbox, when installed (its catalogue, for the API)
+    step_hooks: list[Callable[[Any, list["StepWrite"], datetime], Awaitable[None]]] = field(default_factory=list)
+    # service slug -> what its process may call and issue (engine.kernel.policy; from item.yaml);
+    # None (or a service without an item): no policy applies
+    connector_policy: Callable[[str], ConnectorPolicy | None] | None = None
 
 
 @dataclass
@@ -119,6 +133,22 @@ class Step:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)  # automatic decisions made (audited)
+    new_tasks: list[HumanTask] = field(default_factory=list)  # human tasks the projection opened
+
+
+@dataclass
+class StepWrite:
+    """What a step hook sees of one case a step just wrote (``EngineDeps.step_hooks``): the case
+    row, its status and current workflow data after the step (``data`` None when the step did not
+    rebuild the workflow), the step's timeline entries and decisions, the connector records it
+    stored and the human tasks it opened."""
+
+    case: Case
+    status: str
+    data: dict[str, Any] | None
+    step: Step
+    records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    new_tasks: list[HumanTask] = field(default_factory=list)
 
 
 class Stepped(NamedTuple):
@@ -155,13 +185,17 @@ class CaseEngine:
     def __init__(self, deps: EngineDeps) -> None:
         self.deps = deps
         self._bundle_by_definition: dict[int, ProcessBundle] = {}
+        self._isolated: dict[int, bool] = {}  # definition id -> scripts run in the sandbox process pool
         dept = deps.departments
         self._lane_to_dept = {**{code: code for code in dept}, **{name: code for code, name in dept.items()}}
 
     # ------------------------------------------------------------------ definitions
     async def deploy(self, files: dict[str, str], *, process_id: str | None = None,
-                     deployed_by: str | None = None, name: str = "") -> ProcessDefinition:
-        """Store an immutable version; deploying identical content again returns the existing one."""
+                     deployed_by: str | None = None, name: str = "",
+                     review_state: str = "approved") -> ProcessDefinition:
+        """Store an immutable version; deploying identical content again returns the existing one.
+        ``review_state``: ``approved`` (live at once: seeding, tests) or ``pending`` (four-eyes
+        publishing, ``engine.designer.review``: a second person approves it)."""
         bundle = build_bundle(files, process_id)
         existing = await ProcessDefinition.get_or_none(process_id=bundle.process_id,
                                                        content_hash=bundle.content_hash)
@@ -175,11 +209,13 @@ class CaseEngine:
                         process_id=bundle.process_id, name=name or (bundle.spec.description or ""),
                         version=(latest.version + 1) if latest else 1, content_hash=bundle.content_hash,
                         files=files_to_json(bundle.files), deployed_by=deployed_by, using_db=conn,
+                        review_state=review_state,
                     )
                     await audit.record(conn, "deploy", actor=deployed_by, subject=bundle.process_id,
                                        now=self.deps.clock(), detail={
                                            "version": definition.version, "content_hash": bundle.content_hash,
-                                           "definition_id": definition.id, "files": sorted(bundle.files)})
+                                           "definition_id": definition.id, "files": sorted(bundle.files),
+                                           "review_state": review_state})
             except IntegrityError:
                 existing = await ProcessDefinition.get_or_none(process_id=bundle.process_id,
                                                                content_hash=bundle.content_hash)
@@ -187,6 +223,7 @@ class CaseEngine:
                     return existing
                 continue
             self._bundle_by_definition[definition.id] = self.deps.bundles.put(bundle)
+            self._isolated[definition.id] = deployed_by not in TRUSTED_DEPLOYERS
             return definition
         raise Conflict("并发部署冲突，请重试")
 
@@ -196,6 +233,22 @@ class CaseEngine:
             raise NotFound(f"流程 {process_id} 尚未部署")
         return definition
 
+    async def live_definition(self, process_id: str) -> ProcessDefinition:
+        """The version new cases start on: the newest approved version whose effective time has
+        come (four-eyes publishing: pending and rejected versions never run new cases)."""
+        now = self.deps.clock()
+        rows = await ProcessDefinition.filter(process_id=process_id, review_state="approved").order_by("-version")
+        for definition in rows:
+            if definition.effective_at is None or definition.effective_at <= now:
+                return definition
+        if rows or await ProcessDefinition.filter(process_id=process_id).exists():
+            raise NotFound(f"流程 {process_id} 尚无已发布（审批生效）的版本")
+        raise NotFound(f"流程 {process_id} 尚未部署")
+
+    def lane_department(self, lane: str | None) -> str | None:
+        """The department code a lane name (code or Chinese name) stands for."""
+        return self._lane_to_dept.get(lane, lane) if lane else None
+
     async def bundle_for(self, definition_id: int, conn: Any = None) -> ProcessBundle:
         bundle = self._bundle_by_definition.get(definition_id)
         if bundle is None:
@@ -203,8 +256,14 @@ class CaseEngine:
             if definition is None:
                 raise NotFound("流程定义不存在")
             bundle = self.deps.bundles.load(files_from_json(definition.files), definition.process_id)
+            self._isolated[definition_id] = definition.deployed_by not in TRUSTED_DEPLOYERS
             self._bundle_by_definition[definition_id] = bundle
         return bundle
+
+    def isolated(self, definition_id: int) -> bool:
+        """Whether the scripts of this version run in the sandbox process pool (a designer
+        deployment) rather than in-process (a model shipped in the repository). Unknown: isolated."""
+        return self._isolated.get(definition_id, True)
 
     # ------------------------------------------------------------------ cases
     async def start_case(self, definition: ProcessDefinition, *, service: str, data: dict[str, Any] | None = None,
@@ -222,8 +281,9 @@ class CaseEngine:
         case_no = self.deps.case_no(service, now)
         context = ConnectorContext(case_no=case_no, service=service, actor=actor, purpose=f"办理 {service}",
                                    records=list(records or []))
+        self._isolated.setdefault(definition.id, definition.deployed_by not in TRUSTED_DEPLOYERS)
         workflow = BpmnWorkflow(bundle.spec, bundle.subprocess_specs,
-                                script_engine=self._script_engine(context))
+                                script_engine=self._script_engine(context, self.isolated(definition.id)))
         if data:
             workflow.task_tree.data.update(data)
             for task in workflow.get_tasks(state=TaskState.READY):
@@ -241,7 +301,7 @@ class CaseEngine:
                 case_no=case_no, service=service, definition_id=definition.id, applicant=applicant,
                 agent=actor if channel == "window" else None, channel=channel, item_version=item_version,
                 status=_status(workflow), state=self.deps.serializer.dump(workflow), version=1,
-                summary=self.summary(workflow),
+                summary=self.summary(workflow), **self.result_columns(workflow),
                 due_at=sla.due_at if sla and not workflow.completed else None,
                 completed_at=now if workflow.completed else None, using_db=conn,
             )
@@ -250,6 +310,7 @@ class CaseEngine:
             await self._write_side_effects(conn, case, workflow, bundle, step, now, new_case=True)
             records = list(context.records)
             await self._write_records(conn, case.id, context)
+            await self.run_step_hooks(conn, [self._step_write(case, workflow, step, records)], now)
             await self._audit(conn, case_no, step, records, workflow, now)
         await self._published(case.id, workflow, step)
         return self._result(case.id, case_no, workflow, 1, bundle)
@@ -270,11 +331,14 @@ class CaseEngine:
                                                                                               ProcessBundle]:
         """The workflow of a case row already read, its connectors acting in ``context``."""
         bundle = await self.bundle_for(case.definition_id, conn)  # type: ignore[attr-defined]
-        return self.deps.serializer.load(case.state, bundle, self._script_engine(context)), bundle
+        engine = self._script_engine(context, self.isolated(case.definition_id))  # type: ignore[attr-defined]
+        return self.deps.serializer.load(case.state, bundle, engine), bundle
 
     async def complete_task(self, task_id: str | UUID, data: dict[str, Any] | None = None, *,
-                            actor: str | None = None, opinion: str | None = None) -> CaseResult:
-        """Complete a ready human task with data; ``TaskNotReady`` when it is done or not reached."""
+                            actor: str | None = None, opinion: str | None = None,
+                            cc: list[str] | None = None, actor_name: str | None = None) -> CaseResult:
+        """Complete a ready human task with data; ``TaskNotReady`` when it is done or not reached.
+        ``cc``: colleagues (usernames) the completed step is copied to (抄送, on its timeline entry)."""
         task_uuid = as_uuid(task_id)
         row = await HumanTask.get_or_none(id=task_uuid)
         if row is None:
@@ -299,7 +363,8 @@ class CaseEngine:
         step = Step(events=[{
             "kind": "task_completed", "task_id": str(task.id), "task_name": spec.bpmn_name or spec.name,
             "actor": actor, "department": row.department,
-            "detail": {"opinion": opinion} if opinion else None,
+            "detail": {**({"opinion": opinion} if opinion else {}),
+                       **({"cc": list(cc), "sender_name": actor_name or actor} if cc else {})} or None,
         }])
         await self._step(self._run_task_and_advance, task, workflow, step)
         async with self.commit(case, workflow, bundle, step, context=context) as tx:
@@ -368,6 +433,8 @@ class CaseEngine:
             records.append(list(f.context.records))
             await self._write_records(conn, f.case.id, f.context)
         await self._write_side_effects_many(conn, [(f.case, f.workflow, f.bundle, f.step) for f in fired], now)
+        await self.run_step_hooks(conn, [self._step_write(f.case, f.workflow, f.step, recorded)
+                                         for f, recorded in zip(fired, records, strict=True)], now)
         await audit.append(conn, [entry for f, recorded in zip(fired, records, strict=True)
                                   for entry in audit.step_entries(f.case.case_no, f.step.events, recorded,
                                                                   f.step.decisions, _status(f.workflow))], now=now)
@@ -428,10 +495,24 @@ class CaseEngine:
             records = list(context.records) if context is not None else []
             if context is not None:
                 await self._write_records(conn, case.id, context)
+            await self.run_step_hooks(conn, [self._step_write(case, workflow, step, records)], now)
             if audit_step:
                 await self._audit(conn, case.case_no, step, records, workflow, now)
         if publish:
             await self._published(case.id, workflow, step)
+
+    async def run_step_hooks(self, conn: Any, writes: list[StepWrite], now: datetime) -> None:
+        """Give the step hooks (``EngineDeps.step_hooks``) what a step wrote, inside its transaction
+        ``conn``: ``commit``, ``start_case`` and timers call it; so do writes that change a case
+        without stepping its workflow (a 补正 request, an SLA job, a 催办)."""
+        if writes:
+            for hook in self.deps.step_hooks:
+                await hook(conn, writes, now)
+
+    def _step_write(self, case: Case, workflow: BpmnWorkflow, step: Step,
+                    records: list[tuple[str, dict[str, Any]]]) -> StepWrite:
+        return StepWrite(case=case, status=_status(workflow), data=current_data(workflow) if self.deps.step_hooks else None,
+                         step=step, records=records, new_tasks=list(step.new_tasks))
 
     async def anonymise(self, case: Case, now: datetime, actor: str) -> bool:
         """Rewrite a finished case without personal data (retention); False when it changed meanwhile."""
@@ -443,12 +524,19 @@ class CaseEngine:
         """What a step returns to its caller: status, version, data and the ready human tasks."""
         return self._result(case.id, case.case_no, workflow, version, bundle)
 
-    def _script_engine(self, context: ConnectorContext) -> PythonScriptEngine:
+    def _script_engine(self, context: ConnectorContext, isolated: bool = True) -> PythonScriptEngine:
         connectors = self.deps.connectors
 
-        def handler(name: str, params: dict[str, Any], _data: dict[str, Any]) -> Any:
+        policy_of = self.deps.connector_policy
+
+        def handler(name: str, params: dict[str, Any], data: dict[str, Any]) -> Any:
+            policy = policy_of(context.service) if policy_of is not None else None
+            if policy is not None:  # refused before the connector runs: nothing read, nothing issued
+                check_call(policy, name, params, data)
             return connectors.call(name, params, context)
 
+        if isolated:
+            return self.deps.script_engine_factory(service_handler=handler, isolated=True)
         return self.deps.script_engine_factory(service_handler=handler)
 
     async def _step(self, func: Callable[..., None], *args: Any) -> None:
@@ -524,7 +612,7 @@ class CaseEngine:
     async def _store(self, conn: Any, case: Case, workflow: BpmnWorkflow, now: datetime) -> int:
         version = case.version + 1
         updated = await Case.filter(id=case.id, version=case.version).using_db(conn).update(
-            state=self.deps.serializer.dump(workflow), summary=self.summary(workflow), version=version,
+            state=self.deps.serializer.dump(workflow), summary=self.summary(workflow), version=version, **self.result_columns(workflow),
             status=_status(workflow), updated_at=now, completed_at=now if workflow.completed else None,
         )
         if updated == 0:
@@ -534,6 +622,11 @@ class CaseEngine:
     def summary(self, workflow: BpmnWorkflow) -> str:
         """The sealed summary stored with the state (``cases.summary``, ``engine.kernel.summary``)."""
         return self.deps.serializer.dump_summary(summary_of(current_data(workflow)))
+
+    @staticmethod
+    def result_columns(workflow: BpmnWorkflow) -> dict[str, str | None]:
+        """``outcome`` and ``decided_by`` (auto | officer) in plain columns for the statistics."""
+        return result_columns(current_data(workflow))
 
     async def _write_side_effects(self, conn: Any, case: Case, workflow: BpmnWorkflow, bundle: ProcessBundle,
                                   step: Step, now: datetime, new_case: bool = False) -> None:
@@ -590,6 +683,8 @@ class CaseEngine:
                 for e in step.events)
         if new_tasks:
             await HumanTask.bulk_create(new_tasks, using_db=conn)
+            for case, _workflow, _bundle, step in items:
+                step.new_tasks.extend(t for t in new_tasks if t.case_id == case.id)  # type: ignore[attr-defined]
         if events:
             await CaseEvent.bulk_create(events, using_db=conn)
         await self._sync_timer_jobs(conn, [(case.id, workflow) for case, workflow, *_ in items], new_case)
@@ -709,4 +804,4 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
-__all__ = ["CaseEngine", "Commit", "EngineDeps", "CaseResult", "Step", "TaskView", "as_uuid", "current_data", "ModelError"]
+__all__ = ["CaseEngine", "Commit", "EngineDeps", "CaseResult", "Step", "StepWrite", "TaskView", "as_uuid", "current_data", "ModelError"]

@@ -56,21 +56,23 @@ async def on_save(conn: Any, case_id: int, *, lanes_waiting: Iterable[str | None
     return {}
 
 
-async def fire_warning(job: Job, conn: Any, now: datetime) -> None:
+async def fire_warning(job: Job, conn: Any, now: datetime) -> bool:
     await CaseEvent.create(case_id=job.case_id, kind="sla_warning",  # type: ignore[attr-defined]
                            detail={"message": "办件即将超期（已用时限 80%）"}, created_at=now, using_db=conn)
     await Job.filter(id=job.id).using_db(conn).update(status="done", fired_at=now)
+    return True
 
 
-async def fire_escalation(job: Job, conn: Any, now: datetime) -> None:
+async def fire_escalation(job: Job, conn: Any, now: datetime) -> bool:
     """At the deadline the supervisor lane gets a 督办 task of its own."""
     case = await Case.filter(id=job.case_id).using_db(conn).first()  # type: ignore[attr-defined]
     if case is None or case.status != "running":
         await Job.filter(id=job.id).using_db(conn).update(status="cancelled")
-        return
+        return False
     await HumanTask.create(id=uuid4(), case_id=case.id, kind="escalation", task_spec="sla_escalation",
                            name="超期督办", lane=SUPERVISOR_DEPARTMENT, department=SUPERVISOR_DEPARTMENT,
                            state="ready", created_at=now, due_at=None, using_db=conn)
     await CaseEvent.create(case_id=case.id, kind="sla_escalated", department=SUPERVISOR_DEPARTMENT,
                            detail={"message": "办件已超期，已转督办"}, created_at=now, using_db=conn)
     await Job.filter(id=job.id).using_db(conn).update(status="done", fired_at=now)
+    return True

@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 
 from engine.errors import Conflict, GovflowError
 from engine.kernel import clocks as case_sla
-from engine.kernel.cases import CaseEngine
+from engine.kernel.cases import CaseEngine, Step, StepWrite
 from engine.store.db import db_connection, is_postgres
 from engine.store.models import Case, Job
 
@@ -42,9 +42,23 @@ class JobRunner:
         self.concurrency = max(1, concurrency)
         self.handlers: dict[str, Handler] = {
             "timer": self._fire_timer,
-            "sla_warning": lambda job, conn: case_sla.fire_warning(job, conn, self.clock()),
-            "sla_escalation": lambda job, conn: case_sla.fire_escalation(job, conn, self.clock()),
+            "sla_warning": self._sla_job("sla_warning", case_sla.fire_warning),
+            "sla_escalation": self._sla_job("sla_escalated", case_sla.fire_escalation),
         }
+
+    def _sla_job(self, kind: str, fire: Callable[[Job, object, datetime], Awaitable[bool]]) -> Handler:
+        """An SLA job: its timeline entry, and (step hooks: notifications) in the same transaction."""
+
+        async def run(job: Job, conn: object) -> str | None:
+            now = self.clock()
+            if await fire(job, conn, now):
+                case = await Case.filter(id=job.case_id).using_db(conn).first()  # type: ignore[attr-defined]
+                if case is not None:
+                    await self.engine.run_step_hooks(conn, [StepWrite(case=case, status=case.status, data=None,
+                                                                      step=Step(events=[{"kind": kind}]))], now)
+            return None
+
+        return run
 
     @property
     def clock(self) -> Callable[[], datetime]:

@@ -35,4 +35,19 @@ def summary_of(data: dict[str, Any]) -> dict[str, Any]:
     return {"decision": decision_of(data), "result": outcome_of(data)}
 
 
-__all__ = ["decision_of", "outcome_of", "summary_of"]
+def result_columns(data: dict[str, Any]) -> dict[str, str | None]:
+    """The plain ``cases.outcome`` / ``cases.decided_by`` columns: the outcome (cut to 16 characters) and
+    ``auto`` when a rule decided it (``result.decided_by == "auto"``, or an automatic decision made the
+    outcome with no officer named), ``officer`` when an officer did, else None."""
+    result = outcome_of(data)
+    outcome = result.get("outcome")
+    if not isinstance(outcome, str) or not outcome:
+        return {"outcome": None, "decided_by": None}
+    decided = result.get("decided_by")
+    if decided not in ("auto", "officer"):
+        decision = decision_of(data)
+        decided = "auto" if decision is not None and decision.get("outcome") == outcome else None
+    return {"outcome": outcome[:16], "decided_by": decided}
+
+
+__all__ = ["decision_of", "outcome_of", "result_columns", "summary_of"]

@@ -17,6 +17,7 @@ from engine.platform.files import (
 )
 from engine.platform.kv import KV, create_kv
 from engine.platform.live import channel, kv_publisher
+from engine.platform.notify import NotificationCatalog, deliverer_from_settings, delivery_counts
 from engine.platform.seed import seed_demo
 from engine.platform.uploads import FileTooLarge, store_from_settings
 
@@ -33,10 +34,15 @@ __all__ = [
     "sweep_expired",
     "upload_view",
     "create_kv",
+    "delete_case_files",
+    "deliverer_from_settings",
+    "delivery_counts",
     "FileTooLarge",
     "install_shared_data",
     "KV",
     "kv_publisher",
+    "NotificationCatalog",
     "seed_demo",
     "store_from_settings",
+    "sweep_expired",
 ]

@@ -60,3 +60,23 @@ class CertificateUse(Model):
 
     class Meta:
         table = "certificate_uses"
+
+
+class RegisteredVerifier(Model):
+    """An institution (用证方) registered by an admin to verify certificates with an API key.
+
+    Only a SHA-256 of the key is stored; ``key_prefix`` (the key's first characters, not secret)
+    finds the row. Each verifier has a quota of its own per hour."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    purpose = fields.CharField(max_length=200)
+    key_prefix = fields.CharField(max_length=16, unique=True)
+    key_hash = fields.CharField(max_length=64)
+    quota_per_hour = fields.IntField(default=5000)
+    active = fields.BooleanField(default=True)
+    created_by = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "registered_verifiers"

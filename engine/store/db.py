@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 from tortoise import Tortoise, connections
 
 MODEL_MODULES = ["engine.store.models", "engine.store.certificate_models", "engine.store.shared_models", "engine.store.identity_models",
-                 "engine.store.designer_models", "engine.store.audit_models"]
+                 "engine.store.designer_models", "engine.store.audit_models", "engine.store.notify_models"]
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 

@@ -46,6 +46,13 @@ class ProcessDefinition(Model):
     files = fields.TextField()  # JSON object: file name -> text
     deployed_by = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # four-eyes publishing (engine.designer.review): pending | approved | rejected; whether an
+    # approved version is live or superseded is computed (the newest approved and effective one is live)
+    review_state = fields.CharField(max_length=16, default="approved", db_index=True)
+    reviewed_by = fields.CharField(max_length=64, null=True)
+    reviewed_at = fields.DatetimeField(null=True)
+    review_note = fields.CharField(max_length=500, null=True)
+    effective_at = fields.DatetimeField(null=True)  # approved versions become live from this time
 
     class Meta:
         table = "process_definitions"
@@ -75,6 +82,10 @@ class Case(Model):
     # what the applicant's view needs of the state — decision and result (engine.kernel.summary) —
     # written with it and sealed like it, so reading a case never rebuilds the workflow
     summary = fields.TextField(null=True)
+    # the result's outcome (approved, rejected, …) and who decided (auto | officer), plain so the
+    # statistics (engine.workbench.stats) count them in SQL; not personal data
+    outcome = fields.CharField(max_length=16, null=True)
+    decided_by = fields.CharField(max_length=8, null=True)
     version = fields.IntField(default=1)
     error = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -85,6 +96,7 @@ class Case(Model):
 
     class Meta:
         table = "cases"
+        indexes = (("service", "created_at"), ("service", "completed_at"))
 
 
 class HumanTask(Model):

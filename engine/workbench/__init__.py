@@ -6,7 +6,18 @@ from engine.workbench.cases import receipt, search_cases
 from engine.workbench.files import open_case_file, reveal_field
 from engine.workbench.intake import MAX_FILES, Upload, window_intake
 from engine.workbench.staff import HumanTask, StaffUser
-from engine.workbench.task_detail import task_detail
+from engine.workbench.task_detail import application_spec, task_detail
 
-__all__ = ["HumanTask", "MAX_FILES", "StaffUser", "open_case_file", "receipt", "reveal_field",
-           "search_cases", "task_detail", "Upload", "window_intake"]
+__all__ = [
+    "application_spec",
+    "HumanTask",
+    "MAX_FILES",
+    "open_case_file",
+    "receipt",
+    "reveal_field",
+    "search_cases",
+    "StaffUser",
+    "task_detail",
+    "Upload",
+    "window_intake",
+]

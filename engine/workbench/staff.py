@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import heapq
 import itertools
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Callable
 from uuid import UUID
 
 from argon2 import PasswordHasher
@@ -33,6 +34,7 @@ from engine.errors import (
     RateLimited,
     TaskNotReady,
     Unauthenticated,
+    ValidationFailed,
 )
 from engine.kernel.cases import HELD_STATE, CaseEngine, utcnow
 from engine.kernel.sla import CST
@@ -42,7 +44,12 @@ from engine.store.db import db_connection
 from engine.store.models import Case, CaseEvent, HumanTask, StaffUser
 from engine.workbench import assignment
 
+# Lockout: MAX_FAILURES wrong passwords for one account from one client address stop that pair for
+# LOCK_S. One account attacked from many addresses is slowed down, never locked: past SLOW_AFTER
+# failures in LOCK_S each attempt for it waits SLOW_STEP_S more, up to SLOW_MAX_S — its owner still
+# gets in, and nobody can lock an account from anywhere.
 MAX_FAILURES, LOCK_S = 5, 15 * 60
+SLOW_AFTER, SLOW_STEP_S, SLOW_MAX_S = 20, 0.25, 3.0
 SUPERVISOR_DEPARTMENT = "supervisor"
 TASK_ROLES = frozenset({"clerk", "officer", "supervisor", "admin"})
 STATUSES, DUES = ("ready", "mine", "done", "waiting"), ("overdue", "today", "soon")
@@ -59,7 +66,7 @@ class InvalidCredentials(Unauthenticated):
 
 class AccountLocked(RateLimited):
     code = "account_locked"
-    default_message = f"密码连续错误 {MAX_FAILURES} 次，账号已锁定 {LOCK_S // 60} 分钟，请稍后再试"
+    default_message = f"密码连续错误 {MAX_FAILURES} 次，从此网络地址登录该账号已暂停 {LOCK_S // 60} 分钟，请稍后再试"
 
     def __init__(self, retry_after: float) -> None:
         super().__init__(retry_after=retry_after)
@@ -98,16 +105,40 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-async def authenticate(kv: KV, username: str, password: str) -> StaffUser:
+def login_lock_key(username: str, client: str) -> str:
+    """The KV key of the lock on one (account, client address) pair."""
+    return f"staff:login:locked:{_pair(username, client)}"
+
+
+def _pair(username: str, client: str) -> str:
+    return hashlib.sha256(f"{username}\n{client}".encode()).hexdigest()[:32]
+
+
+def slow_down_s(failures: int) -> float:
+    """Seconds every login attempt for an account waits after ``failures`` failed ones (all addresses)."""
+    if failures < SLOW_AFTER:
+        return 0.0
+    return min(SLOW_MAX_S, SLOW_STEP_S * (failures - SLOW_AFTER + 1))
+
+
+async def authenticate(kv: KV, username: str, password: str, *, client: str) -> StaffUser:
     """The active account for these credentials. Unknown users verify against a dummy hash (same
-    cost, same ``invalid_credentials``); ``MAX_FAILURES`` failures in a row lock for ``LOCK_S``."""
+    cost, same ``invalid_credentials``). ``MAX_FAILURES`` failures in a row from one ``client``
+    address lock that account for that address for ``LOCK_S``; failures from everywhere only slow
+    the account's logins down (``slow_down_s``)."""
     username = username.strip()[:64]
-    fail_key, lock_key = f"staff:login:failures:{username}", f"staff:login:locked:{username}"
+    pair = _pair(username, client)
+    fail_key, lock_key = f"staff:login:failures:{pair}", login_lock_key(username, client)
+    account_key = f"staff:login:account-failures:{hashlib.sha256(username.encode()).hexdigest()[:32]}"
     if await kv.get(lock_key) is not None:
         raise AccountLocked(await kv.ttl(lock_key) or LOCK_S)
+    delay = slow_down_s(int(await kv.get(account_key) or 0))
+    if delay:
+        await asyncio.sleep(delay)
     user = await StaffUser.get_or_none(username=username)
     ok = await asyncio.to_thread(_verify, user.password_hash if user else _dummy_hash(), password)
     if not ok or user is None or not user.active:
+        await kv.incr_window(account_key, LOCK_S)
         if await kv.incr_window(fail_key, LOCK_S) >= MAX_FAILURES:
             await kv.set(lock_key, "1", ex=LOCK_S)
             await kv.delete(fail_key)
@@ -272,9 +303,18 @@ def timeline_view(events: list[CaseEvent], names: dict[str, str]) -> list[dict[s
         "kind": e.kind, "action": STAFF_EVENT_LABELS.get(e.kind, e.kind), "step": e.task_name,
         "task_id": e.task_id, "actor": e.actor, "department": e.department,
         "department_name": names.get(e.department or "", e.department),
-        "opinion": e.detail.get("opinion") if isinstance(e.detail, dict) else None, "at": e.created_at.isoformat(),
-        "decision": _decision(e),
+        "opinion": _opinion(e), "at": e.created_at.isoformat(), "decision": _decision(e),
     } for e in events if e.kind != "bpmn_event"]
+
+
+def _opinion(event: CaseEvent) -> str | None:
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    if event.kind == "urged":
+        return detail.get("reason")
+    opinion = detail.get("opinion")
+    if detail.get("cc"):  # 抄送: whom the step was copied to
+        opinion = f"{opinion or ''}（抄送：{'、'.join(detail['cc'])}）".strip()
+    return opinion
 
 
 def _decision(event: CaseEvent) -> str | None:
@@ -387,12 +427,18 @@ async def unclaim(staff: StaffUser, task_id: str, *, now: datetime | None = None
 
 
 async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dict[str, Any] | None = None,
-                   opinion: str | None = None) -> HumanTask:
+                   opinion: str | None = None, *, cc: list[str] | None = None,
+                   certificate_type_of: Callable[[str], str | None] = lambda _service: None) -> HumanTask:
     """Complete a ready task or one's own claimed task. The task is claimed first (atomically),
-    so a concurrent second officer gets 409; invalid data → 422 and the claim is undone."""
+    so a concurrent second officer gets 409; invalid data → 422 and the claim is undone.
+    ``cc``: colleagues the completed step is copied to (抄送; process tasks only)."""
     task, now = await visible_task(staff, task_id), engine.deps.clock()
     if task.kind == "cosign":
         raise SignInstead()
+    if cc:
+        if task.kind != "bpmn":
+            raise ValidationFailed("抄送只适用于流程办理任务", fields={"cc": "加签、补正、督办等附属任务不能抄送"})
+        await check_colleagues(cc)
     auto = await HumanTask.filter(_free_for(staff), id=task.id, state="ready").update(
         state="claimed", assignee=staff.username)
     if not auto and not await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).exists():
@@ -401,10 +447,14 @@ async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dic
         if task.kind == SUPPLEMENT:  # a clerk supplies for a walk-in citizen
             await supply(engine, task, data or {}, actor=staff.username, department=task.department,
                          opinion=opinion or "窗口代申请人补正材料")
+        elif task.kind == "review":  # 人工复核: uphold or overturn the decision (engine.workbench.review)
+            from engine.workbench.review import decide
+
+            await decide(engine, staff, task, data, certificate_type_of=certificate_type_of)
         elif task.kind != "bpmn":
             await _complete_side_task(task, staff, data, opinion, now)
         else:
-            await _complete_bpmn(engine, staff, task, data, opinion)
+            await _complete_bpmn(engine, staff, task, data, opinion, cc)
     except BaseException:
         if auto:
             await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).update(
@@ -414,10 +464,11 @@ async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dic
 
 
 async def _complete_bpmn(engine: CaseEngine, staff: StaffUser, task: HumanTask, data: dict[str, Any] | None,
-                         opinion: str | None) -> None:
+                         opinion: str | None, cc: list[str] | None = None) -> None:
     for attempt in range(3):  # another department's task on the same case may commit in between
         try:
-            await engine.complete_task(task.id, data, actor=staff.username, opinion=opinion)
+            await engine.complete_task(task.id, data, actor=staff.username, opinion=opinion, cc=cc,
+                                       actor_name=staff.name)
             return
         except TaskNotReady:
             raise TaskAlreadyCompleted() from None
@@ -437,6 +488,30 @@ async def _complete_side_task(task: HumanTask, staff: StaffUser, data: dict[str,
         if not done:
             raise TaskAlreadyCompleted()
         await _event(task, "task_completed", staff, now, opinion, conn=conn, **({"data": data} if data else {}))
+
+
+MAX_CC = 10
+
+
+async def check_colleagues(usernames: Any) -> list[str]:
+    """The 抄送 list: at most ``MAX_CC`` usernames of active staff accounts (422 naming the unknown)."""
+    if (not isinstance(usernames, list) or len(usernames) > MAX_CC
+            or not all(isinstance(u, str) and 0 < len(u) <= 64 for u in usernames)):
+        raise ValidationFailed("抄送人填写有误", fields={"cc": f"应为至多 {MAX_CC} 个工作人员用户名的数组"})
+    wanted = list(dict.fromkeys(usernames))
+    found = set(await StaffUser.filter(username__in=wanted, active=True).values_list("username", flat=True))
+    unknown = [u for u in wanted if u not in found]
+    if unknown:
+        raise ValidationFailed("抄送人不存在", fields={"cc": f"没有这些工作人员：{'、'.join(unknown[:5])}"})
+    return wanted
+
+
+async def colleagues(staff: StaffUser) -> list[dict[str, Any]]:
+    """Active staff sharing a department with ``staff`` (the 抄送 picker), oneself excluded."""
+    mine = set(departments_of(staff))
+    rows = await StaffUser.filter(active=True).exclude(id=staff.id).order_by("username")
+    return [{"username": u.username, "name": u.name, "departments": list(u.departments or [])}
+            for u in rows if mine & set(u.departments or [])]
 
 
 async def comment(staff: StaffUser, task_id: str, text: str, *, now: datetime | None = None) -> dict[str, Any]:

@@ -16,11 +16,13 @@ from SpiffWorkflow.util.task import TaskState
 from engine.citizen.case_views import STATUS_LABELS
 from engine.errors import GovflowError
 from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, current_data
-from engine.kernel.supplement import SUPPLEMENT, main_task_id, requests_of
+from engine.kernel.supplement import SUPPLEMENT, case_rounds, main_task_id
 from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, StaffUser
 from engine.workbench import assignment
 from engine.workbench import staff as desk
 from engine.workbench.files import application_view, materials_view
+from engine.workbench.rectification import rectification_view
+from engine.workbench.review import review_context
 
 ACTIONS = ("claim", "unclaim", "complete", "return", "supplement_request", "transfer", "add_signer", "sign",
            "withdraw", "comment")
@@ -87,7 +89,7 @@ async def action_state(engine: CaseEngine, staff: StaffUser, task: HumanTask, ca
         else:
             blocked["sign"] = not_running or ("该加签任务已签署" if task.state not in OPEN_TASK_STATES
                                               else f"仅加签人 {task.assignee or ''} 可以签署意见")
-    elif running and (free or mine):
+    elif (running or task.kind == "review") and (free or mine):  # a review follows a case that ended
         allowed |= {"claim"} if free else {"unclaim"}
         allowed.add("complete")
         if task.kind == "bpmn":
@@ -157,7 +159,10 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     _, workflow, bundle = await engine.load(case.id)
     main_id = main_task_id(task) if task.kind == SUPPLEMENT else \
         task.task_spec.split(":", 2)[2] if task.kind == COSIGN else str(task.id)
-    spiff = workflow.get_task_from_id(UUID(main_id))
+    try:  # side tasks (review, escalation) are no workflow task: Spiff raises for an unknown id
+        spiff = workflow.get_task_from_id(UUID(main_id))
+    except Exception:  # noqa: BLE001 - TaskNotFoundException
+        spiff = None
     data = dict(spiff.data) if spiff is not None and not workflow.completed else current_data(workflow)
     definition = await ProcessDefinition.get(id=case.definition_id)  # type: ignore[attr-defined]
     applicant = data.get("applicant") if isinstance(data.get("applicant"), dict) else {}
@@ -180,7 +185,9 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
                  "created_at": case.created_at.isoformat(), "due_at": desk.iso(case.due_at),
                  "sla_paused": case.paused_at is not None},
         "timeline": desk.timeline_view(events, names),
-        "supplements": await requests_of(main_id),
+        "supplements": await case_rounds(engine, case.id, workflow),
+        "review": await review_context(engine, task) if task.kind == "review" else None,
+        "rectification": await rectification_view(engine, case, data),
         "return_targets": targets, "colleagues": peers,
         "actions": actions, "blocked": blocked,
     }

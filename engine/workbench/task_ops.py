@@ -188,9 +188,16 @@ async def transfer(engine: CaseEngine, task_id: str | UUID, *, actor: str, to_us
                                task_id=str(row.id), task_name=row.name, actor=actor, department=row.department,
                                detail=detail, created_at=now, using_db=conn)
         await audit.record(conn, "task.transfer", actor=actor, department=row.department, case_no=case.case_no,
-                           subject=str(row.id), detail={"task_name": row.name, **detail}, now=now)
+                           subject=str(row.id), now=now,  # free text masked, as everywhere in the chain
+                           detail={"task_name": row.name, **detail, "opinion": _masked_text(reason)})
     row.assignee = to_username
     return row
+
+
+def _masked_text(text: Any) -> Any:
+    """Free text (a 转办 reason, a 加签 opinion) as the immutable audit chain keeps it: ID numbers and
+    phone numbers masked, as in every other audit record; the case's own event keeps the text."""
+    return audit.mask_text(text) if isinstance(text, str) else text
 
 
 # ---------------------------------------------------------------------------- 加签
@@ -218,7 +225,8 @@ async def add_signer(engine: CaseEngine, task_id: str | UUID, *, actor: str, use
                                        "opinion": opinion}, created_at=now, using_db=conn)
         await audit.record(conn, "task.add_signer", actor=actor, department=row.department, case_no=case.case_no,
                            subject=str(row.id), now=now, detail={"task_name": row.name, "user": user,
-                                                                 "position": position, "opinion": opinion,
+                                                                 "position": position,
+                                                                 "opinion": _masked_text(opinion),
                                                                  "side_task_id": str(side.id)})
     return side
 
@@ -244,7 +252,8 @@ async def complete_cosign(engine: CaseEngine, side_task_id: str | UUID, *, actor
                                detail={"opinion": opinion, "approve": approve, "position": position,
                                        "main_task_id": main_id}, created_at=now, using_db=conn)
         await audit.record(conn, "task.cosign", actor=actor, department=row.department, case_no=case.case_no,
-                           subject=str(row.id), now=now, detail={"task_name": row.name, "opinion": opinion,
+                           subject=str(row.id), now=now, detail={"task_name": row.name,
+                                                                 "opinion": _masked_text(opinion),
                                                                  "approve": approve, "main_task_id": main_id})
     row.state, row.completed_by = "completed", actor
     return row

@@ -13,15 +13,21 @@ def v1_blueprints() -> list[Blueprint]:
         auth,
         certificates,
         designer,
+        documents,
+        messages,
         services,
         staff,
+        staff_certificates,
         staff_files,
         staff_intake,
         staff_ops,
+        stats,
         uploads,
+        verifiers,
     )
 
     return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint(),
             staff.blueprint(), staff_intake.blueprint(),
-            staff_ops.blueprint(), designer.blueprint(), access_log.blueprint(),
-            uploads.blueprint(), staff_files.blueprint()]
+            staff_ops.blueprint(), staff_certificates.blueprint(), designer.blueprint(), access_log.blueprint(),
+            uploads.blueprint(), staff_files.blueprint(), messages.blueprint(), verifiers.blueprint(),
+            stats.blueprint(), documents.blueprint()]

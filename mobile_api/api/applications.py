@@ -78,8 +78,10 @@ _SUMMARY: dict[str, Any] = {
     "status_label": {**_STR, "example": "已办结"}, "channel": _STR, "created_at": _TIME, "due_at": _NULL_TIME,
     "completed_at": _NULL_TIME}
 CASE_SUMMARY_SCHEMA = _obj(*_SUMMARY, **_SUMMARY)
-CASE_LIST_SCHEMA = _obj("items", "page", "size", "total", page=_INT, size=_INT, total=_INT,
-                        items={"type": "array", "items": CASE_SUMMARY_SCHEMA})
+CASE_LIST_SCHEMA = _obj("items", "page", "size", "total", page=_INT, size=_INT, total=_INT, items={
+    "type": "array", "items": {**CASE_SUMMARY_SCHEMA, "properties": {
+        **CASE_SUMMARY_SCHEMA["properties"],
+        "waiting_for_applicant": {**_BOOL, "description": "等待您补正或处理（列表中标“待您补正”）"}}}})
 _CURRENT_STEP = _obj("name", "due_at", name=_STR, department=NULLABLE_STRING, department_name=NULLABLE_STRING,
                      waiting_for_applicant=_BOOL, task_id=_STR, due_at=_NULL_TIME,
                      reason={**NULLABLE_STRING, "description": "工作人员要求补正的理由（补正环节）"})
@@ -89,16 +91,29 @@ _CERTIFICATE = _obj("id", "identifier", "name", "holder_name", "holder_code_mask
                     name=_STR, number=_STR, issuer_name=_STR, issue_date=_STR, state=_STR,
                     holder_name={**_STR, "example": "王**"},
                     holder_code_masked={**_STR, "example": "310***********0273"})
+_SUPPLEMENT_REQUEST = _obj(
+    "reason", "items", "requested_at", reason=NULLABLE_STRING,
+    items={"type": "array", "items": _STR, "description": "要求补正的事项（逐项列出）"},
+    requested_by=NULLABLE_STRING, department=NULLABLE_STRING, requested_at=_TIME, due_at=_NULL_TIME,
+    task_id=_STR, source={**_STR, "enum": ["officer", "process"]})
+_REVIEW_STATE = _obj("status", status={**_STR, "enum": ["pending", "decided"]}, requested_at=_TIME,
+                     reason=NULLABLE_STRING, verdict={**_STR, "enum": ["uphold", "overturn"]}, verdict_label=_STR,
+                     outcome=NULLABLE_STRING, decision_reason=NULLABLE_STRING, decided_at=_TIME)
 CASE_DETAIL_SCHEMA: dict[str, Any] = _obj(
     *_SUMMARY, "sla_paused", "current_steps", "steps", "decision", "result", "certificates", "subcases",
-    "evaluation", **_SUMMARY,
+    "evaluation", "supplement", "review", "actions", **_SUMMARY,
     sla_paused={**_BOOL, "description": "等待补正，承诺时限暂停计时"},
     current_steps={"type": "array", "items": _CURRENT_STEP}, steps={"type": "array", "items": _STEP},
     decision={**_obj("outcome", outcome=_STR, rule=_STR, reason=_STR, inputs=_ANY_OBJ, table=_STR),
               "nullable": True, "description": "自动决定（秒批）的规则、理由和输入"},
     result=_obj(outcome=_STR, reason=_STR, decided_by=_STR),
     certificates={"type": "array", "items": _CERTIFICATE}, subcases={"type": "array", "items": _ANY_OBJ},
-    evaluation={**_obj("level", "label", level=_INT, label=_STR), "nullable": True})
+    evaluation={**_obj("level", "label", level=_INT, label=_STR,
+                       rectification_case_no={**NULLABLE_STRING, "description": "差评整改件编号"}), "nullable": True},
+    supplement={**_SUPPLEMENT_REQUEST, "nullable": True, "description": "待申请人补正的要求（无则为 null）"},
+    review={**_REVIEW_STATE, "nullable": True, "description": "人工复核：申请中或已有结论"},
+    actions={"type": "array", "items": {**_STR, "enum": ["supplement", "withdraw", "review", "evaluate"]},
+             "description": "申请人现在可执行的操作"})
 EVALUATION_SCHEMA = _obj("level", "label", "rectification_case_no", level=_INT, label=_STR,
                          rectification_case_no={**NULLABLE_STRING, "description": "差评整改件编号"})
 APPLY_BODY = _obj("service", "form", service={**_STR, "example": "senior-card"},
@@ -108,7 +123,12 @@ APPLY_BODY = _obj("service", "form", service={**_STR, "example": "senior-card"},
                              "description": "材料名称 → 上传文件编号（POST /uploads）。必需且不能由电子证照或共享数据"
                                             "获取的材料须至少上传一份，否则 422（fields 中 materials.<材料名称> 说明缺少的材料），"
                                             "事项允许容缺后补（may_follow）的除外"})
-SUPPLEMENT_BODY = _obj("data", data={**_ANY_OBJ, "description": "按补正表单填写"})
+SUPPLEMENT_BODY = _obj(
+    note={**_STR, "maxLength": 500, "description": "补正说明（必填）"},
+    materials={"type": "object", "additionalProperties": {"type": "array", "items": _STR, "maxItems": 10},
+               "description": "按补正事项（supplement.items）提交的材料：事项 → 上传文件编号（POST /uploads 的 id）"},
+    form={**_ANY_OBJ, "description": "更正的申请信息（可选，按补正表单字段）"},
+    data={**_ANY_OBJ, "description": "旧格式：补正内容原样记录（不推荐）"})
 REASON_BODY = _obj(reason={**_STR, "maxLength": 500})
 EVALUATION_BODY = _obj("level", level={**_INT, "minimum": 1, "maximum": 5,
                                        "description": "1 非常满意 … 5 非常不满意"},
@@ -174,6 +194,27 @@ def _text(body: dict[str, Any], name: str, *, required: bool, label: str) -> str
     if problem:
         raise ValidationFailed(f"{label}填写有误", fields={name: problem})
     return str(value).strip()
+
+
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
+def _supplement_materials(value: Any) -> dict[str, list[str]]:
+    """``{"<requested item>": ["<upload id>", …]}``: at most 10 items of at most 10 files each."""
+    if value is None:
+        return {}
+    problem = None
+    if not isinstance(value, dict) or len(value) > 10:
+        problem = "补正材料应为对象：补正事项 → 上传文件编号列表（至多 10 项）"
+    else:
+        for item, ids in value.items():
+            if not isinstance(ids, list) or not 1 <= len(ids) <= 10 or not all(
+                    isinstance(i, str) and _UPLOAD_ID.fullmatch(i) for i in ids):
+                problem = f"「{str(item)[:50]}」的文件应为 1–10 个上传文件编号"
+                break
+    if problem:
+        raise ValidationFailed("补正材料填写有误", fields={"materials": problem})
+    return {str(k): list(v) for k, v in value.items()}
 
 
 def _check_real_name(item: ServiceItem, citizen: Citizen) -> None:
@@ -391,7 +432,8 @@ def blueprint() -> Blueprint:
         page, size = int_arg(request, "page", 1, 100_000), int_arg(request, "size", 20, 100)
         openid = (await citizen_of(request.ctx.principal)).openid
         rows, total = await views.citizen_cases(openid, page=page, size=size)
-        items = [_summary(request, c) for c in rows]
+        waiting = await views.waiting_for_applicant([c.id for c in rows])
+        items = [{**_summary(request, c), "waiting_for_applicant": c.id in waiting} for c in rows]
         return json({"items": items, "page": page, "size": size, "total": total})
 
     @bp.get("/applications/<case_id:int>")
@@ -415,10 +457,19 @@ def blueprint() -> Blueprint:
     @citizen_required
     async def supplement_case(request: Request, case_id: int) -> HTTPResponse:
         citizen, case = await _mine(request, case_id)
-        data = json_body(request).get("data")
-        if not isinstance(data, dict):
-            raise ValidationFailed("补正内容填写有误", fields={"data": "补正内容应为对象"})
-        await views.supplement(request.app.ctx.engine, case, data, actor=_actor(citizen))
+        body = json_body(request)
+        if "data" in body and "note" not in body:  # the earlier shape: data recorded as given
+            data = body.get("data")
+            if not isinstance(data, dict):
+                raise ValidationFailed("补正内容填写有误", fields={"data": "补正内容应为对象"})
+            await views.supplement(request.app.ctx.engine, case, data, actor=_actor(citizen))
+        else:
+            note = _text(body, "note", required=True, label="补正说明")
+            materials, form = _supplement_materials(body.get("materials")), body.get("form")
+            if form is not None and not isinstance(form, dict):
+                raise ValidationFailed("补正内容填写有误", fields={"form": "更正的申请信息应为对象"})
+            await views.answer_supplement(request.app.ctx.engine, case, note=note, materials=materials,
+                                          form=form, actor=_actor(citizen), owner=citizen_owner(citizen.id))
         return json(await case_detail(request, case.id))
 
     @bp.post("/applications/<case_id:int>/withdraw")

@@ -43,6 +43,7 @@ from engine.certificates import (
     make_qr_token,
     qr_png,
     qr_svg,
+    verifiers,
     verify_qr_token,
 )
 from engine.certificates import store as certificate_store
@@ -71,6 +72,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 VERIFY_RULE = "certificate_verify_per_ip"
 RATE_LIMITS.setdefault(VERIFY_RULE, RateRule(
     120, 60, "scraping the register by replaying tokens, and signature-checking floods, from one address"))
+VERIFIER_RULE = "certificate_verify_per_verifier"
+RATE_LIMITS.setdefault(VERIFIER_RULE, RateRule(
+    5000, 3600, "a registered verifier's key used beyond its hourly quota (the quota is the verifier's own)"))
+VERIFIER_HEADER = "X-Verifier-Key"
 VERIFY_PURPOSE = "扫码核验"
 VERIFIED_FIELDS = ("name", "identifier", "issuer_name", "issue_date", "valid_to", "holder_name",
                    "holder_code_masked")
@@ -127,6 +132,7 @@ VERIFY_SCHEMA = _obj({
     "valid": {"type": "boolean", "description": "签名有效、二维码未过期且证照当前状态为 01 有效"},
     "state": _STATE, "state_label": _STATE_LABEL, "message": {**_STR, "example": "证照真实有效"},
     "checked_at": _TIME, "certificate": _obj({k: _CERT[k] for k in VERIFIED_FIELDS}),
+    "verifier": {**_STR, "nullable": True, "description": "以用证方密钥核验时为用证方机构名称，匿名核验为 null"},
     "token": _obj({"issued_at": _TIME, "expires_at": _TIME, "key_id": _STR, "algorithm": _ALG})})
 KEYS_SCHEMA = _obj({"algorithm": {**_ALG, "description": "当前签名算法"}, "active_key_id": _STR,
                     "token_format": _STR,
@@ -136,7 +142,8 @@ KEYS_SCHEMA = _obj({"algorithm": {**_ALG, "description": "当前签名算法"}, 
 _ERROR_TEXT = {
     400: "请求体不是有效的 JSON；或二维码无效、被篡改（token_invalid）、已过期（token_expired）、"
          "签名密钥未知（unknown_key）",
-    401: "未登录、凭证无效、过期或已退出", 403: "仅供群众账号使用", 404: "证照不存在或不属于当前用户",
+    401: "未登录、凭证无效、过期或已退出；用证方密钥无效或已停用（verifier_key_invalid）",
+    403: "仅供群众账号使用", 404: "证照不存在或不属于当前用户",
     409: "证照已暂停、吊销、注销或过期（certificate_not_valid）", 413: "请求内容过大",
     415: "不是 application/json", 422: "字段校验失败（fields 标注字段）", 429: "请求过于频繁（见 Retry-After）",
     503: "依赖服务不可用（数据库、Redis）",
@@ -197,7 +204,8 @@ async def _own_certificate(request: Request, cert_id: int) -> Certificate:
     citizen = await _citizen(request.ctx.principal)
     row = None
     if citizen.id_hash:
-        row = await certificate_store.holder_certificate(cert_id, citizen.id_hash)
+        row = await certificate_store.holder_certificate(cert_id, citizen.id_hash) or \
+            await certificate_store.represented_certificate(cert_id, citizen.openid)
     if row is None:
         raise CertificateNotFound()
     return row
@@ -227,7 +235,8 @@ def blueprint() -> Blueprint:
 
     @bp.get("/certificates")
     @openapi.summary("My e-certificates / 我的电子证照")
-    @openapi.description("当前实名用户名下的电子证照（按签发日期倒序）；持证人姓名和证件号码只返回脱敏形式，"
+    @openapi.description("当前实名用户名下的电子证照，以及本人申办的办件为企业签发的证照（如开办企业的营业执照、"
+                         "印章备案，企业名称公开、完整显示）；个人持证人姓名和证件号码只返回脱敏形式，"
                          "状态为实际状态（有效期届满显示 05 过期）。未实名的账号返回空列表。")
     @openapi.response(200, _json(LIST_SCHEMA), "证照列表")
     @_errors(401, 403, 503)
@@ -236,6 +245,9 @@ def blueprint() -> Blueprint:
         citizen = await _citizen(request.ctx.principal)
         today = _now(request).astimezone(CST).date()
         rows = await certificate_store.holder_certificates(citizen.id_hash) if citizen.id_hash else []
+        if citizen.id_hash:  # the companies the citizen applied for (legal representative, 一件事 applicant)
+            known = {r.id for r in rows}
+            rows += [r for r in await certificate_store.represented_certificates(citizen.openid) if r.id not in known]
         items = [certificate_view(r, effective_state(r, today)) for r in rows]
         return json({"items": items, "total": len(items), "real_name_bound": citizen.id_hash is not None})
 
@@ -287,12 +299,21 @@ def blueprint() -> Blueprint:
         "公开接口，无需登录。核验二维码令牌的签名与有效期，并按登记库的当前状态作答：证照被暂停、吊销、注销"
         "或已过期时 valid 为 false，state_label 说明原因。令牌本身无效时返回 400：token_invalid（格式错误、"
         "被篡改或签名不符）、token_expired（二维码已过期，请持证人刷新）、unknown_key（签名密钥未知）。"
-        "每次核验都记录到个人信息访问日志（用途：扫码核验）。按来源地址限流。")
+        "每次核验都记录到个人信息访问日志（用途：扫码核验）。匿名核验按来源地址限流；登记的用证方在请求头 "
+        "X-Verifier-Key 中携带密钥，按本机构每小时额度计数，持证人的访问日志显示机构名称和用证目的"
+        "（密钥无效或停用：401 verifier_key_invalid）。")
     @openapi.body(_json(VERIFY_BODY), required=True)
     @openapi.response(200, _json(VERIFY_SCHEMA), "核验结果")
-    @_errors(400, 404, 413, 415, 422, 429, 503)
+    @openapi.parameter(VERIFIER_HEADER, str, "header", description="用证方密钥（可选；管理员登记时发放）")
+    @_errors(400, 401, 404, 413, 415, 422, 429, 503)
     async def verify(request: Request) -> HTTPResponse:
-        await rate_limit(request, VERIFY_RULE, _ip_hash(request))
+        key = request.headers.get(VERIFIER_HEADER)
+        verifier = None
+        if key is not None:  # a registered verifier: its own hourly quota, named in the holder's log
+            verifier = await verifiers.authenticate(key)
+            await rate_limit(request, VERIFIER_RULE, str(verifier.id), limit=verifier.quota_per_hour, window_s=3600)
+        else:
+            await rate_limit(request, VERIFY_RULE, _ip_hash(request))
         token = json_body(request).get("token")
         if not isinstance(token, str) or not token.strip() or len(token) > MAX_QR_TOKEN_LEN:
             raise ValidationFailed("请提供二维码令牌",
@@ -308,10 +329,12 @@ def blueprint() -> Blueprint:
             log.warning("certificate_verify_unknown_certificate", key_id=claims.key_id)
             raise CertificateNotFound("电子证照不存在或已被删除")
         state = effective_state(row, now.astimezone(CST).date())
-        valid, actor = state is CertState.VALID, await _verifier_actor(request)
+        valid = state is CertState.VALID
+        actor = verifiers.actor_of(verifier) if verifier else await _verifier_actor(request)
+        purpose = f"{VERIFY_PURPOSE}：{verifier.purpose}" if verifier else VERIFY_PURPOSE
         await log_data_access(None, actor=actor, subject_hash=row.holder_code_hash,
                               subject_masked=row.holder_code_masked, dataset="certificate",
-                              fields_read=[*VERIFIED_FIELDS, "state"], case_id=row.case_id, purpose=VERIFY_PURPOSE)
+                              fields_read=[*VERIFIED_FIELDS, "state"], case_id=row.case_id, purpose=purpose)
         log.info("certificate_verified", certificate_id=row.id, valid=valid, state=state.value, actor=actor)
         view = certificate_view(row, state)
         return json({
@@ -319,6 +342,7 @@ def blueprint() -> Blueprint:
             "message": "证照真实有效" if valid else f"证照当前状态为「{state.label}」，不能作为有效凭证",
             "checked_at": now.astimezone(CST).isoformat(),
             "certificate": {k: view[k] for k in VERIFIED_FIELDS},
+            "verifier": verifier.name if verifier else None,
             "token": {"issued_at": datetime.fromtimestamp(claims.issued_at, CST).isoformat(),
                       "expires_at": datetime.fromtimestamp(claims.expires_at, CST).isoformat(),
                       "key_id": claims.key_id, "algorithm": claims.algorithm},

@@ -10,6 +10,9 @@
     GET  /designer/processes/{id}/versions/{v}/file?name=   one file of a version (DMN, form)
     GET  /designer/processes/{id}/stats?version=&since=&until=   heat-map figures per BPMN element
     POST /designer/processes/{id}/migrate {from_version, to_version, dry_run}  move running cases
+    POST /designer/processes/{id}/versions/{v}/approve {note?, effective_at?}   four-eyes publishing
+    POST /designer/processes/{id}/versions/{v}/reject {note}
+    GET  /designer/processes/{id}/versions/{v}/diff   elements changed against the live version
 
 The rules live in ``engine.designer``; this layer parses bodies and documents the answers.
 """
@@ -25,7 +28,7 @@ from sanic.response import HTTPResponse, json, text
 from sanic_ext.extensions.openapi import openapi
 
 from engine.bpmn import files_from_json, with_layout
-from engine.designer import ProcessDefinition, Upload, migration, stats, validation, versions
+from engine.designer import ProcessDefinition, Upload, migration, review, stats, validation, versions
 from engine.designer import deploy as deployer
 from engine.errors import NotFound, ValidationFailed
 from mobile_api.errors import UnsupportedMediaType
@@ -60,14 +63,29 @@ FINDING = _obj("code", "message", "element_id", "line", code={**_STR, "example":
 VALIDATE_SCHEMA = _obj("valid", "errors", "warnings", valid=_BOOL, errors={"type": "array", "items": FINDING},
                        warnings={"type": "array", "items": FINDING},
                        process_ids={"type": "array", "items": _STR}, decision_ids={"type": "array", "items": _STR})
-VERSION_SCHEMA = _obj("process_id", "version", "content_hash", "created_at",
+STATES = ["pending", "live", "scheduled", "superseded", "rejected"]
+VERSION_SCHEMA = _obj("process_id", "version", "content_hash", "created_at", "state",
                       process_id=_STR, name=_STR, version=_INT, content_hash=_STR, deployed_by=_NSTR,
-                      created_at=_TIME, files={"type": "array", "items": _STR}, running_cases=_INT)
+                      created_at=_TIME, files={"type": "array", "items": _STR}, running_cases=_INT,
+                      state={**_STR, "enum": STATES, "description": "pending 待审批；live 新办件使用；scheduled 已批准、"
+                             "待生效；superseded 已被取代；rejected 已驳回"},
+                      reviewed_by=_NSTR, reviewed_at=_NSTR, review_note=_NSTR, effective_at=_NSTR,
+                      may_review={**_BOOL, "description": "当前用户可审批此版本（待审批、非本人部署、有审批权）"})
 DEPLOY_SCHEMA = {**VERSION_SCHEMA, "required": [*VERSION_SCHEMA["required"], "created"], "properties": {
     **VERSION_SCHEMA["properties"], "created": {**_BOOL, "description": "false：内容相同，返回已有版本"},
     "warnings": {"type": "array", "items": FINDING}}}
-PROCESS_SCHEMA = _obj("process_id", "latest_version", process_id=_STR, name=_STR, latest_version=_INT,
+PROCESS_SCHEMA = _obj("process_id", "latest_version", "live_version", process_id=_STR, name=_STR,
+                      latest_version=_INT, live_version={**_NINT, "description": "新办件使用的版本"},
+                      pending_versions={"type": "array", "items": _INT},
                       versions=_INT, updated_at=_TIME, deployed_by=_NSTR, running_cases=_INT)
+REVIEW_BODY = _obj(note={**_STR, "description": "审批意见（驳回时必填）"},
+                   effective_at={**_NSTR, "description": "生效时间（ISO 8601，仅批准；不填则立即生效）"})
+DIFF_SCHEMA = _obj("process_id", "version", "against_version", "added", "removed", "changed", process_id=_STR,
+                   version=_INT, against_version={**_NINT, "description": "对比的在用版本"},
+                   added={"type": "array", "items": _STR}, removed={"type": "array", "items": _STR},
+                   changed={"type": "array", "items": _STR},
+                   names={"type": "object", "additionalProperties": _STR},
+                   files_changed={"type": "array", "items": _STR})
 ELEMENT_STATS = _obj("waiting", "completed", "overdue", waiting=_INT, completed=_INT, overdue=_INT,
                      avg_seconds=_NNUM, p90_seconds=_NNUM)
 STATS_SCHEMA = _obj("process_id", "elements", process_id=_STR, version=_NINT, since=_NSTR, until=_NSTR,
@@ -123,10 +141,28 @@ def _upload(request: Request) -> Upload:
     return Upload(bpmn=bpmn, files=files, process_id=process_id)
 
 
-def _version_view(d: ProcessDefinition, running: int = 0) -> dict[str, Any]:
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _version_view(d: ProcessDefinition, running: int = 0, *, live: ProcessDefinition | None = None,
+                  may_review: bool = False) -> dict[str, Any]:
     return {"process_id": d.process_id, "name": d.name, "version": d.version, "content_hash": d.content_hash,
             "deployed_by": d.deployed_by, "created_at": d.created_at.isoformat(),
-            "files": sorted(files_from_json(d.files)), "running_cases": running}
+            "files": sorted(files_from_json(d.files)), "running_cases": running,
+            "state": review.version_state(d, live), "reviewed_by": d.reviewed_by, "reviewed_at": _iso(d.reviewed_at),
+            "review_note": d.review_note, "effective_at": _iso(d.effective_at), "may_review": may_review}
+
+
+def _reviewer(request: Request) -> review.Reviewer:
+    staff = request.ctx.staff
+    return review.Reviewer(staff.username, list(staff.roles or []), list(staff.departments or []))
+
+
+def _version_number(version: str) -> int:
+    if not (version.isdigit() and len(version) < 10):
+        raise ValidationFailed("版本号无效", fields={"version": "应为正整数"})
+    return int(version)
 
 
 def _time(request: Request, name: str) -> datetime | None:
@@ -156,7 +192,8 @@ def blueprint() -> Blueprint:
     @error_responses(400, 401, 403, 413, 415, 422)
     @staff_required(DESIGN_ROLES)
     async def validate_model(request: Request) -> HTTPResponse:
-        result = await validation.validate(_xml_body(request), departments=request.app.ctx.departments)
+        result = await validation.validate(_xml_body(request), departments=request.app.ctx.departments,
+                                           policy_of=request.app.ctx.catalog.policy_for_process)
         return json(result)
 
     @bp.post("/processes")
@@ -164,7 +201,8 @@ def blueprint() -> Blueprint:
     @openapi.description("部署流程的新版本（不可变，按内容哈希）。请求体二选一：① 原始 BPMN XML（application/xml 或 "
                          "text/xml，即建模器导出的内容），表单和决策表沿用该流程的最新版本；② JSON {bpmn, files?, "
                          "process_id?}，files 中的 名称.dmn、forms/名称.json 替换同名文件。未通过校验则 422 不保存。"
-                         "内容与已有版本相同时返回该版本（200，created=false），否则 201。正在办理的办件保持原版本。"
+                         "内容与已有版本相同时返回该版本（200，created=false），否则 201。新版本为待审批（pending），"
+                         "须由另一人（管理员或流程所涉部门负责人）批准后才用于新办件；正在办理的办件保持原版本。"
                          "每次部署都记入审计（操作人、哈希、时间）。")
     @openapi.body({**{t: XML_BODY for t in XML_TYPES[:2]}, **json_content(DEPLOY_JSON)}, required=True)
     @openapi.response(201, json_content(DEPLOY_SCHEMA), "已部署新版本")
@@ -174,9 +212,10 @@ def blueprint() -> Blueprint:
     async def deploy_version(request: Request) -> HTTPResponse:
         ctx = request.app.ctx
         result = await deployer.deploy(ctx.engine, _upload(request), actor=request.ctx.staff.username,
-                                       departments=ctx.departments)
+                                       departments=ctx.departments, policy_of=ctx.catalog.policy_for_process)
         running = await versions.running_counts([result.definition.id])
-        return json({**_version_view(result.definition, running.get(result.definition.id, 0)),
+        live = review.live_of(await versions.versions_of(result.definition.process_id))
+        return json({**_version_view(result.definition, running.get(result.definition.id, 0), live=live),
                      "created": result.created, "warnings": result.warnings}, status=201 if result.created else 200)
 
     @bp.get("/departments")
@@ -192,7 +231,7 @@ def blueprint() -> Blueprint:
 
     @bp.get("/processes")
     @openapi.summary("Processes / 流程列表")
-    @openapi.description("已部署的流程及其最新版本、版本数和在办件数。")
+    @openapi.description("已部署的流程及其最新版本、在用版本（live_version：新办件使用）、待审批版本、版本数和在办件数。")
     @openapi.response(200, json_content(_obj("items", items={"type": "array", "items": PROCESS_SCHEMA})), "流程列表")
     @error_responses(401, 403)
     @staff_required(READ_ROLES)
@@ -200,16 +239,25 @@ def blueprint() -> Blueprint:
         rows = await versions.all_versions()
         running = await versions.running_counts([r.id for r in rows])
         items: dict[str, dict[str, Any]] = {}
+        by_process: dict[str, list[ProcessDefinition]] = {}
         for d in rows:
-            entry = items.setdefault(d.process_id, {"process_id": d.process_id, "versions": 0, "running_cases": 0})
+            by_process.setdefault(d.process_id, []).append(d)
+            entry = items.setdefault(d.process_id, {"process_id": d.process_id, "versions": 0, "running_cases": 0,
+                                                    "pending_versions": []})
             entry.update(name=d.name or entry.get("name", ""), latest_version=d.version, versions=entry["versions"] + 1,
                          updated_at=d.created_at.isoformat(), deployed_by=d.deployed_by,
                          running_cases=entry["running_cases"] + running.get(d.id, 0))
+            if d.review_state == "pending":
+                entry["pending_versions"].append(d.version)
+        for process_id, entry in items.items():
+            live = review.live_of(by_process[process_id])
+            entry["live_version"] = live.version if live else None
         return json({"items": list(items.values())})
 
     @bp.get("/processes/<process_id:str>/versions")
     @openapi.summary("Versions / 版本列表")
-    @openapi.description("流程的全部版本（新到旧），含内容哈希、部署人、文件和在办件数。")
+    @openapi.description("流程的全部版本（新到旧），含内容哈希、部署人、文件、在办件数、审批状态（state）和当前用户"
+                         "能否审批（may_review）。")
     @openapi.response(200, json_content(_obj("items", items={"type": "array", "items": VERSION_SCHEMA})), "版本列表")
     @error_responses(401, 403, 404)
     @staff_required(READ_ROLES)
@@ -218,7 +266,53 @@ def blueprint() -> Blueprint:
         if not rows:
             raise NotFound(f"流程 {process_id} 尚未部署")
         running = await versions.running_counts([r.id for r in rows])
-        return json({"items": [_version_view(d, running.get(d.id, 0)) for d in rows]})
+        live, reviewer = review.live_of(rows), _reviewer(request)
+        items = []
+        for d in rows:
+            may = (d.review_state == "pending" and d.deployed_by != reviewer.username
+                   and await review.may_review(request.app.ctx.engine, d, reviewer))
+            items.append(_version_view(d, running.get(d.id, 0), live=live, may_review=may))
+        return json({"items": items})
+
+    @bp.post("/processes/<process_id:str>/versions/<version:str>/approve")
+    @openapi.summary("Approve a version / 批准版本（四眼原则）")
+    @openapi.description("批准待审批的版本：由管理员或流程泳道所涉部门的负责人（supervisor）批准，不能是部署人本人"
+                         "（403 self_approval）。批准后自 effective_at（不填为立即）起新办件使用该版本；在办件保持原版本。"
+                         "记入审计。")
+    @openapi.body(json_content(REVIEW_BODY))
+    @openapi.response(200, json_content(VERSION_SCHEMA), "已批准")
+    @error_responses(400, 401, 403, 404, 409, 413, 415, 422)
+    @staff_required(review.REVIEW_ROLES)
+    async def approve_version(request: Request, process_id: str, version: str) -> HTTPResponse:
+        body = json_body(request) if request.body else {}
+        definition = await review.approve(request.app.ctx.engine, process_id, _version_number(version),
+                                          _reviewer(request), note=body.get("note"),
+                                          effective_at=body.get("effective_at"))
+        live = review.live_of(await versions.versions_of(process_id))
+        return json(_version_view(definition, live=live))
+
+    @bp.post("/processes/<process_id:str>/versions/<version:str>/reject")
+    @openapi.summary("Reject a version / 驳回版本")
+    @openapi.description("驳回待审批的版本（须填写理由 note）；在用版本保持不变。审批人规则同批准。记入审计。")
+    @openapi.body(json_content(_obj("note", note={**_STR, "description": "驳回理由"})), required=True)
+    @openapi.response(200, json_content(VERSION_SCHEMA), "已驳回")
+    @error_responses(400, 401, 403, 404, 409, 413, 415, 422)
+    @staff_required(review.REVIEW_ROLES)
+    async def reject_version(request: Request, process_id: str, version: str) -> HTTPResponse:
+        body = json_body(request)
+        definition = await review.reject(request.app.ctx.engine, process_id, _version_number(version),
+                                         _reviewer(request), note=body.get("note"))
+        live = review.live_of(await versions.versions_of(process_id))
+        return json(_version_view(definition, live=live))
+
+    @bp.get("/processes/<process_id:str>/versions/<version:str>/diff")
+    @openapi.summary("Diff against live / 与在用版本对比")
+    @openapi.description("该版本相对在用版本新增、删除、修改的 BPMN 元素 id（忽略图形位置），以及变化的表单/决策表文件。")
+    @openapi.response(200, json_content(DIFF_SCHEMA), "差异")
+    @error_responses(401, 403, 404, 422)
+    @staff_required(READ_ROLES)
+    async def version_diff(request: Request, process_id: str, version: str) -> HTTPResponse:
+        return json(await review.diff(process_id, _version_number(version)))
 
     @bp.get("/processes/<process_id:str>/versions/<version:str>/bpmn")
     @openapi.summary("Version XML / 版本的 BPMN")
@@ -278,7 +372,8 @@ def blueprint() -> Blueprint:
     @bp.post("/processes/<process_id:str>/migrate")
     @openapi.summary("Migrate cases / 迁移在办件")
     @openapi.description("把 from_version 的在办件迁到 to_version：办件已到达（已办、在办、等待）的每个环节在目标版本中"
-                         "都存在才迁移，否则逐件列出原因。默认 dry_run=true 只检查；迁移记入审计和办件时间线。")
+                         "都存在才迁移，否则逐件列出原因。目标版本须已审批（409 version_not_live）。"
+                         "默认 dry_run=true 只检查；迁移记入审计和办件时间线。")
     @openapi.body(json_content(MIGRATE_BODY), required=True)
     @openapi.response(200, json_content(MIGRATE_SCHEMA), "逐件结果")
     @error_responses(400, 401, 403, 404, 409, 413, 415, 422)
@@ -288,6 +383,9 @@ def blueprint() -> Blueprint:
         dry_run = body.get("dry_run", True)
         if not isinstance(dry_run, bool):
             raise ValidationFailed("dry_run 应为布尔值", fields={"dry_run": "true 或 false"})
+        target = body.get("to_version")
+        if isinstance(target, int) and not isinstance(target, bool) and 0 < target < 2**31:
+            await review.require_live(process_id, body["to_version"])
         report = await migration.migrate(request.app.ctx.engine, process_id, body.get("from_version"),
                                          body.get("to_version"), dry_run=dry_run,
                                          actor=request.ctx.staff.username)

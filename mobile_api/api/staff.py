@@ -56,9 +56,18 @@ EVENT_SCHEMA = _obj("kind", "action", "at", kind=_STR, action=_STR, step=NULLABL
                     actor=NULLABLE_STRING, department=NULLABLE_STRING, department_name=NULLABLE_STRING,
                     opinion=NULLABLE_STRING, at=_TIME,
                     decision={**NULLABLE_STRING, "description": "加签意见：approve 同意 / reject 不同意"})
-SUPPLEMENT_ROUND = _obj("reason", "requested_by", "requested_at", "supplied_at", reason=NULLABLE_STRING,
-                        requested_by=NULLABLE_STRING, requested_at=_NULL_TIME, supplied_by=NULLABLE_STRING,
-                        supplied_at=_NULL_TIME, data={**_ANY_OBJ, "nullable": True, "description": "补正提交的内容"})
+SUPPLEMENT_ROUND = _obj(
+    "reason", "items", "requested_by", "requested_at", "due_at", "supplied_at", "answer", reason=NULLABLE_STRING,
+    items={"type": "array", "items": _STR, "description": "要求补正的事项"}, requested_by=NULLABLE_STRING,
+    department=NULLABLE_STRING, requested_at=_NULL_TIME, due_at=_NULL_TIME, supplied_by=NULLABLE_STRING,
+    supplied_at=_NULL_TIME, task_id=_STR, source={**_STR, "enum": ["officer", "process"],
+                                                   "description": "officer 工作人员要求；process 流程中的补正环节"},
+    answer={**_obj("materials", note=NULLABLE_STRING,
+                   materials={"type": "object", "additionalProperties": {"type": "array", "items": _STR},
+                              "description": "补正事项 → 上传文件编号"},
+                   form={**_ANY_OBJ, "nullable": True}, files={"type": "array", "items": _ANY_OBJ}),
+            "nullable": True, "description": "申请人的补正（未提交为 null）"},
+    data={**_ANY_OBJ, "nullable": True, "description": "补正提交的原始内容"})
 FILE_SCHEMA = _obj("id", "name", "content_type", "size", "url", "source", id=_STR, name=_STR,
                    content_type={**_STR, "enum": ["application/pdf", "image/jpeg", "image/png"]}, size=_INT,
                    url={**_STR, "description": "GET 此地址（工作人员令牌）查看文件，每次查看留痕"},
@@ -81,7 +90,19 @@ DETAIL_SCHEMA = _obj(
         "path", "label", "value", "masked", path=_STR, label=_STR, group=NULLABLE_STRING, value=_STR, masked=_BOOL)}),
         "description": "申请表内容；身份证号、电话、姓名、详细地址脱敏（masked），完整值用 POST …/reveal 查看并留痕"},
     timeline={"type": "array", "items": EVENT_SCHEMA},
-    supplements={"type": "array", "items": SUPPLEMENT_ROUND, "description": "本任务的补正记录（要求与提交）"},
+    supplements={"type": "array", "items": SUPPLEMENT_ROUND, "description": "本办件的补正记录（要求与提交），早的在前"},
+    review={**_obj("verdicts", decision={**_ANY_OBJ, "nullable": True, "description": "被复核的自动决定"},
+                   result=_ANY_OBJ, outcome={**NULLABLE_STRING, "description": "approved | rejected"},
+                   citizen_reason=NULLABLE_STRING, requested_at=_NULL_TIME,
+                   verdicts={"type": "array", "items": _obj("value", "label", value=_STR, label=_STR)},
+                   decided={**_ANY_OBJ, "nullable": True}),
+            "nullable": True, "description": "人工复核任务：被复核的决定、申请人的理由、可选结论"},
+    rectification={**_obj("level", "comment", level=_STR, comment=_STR, case_no=NULLABLE_STRING,
+                          department=NULLABLE_STRING, department_name=NULLABLE_STRING,
+                          deadlines={**_ANY_OBJ, "nullable": True},
+                          original={**_ANY_OBJ, "nullable": True, "description": "被评价的原办件"},
+                          phone_masked={**NULLABLE_STRING, "description": "评价人联系电话（脱敏）；完整号码经 reveal-phone 查看并记录"}),
+                   "nullable": True, "description": "差评整改任务：评价等级、评价内容、原办件、联系电话（脱敏）"},
     return_targets={"type": "array", "description": "可退回到的已办人工环节（step 即 return 的 to_step）",
                     "items": _obj("step", "name", step=_STR, name=_STR)},
     colleagues={"type": "array", "description": "本部门其他工作人员（转办、加签的候选人）",
@@ -93,7 +114,9 @@ DETAIL_SCHEMA = _obj(
              "description": "本任务的其他操作为何现在不能执行（操作 → 中文原因，页面在置灰的按钮旁显示），"
                             "如 complete：需等待加签人签署意见；会签须由不同人员分别签署；回避"})
 COMPLETE_BODY = _obj("data", data={**_ANY_OBJ, "description": "按任务表单填写"},
-                     opinion={**_STR, "maxLength": 500, "description": "办理意见（写入办件时间线）"})
+                     opinion={**_STR, "maxLength": 500, "description": "办理意见（写入办件时间线）"},
+                     cc={"type": "array", "items": _STR, "maxItems": 10,
+                         "description": "抄送：同事用户名（GET /staff/colleagues），办结后他们收到抄送消息，已读留回执"})
 COMMENT_BODY = _obj("text", text={**_STR, "minLength": 1, "maxLength": 500})
 COMMENT_SCHEMA = _obj("task_id", "actor", "opinion", "at", task_id=_STR, actor=_STR, department=NULLABLE_STRING,
                       opinion=_STR, at=_TIME)
@@ -129,8 +152,8 @@ def blueprint() -> Blueprint:
 
     @bp.post("/login")
     @openapi.summary("Staff login / 工作人员登录")
-    @openapi.description("用户名密码登录，返回工作人员访问令牌。连续 5 次密码错误锁定 15 分钟（429 account_locked，"
-                         "见 Retry-After）；按来源地址和用户名限流。用户不存在与密码错误返回相同的 401。")
+    @openapi.description("用户名密码登录，返回工作人员访问令牌。同一网络地址连续 5 次密码错误，该地址登录此账号暂停 15 分钟（429 account_locked，"
+                         "见 Retry-After）；按来源地址限流，同一账号在多个地址被猜测时逐次放慢而不锁定。用户不存在与密码错误返回相同的 401。")
     @openapi.body(json_content(LOGIN_BODY), required=True)
     @openapi.response(200, json_content(LOGIN_SCHEMA), "登录成功")
     @error_responses(400, 401, 413, 415, 422, 429, 503)
@@ -202,6 +225,8 @@ def blueprint() -> Blueprint:
                          "他人已认领、已转办给他人或已办结返回 409，等待申请人补正返回 409 waiting_for_applicant，"
                          "前加签未签署返回 409 waiting_for_added_signer，加签任务请用 sign（409 cosign_use_sign）。"
                          "窗口件的补正任务（kind=supplement）由窗口人员办结，即代申请人补正（data 为补正内容）。"
+                         "人工复核任务（kind=review）的 data 为 {verdict: uphold 维持 | overturn 撤销原决定, reason}："
+                         "撤销不予决定即签发结果证照，撤销准予决定即撤销已发证照（办件须已办结，否则 409）。"
                          "办理意见写入办件时间线。")
     @openapi.body(json_content(COMPLETE_BODY), required=True)
     @task_ok
@@ -213,8 +238,14 @@ def blueprint() -> Blueprint:
         if not isinstance(data, dict):
             raise ValidationFailed("表单数据填写有误", fields={"data": "表单数据应为对象"})
         opinion = _text(body, "opinion", "办理意见", required=False)
+        catalog = request.app.ctx.catalog
+
+        def certificate_type_of(service: str) -> str | None:
+            return catalog.get(service).raw.get("result_certificate") if service in catalog else None
+
         return _task(request, await desk.complete(request.app.ctx.engine, request.ctx.staff, task_id, data,
-                                                  opinion))
+                                                  opinion, certificate_type_of=certificate_type_of,
+                                                  cc=body.get("cc") or None))
 
     @bp.post("/tasks/<task_id:str>/comment")
     @openapi.summary("Comment / 批注")

@@ -24,7 +24,7 @@ from sanic_ext.extensions.openapi import openapi
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.kernel import CaseResult
 from engine.kernel import supplement as supplements
-from engine.workbench import HumanTask, task_ops
+from engine.workbench import HumanTask, rectification, task_ops
 from engine.workbench import staff as desk
 from mobile_api.api.staff import TASK_ROLES, TASK_SCHEMA
 from mobile_api.openapi_docs import error_documenter, json_content
@@ -54,7 +54,10 @@ CASE_RESULT_SCHEMA = _obj("case_id", "case_no", "status", "ready_tasks", case_id
                                                                       task_spec=_STR, lane=_NSTR)})
 RETURN_BODY = _obj("reason", reason={**_STR, "maxLength": 500, "description": "退回或补正的理由（申请人可见补正理由）"},
                    to_step={**_STR, "description": "退回到的已办环节（任务详情 return_targets 的 step，如 intake_check）；"
-                                                   "省略则要求申请人补正"})
+                                                   "省略则要求申请人补正"},
+                   items={"type": "array", "maxItems": 10, "items": {**_STR, "minLength": 1, "maxLength": 100},
+                          "description": "要求申请人补正的事项，逐项列出（申请人逐项上传）；仅补正时可用"})
+PHONE_SCHEMA = _obj("phone", "phone_masked", "case_no", phone=_STR, phone_masked=_STR, case_no=_STR)
 SIGN_BODY = _obj("decision", "opinion", decision={**_STR, "enum": ["approve", "reject"]},
                  opinion={**_STR, "maxLength": 500, "description": "加签意见"})
 TRANSFER_BODY = _obj("to", to={**_STR, "description": "接收人用户名（本部门）"}, reason={**_STR, "maxLength": 500})
@@ -115,10 +118,17 @@ def blueprint() -> Blueprint:
         to_step = body.get("to_step")
         if to_step is not None and (not isinstance(to_step, str) or not to_step.strip() or len(to_step) > 128):
             raise ValidationFailed("请选择退回到的环节", fields={"to_step": "应为任务详情 return_targets 中的 step"})
+        items = body.get("items")
+        if items is not None and (not isinstance(items, list) or len(items) > supplements.MAX_ITEMS or not all(
+                isinstance(i, str) and 1 <= len(i.strip()) <= 100 for i in items)):
+            raise ValidationFailed("补正事项填写有误", fields={"items": "应为 1–10 项、每项 1–100 字的文本"})
+        if items is not None and to_step is not None:
+            raise ValidationFailed("退回到已办环节时不能列补正事项", fields={"items": "仅要求申请人补正时填写"})
         task = await _open_and_mine(request.ctx.staff, task_id)
         if to_step is None:
             side = await supplements.request_supplement(request.app.ctx.engine, task,
-                                                        actor=request.ctx.staff.username, reason=reason)
+                                                        actor=request.ctx.staff.username, reason=reason,
+                                                        items=items)
             return json(_supplement_case(await desk.task_with_case(task.id), side))
         result = await task_ops.return_to_step(request.app.ctx.engine, task.case_id,  # type: ignore[attr-defined]
                                                target_task_spec=to_step.strip(), actor=request.ctx.staff.username,
@@ -202,6 +212,18 @@ def blueprint() -> Blueprint:
         await task_ops.complete_cosign(request.app.ctx.engine, task.id, actor=staff.username, opinion=opinion,
                                        approve=decision == "approve")
         return await _view(request, task.id)
+
+    @bp.post("/tasks/<task_id:str>/reveal-phone")
+    @openapi.summary("Reveal phone / 查看评价人电话")
+    @openapi.description("差评整改任务：查看原办件申请人（评价人）的完整联系电话用于回访。每次查看记入个人信息访问记录"
+                         "（申请人在“我的信息被谁查看”中可见）和审计链。非整改任务或原办件无电话返回 409。")
+    @openapi.response(200, json_content(PHONE_SCHEMA), "完整电话")
+    @error_responses(401, 403, 404, 409, 503)
+    @staff_required(TASK_ROLES)
+    async def reveal_phone(request: Request, task_id: str) -> HTTPResponse:
+        task = await desk.visible_task(request.ctx.staff, task_id)
+        return json(await rectification.reveal_phone(request.app.ctx.engine, request.ctx.staff, task),
+                    headers={"Cache-Control": "no-store"})
 
     return bp
 

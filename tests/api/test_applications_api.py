@@ -316,7 +316,7 @@ async def test_evaluation_once_after_the_end_and_bad_ones_open_a_rectification(a
     assert evaluation.evaluator_hash == blind_index(str(await citizen_id(api, li)), key)
     assert "已评价" in error_of(await api.call("POST", url, token=li, json={"level": 1}), 409, "conflict")["message"]
     detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=li)).json()
-    assert detail["evaluation"] == {"level": 5, "label": "非常不满意"}
+    assert detail["evaluation"] == {"level": 5, "label": "非常不满意", "rectification_case_no": number}
 
     good = await started(api, wang, "senior-card", SENIOR)
     happy = await api.call("POST", f"{APPLY}/{good['id']}/evaluation", token=wang, json={"level": 1})

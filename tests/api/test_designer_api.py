@@ -21,7 +21,8 @@ D = "/api/v1/designer"
 THREE = (FIXTURES / "models" / "task_ops" / "three_steps.bpmn").read_text(encoding="utf-8")
 XML = {"Content-Type": "application/xml"}
 STAFF = {"designer01": (["window"], ["designer"]), "admin": (["window"], ["admin"]),
-         "samr01": (["samr"], ["officer"]), "sup01": (["supervisor"], ["supervisor"])}
+         "samr01": (["samr"], ["officer"]), "sup01": (["supervisor"], ["supervisor"]),
+         "samrsup": (["samr"], ["supervisor"])}
 BOMB = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
         '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL">&lol2;</bpmn:definitions>')
 XXE = ('<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
@@ -127,6 +128,7 @@ async def test_hostile_input_is_refused_and_nothing_stored(api: OpenApiClient, b
 async def test_bad_json_bodies(api: OpenApiClient) -> None:
     designer = await token(api, "designer01")
     for body, code in [({"bpmn": THREE, "files": {"../etc/passwd": "x"}}, "invalid_file_name"),
+                       ({"bpmn": THREE, "files": {"extra.bpmn\n": THREE}}, "invalid_file_name"),
                        ({"bpmn": THREE, "files": {"x.dmn": BOMB}}, "doctype_forbidden"),
                        ({"files": {}}, "validation_failed"), ({"bpmn": 5}, "validation_failed"),
                        ({"process_id": "nope"}, "validation_failed")]:
@@ -183,16 +185,24 @@ async def test_round_trip_of_a_shipped_process_and_heat_map(api: OpenApiClient) 
                             token=designer), 404, "not_found")
     waiting = await HumanTask.get(id=waiting_task).prefetch_related("case")
     assert (await Case.get(id=waiting.case_id).prefetch_related("definition")).definition.version == 1
+    assert v2["state"] == "pending"  # four-eyes: not live until a second person approves
+    held = await HumanTask.get(id=await intake(api))  # so a new application still starts on version 1
+    assert (await Case.get(id=held.case_id).prefetch_related("definition")).definition.version == 1
+    error_of(await api.call("POST", f"{D}/processes/business_startup/migrate", token=designer,
+                            json={"from_version": 1, "to_version": 2}), 409, "version_not_live")
+    approved = await api.call("POST", f"{D}/processes/business_startup/versions/2/approve",
+                              token=await token(api, "samrsup"), json={"note": "同意"})  # samr's supervisor
+    assert approved.status_code == 200 and approved.json()["state"] == "live", approved.text
     newer = await HumanTask.get(id=await intake(api))  # a new application starts on the designer's version
     assert (await Case.get(id=newer.case_id).prefetch_related("definition")).definition.version == 2
 
     heat = await api.call("GET", f"{D}/processes/business_startup/stats?version=1", token=designer)
     assert heat.status_code == 200, heat.text
     intake_stats = heat.json()["elements"]["intake_check"]
-    assert (intake_stats["waiting"], intake_stats["completed"]) == (1, 1)
+    assert (intake_stats["waiting"], intake_stats["completed"]) == (2, 1)  # two cases started on v1
     assert intake_stats["avg_seconds"] is not None and intake_stats["p90_seconds"] is not None
     everything = (await api.call("GET", f"{D}/processes/business_startup/stats", token=designer)).json()
-    assert everything["elements"]["intake_check"]["waiting"] == 2
+    assert everything["elements"]["intake_check"]["waiting"] == 3
     later = await api.call("GET", f"{D}/processes/business_startup/stats?since=2999-01-01T00:00:00Z",
                            token=designer)
     assert later.json()["elements"]["intake_check"]["completed"] == 0
@@ -203,10 +213,10 @@ async def test_round_trip_of_a_shipped_process_and_heat_map(api: OpenApiClient) 
     plan = await api.call("POST", f"{D}/processes/business_startup/migrate", token=designer,
                           json={"from_version": 1, "to_version": 2})
     assert plan.status_code == 200 and plan.json()["dry_run"] is True
-    assert plan.json()["movable"] == 2 and plan.json()["moved"] == 0
+    assert plan.json()["movable"] == 3 and plan.json()["moved"] == 0
     moved = await api.call("POST", f"{D}/processes/business_startup/migrate", token=designer,
                            json={"from_version": 1, "to_version": 2, "dry_run": False})
-    assert moved.json()["moved"] == 2
+    assert moved.json()["moved"] == 3
     assert (await Case.get(id=waiting.case_id).prefetch_related("definition")).definition.version == 2
     error_of(await api.call("POST", f"{D}/processes/business_startup/migrate", token=designer,
                             json={"from_version": 1, "to_version": 7}), 404, "not_found")

@@ -102,22 +102,37 @@ DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}, "locale":
                            "timezone_id": "Asia/Shanghai"}
 
 
+# every Content-Security-Policy violation (mobile_api/security_headers.py) is reported to the console
+# by this listener as well as by Chromium itself; either fails the test
+_CSP_LISTENER = """document.addEventListener('securitypolicyviolation', (e) => console.error(
+  'CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':'
+  + e.lineNumber));"""
+
+
+def _csp_violation(text: str) -> bool:
+    return "Content Security Policy" in text or text.startswith("CSP violation:")
+
+
 async def _pages(browser: Browser, options: dict[str, Any], timeout_ms: int = 10_000) -> AsyncIterator[Any]:
-    """Open pages with ``options``; each fails the test on an uncaught script error."""
-    contexts, errors = [], []
+    """Open pages with ``options``; each fails the test on an uncaught script error or on any
+    Content-Security-Policy violation logged to the console."""
+    contexts, errors, violations = [], [], []
 
     async def open_page(base_url: str) -> Page:
         context = await browser.new_context(base_url=base_url, **options)
         context.set_default_timeout(timeout_ms)
+        await context.add_init_script(_CSP_LISTENER)
         contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: violations.append(msg.text) if _csp_violation(msg.text) else None)
         return page
 
     yield open_page
     for context in contexts:
         await context.close()
     assert not errors, errors
+    assert not violations, violations
 
 
 @pytest.fixture

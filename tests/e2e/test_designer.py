@@ -52,16 +52,17 @@ async def start_case(server: Server) -> Case:
     return await Case.get(id=result.id)
 
 
-async def designer_page(server: Server, desktop: Any) -> Page:
-    await StaffUser.create(username="designer01", name="陈设计", password_hash=hash_password(PASSWORD),
-                           departments=["window"], roles=["designer"])
+async def designer_page(server: Server, desktop: Any, username: str = "designer01", name: str = "陈设计",
+                        roles: tuple[str, ...] = ("designer",)) -> Page:
+    await StaffUser.create(username=username, name=name, password_hash=hash_password(PASSWORD),
+                           departments=["window"], roles=list(roles))
     page: Page = await desktop(server.base_url)
     await page.goto("/designer/")
     await expect(page.get_by_role("heading", name="流程设计人员登录")).to_be_visible()
-    await page.get_by_label("用户名").fill("designer01")
+    await page.get_by_label("用户名").fill(username)
     await page.get_by_label("密码").fill(PASSWORD)
     await page.get_by_role("button", name="登录", exact=True).click()
-    await expect(page.locator("#who")).to_contain_text("陈设计（designer01）")
+    await expect(page.locator("#who")).to_contain_text(f"{name}（{username}）")
     return page
 
 
@@ -153,6 +154,28 @@ async def test_designer_edits_validates_and_deploys_a_version_cases_then_run_on(
     bpmn = next(text for name, text in files_from_json(v2.files).items() if name.endswith(".bpmn"))
     assert "BPMNDiagram" in bpmn and RENAMED in bpmn and 'name="市场监督管理局"' in bpmn
     assert (await Case.get(id=first.id)).definition_id != v2.id
+
+    # --- four-eyes: the new version waits for approval; the deployer has no approve button
+    await expect(page.locator('#version-list [data-version="2"] [data-state="pending"]')).to_be_visible()
+    await expect(page.locator("#review")).to_contain_text("待另一人审批")
+    await expect(page.locator("#btn-approve")).to_have_count(0)
+    held = await start_case(server)
+    assert held.definition_id != v2.id  # not live yet: a new case still starts on version 1
+
+    # --- an admin opens it: the diff against the live version is listed and marked; approve
+    admin = await designer_page(server, desktop, "admin01", "李管理", ("admin",))
+    await admin.goto(f"/designer/#/processes/{PROCESS}/versions/2")
+    await expect(admin.locator("body")).to_have_attribute("data-loaded", f"{PROCESS}@2")
+    await expect(admin.locator("#review-diff")).to_contain_text("与在用第 1 版相比")
+    await expect(admin.locator('#review-diff .diff-changed [data-element-id="intake_check"]')).to_contain_text(RENAMED)
+    await expect(admin.locator('.djs-element.gf-diff-changed[data-element-id="intake_check"]')).to_have_count(1)
+    await admin.get_by_label("审批意见").fill("同意发布")
+    await admin.locator("#btn-approve").click()
+    await expect(admin.locator('#version-list [data-version="2"] [data-state="live"]')).to_be_visible()
+    await expect(admin.locator('#version-list [data-version="1"] [data-state="superseded"]')).to_be_visible()
+    await expect(admin.locator("#review")).to_contain_text("admin01 批准")
+    await screenshot(admin, "designer-approve.png")
+    assert (await ProcessDefinition.get(id=v2.id)).reviewed_by == "admin01"
 
     # --- round trip: a new case runs on the exported version, its first task carries the new name
     second = await start_case(server)

@@ -22,6 +22,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 from sanic import Sanic
 
@@ -105,6 +106,16 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int]]] = {
     ("GET", "/api/v1/certificates/{cert_id}/qrcode"): ({}, citizen_only(200)),
     ("GET", "/api/v1/certificates/keys"): ({}, PUBLIC_200),
     ("POST", "/api/v1/certificates/verify"): ({"json": {"token": "x.y"}}, row(400)),
+    # 证照管理: officers, supervisors and admins; only the issuing department (mca here) or an admin sees one
+    ("GET", "/api/v1/staff/certificates"): ({}, row(403, anonymous=401, officer_other=422, supervisor=422,
+                                                    admin=422)),  # no q
+    ("GET", "/api/v1/staff/certificates/{cert_id}"): ({}, row(403, anonymous=401, admin=200)),
+    **{("POST", f"/api/v1/staff/certificates/{{cert_id}}/{action}"): (  # an empty reason: nothing changes
+        {"json": {"reason": ""}}, row(403, anonymous=401, officer_other=422, supervisor=422, admin=422))
+       for action in ("suspend", "revoke", "restore")},
+    ("GET", "/api/v1/admin/verifiers"): ({}, row(403, anonymous=401, admin=200)),
+    ("POST", "/api/v1/admin/verifiers"): ({"json": {"name": ""}}, row(403, anonymous=401, admin=422)),
+    ("POST", "/api/v1/admin/verifiers/{verifier_id}/disable"): ({}, row(403, anonymous=401, admin=404)),  # none
     ("POST", "/api/v1/staff/applications"): ({"multipart": True},
                                              row(403, anonymous=401, clerk=404, admin=404)),
     ("GET", "/api/v1/staff/tasks"): ({}, row(403, anonymous=401, clerk=200, officer_other=200, supervisor=200,
@@ -143,8 +154,23 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int]]] = {
     ("GET", "/api/v1/designer/processes/{process_id}/stats"): ({}, designer_read(200)),
     ("POST", "/api/v1/designer/validate"): ({"json": {"bpmn": "not xml"}}, designer_write(422)),
     ("POST", "/api/v1/designer/processes"): ({"json": {"bpmn": "not xml"}}, designer_write(422)),
+    # four-eyes review: admins and supervisors only; the version word "latest" is refused after the role check
+    ("POST", "/api/v1/designer/processes/{process_id}/versions/{version}/approve"): (
+        {"json": {"note": "同意"}}, row(403, anonymous=401, supervisor=422, admin=422)),
+    ("POST", "/api/v1/designer/processes/{process_id}/versions/{version}/reject"): (
+        {"json": {"note": "驳回"}}, row(403, anonymous=401, supervisor=422, admin=422)),
+    ("GET", "/api/v1/designer/processes/{process_id}/versions/{version}/diff"): ({}, designer_read(422)),
     ("POST", "/api/v1/designer/processes/{process_id}/migrate"): (
         {"json": {"from_version": 1, "to_version": 1, "dry_run": True}}, designer_write(422)),
+    # statistics: supervisors (own departments) and admins; signed documents of A's case and certificate
+    ("GET", "/api/v1/stats/services"): ({}, row(403, anonymous=401, supervisor=200, admin=200)),
+    ("GET", "/api/v1/certificates/{cert_id}/pdf"): ({}, citizen_only(200)),
+    ("GET", "/api/v1/applications/{case_id}/documents"): ({}, citizen_only(200)),
+    ("GET", "/api/v1/applications/{case_id}/documents/{kind}"): ({}, citizen_only(200)),
+    ("GET", "/api/v1/staff/cases/{case_id}/documents"): ({}, row(403, anonymous=401, supervisor=200, admin=200)),
+    ("GET", "/api/v1/staff/cases/{case_id}/documents/{kind}"): ({}, row(403, anonymous=401, supervisor=200,
+                                                                       admin=200)),
+    ("GET", "/api/v1/documents/ca.pem"): ({}, PUBLIC_200),
     # state-changing citizen rows last: A withdraws the case, then every role logs out
     ("POST", "/api/v1/applications/{case_id}/withdraw"): ({"json": {}}, citizen_only(200)),
     ("POST", "/api/v1/auth/logout"): ({}, row(403, anonymous=401, citizen_a=204, citizen_b=204)),
@@ -166,6 +192,7 @@ def route_templates(app: Sanic) -> set[tuple[str, str]]:
 @pytest.fixture
 async def world(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[str, Any]]:
     async with running_api(make_app, monkeypatch) as api:
+        api.client.timeout = httpx.Timeout(60)  # the signed PDF rows render and sign a document each
         hashed = hash_password(PASSWORD)
         for username, departments, roles in STAFF.values():
             await StaffUser.create(username=username, name=username, password_hash=hashed,
@@ -195,7 +222,8 @@ async def world(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch)
         assert task.department == "samr"
         [cert] = await Certificate.all()
         params = {"case_id": case_id, "cert_id": cert.id, "task_id": str(task.id), "slug": "senior-card",
-                  "process_id": "senior_card", "version": "latest", "upload_id": upload_id, "file_id": upload_id}
+                  "process_id": "senior_card", "version": "latest", "verifier_id": 999999, "kind": "receipt",
+                  "upload_id": upload_id, "file_id": upload_id}
         yield {"api": api, "tokens": tokens, "params": params, "case_id": case_id, "task_id": str(task.id)}
 
 

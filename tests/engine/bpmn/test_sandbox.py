@@ -421,3 +421,98 @@ def test_run_time_errors_name_task_and_line() -> None:
         run_model("x = 1\nwhile True:\n    x += 1", {"birth_date": "1950-03-01", "id_no": "3101"}, engine)
     assert "time limit of 100 ms" in str(info.value) and info.value.task.task_spec.bpmn_id == "prepare"
     assert info.value.line_number in (2, 3)
+
+
+# ---------------------------------------------------------------- one C call cannot run long or allocate much
+BIG_M = "m = (1 << 24000) + 12345\n"
+TOO_LARGE_IN_ONE_CALL = [
+    ("modular pow of a 24,000-bit modulus", BIG_M + "x = pow(3, m - 2, m)", "pow()"),
+    ("int() of long hex text", "t = 'f' * 5000000\nx = int(t, 16)", "int()"),
+    ("round() to a huge negative ndigits", "x = round(7, -10000000)", "round()"),
+    ("int.to_bytes of a huge length", "x = (5).to_bytes(1000000000, 'big')", "to_bytes()"),
+    ("integer '%' of a huge int", "a = 1 << 99000\nx = (a * a * a) % 7", "'*'"),
+    ("integer '//' of a huge int", "a = 1 << 99000\nx = (a * a * a) // 7", "'*'"),
+    ("divmod of a huge int", "a = 1 << 99000\nx = divmod(a * (a >> 1000), 3)", "'*'"),
+    ("'%(a)9999s' * n % mapping", "x = ('%(a)9999s' * 20000) % {'a': 1}", "'%'"),
+    ("'%9999s' * n % tuple", "x = ('%9999s' * 2000) % tuple(range(2000))", "'%'"),
+    ("'%*d' width from the arguments", "x = '%*d' % (10 ** 8, 1)", "'%'"),
+    ("str.join of a huge list", "big = 'x' * 9000000\nx = ''.join([big] * 100)", "join()"),
+    ("sorted of huge shared elements", "big = list(range(1000000))\nx = sorted([big] * 1000)", "sorted()"),
+    ("sorted of too many elements", "x = sorted(list(range(1000000)))", "sorted()"),
+    ("max of huge shared elements", "big = list(range(1000000))\nx = max([big] * 1000)", "max()"),
+    ("min of huge shared elements", "x = len(min(list(range(1000000)), list(range(1000000))))", None),
+    ("list.sort of huge shared elements", "big = list(range(100000))\nl = [big] * 1000\nl.sort()", "sort()"),
+    ("string repetition", "x = 'abc' * 10 ** 9", "'*'"),
+    ("power", "x = 3 ** (10 ** 9)", "'**'"),
+    ("left shift", "x = 1 << (10 ** 10)", "'<<'"),
+    ("padding", "x = ''.ljust(10 ** 10)", "ljust()"),
+    ("task data shared many times over", "x = ['y' * 1000] * 1000\nfor i in range(20):\n    x = [x, x]",
+     "task data"),
+]
+
+
+@pytest.mark.parametrize(("why", "source", "what"), TOO_LARGE_IN_ONE_CALL,
+                         ids=[case[0] for case in TOO_LARGE_IN_ONE_CALL])
+def test_operation_too_large_for_one_call_is_refused_before_it_runs(why: str, source: str, what: str | None) -> None:
+    assert check_script(source) == []
+    started = time.perf_counter()
+    if what is None:  # small enough to run: min() of two 10**6-lists compares them once
+        SandboxEnvironment(timeout_ms=1000).execute(source, {})
+        return
+    with pytest.raises(SandboxLimitError, match="too large") as info:
+        SandboxEnvironment(timeout_ms=1000).execute(source, {})
+    assert what in str(info.value)
+    assert time.perf_counter() - started < 0.5, why
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("x = bytes(10 ** 10)", "'bytes' is not allowed"),
+    ("x = bytearray(10 ** 10)", "'bytearray' is not allowed"),
+    ("x = re.match('(a+)+$', 'a' * 40 + 'b')", "'re' is not allowed"),
+    ("x = int.from_bytes(b'\\xff' * 10000000, 'big')", "attribute not allowed: from_bytes"),
+])
+def test_unbounded_constructors_and_regex_are_refused_at_check_time(source: str, expected: str) -> None:
+    assert expected in messages(source)
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("x = pow(3, 2 ** 2000 + 1, 2 ** 2047 + 1)", pow(3, 2 ** 2000 + 1, 2 ** 2047 + 1)),
+    ("x = int('ff' * 100, 16)", int("ff" * 100, 16)),
+    ("x = round(12345, -2)", 12300),
+    ("x = (1024).to_bytes(2, 'big').hex()", "0400"),
+    ("x = divmod(17, 5)", (3, 2)),
+    ("x = 17 // 5", 3),
+    ("x = '%(a)5s|%(a)-3s|%d%%' % {'a': 'ab'} if False else '%5s|%-3s|%d%%' % ('ab', 'c', 7)", "   ab|c  |7%"),
+    ("x = '%(n)s-%(n)s' % {'n': 1}", "1-1"),
+    ("x = sorted([[2], [1]]) + [max(3, 4), min([5, 6])]", [[1], [2], 4, 5]),
+    ("l = [3, 1, 2]\nl.sort(reverse=True)\nx = l", [3, 2, 1]),
+    ("x = isinstance(int('7'), int) and isinstance(round(2.5), int)", True),
+    ("x = sorted({'b': 1, 'a': 2}, key=len)", ["b", "a"]),
+])
+def test_guarded_operations_still_work_within_bounds(source: str, expected: Any) -> None:
+    context: dict[str, Any] = {}
+    SandboxEnvironment().execute(source, context)
+    assert context["x"] == expected
+
+
+def test_limits_met_in_a_task_are_script_timeout_and_script_too_large_naming_task_and_line() -> None:
+    from engine.bpmn.errors import ScriptTimeout, ScriptTooLarge
+
+    data = {"birth_date": "1950-03-01", "id_no": "3101"}
+    with pytest.raises(ScriptTooLarge) as info:
+        run_model("m = 2 ** 24000 + 1\nx = pow(3, m - 2, m)", data)
+    err = info.value
+    assert err.code == "script_too_large" and err.kind == "invalid" and isinstance(err, WorkflowTaskException)
+    assert err.message.startswith("流程脚本的运算规模超出限制") and "task prepare (准备数据) line 2" in err.message
+    assert err.line_number == 2 and err.error_line == "x = pow(3, m - 2, m)"
+
+    with pytest.raises(ScriptTimeout) as timeout:
+        run_model("x = 1\nwhile True:\n    x += 1", data, SandboxScriptEngine(timeout_ms=100))
+    assert timeout.value.code == "script_timeout" and timeout.value.message.startswith("流程脚本运行超时")
+
+
+def test_an_expression_value_shared_many_times_over_is_too_large() -> None:
+    # a DMN output or multi-instance collection becomes task data: stored as JSON it would be huge
+    with pytest.raises(SandboxLimitError, match="expression value"):
+        SandboxEnvironment().evaluate("[['y' * 1000] * 1000] * 1000", {})
+    assert SandboxEnvironment().evaluate("[['y' * 10] * 10] * 10", {})[9][9] == "y" * 10

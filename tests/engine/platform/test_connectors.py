@@ -327,7 +327,9 @@ async def test_engine_case_reads_population_and_stores_access_logs_with_the_case
     register_shared_data_connectors(engine.deps.connectors, CsvDataSource(DEMO), pii_key=KEY, clock=lambda: TODAY)
     engine.deps.record_writers["access_log"] = write_access_log
     definition = await engine.deploy(model_files("population_lookup"))
-    result = await engine.start_case(definition, service="senior-card", data={"id_number": LOCAL_65},
+    # not a catalogue item's slug: the fixture model looks up data["id_number"], which the senior-card
+    # item's connector policy would refuse (it only allows the applicant: tests/engine/kernel/test_policy.py)
+    result = await engine.start_case(definition, service="population-demo", data={"id_number": LOCAL_65},
                                      applicant="dev-wang", actor="citizen:dev-wang")
     assert result.status == "running" and result.data["eligible"] is True and result.data["person"]["age"] == 65
     [log] = await DataAccessLog.all()
@@ -352,7 +354,7 @@ async def test_engine_step_fails_as_dependency_down_and_stores_nothing(db: str, 
         install_shared_data(engine.deps, settings, source=down)
         definition = await engine.deploy(model_files("population_lookup"))
         with pytest.raises(DependencyDown):
-            await engine.start_case(definition, service="senior-card", data={"id_number": LOCAL_65})
+            await engine.start_case(definition, service="population-demo", data={"id_number": LOCAL_65})
     assert await Case.all().count() == 0 and await DataAccessLog.all().count() == 0
 
 

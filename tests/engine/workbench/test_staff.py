@@ -3,6 +3,7 @@ ordering, claim/unclaim/complete rules, side tasks and the timeline — on both 
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from uuid import uuid4
 
@@ -19,20 +20,43 @@ from tests.processes.test_business_startup import ACCEPT, NOW, WANG
 
 
 async def test_login_wrong_password_unknown_user_and_lockout(people) -> None:  # noqa: ANN001
-    kv = MemoryKV()
-    assert (await desk.authenticate(kv, "samr01", PASSWORD)).username == "samr01"
+    kv, here, elsewhere = MemoryKV(), "203.0.113.7", "198.51.100.2"
+    assert (await desk.authenticate(kv, "samr01", PASSWORD, client=here)).username == "samr01"
     with pytest.raises(desk.InvalidCredentials):
-        await desk.authenticate(kv, "nobody", PASSWORD)
+        await desk.authenticate(kv, "nobody", PASSWORD, client=here)
     for _ in range(desk.MAX_FAILURES - 1):
         with pytest.raises(desk.InvalidCredentials):
-            await desk.authenticate(kv, "psb01", "wrong")
+            await desk.authenticate(kv, "psb01", "wrong", client=here)
     with pytest.raises(desk.AccountLocked) as locked:
-        await desk.authenticate(kv, "psb01", "wrong")
+        await desk.authenticate(kv, "psb01", "wrong", client=here)
     assert locked.value.retry_after == desk.LOCK_S
     with pytest.raises(desk.AccountLocked) as still:
-        await desk.authenticate(kv, "psb01", PASSWORD)  # even the right password, until the lock ends
+        await desk.authenticate(kv, "psb01", PASSWORD, client=here)  # even the right password, until the lock ends
     assert 0 < still.value.retry_after <= desk.LOCK_S
-    assert (await desk.authenticate(kv, "samr01", PASSWORD)).username == "samr01"  # others unaffected
+    assert (await desk.authenticate(kv, "samr01", PASSWORD, client=here)).username == "samr01"  # others unaffected
+    # the lock is on (account, address): the owner elsewhere still gets in — nobody can lock an account
+    assert (await desk.authenticate(kv, "psb01", PASSWORD, client=elsewhere)).username == "psb01"
+
+
+async def test_one_account_guessed_from_many_addresses_is_slowed_never_locked(
+        people, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    assert [desk.slow_down_s(n) for n in (19, 20, 21, 1000)] == [0.0, desk.SLOW_STEP_S, 2 * desk.SLOW_STEP_S,
+                                                                 desk.SLOW_MAX_S]
+    monkeypatch.setattr(desk, "SLOW_AFTER", 6 * (desk.MAX_FAILURES - 1) - 1)  # sized for a test to wait
+    kv = MemoryKV()
+    for n in range(6):  # fewer than MAX_FAILURES from each address: no address is locked
+        for _ in range(desk.MAX_FAILURES - 1):
+            with pytest.raises(desk.InvalidCredentials):
+                await desk.authenticate(kv, "psb01", "wrong", client=f"192.0.2.{n}")
+    failures = 6 * (desk.MAX_FAILURES - 1)
+    began = time.monotonic()
+    with pytest.raises(desk.InvalidCredentials):  # still a plain answer, only later
+        await desk.authenticate(kv, "psb01", "wrong", client="192.0.2.200")
+    assert time.monotonic() - began >= desk.slow_down_s(failures) - 0.01 > 0
+    began = time.monotonic()
+    assert (await desk.authenticate(kv, "psb01", PASSWORD, client="198.51.100.2")).username == "psb01"
+    assert time.monotonic() - began >= desk.slow_down_s(failures + 1) - 0.01
+    assert (await desk.authenticate(kv, "samr01", PASSWORD, client="192.0.2.1")).username == "samr01"
 
 
 async def test_department_isolation_and_claim_rules(engine, applications, people) -> None:  # noqa: ANN001

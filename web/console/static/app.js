@@ -8,8 +8,13 @@ import { staffLoginForm } from "/shared/static/staff.js";
 import { intakeView } from "./intake.js";
 import { applicationSection, materialsSection } from "./materials.js";
 import { casesView } from "./cases.js";
+import { CERT_ROLES, certificatesView } from "./certificates.js";
+import { canSeeStats, statsView } from "./stats.js";
+import { caseDocumentsSection } from "./documents.js";
 import { errorText, kv, section, toast } from "./ui.js";
 import { commentForm, workCard } from "./work.js";
+import { rectificationCard, supplementRounds } from "./loop.js";
+import { installBell, refreshBell, urgeButton } from "./messages.js";
 import { formatTime, h } from "/shared/static/dom.js";
 
 const view = document.getElementById("view");
@@ -79,13 +84,19 @@ function canIntake() {
   return (session.get()?.staff?.roles || []).some((r) => INTAKE_ROLES.includes(r));
 }
 
+function canManageCertificates() {
+  return (session.get()?.staff?.roles || []).some((r) => CERT_ROLES.includes(r));
+}
+
 /** The top bar's links: 待办 always, 窗口受理 for clerks; the current one marked. */
 function setNav(current) {
   const nav = document.getElementById("nav");
   nav.hidden = !session.loggedIn();
   nav.querySelector('[data-nav="intake"]').hidden = !canIntake();
+  nav.querySelector('[data-nav="certificates"]').hidden = !canManageCertificates();
+  nav.querySelector('[data-nav="stats"]').hidden = !canSeeStats();
   for (const link of nav.querySelectorAll("a")) {
-    const here = link.dataset.nav === (["intake", "cases"].includes(current) ? current : "inbox");
+    const here = link.dataset.nav === (["intake", "cases", "certificates", "stats"].includes(current) ? current : "inbox");
     if (here) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -208,7 +219,7 @@ async function taskView(taskId, token) {
     h("div", { class: "task-title-row" },
       h("h1", { class: "task-title" }, task.name),
       h("span", { class: `state state-${task.state}`, dataset: { state: task.state } }, STATE_LABELS[task.state] || task.state),
-      dueBadge(task)),
+      dueBadge(task), urgeButton(task, dueOf(task)?.[0] === "overdue")),
     kv([
       ["办件编号", h("span", { class: "mono case-no" }, c.case_no)],
       ["事项", c.service_name || names[c.service] || c.service],
@@ -224,13 +235,7 @@ async function taskView(taskId, token) {
 
   const materials = materialsSection(detail);
   const timeline = section("办理记录", timelineList(detail.timeline || []));
-  const supplements = (detail.supplements || []).length ? section("补正记录", h("ol", { class: "supplements" },
-    detail.supplements.map((r) => h("li", { class: "supplement" },
-      h("p", {}, h("span", { class: "tl-title" }, "补正理由："), r.reason || "—"),
-      h("p", { class: "tl-meta" }, `${r.requested_by || ""} ${formatTime(r.requested_at)}`),
-      h("p", { class: r.supplied_at ? "supplement-done" : "muted" },
-        r.supplied_at ? `已补正 · ${r.supplied_by || ""} ${formatTime(r.supplied_at)}` : "等待申请人补正")))))
-    : null;
+  const supplements = supplementRounds(detail);
 
   const ctx = {
     me,
@@ -247,8 +252,8 @@ async function taskView(taskId, token) {
     h("a", { class: "back", href: "#/inbox?status=ready" }, "‹ 返回待办"),
     h("span", { class: "muted small" }, `${c.service_name || names[c.service] || c.service} · ${c.case_no}`)),
   h("div", { class: "task-layout" },
-    h("div", { class: "col-main" }, header, applicationSection(detail), work, actions.has("comment") ? section("批注", commentForm(task, ctx)) : null),
-    h("div", { class: "col-side" }, supplements, materials, timeline)));
+    h("div", { class: "col-main" }, header, rectificationCard(detail), applicationSection(detail), work, actions.has("comment") ? section("批注", commentForm(task, ctx)) : null),
+    h("div", { class: "col-side" }, supplements, materials, caseDocumentsSection(c.id, c.case_no), timeline)));
 }
 
 // ------------------------------------------------------------------ router
@@ -257,6 +262,8 @@ async function route() {
   renderToken += 1;
   const token = renderToken;
   setWho();
+  installBell();
+  refreshBell();
   if (!session.loggedIn()) {
     loginView();
     return;
@@ -267,6 +274,12 @@ async function route() {
     if (parts[0] === "tasks" && parts[1]) await taskView(parts[1], token);
     else if (parts[0] === "intake" && canIntake()) await intakeView({ show, isCurrent: () => token === renderToken });
     else if (parts[0] === "cases") await casesView({ show, parts, params, isCurrent: () => token === renderToken });
+    else if (parts[0] === "certificates" && canManageCertificates()) {
+      await certificatesView({ show, params, isCurrent: () => token === renderToken });
+    }
+    else if (parts[0] === "stats" && canSeeStats()) {
+      await statsView(Object.fromEntries(params), { show, isCurrent: () => token === renderToken });
+    }
     else await inboxView(params, token);
     if (token === renderToken) window.scrollTo(0, 0);
   } catch (exc) {

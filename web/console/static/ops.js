@@ -5,6 +5,7 @@
 // /api/v1/staff/tasks/{id}/<operation>.
 
 import { api, ApiError } from "./api.js";
+import { itemsField } from "./loop.js";
 import { labelled, openDialog, radioField, textField, toast } from "./ui.js";
 import { h, uid } from "/shared/static/dom.js";
 
@@ -43,14 +44,19 @@ function returnDialog(detail, ctx, actions) {
   const to = radioField("退回到", "to_step", options, { checked: options.length === 1 ? options[0][0] : undefined });
   const reason = textField("退回理由", { name: "reason", multiline: true, required: true,
     placeholder: "写明需要重新办理或补正的内容（记入办件时间线，申请人可见）" });
+  const items = itemsField(); // 补正: the listed items the applicant supplies one by one
+  const showItems = () => items.show(to.value() === SUPPLEMENT);
+  to.radios.forEach((r) => r.addEventListener("change", showItems));
+  showItems();
   openDialog({
-    title: "退回", intro: `「${task.name}」· ${task.case_no}`, fields: { to_step: to, reason },
+    title: "退回", intro: `「${task.name}」· ${task.case_no}`, fields: { to_step: to, reason, items },
     submitLabel: "确认退回", danger: true, refresh: ctx.reload,
     async submit() {
       const ok = [required(to, "请选择退回到哪里"), required(reason, "请填写退回理由")].every(Boolean);
       if (!ok) throw missing();
       const body = { reason: reason.value() };
       if (to.value() !== SUPPLEMENT) body.to_step = to.value();
+      else if (items.value().length) body.items = items.value();
       return api.post(`/staff/tasks/${task.id}/return`, body);
     },
     done() {

@@ -4,10 +4,12 @@
 // What is offered follows the task detail's `actions`; the server checks every rule again.
 
 import { api } from "./api.js";
+import { reviewCard } from "./loop.js";
 import { operationButtons, signForm, supplyForm, withdrawButton } from "./ops.js";
 import { blockedReason, reasonList, withReason } from "./reasons.js";
 import { alertBox, errorText, isTaken, operationError, section, settleOnEdit, toast } from "./ui.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
+import { ccField } from "./messages.js";
 import { buildForm } from "/shared/static/form.js";
 
 /**
@@ -23,6 +25,7 @@ export function workCard(detail, actions, ctx) {
     return section("加签意见", actions.has("sign") ? signForm(detail, opsCtx)
       : h("p", { class: "alert alert-info" }, `等待 ${task.assignee || "加签人"} 签署意见`));
   }
+  if (task.kind === "review") return reviewCard(detail, actions, opsCtx); // 人工复核: uphold or overturn
   if (task.kind === "supplement" && open && actions.has("complete")) {
     return section("窗口补正", supplyForm(detail, opsCtx));
   }
@@ -78,11 +81,12 @@ function completeForm(detail, actions, ctx, othersClaim) {
     }
   });
   const ops = operationButtons(detail, actions, ctx);
+  const cc = task.kind === "bpmn" && canComplete ? ccField() : null;
   const el = h("form", { class: "task-form", novalidate: true },
     alert.el,
     othersClaim ? h("p", { class: "alert alert-info" }, `该任务已由 ${task.assignee} 认领`) : null,
     form ? form.el : h("p", { class: "muted" }, "本任务无需填写表单"),
-    opinionField,
+    opinionField, cc?.el,
     h("div", { class: "actions" }, showComplete ? complete : null, claim,
       ops.length ? h("span", { class: "actions-sep", "aria-hidden": "true" }) : null, ops),
     othersClaim ? null : completeWhy,
@@ -96,6 +100,7 @@ function completeForm(detail, actions, ctx, othersClaim) {
     const body = { data: form ? form.value() : {} };
     const text = opinion.value.trim();
     if (text) body.opinion = text;
+    if (cc?.value().length) body.cc = cc.value();
     try {
       await api.post(`/staff/tasks/${task.id}/complete`, body);
       toast("已办结");

@@ -23,6 +23,7 @@ import { translateModule } from "./translate.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
 import { applyHeat, clearHeat, heatLegend, statsTable } from "./heatmap.js";
 import { assignmentRows } from "./rules.js";
+import { renderReview, stateTag } from "./review.js";
 
 const view = document.getElementById("view");
 const TYPE_LABELS = {
@@ -139,6 +140,7 @@ function buildWorkspace() {
   ui.legend = h("div", { class: "heat-legend", id: "heat-legend", hidden: true });
   ui.props = h("div", { id: "props" }, h("p", { class: "muted small" }, "点击图中的元素查看和修改属性。"));
   ui.findings = h("div", { id: "findings" }, h("p", { class: "muted small" }, "点击“校验”检查流程：泳道对应部门、表单、脚本、定时器、分支条件等。"));
+  ui.review = h("div", { id: "review" }, h("p", { class: "muted small" }, "新发布的版本须经另一人审批后才用于新办件。"));
   ui.stats = h("div", { id: "stats" }, h("p", { class: "muted small" }, "点击“热力图”查看各环节在办、超期件数和办理时长。"));
   ui.importFile = h("input", { type: "file", id: "import-file", accept: ".bpmn,.xml,application/xml,text/xml",
     class: "sr-only", onchange: () => importFile(ui.importFile.files[0]) });
@@ -154,7 +156,8 @@ function buildWorkspace() {
       ui.tabs,
       h("div", { class: "canvas-wrap" }, ui.canvas, ui.dmnCanvas, ui.legend)),
     h("aside", { class: "panel" },
-      card("元素属性", ui.props), card("校验结果", ui.findings), card("运行数据", ui.stats)));
+      card("发布审批", ui.review), card("元素属性", ui.props), card("校验结果", ui.findings),
+      card("运行数据", ui.stats)));
   show(layout);
   state.modeler = new BpmnModeler({ container: ui.canvas, additionalModules: [translateModule] });
   window.govflowDesigner = state; // for the browser tests and the console
@@ -187,7 +190,8 @@ function renderProcessList() {
         dataset: { processId: id }, "aria-current": id === current ? "page" : null },
       h("span", { class: "process-name" }, p.name || id),
       h("span", { class: "process-meta" }, h("span", { class: "mono" }, id),
-        latest ? h("span", { class: "tag tag-small" }, `v${latest}`) : null)));
+        latest ? h("span", { class: "tag tag-small" }, `v${latest}`) : null,
+        p.pending_versions?.length ? h("span", { class: "tag tag-small tag-orange" }, "待审批") : null)));
   }) : [h("li", { class: "muted small" }, "还没有已发布的流程")]));
 }
 
@@ -198,7 +202,8 @@ function renderVersions() {
     return h("li", {},
       h("a", { href: `#/processes/${encodeURIComponent(processId)}/versions/${n}`,
         class: `version-item${n === version ? " active" : ""}`, dataset: { version: n } },
-      h("span", { class: "version-no" }, `第 ${n} 版`, index === 0 ? h("span", { class: "tag tag-small tag-green" }, "最新") : null),
+      h("span", { class: "version-no" }, `第 ${n} 版`, index === 0 ? h("span", { class: "tag tag-small tag-green" }, "最新") : null,
+        v.state ? stateTag(v.state) : null),
       h("span", { class: "version-meta small muted" },
         [formatTime(v.created_at), v.deployed_by].filter(Boolean).join(" · ")),
       v.content_hash ? h("span", { class: "version-hash mono small muted", title: v.content_hash }, v.content_hash.slice(0, 12)) : null));
@@ -233,6 +238,13 @@ async function openVersion(processId, version) {
   renderFindings();
   ui.stats.replaceChildren(h("p", { class: "muted small" }, "点击“热力图”查看各环节在办、超期件数和办理时长。"));
   renderProps(null);
+  await renderReview(ui.review, { api, modeler: state.modeler, processId, toast,
+    version: state.versions.find((v) => versionOf(v) === wanted),
+    onDecided: async () => {
+      await loadProcesses();
+      state.current = null;
+      await openVersion(processId, wanted);
+    } });
   document.body.dataset.loaded = `${processId}@${wanted}`;
 }
 
@@ -564,7 +576,8 @@ async function deploy() {
       body = await api.postXml("/designer/processes", await exportXml());
     }
     const processId = body.process_id;
-    toast(body.created ? `已发布 ${processId} 第 ${body.version} 版` : `内容未变化，仍为第 ${body.version} 版`);
+    toast(body.created ? `已提交 ${processId} 第 ${body.version} 版，待另一人审批后生效`
+      : `内容未变化，仍为第 ${body.version} 版`);
     await loadProcesses();
     state.current = null; // reload even when the route stays the same
     state.dirty = false; // what was edited is now that version

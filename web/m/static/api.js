@@ -8,6 +8,17 @@ export { ApiError };
 
 const BASE = "/api/v1";
 const STORE_KEY = "govflow.m.session";
+// The refresh token is kept across tabs and reloads, as the mini-program keeps it (wx.setStorageSync);
+// the short-lived access token stays in this tab's sessionStorage. Logout or a refused refresh drops both.
+const REFRESH_KEY = "govflow.m.refresh";
+
+function storedRefresh() {
+  try {
+    return localStorage.getItem(REFRESH_KEY);
+  } catch {
+    return null;
+  }
+}
 
 export const session = sessionStore(STORE_KEY, {
   update(partial) {
@@ -19,8 +30,34 @@ export const session = sessionStore(STORE_KEY, {
     if (body.expires_in) partial.expires_at = Date.now() + body.expires_in * 1000;
     if (body.citizen) partial.citizen = body.citizen;
     this.update(partial);
+    try {
+      if (body.refresh_token) localStorage.setItem(REFRESH_KEY, body.refresh_token);
+    } catch {
+      // storage refused (private mode): the login lasts as long as this tab
+    }
+  },
+  clear() {
+    sessionStorage.removeItem(STORE_KEY);
+    try {
+      localStorage.removeItem(REFRESH_KEY);
+    } catch {
+      // nothing kept
+    }
   },
 });
+
+/** A new tab or a reload: log in again from the kept refresh token. True when logged in. */
+export async function restoreSession() {
+  if (session.loggedIn()) return true;
+  if (!storedRefresh()) return false;
+  try {
+    await refreshTokens();
+    return session.loggedIn();
+  } catch (exc) {
+    if (exc instanceof ApiError && exc.status !== 0) session.clear();
+    return false;
+  }
+}
 
 let unauthorizedHandler = () => {};
 /** Called when the login is gone (refresh failed or refused): the app shows the login page. */
@@ -34,7 +71,7 @@ let refreshing = null;
 export function refreshTokens() {
   if (!refreshing) {
     refreshing = (async () => {
-      const refresh = session.get()?.refresh_token;
+      const refresh = storedRefresh() || session.get()?.refresh_token; // the newest of any tab
       if (!refresh) throw new ApiError(401, "unauthorized", STATUS_TEXT[401]);
       let response;
       try {

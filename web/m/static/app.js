@@ -2,12 +2,15 @@
 // ui_spec, submission with an Idempotency-Key, live case tracking over server-sent events,
 // e-certificates with a QR code refreshed every minute, and the 好差评 rating.
 // Hash routes: #/login #/real-name #/services #/services/<slug> #/cases #/cases/<id>
-// #/certificates #/me
+// #/certificates #/me #/messages (messages.js)
 
-import { api, ApiError, followEvents, onUnauthorized, request, session } from "./api.js";
+import { api, ApiError, followEvents, onUnauthorized, request, restoreSession, session } from "./api.js";
+import { accessLogView, loopPanel, markCasesTab, waitingBadge } from "./loop.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
 import { buildForm } from "/shared/static/form.js";
 import { materialUploads } from "./upload.js";
+import { explainPhone, messagesView, refreshBadge, urgeButton } from "./messages.js";
+import { caseDocuments, pdfButton } from "./documents.js";
 
 const QR_REFRESH_MS = 60000;
 const LEVELS = [[1, "非常满意"], [2, "满意"], [3, "基本满意"], [4, "不满意"], [5, "非常不满意"]];
@@ -365,6 +368,7 @@ async function serviceView(params, slug) {
     h("h2", { class: "card-title", id: "form-title" }, spec.title || "填写申请表"),
     spec.description ? h("p", { class: "muted" }, spec.description) : null,
     built.el, summary);
+  explainPhone(formEl);
   const actions = h("div", { class: "submit-bar" },
     bound ? submit : h("a", { class: "btn btn-primary btn-block", href: `#/real-name?next=${encodeURIComponent(location.hash)}` },
       "实名认证后申办"));
@@ -447,9 +451,10 @@ async function casesView() {
     return;
   }
   const names = await Promise.all(cases.map((c) => (c.service_name ? c.service_name : serviceName(c.service))));
+  markCasesTab(cases);
   show(h("ul", { class: "service-list", "aria-label": "我的办件" }, cases.map((c, i) =>
     h("li", {}, h("a", { class: "card service-card", href: `#/cases/${c.id}` },
-      h("div", { class: "service-head" }, h("h2", { class: "service-name" }, names[i]), statusBadge(c)),
+      h("div", { class: "service-head" }, h("h2", { class: "service-name" }, names[i]), waitingBadge(c), statusBadge(c)),
       h("p", { class: "service-dept" }, `办件编号 ${c.case_no || c.id}`),
       h("p", { class: "muted small" }, `申请时间 ${formatTime(c.created_at)}`))))));
 }
@@ -596,7 +601,8 @@ function certificateCard(cert, { withQr = true } = {}) {
       ["发证日期", cert.issue_date],
       ["有效期至", cert.valid_to || cert.valid_until],
     ]),
-    qr ? qr.el : null);
+    qr ? qr.el : null,
+    cert.id ? pdfButton("下载电子证照 PDF", `/certificates/${cert.id}/pdf`, `${cert.name || "电子证照"}-${cert.number || cert.id}`) : null);
   return card;
 }
 
@@ -661,7 +667,7 @@ async function caseView(params, id) {
   let closed = false;
   let reloadTimer = null;
   let lastStatus = null;
-  let rendered = { certs: "", evaluation: null };
+  let rendered = { certs: "", evaluation: null, docs: "" };
   const live = h("p", { class: "live", "aria-live": "off" });
   const setLive = (state) => {
     live.className = `live live-${state}`;
@@ -671,9 +677,11 @@ async function caseView(params, id) {
   const parts = {
     header: h("section", { class: "card case-header" }),
     current: h("div"),
+    loop: h("div", { class: "loop" }),
     outcome: h("div"),
     timeline: section("办理进度"),
     certs: h("div"),
+    docs: h("div"),
     rating: h("div"),
   };
   const timelineBody = h("div");
@@ -717,19 +725,35 @@ async function caseView(params, id) {
       h("ul", { class: "current" }, current.map((c) => h("li", { class: c.waiting_for_applicant ? "current-me" : "" },
         h("p", { class: "current-name" }, c.waiting_for_applicant ? `${c.name}（等待您处理）` : c.name),
         h("p", { class: "muted small" }, [c.department_name, c.due_at ? `${formatTime(c.due_at)} 前完成` : ""].filter(Boolean).join("　"))))),
-      d.sla_paused ? h("p", { class: "muted small" }, "等待补正期间暂停计时") : null) : "");
+      d.sla_paused ? h("p", { class: "muted small" }, "等待补正期间暂停计时") : null, urgeButton(d, current)) : "");
     const outcome = outcomeCard(d);
     if (outcome && listOf(d.certificates).length) {
       outcome.append(h("button", { type: "button", class: "btn btn-ghost btn-block btn-small jump",
         onclick: () => (parts.certs.firstElementChild || parts.certs).scrollIntoView({ block: "start" }) }, "查看电子证照"));
     }
     parts.outcome.replaceChildren(outcome);
+    const loopKey = JSON.stringify([d.supplement?.task_id, d.actions, d.review?.status, d.status]);
+    if (loopKey !== rendered.loop) { // rebuilt only when it changes: uploads in progress survive live updates
+      rendered.loop = loopKey;
+      parts.loop.replaceChildren(...loopPanel(d, {
+        reload: () => load(), toast,
+        later(fn, ms) {
+          const timer = setTimeout(() => { rendered.loop = null; fn(); }, ms);
+          cleanup.push(() => clearTimeout(timer));
+        },
+      }));
+    }
     timelineBody.replaceChildren(timeline(listOf(d.steps)));
     const certs = listOf(d.certificates);
     const certKey = certs.map((c) => c.id).join(",");
     if (certKey !== rendered.certs) {
       rendered.certs = certKey;
       parts.certs.replaceChildren(certs.length ? section("电子证照", certs.map((c) => certificateCard(c))) : "");
+    }
+    const docsKey = `${d.status}:${listOf(d.steps).length}`;
+    if (docsKey !== rendered.docs) {
+      rendered.docs = docsKey;
+      caseDocuments(id, d.case_no).then((card) => parts.docs.replaceChildren(card));
     }
     const evaluationKey = d.evaluation ? `${d.evaluation.level}` : d.status === "running" ? "running" : "open";
     if (evaluationKey !== rendered.evaluation) {
@@ -748,7 +772,7 @@ async function caseView(params, id) {
     if (lastStatus !== null && lastStatus !== d.status) announce(`办件状态：${d.status_label || d.status}`);
     lastStatus = d.status;
     if (!view.contains(parts.header)) {
-      show(parts.header, parts.current, parts.outcome, parts.timeline, parts.certs, parts.rating);
+      show(parts.header, parts.current, parts.loop, parts.outcome, parts.timeline, parts.certs, parts.docs, parts.rating);
     }
   }
 
@@ -860,7 +884,8 @@ async function meView() {
     ]), citizen.real_name_bound ? null : h("a", { class: "btn btn-primary btn-block", href: "#/real-name?next=%23%2Fme" }, "去实名认证")),
     h("nav", { class: "card menu", "aria-label": "我的服务" },
       h("a", { href: "#/cases" }, "我的办件", h("span", { "aria-hidden": "true" }, "›")),
-      h("a", { href: "#/certificates" }, "我的证照", h("span", { "aria-hidden": "true" }, "›"))),
+      h("a", { href: "#/certificates" }, "我的证照", h("span", { "aria-hidden": "true" }, "›")),
+      h("a", { href: "#/access-log" }, "我的信息被谁查看", h("span", { "aria-hidden": "true" }, "›"))),
     logout);
 }
 
@@ -887,6 +912,8 @@ const ROUTES = [
   [/^\/cases\/(\d+)$/, caseView],
   [/^\/certificates$/, certificatesView],
   [/^\/me$/, meView],
+  [/^\/access-log$/, () => accessLogView({ show, setChrome, loading, errorBox })],
+  [/^\/messages$/, () => messagesView({ show, setChrome, loading, errorBox })],
 ];
 
 async function render() {
@@ -901,7 +928,7 @@ async function render() {
     return;
   }
   const [m, fn, opts] = match;
-  if (!opts.public && !session.loggedIn()) {
+  if (!opts.public && !session.loggedIn() && !(await restoreSession())) {
     sessionStorage.setItem("govflow.m.next", `#${raw}`);
     navigate("#/login");
     return;
@@ -912,6 +939,7 @@ async function render() {
   } catch (exc) {
     show(errorBox(exc));
   }
+  refreshBadge();
   view.focus({ preventScroll: true });
 }
 
