@@ -3,7 +3,18 @@
 The names the HTTP edge (``mobile_api``) uses; it imports nothing else of this package."""
 
 from engine.platform.connectors.builtin import install_shared_data
-from engine.platform.files import citizen_owner, delete_case_files, sweep_expired
+from engine.platform.files import (
+    attach_uploads,
+    citizen_owner,
+    claim_uploads,
+    delete_case_files,
+    owned_upload,
+    parse_material_files,
+    read_file,
+    save_upload,
+    sweep_expired,
+    upload_view,
+)
 from engine.platform.kv import KV, create_kv
 from engine.platform.live import channel, kv_publisher
 from engine.platform.notify import NotificationCatalog, deliverer_from_settings, delivery_counts
@@ -11,8 +22,17 @@ from engine.platform.seed import seed_demo
 from engine.platform.uploads import FileTooLarge, store_from_settings
 
 __all__ = [
+    "attach_uploads",
     "channel",
     "citizen_owner",
+    "claim_uploads",
+    "delete_case_files",
+    "owned_upload",
+    "parse_material_files",
+    "read_file",
+    "save_upload",
+    "sweep_expired",
+    "upload_view",
     "create_kv",
     "delete_case_files",
     "deliverer_from_settings",

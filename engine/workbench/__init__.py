@@ -2,6 +2,7 @@
 
 The names the HTTP edge (``mobile_api``) uses; it imports nothing else of this package."""
 
+from engine.workbench.cases import receipt, search_cases
 from engine.workbench.files import open_case_file, reveal_field
 from engine.workbench.intake import MAX_FILES, Upload, window_intake
 from engine.workbench.staff import HumanTask, StaffUser
@@ -12,7 +13,9 @@ __all__ = [
     "HumanTask",
     "MAX_FILES",
     "open_case_file",
+    "receipt",
     "reveal_field",
+    "search_cases",
     "StaffUser",
     "task_detail",
     "Upload",

@@ -74,9 +74,9 @@ FILE_SCHEMA = _obj("id", "name", "content_type", "size", "url", "source", id=_ST
                    source={**_STR, "enum": ["applicant", "window", "supplement"]}, material=NULLABLE_STRING,
                    uploaded_at=_TIME)
 MATERIAL_SCHEMA = {**_obj("name", "status", "files", name=_STR,
-                          status={**_STR, "enum": ["satisfied", "received", "to_follow", "missing"],
-                                  "description": "satisfied 电子证照/共享数据；received 已收到文件；to_follow 容缺后补或非必需；"
-                                                 "missing 缺少"},
+                          status={**_STR, "enum": ["satisfied", "received", "to_follow", "not_provided", "missing"],
+                                  "description": "satisfied 电子证照/共享数据；received 已收到文件；to_follow 容缺后补；"
+                                                 "not_provided 非必需、未提交；missing 缺少"},
                           files={"type": "array", "items": FILE_SCHEMA}), "additionalProperties": True}
 DETAIL_SCHEMA = _obj(
     "task", "case", "form", "materials", "timeline", "supplements", "return_targets", "colleagues", "actions",
