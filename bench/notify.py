@@ -151,7 +151,9 @@ def main() -> int:
                     await conn.close()
 
             asyncio.run(drop())
-    print(json.dumps(report, ensure_ascii=False, indent=2))
+    text = json.dumps(report, ensure_ascii=False, indent=2)
+    (ROOT / "bench" / "results" / "notify.json").write_text(text + "\n", encoding="utf-8")
+    print(text)
     return 0
 
 
