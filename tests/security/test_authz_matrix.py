@@ -171,6 +171,20 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int]]] = {
     ("GET", "/api/v1/staff/cases/{case_id}/documents/{kind}"): ({}, row(403, anonymous=401, supervisor=200,
                                                                        admin=200)),
     ("GET", "/api/v1/documents/ca.pem"): ({}, PUBLIC_200),
+    # messages (#16): the message centre per person, one-time WeChat subscriptions, 催办 and the 抄送 picker
+    ("GET", "/api/v1/me/messages"): ({}, row(403, anonymous=401, citizen_a=200, citizen_b=200)),
+    ("POST", "/api/v1/me/messages/{message_id}/read"): ({}, row(403, anonymous=401, citizen_a=404, citizen_b=404)),
+    ("GET", "/api/v1/me/subscriptions"): ({}, row(403, anonymous=401, citizen_a=200, citizen_b=200)),
+    ("POST", "/api/v1/me/subscriptions"): ({"json": {"accept": [], "reject": []}},
+                                           row(403, anonymous=401, citizen_a=200, citizen_b=200)),
+    ("GET", "/api/v1/staff/messages"): ({}, row(200, anonymous=401, citizen_a=403, citizen_b=403)),
+    ("POST", "/api/v1/staff/messages/{message_id}/read"): ({}, row(404, anonymous=401, citizen_a=403,
+                                                                   citizen_b=403)),  # no such message
+    ("GET", "/api/v1/staff/colleagues"): ({}, row(200, anonymous=401, citizen_a=403, citizen_b=403)),
+    ("POST", "/api/v1/staff/tasks/{task_id}/urge"): ({"json": {}}, staff_task(200)),  # supervisors, own department
+    ("POST", "/api/v1/applications/{case_id}/urge"): ({"json": {}}, citizen_only(200)),
+    # rectification tasks only: on the samr intake task the supervisor reaches it and is refused (409)
+    ("POST", "/api/v1/staff/tasks/{task_id}/reveal-phone"): ({}, staff_task(409)),
     # state-changing citizen rows last: A withdraws the case, then every role logs out
     ("POST", "/api/v1/applications/{case_id}/withdraw"): ({"json": {}}, citizen_only(200)),
     ("POST", "/api/v1/auth/logout"): ({}, row(403, anonymous=401, citizen_a=204, citizen_b=204)),
@@ -223,7 +237,8 @@ async def world(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch)
         [cert] = await Certificate.all()
         params = {"case_id": case_id, "cert_id": cert.id, "task_id": str(task.id), "slug": "senior-card",
                   "process_id": "senior_card", "version": "latest", "verifier_id": 999999, "kind": "receipt",
-                  "upload_id": upload_id, "file_id": upload_id}
+                  "upload_id": upload_id, "file_id": upload_id,
+                  "message_id": 999999}
         yield {"api": api, "tokens": tokens, "params": params, "case_id": case_id, "task_id": str(task.id)}
 
 
