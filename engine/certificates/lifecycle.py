@@ -10,10 +10,13 @@ scan, so the new state is answered at once. ``history`` is the certificate's aud
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from tortoise.transactions import in_transaction
 
 from engine.accountability.audit import log_data_access
 from engine.accountability.privacy import blind_index, mask_name, normalise_id
@@ -98,8 +101,10 @@ async def find(key: int | str) -> Certificate:
 
 
 async def change_state(key: int | str, action: str, manager: Manager, reason: Any,
-                       types: dict[str, dict[str, Any]]) -> Certificate:
-    """Suspend, revoke or restore a certificate (see the module docstring)."""
+                       types: dict[str, dict[str, Any]],
+                       after: Callable[[Any, Certificate, str], Awaitable[None]] | None = None) -> Certificate:
+    """Suspend, revoke or restore a certificate (see the module docstring). ``after(conn, row,
+    reason)`` runs in the same transaction once the state is stored (the holder's notice)."""
     if action not in ACTIONS:
         raise ValidationFailed("操作应为 suspend、revoke 或 restore", fields={"action": "未知操作"})
     text = _reason(reason)
@@ -110,7 +115,11 @@ async def change_state(key: int | str, action: str, manager: Manager, reason: An
     current = CertState(row.state)
     if current not in allowed:
         raise StateChangeRefused(f"证照当前状态为「{current.label}」，不能{verb}")
-    return await set_state(row.identifier, target, actor=manager.username, reason=text)
+    async with in_transaction() as conn:
+        changed = await set_state(row.identifier, target, conn, actor=manager.username, reason=text)
+        if after is not None:
+            await after(conn, changed, text)
+    return changed
 
 
 async def history(identifier: str) -> list[dict[str, Any]]:

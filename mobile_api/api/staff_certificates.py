@@ -95,8 +95,16 @@ def blueprint() -> Blueprint:
         @error_responses(400, 401, 403, 404, 409, 413, 415, 422)
         @staff_required(lifecycle.MANAGE_ROLES)
         async def handler(request: Request, cert_id: int) -> HTTPResponse:
+            outbox, engine = request.app.ctx.engine.deps.notifications, request.app.ctx.engine
+
+            async def tell_holder(conn: Any, changed: Any, reason: str) -> None:
+                if outbox is not None:  # the holder's message centre, with the state change
+                    await outbox.certificate_state(conn, certificate_name=changed.name, case_id=changed.case_id,
+                                                   state_label=CertState(changed.state).label, reason=reason,
+                                                   now=engine.deps.clock())
+
             row = await lifecycle.change_state(cert_id, action, _manager(request), json_body(request).get("reason"),
-                                               _types(request))
+                                               _types(request), after=tell_holder)
             return json(_view(request, row))
 
         handler.__name__ = f"certificate_{action}"

@@ -71,6 +71,10 @@ async def test_issuing_department_suspends_restores_and_revokes_and_verify_follo
     assert (answer["valid"], answer["state"], answer["state_label"]) == (False, "03", "吊销")
     mine = (await api.call("GET", LIST, token=holder.token)).json()["items"]  # what /m/ shows the holder
     assert [(c["identifier"], c["state_label"]) for c in mine] == [(holder.identifier, "吊销")]
+    inbox = (await api.call("GET", "/api/v1/me/messages", token=holder.token)).json()["items"]
+    told = [m for m in inbox if m["kind"] == "certificate_state_changed"]  # newest first: revoke, restore, suspend
+    assert [m["title"] for m in told] == ["电子证照状态变更"] * 3
+    assert "吊销" in told[0]["body"] and "误发" in told[0]["body"] and "暂停" in told[2]["body"]
     error_of(await api.call("POST", f"{S}/{holder.certificate_id}/restore", token=mca, json={"reason": "x"}), 409,
              "certificate_state_conflict")  # revocation is final
 

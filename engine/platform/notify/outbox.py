@@ -186,6 +186,18 @@ class Outbox:
                         holders.setdefault(user.username, str(task.id))
         return holders
 
+    async def certificate_state(self, conn: Any, *, certificate_name: str, case_id: int | None, state_label: str,
+                                reason: str, now: datetime) -> None:
+        """Tell the holder (the applicant of the case that issued the certificate) that an officer
+        suspended, revoked or restored it — in the message centre, in the caller's transaction."""
+        case = await Case.get_or_none(id=case_id, using_db=conn) if case_id is not None else None
+        if case is None or not case.applicant:
+            return
+        await self.write(conn, [Message(
+            event="certificate_state_changed", recipient_kind=CITIZEN, recipient=case.applicant, case=case,
+            fields={"certificate_name": certificate_name, "state_label": state_label, "reason": reason},
+            outside=False)], now)
+
     # ------------------------------------------------------------------ writing
     async def write(self, conn: Any, messages: list[Message], now: datetime) -> None:
         """Store ``messages`` (through ``conn``: in the caller's transaction) and queue their deliveries.
