@@ -1,6 +1,6 @@
 """Security headers on every response (docs/production.md, "Security headers").
 
-- Pages (``/m/``, ``/console/``, ``/designer/`` and their static files): a Content-Security-Policy
+- Pages (every folder of ``mobile_api.pages.PAGES`` and their static files): a Content-Security-Policy
   that lets the browser run only the app's own script files and style sheets — no inline script, no
   ``eval``, nothing from another origin; ``frame-ancestors`` names only this origin and the
   configured mini-program web-view origins (``GOVFLOW_FRAME_ANCESTORS``). The designer alone also
@@ -21,9 +21,16 @@ from typing import Any
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse
 
+from mobile_api.pages import PAGES
+
 HSTS_VALUE = "max-age=31536000"  # one year; no includeSubDomains: other services may share the domain
-PAGE_PREFIXES = ("/m/", "/console/", "/designer/", "/shared/")
 DESIGNER_PREFIX = "/designer/"
+
+
+def page_prefixes() -> tuple[str, ...]:
+    """Every page folder ``mobile_api.pages`` serves (a new page gets the page policy), plus the
+    modules they share."""
+    return (*(f"/{folder}/" for folder in PAGES), "/shared/")
 DOCS_PATHS = ("/docs", "/docs/", "/docs/redoc", "/docs/swagger", "/docs/swagger/")
 
 
@@ -89,6 +96,7 @@ def over_tls(request: Request, settings: Any) -> bool:
 def setup_security_headers(app: Sanic) -> None:
     settings = app.ctx.settings
     pages, designer = page_policy(settings), page_policy(settings, inline_styles=True)
+    page_paths = page_prefixes()
     docs: list[str] = []  # built on first use: sanic-ext fills its config when the app starts
 
     async def add_headers(request: Request, response: BaseHTTPResponse) -> None:
@@ -96,7 +104,7 @@ def setup_security_headers(app: Sanic) -> None:
         path = request.path
         if path.startswith(DESIGNER_PREFIX):
             policy = designer
-        elif path.startswith(PAGE_PREFIXES):
+        elif path.startswith(page_paths):
             policy = pages
         elif path in DOCS_PATHS:
             if not docs:
@@ -114,4 +122,5 @@ def setup_security_headers(app: Sanic) -> None:
     app.register_middleware(add_headers, "response", priority=900)
 
 
-__all__ = ["API_POLICY", "HSTS_VALUE", "docs_policy", "frame_ancestors", "page_policy", "setup_security_headers"]
+__all__ = ["API_POLICY", "HSTS_VALUE", "docs_policy", "frame_ancestors", "page_policy", "page_prefixes",
+           "setup_security_headers"]
