@@ -26,7 +26,7 @@ from tortoise.transactions import in_transaction
 from engine.accountability import audit
 from engine.certificates.store import set_state
 from engine.errors import Conflict, ValidationFailed
-from engine.kernel.cases import OPEN_TASK_STATES, CaseEngine, current_data
+from engine.kernel.cases import OPEN_TASK_STATES, CaseEngine, Step, StepWrite, current_data
 from engine.kernel.connectors import ConnectorContext
 from engine.store.certificate_models import Certificate
 from engine.store.models import Case, CaseEvent, HumanTask, StaffUser
@@ -133,6 +133,9 @@ async def decide(engine: CaseEngine, staff: StaffUser, task: HumanTask, data: di
         await audit.record(conn, "review.decide", actor=staff.username, department=task.department,
                            case_no=case.case_no, subject=str(task.id), now=now,
                            detail={**detail, "opinion": audit.mask_text(reason)})
+        step = Step(events=[{"kind": "review_decided", "actor": staff.username, "detail": detail}])
+        await engine.run_step_hooks(conn, [StepWrite(case=case, status=case.status, data=None, step=step)],
+                                    now)  # the applicant's message, in this transaction
     await engine.publish_status(case.id, case.status, ["review_decided"])
     return detail
 

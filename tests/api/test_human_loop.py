@@ -249,6 +249,9 @@ async def test_overturning_a_refusal_issues_the_certificate(api: OpenApiClient) 
     assert record is not None and record.actor == "mca01" and json.loads(record.detail)["outcome"] == "approved"
     error_of(await api.call("POST", f"{TASKS}/{task_id}/complete", token=mca,
                             json={"data": {"verdict": "uphold", "reason": "再次"}}), 409, "task_already_completed")
+    inbox = (await api.call("GET", "/api/v1/me/messages", token=token)).json()["items"]
+    [told] = [m for m in inbox if m["kind"] == "review_decided"]  # the citizen is told the verdict
+    assert told["title"] == "人工复核结果" and "撤销原决定" in told["body"] and "准予办理" in told["body"]
 
 
 async def test_overturning_an_approval_revokes_the_certificate_and_uphold_changes_nothing(

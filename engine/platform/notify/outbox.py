@@ -29,12 +29,12 @@ from engine.kernel.cases import OPEN_TASK_STATES, StepWrite
 from engine.kernel.sla import CST
 from engine.kernel.summary import outcome_of
 from engine.platform.notify.catalog import CITIZEN, STAFF, NotificationCatalog, fill
-from engine.store.models import Case, HumanTask, StaffUser
+from engine.store.models import Case, Evaluation, HumanTask, StaffUser
 from engine.store.notify_models import Notification, NotificationDelivery
 
 log = logging.getLogger("govflow.notify")
 
-CITIZEN_PRIORITY = ("case_refused", "case_finished", "certificate_issued", "decision_made",
+CITIZEN_PRIORITY = ("review_decided", "case_refused", "case_finished", "certificate_issued", "decision_made",
                     "supplement_requested", "application_received")
 REFUSED_OUTCOMES = {"rejected", "reject", "refused", "denied", "not_approved"}
 UNDECIDED = {"manual", "review", "pending"}  # an automatic "decision" that hands the case to an officer
@@ -85,6 +85,7 @@ class Outbox:
             base = self._base_fields(write, now)
             messages.extend(self._citizen_messages(write, base))
             messages.extend(await self._staff_messages(conn, write, base, staff))
+            messages.extend(await self._rating_answered(conn, write, now))
         if messages:
             await self.write(conn, messages, now)
 
@@ -121,6 +122,11 @@ class Outbox:
             found["supplement_requested"] = {"items": reason or "、".join(t.name for t in applicant_tasks)}
         if "case_started" in kinds:
             found["application_received"] = {}
+        review = kinds.get("review_decided")
+        if review is not None:  # a person reviewed an automatic decision (PIPL Art. 24): the verdict
+            detail = review.get("detail") or {}
+            found["review_decided"] = {"verdict_label": detail.get("verdict_label") or "",
+                                       "reason": detail.get("opinion") or ""}
         events = [e for e in CITIZEN_PRIORITY if e in found and self.catalog.get(e) is not None]
         if not events:
             return []
@@ -139,6 +145,21 @@ class Outbox:
         # step goes out on WeChat / SMS (a 秒批 approval: one 办结 message, not three)
         return [Message(event, CITIZEN, recipient, case, fields, phone=phone, outside=event == events[0])
                 for event in reversed(events)]
+
+    async def _rating_answered(self, conn: Any, write: StepWrite, now: datetime) -> list[Message]:
+        """A rectification case (差评整改) that ends answers the rating: its evaluator — known only
+        through the rated case, never named on the rectification case — is told."""
+        case = write.case
+        if case.service != "rectification" or not any(e["kind"] == "case_completed" for e in write.step.events):
+            return []
+        rating = await Evaluation.filter(rectification_case_no=case.case_no).using_db(conn).first()
+        rated = await Case.get_or_none(id=rating.case_id, using_db=conn) if rating is not None else None  # type: ignore[attr-defined]
+        if rated is None or not rated.applicant or "*" in rated.applicant:
+            return []
+        fields = {"case_id": rated.id, "case_no": rated.case_no, "rectification_case_no": case.case_no,
+                  "service_name": self.service_names.get(rated.service, rated.service),
+                  "time": now.astimezone(CST).strftime("%Y-%m-%d %H:%M")}
+        return [Message("rating_answered", CITIZEN, rated.applicant, rated, fields)]
 
     async def _staff_messages(self, conn: Any, write: StepWrite, base: dict[str, Any], staff: Any) -> list[Message]:
         case, out = write.case, []

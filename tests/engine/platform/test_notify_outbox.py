@@ -188,3 +188,30 @@ async def test_urge_quota_holds_in_the_small_hours_china_time(
         await urge(engine, started.id, by="citizen", actor=FOUNDER.openid, sender_name="申请人")
     clock.now = cst(2026, 12, 1, 0, 1)
     await urge(engine, started.id, by="citizen", actor=FOUNDER.openid, sender_name="申请人")
+
+
+async def test_an_ended_rectification_answers_the_rating_to_its_evaluator(
+        engine: CaseEngine, applications: ApplicationService, clock: Clock) -> None:
+    from tortoise.transactions import in_transaction
+
+    from engine.kernel.cases import Step, StepWrite
+    from engine.store.models import Evaluation
+
+    rated = await applications.apply("senior-card", FORM, applicant=WANG)
+    rectification = await applications.start_rectification(
+        {"level": "非常不满意", "comment": "太慢", "case_no": rated.case_no, "service": "senior-card",
+         "department": "mca"})
+    await Evaluation.create(case_id=rated.id, level=5, comment="太慢", evaluator_hash="h",
+                            rectification_case_no=rectification.case_no)
+    case = await Case.get(id=rectification.id)
+    before = len(await _citizen(WANG.openid))
+    async with in_transaction() as conn:  # the step that ends the rectification case
+        await engine.run_step_hooks(conn, [StepWrite(case=case, status="completed", data=None,
+                                                     step=Step(events=[{"kind": "case_completed"}]))], NOW)
+    told = (await _citizen(WANG.openid))[before:]
+    assert [m.event for m in told] == ["rating_answered"]
+    assert told[0].case_id == rated.id and rectification.case_no in told[0].body and "老年人优待证" in told[0].body
+    async with in_transaction() as conn:  # any other step of the rectification case tells nobody
+        await engine.run_step_hooks(conn, [StepWrite(case=case, status="running", data=None,
+                                                     step=Step(events=[{"kind": "task_completed"}]))], NOW)
+    assert len(await _citizen(WANG.openid)) == before + 1
