@@ -42,7 +42,9 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
 
         install_shared_data(deps, settings)
         install_certificates(deps, settings)
-    return install(CaseEngine(deps))  # 加签 guards complete_task
+    from engine.workbench import countersign
+
+    return countersign.install(install(CaseEngine(deps)))  # 加签 and 会签 (one signature each) guard complete_task
 
 
 __all__ = ["build_engine", "load_departments", "ping_database"]

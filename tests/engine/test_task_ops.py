@@ -221,6 +221,6 @@ async def test_countersign_model_uses_the_sandbox_helper(engine: CaseEngine, rul
                                       data={"signers": ["mca01", "mca02", "mca03"], "rule": rule})
     assert len(started.ready_tasks) == 3 and {t.department for t in started.ready_tasks} == {"mca"}
     result = started
-    for task, decision in zip(started.ready_tasks, decisions, strict=True):
-        result = await engine.complete_task(task.id, {"signature": {"decision": decision}}, actor="mca01")
+    for n, (task, decision) in enumerate(zip(started.ready_tasks, decisions, strict=True), start=1):  # one each
+        result = await engine.complete_task(task.id, {"signature": {"decision": decision}}, actor=f"mca0{n}")
     assert result.status == "completed" and result.data["passed"] is passed

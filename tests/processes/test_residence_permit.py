@@ -132,8 +132,8 @@ async def test_any_countersign_rejection_refuses_the_permit(
         engine: CaseEngine, applications: ApplicationService, decisions: list[str]) -> None:
     started, tasks = await apply_and_review(engine, applications)
     opinions = {"approve": "同意", "reject": "租赁备案地址与实际居住地址不一致，不同意签发"}
-    for task, decision in zip(tasks, decisions, strict=False):
-        result = await engine.complete_task(task.id, sign(decision, opinions[decision]), actor="police_station01")
+    for n, (task, decision) in enumerate(zip(tasks, decisions, strict=False), start=1):  # 会签: one officer each
+        result = await engine.complete_task(task.id, sign(decision, opinions[decision]), actor=f"police_station0{n}")
         await assert_round_trip(engine, started.id)
     assert result.status == "completed" and result.ready_tasks == []
     data = await assert_round_trip(engine, started.id)
