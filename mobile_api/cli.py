@@ -257,7 +257,12 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
         now = now.replace(tzinfo=timezone.utc)
     await init_db(settings.DATABASE_URL)
     try:
-        report = await purge(build_engine(settings), policy, now=now, dry_run=args.dry_run, actor="cli")
+        from engine.platform.files import delete_case_files
+        from engine.platform.uploads import store_from_settings
+
+        store = store_from_settings(settings)
+        report = await purge(build_engine(settings), policy, now=now, dry_run=args.dry_run, actor="cli",
+                             remove_files=lambda case_id: delete_case_files(store, case_id))
     finally:
         await close_db()
     print(report.describe())
@@ -337,11 +342,13 @@ async def _worker(settings: Settings) -> None:
     print(f"govflow worker: polling every {settings.JOB_POLL_MS} ms on {_redact(settings.DATABASE_URL)}",
           flush=True)
     anchors = asyncio.ensure_future(_anchor_periodically(engine, settings, stop))
+    sweeps = asyncio.ensure_future(_sweep_uploads_periodically(engine, settings, stop))
     try:
         await runner.run_forever(stop)
     finally:
         stop.set()
         await anchors
+        await sweeps
         await kv.close()
         await close_db()
 
@@ -362,6 +369,29 @@ async def _anchor_periodically(engine: Any, settings: Settings, stop: asyncio.Ev
             logging.getLogger("govflow.audit").warning("audit anchor failed", exc_info=True)
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
+        except asyncio.TimeoutError:
+            pass
+
+
+UPLOAD_SWEEP_INTERVAL_S = 600
+
+
+async def _sweep_uploads_periodically(engine: Any, settings: Settings, stop: asyncio.Event) -> None:
+    """Delete expired unattached uploads (engine.platform.files.sweep_expired) every 10 minutes."""
+    import logging
+
+    from engine.platform.files import sweep_expired
+    from engine.platform.uploads import store_from_settings
+
+    while not stop.is_set():
+        try:
+            removed = await sweep_expired(store_from_settings(settings), engine.deps.clock())
+            if removed:
+                logging.getLogger("govflow.files").info("expired uploads deleted: %d", removed)
+        except Exception:  # noqa: BLE001 - the next interval tries again; jobs keep running
+            logging.getLogger("govflow.files").warning("upload sweep failed", exc_info=True)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=UPLOAD_SWEEP_INTERVAL_S)
         except asyncio.TimeoutError:
             pass
 

@@ -20,6 +20,7 @@ transaction as its anonymisation.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -68,10 +69,11 @@ class PurgeReport:
     cases: list[str] = field(default_factory=list)  # case numbers anonymised (or due, in a dry run)
     access_logs: int = 0
     audit_records: int = 0
+    files: int = 0  # stored material files deleted with their cases
 
     def describe(self) -> str:
         verb = "将清理" if self.dry_run else "已清理"
-        return (f"{verb}：办件个人信息 {len(self.cases)} 件，访问日志 {self.access_logs} 条，"
+        return (f"{verb}：办件个人信息 {len(self.cases)} 件（材料文件 {self.files} 份），访问日志 {self.access_logs} 条，"
                 f"审计记录 {self.audit_records} 条")
 
 
@@ -92,8 +94,11 @@ class CaseAnonymiser(Protocol):
 
 
 async def purge(engine: CaseAnonymiser, policy: RetentionPolicy, *, now: datetime | None = None,
-                dry_run: bool = False, actor: str = "system", batch: int = 200) -> PurgeReport:
-    """Apply ``policy`` at ``now`` (the engine's clock by default)."""
+                dry_run: bool = False, actor: str = "system", batch: int = 200,
+                remove_files: Callable[[int], Awaitable[int]] | None = None) -> PurgeReport:
+    """Apply ``policy`` at ``now`` (the engine's clock by default). ``remove_files(case_id)`` deletes
+    an anonymised case's material files (``engine.platform.files.delete_case_files`` on the
+    configured store) and says how many stored objects went."""
     now = now or engine.deps.clock()
     report = PurgeReport(dry_run=dry_run)
     case_cutoff = now - timedelta(days=policy.case_data_days)
@@ -104,6 +109,8 @@ async def purge(engine: CaseAnonymiser, policy: RetentionPolicy, *, now: datetim
         for case in due:
             if dry_run or await engine.anonymise(case, now, actor):
                 report.cases.append(case.case_no)
+                if remove_files is not None and not dry_run:
+                    report.files += await remove_files(case.id)
         if len(due) < batch:
             break
         last_id = due[-1].id

@@ -72,9 +72,13 @@ class ApplicationService:
 
     async def apply(self, slug: str, form: Any, *, applicant: Applicant, channel: str = "mobile",
                     actor: str | None = None, extra: dict[str, Any] | None = None,
-                    request_key: str | None = None) -> CaseResult:
+                    request_key: str | None = None, uploaded: dict[str, int] | None = None) -> CaseResult:
         """Validate the form, resolve materials, start the case on the item's current process
-        (``request_key``: see ``CaseEngine.start_case``)."""
+        (``request_key``: see ``CaseEngine.start_case``). ``uploaded`` (material name → number of
+        files the applicant sent) makes the materials a check: every required material the citizen
+        provides (source ``citizen``) without an upload is a 422 naming it, unless the item lets it
+        follow by 补正 (``may_follow``, 容缺受理). E-certificate materials are fetched by the
+        department (加注件) or, when the applicant holds none, checked by the officer. Window intake passes none: the clerk has the papers."""
         from forms.materials import resolve_materials
 
         item = self.catalog.get(slug)
@@ -82,6 +86,8 @@ class ApplicationService:
         certificates = await self.holder_certificates(applicant.id_number)
         statuses = resolve_materials(item.materials, certificates)
         materials = [s.to_dict() if hasattr(s, "to_dict") else dict(vars(s)) for s in statuses]
+        if uploaded is not None:
+            check_materials(item, materials, uploaded)
         uses = [{"identifier": m.get("by_certificate"), "reason": f"办理「{item.name}」免提交材料「{m.get('name')}」",
                  "department": item.department, "actor": actor}
                 for m in materials if m.get("by_certificate")]
@@ -109,6 +115,24 @@ class ApplicationService:
                                        item_version=item.version)
 
 
+def check_materials(item: ServiceItem, materials: list[dict[str, Any]], uploaded: dict[str, int]) -> None:
+    """422 with one Chinese message per required material the applicant still owes; each material
+    records how many files came with the application (``uploaded``) and whether it may follow."""
+    may_follow = {str(m.get("name")): bool(m.get("may_follow")) for m in item.materials}
+    missing: dict[str, str] = {}
+    for material in materials:
+        name = str(material.get("name"))
+        material["uploaded"] = int(uploaded.get(name, 0))
+        material["may_follow"] = may_follow.get(name, False)
+        if (material.get("source_type") != "citizen" or material.get("satisfied") or material["uploaded"]
+                or not material.get("required") or material["may_follow"]):
+            continue  # e-certificate and shared-data materials are the department's to fetch or ask for
+        missing[f"materials.{name}"] = f"请上传「{name}」"
+    if missing:
+        names = "、".join(f"「{k.split('.', 1)[1]}」" for k in missing)
+        raise ValidationFailed(f"缺少必需材料：{names}，请上传后再提交", fields=missing)
+
+
 def _folder_signature(folder: Path) -> str:
     """Names, sizes and modification times of a process folder's files: cheap to take on
     every application, and it changes whenever a file does."""
@@ -130,4 +154,4 @@ def _read_cached(path: Path) -> str:
     return text
 
 
-__all__ = ["Applicant", "ApplicationService"]
+__all__ = ["Applicant", "ApplicationService", "check_materials"]

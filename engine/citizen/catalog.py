@@ -44,6 +44,8 @@ ITEM_SCHEMA: dict[str, Any] = {
             "type": "object", "required": ["name", "required", "form", "source"],
             "properties": {
                 "name": {"type": "string"}, "required": {"type": "boolean"}, "form": {"type": "string"},
+                # 容缺受理: the application may go in without it; the officer asks for it by 补正
+                "may_follow": {"type": "boolean"},
                 "source": {"type": "object", "required": ["type"], "properties": {
                     "type": {"enum": ["citizen", "certificate", "shared_data"]},
                     "certificate_type": {"type": "string"}, "dataset": {"type": "string"}}},

@@ -20,10 +20,12 @@ from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, S
 from engine.workbench import staff as desk
 from engine.workbench.rectification import rectification_view
 from engine.workbench.review import review_context
+from engine.workbench.files import application_view, materials_view
 
 ACTIONS = ("claim", "unclaim", "complete", "return", "supplement_request", "transfer", "add_signer", "sign",
            "withdraw", "comment")
 COSIGN = "cosign"
+APPLICATION_FORM = "forms/apply.json"
 
 
 def return_targets(workflow: Any) -> list[dict[str, str]]:
@@ -88,8 +90,27 @@ async def allowed_actions(engine: CaseEngine, staff: StaffUser, task: HumanTask,
     return [a for a in ACTIONS if a in allowed]
 
 
+def application_spec(bundle: Any) -> dict[str, Any] | None:
+    """The render spec of the item's application form (``forms/apply.json`` in the process folder)."""
+    from forms import load_form
+
+    text = bundle.files.get(APPLICATION_FORM) if bundle is not None else None
+    return load_form(text).ui_spec() if text else None
+
+
+def _with_urls(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The 补正 files open in the material viewer (``url``: staff token, every open logged)."""
+    from engine.workbench.files import FILE_URL
+
+    for r in rounds:
+        for f in (r.get("answer") or {}).get("files") or []:
+            f["url"] = FILE_URL.format(id=f["id"])
+    return rounds
+
+
 async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dict[str, Any]:
-    """The task, its case summary (applicant masked), form render spec, materials, timeline,
+    """The task, its case summary (applicant masked), form render spec, the application form
+    (``application``: rows, personal values masked), materials with their files, timeline,
     补正 rounds, ``return_targets``, ``colleagues`` and ``actions``."""
     from forms import load_form
 
@@ -108,14 +129,15 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     applicant = data.get("applicant") if isinstance(data.get("applicant"), dict) else {}
     form_file = f"forms/{task.form_key}" if task.form_key else None
     form = load_form(bundle.files[form_file]).ui_spec() if form_file and form_file in bundle.files else None
-    materials = [m for m in data.get("materials") or [] if isinstance(m, dict)]
+    materials = await materials_view(case.id, [m for m in data.get("materials") or [] if isinstance(m, dict)])
+    application = application_view(data.get("form"), application_spec(bundle))
     events = await CaseEvent.filter(case_id=case.id).order_by("id")
     open_process_task = task.kind == "bpmn" and task.state in (*OPEN_TASK_STATES, HELD_STATE)
     targets = return_targets(workflow) if open_process_task and case.status == "running" else []
     peers = await colleagues(staff, task.department) if task.kind == "bpmn" else []
     await desk.log_case_read(engine, staff, task, case, applicant)
     return {
-        "task": desk.task_view(task, names), "form": form, "materials": materials,
+        "task": desk.task_view(task, names), "form": form, "materials": materials, "application": application,
         "case": {"id": case.id, "case_no": case.case_no, "service": case.service,
                  "service_name": definition.name or case.service, "status": case.status,
                  "status_label": STATUS_LABELS.get(case.status, case.status), "channel": case.channel,
@@ -123,7 +145,7 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
                  "created_at": case.created_at.isoformat(), "due_at": desk.iso(case.due_at),
                  "sla_paused": case.paused_at is not None},
         "timeline": desk.timeline_view(events, names),
-        "supplements": await case_rounds(engine, case.id, workflow),
+        "supplements": _with_urls(await case_rounds(engine, case.id, workflow)),
         "review": await review_context(engine, task) if task.kind == "review" else None,
         "rectification": await rectification_view(engine, case, data),
         "return_targets": targets, "colleagues": peers,
@@ -131,4 +153,4 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     }
 
 
-__all__ = ["ACTIONS", "allowed_actions", "colleagues", "return_targets", "task_detail"]
+__all__ = ["ACTIONS", "allowed_actions", "application_spec", "colleagues", "return_targets", "task_detail"]

@@ -15,6 +15,7 @@ def v1_blueprints() -> list[Blueprint]:
         designer,
         services,
         staff,
+        staff_files,
         staff_intake,
         staff_ops,
         uploads,
@@ -23,4 +24,4 @@ def v1_blueprints() -> list[Blueprint]:
     return [auth.blueprint(), certificates.blueprint(), services.blueprint(), applications.blueprint(),
             staff.blueprint(), staff_intake.blueprint(),
             staff_ops.blueprint(), designer.blueprint(), access_log.blueprint(),
-            uploads.blueprint()]
+            uploads.blueprint(), staff_files.blueprint()]

@@ -1,6 +1,7 @@
 """Citizen applications (在线申办), all for a citizen's token:
 
-    POST /applications {service, form}      → 201 case (``Idempotency-Key``: a retry → 200, same body)
+    POST /applications {service, form, materials?} → 201 case (``Idempotency-Key``: a retry → 200, same body);
+                                            materials: {"<material name>": ["<upload id>", …]} (uploads.py)
     GET  /applications?page=&size=          → my cases, newest first
     GET  /applications/{id}                 → status, steps, decision, certificates (404: not mine)
     POST /applications/{id}/supplement {data} · /withdraw {reason?} · /review-request {reason}
@@ -38,7 +39,7 @@ from engine.citizen.catalog import ServiceItem
 from engine.citizen.identity import Citizen
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.kernel.cases import utcnow
-from engine.platform.files import citizen_owner
+from engine.platform import files
 from engine.platform.live import channel
 from mobile_api.api.services import NULLABLE_STRING, citizen_of, error_responses, json_content, offered_item
 from mobile_api.auth import RATE_LIMITS, RateRule, auth_state, citizen_required, rate_limit
@@ -122,7 +123,12 @@ CASE_DETAIL_SCHEMA: dict[str, Any] = _obj(
 EVALUATION_SCHEMA = _obj("level", "label", "rectification_case_no", level=_INT, label=_STR,
                          rectification_case_no={**NULLABLE_STRING, "description": "差评整改件编号"})
 APPLY_BODY = _obj("service", "form", service={**_STR, "example": "senior-card"},
-                  form={**_ANY_OBJ, "description": "按事项申请表（GET /services/{slug} 的 form）填写"})
+                  form={**_ANY_OBJ, "description": "按事项申请表（GET /services/{slug} 的 form）填写"},
+                  materials={"type": "object", "additionalProperties": {"type": "array", "items": {
+                      "type": "string", "format": "uuid"}}, "example": {"近期免冠证件照": ["<POST /uploads 返回的 id>"]},
+                             "description": "材料名称 → 上传文件编号（POST /uploads）。必需且不能由电子证照或共享数据"
+                                            "获取的材料须至少上传一份，否则 422（fields 中 materials.<材料名称> 说明缺少的材料），"
+                                            "事项允许容缺后补（may_follow）的除外"})
 SUPPLEMENT_BODY = _obj(
     note={**_STR, "maxLength": 500, "description": "补正说明（必填）"},
     materials={"type": "object", "additionalProperties": {"type": "array", "items": _STR, "maxItems": 10},
@@ -226,18 +232,24 @@ def _check_real_name(item: ServiceItem, citizen: Citizen) -> None:
                                f"您当前为 {citizen.real_name_level} 级，请先完成更高等级的实名认证")
 
 
-async def _apply(request: Request, item: ServiceItem, citizen: Citizen,
-                 form: dict[str, Any], request_key: str | None = None) -> dict[str, Any]:
-    """Validate, read the applicant's real identity (logged), start the case; its detail."""
+async def _apply(request: Request, item: ServiceItem, citizen: Citizen, form: dict[str, Any],
+                 request_key: str | None = None, materials: Any = None) -> dict[str, Any]:
+    """Validate (form, then the uploads named in ``materials``), read the applicant's real identity
+    (logged), start the case, attach the uploads to it; its detail."""
     applications = request.app.ctx.applications
     applications.validate_form(item, form)  # before decrypting anything
+    owner, now = files.citizen_owner(citizen.id), request.app.ctx.engine.deps.clock()
+    chosen = files.parse_material_files(materials, [str(m.get("name")) for m in item.materials])
+    await files.claim_uploads(owner, chosen, now)
     actor = _actor(citizen)
     real = await identity.read_identity(citizen, pii_keys=auth_state(request.app).pii_keys, actor=actor,
                                         purpose=f"在线申办「{item.name}」：确认申请人身份")
     phone = form.get("phone") if isinstance(form.get("phone"), str) else None
     applicant = Applicant(id_number=real.id_number, name=real.name, openid=citizen.openid, phone=phone)
     started = await applications.apply(item.slug, form, applicant=applicant, channel="mobile", actor=actor,
-                                       request_key=request_key)
+                                       request_key=request_key, uploaded={k: len(v) for k, v in chosen.items()})
+    if chosen:
+        await files.attach_uploads(started.id, owner, chosen, source="applicant", now=now)
     if real.access_log_id is not None:  # the citizen's access log names the case the read was for
         await name_case(real.access_log_id, case_id=started.id, case_no=started.case_no)
     return await case_detail(request, started.id)
@@ -397,7 +409,7 @@ def blueprint() -> Blueprint:
         principal = request.ctx.principal
         await rate_limit(request, "apply_per_citizen", str(principal.citizen_id))
         body = json_body(request)
-        service, form = body.get("service"), body.get("form")
+        service, form, materials = body.get("service"), body.get("form"), body.get("materials")
         if not isinstance(service, str) or not service.strip() or len(service) > 64:
             raise ValidationFailed("请选择要办理的事项", fields={"service": "请选择要办理的事项"})
         key = request.headers.get("idempotency-key")
@@ -409,10 +421,11 @@ def blueprint() -> Blueprint:
         if not isinstance(form, dict):
             raise ValidationFailed("申请表填写有误", fields={"form": "申请表应为对象"})
         if key is None:
-            return _created(await _unabortable(_apply(request, item, citizen, form)))
-        canonical = jsonlib.dumps({"service": item.slug, "form": form}, sort_keys=True, ensure_ascii=False)
+            return _created(await _unabortable(_apply(request, item, citizen, form, materials=materials)))
+        canonical = jsonlib.dumps({"service": item.slug, "form": form, **({"materials": materials} if materials else {})},
+                                  sort_keys=True, ensure_ascii=False)
         return await _idempotent(request, citizen, key, hashlib.sha256(canonical.encode()).hexdigest(),
-                                 lambda digest: _apply(request, item, citizen, form, digest))
+                                 lambda digest: _apply(request, item, citizen, form, digest, materials))
 
     @bp.get("/applications")
     @openapi.summary("My applications / 我的办件")
@@ -462,7 +475,7 @@ def blueprint() -> Blueprint:
             if form is not None and not isinstance(form, dict):
                 raise ValidationFailed("补正内容填写有误", fields={"form": "更正的申请信息应为对象"})
             await views.answer_supplement(request.app.ctx.engine, case, note=note, materials=materials,
-                                          form=form, actor=_actor(citizen), owner=citizen_owner(citizen.id))
+                                          form=form, actor=_actor(citizen), owner=files.citizen_owner(citizen.id))
         return json(await case_detail(request, case.id))
 
     @bp.post("/applications/<case_id:int>/withdraw")

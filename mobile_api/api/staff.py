@@ -69,6 +69,16 @@ SUPPLEMENT_ROUND = _obj(
                    form={**_ANY_OBJ, "nullable": True}, files={"type": "array", "items": _ANY_OBJ}),
             "nullable": True, "description": "申请人的补正（未提交为 null）"},
     data={**_ANY_OBJ, "nullable": True, "description": "补正提交的原始内容"})
+FILE_SCHEMA = _obj("id", "name", "content_type", "size", "url", "source", id=_STR, name=_STR,
+                   content_type={**_STR, "enum": ["application/pdf", "image/jpeg", "image/png"]}, size=_INT,
+                   url={**_STR, "description": "GET 此地址（工作人员令牌）查看文件，每次查看留痕"},
+                   source={**_STR, "enum": ["applicant", "window", "supplement"]}, material=NULLABLE_STRING,
+                   uploaded_at=_TIME)
+MATERIAL_SCHEMA = {**_obj("name", "status", "files", name=_STR,
+                          status={**_STR, "enum": ["satisfied", "received", "to_follow", "missing"],
+                                  "description": "satisfied 电子证照/共享数据；received 已收到文件；to_follow 容缺后补或非必需；"
+                                                 "missing 缺少"},
+                          files={"type": "array", "items": FILE_SCHEMA}), "additionalProperties": True}
 DETAIL_SCHEMA = _obj(
     "task", "case", "form", "materials", "timeline", "supplements", "return_targets", "colleagues", "actions",
     task=TASK_SCHEMA,
@@ -76,7 +86,11 @@ DETAIL_SCHEMA = _obj(
               status=_STR, status_label=_STR, channel=_STR, applicant_name=NULLABLE_STRING,
               applicant_id=NULLABLE_STRING, created_at=_TIME, due_at=_NULL_TIME, sla_paused=_BOOL),
     form={**_ANY_OBJ, "nullable": True, "description": "任务表单的渲染说明（forms.ui_spec）"},
-    materials={"type": "array", "items": _ANY_OBJ}, timeline={"type": "array", "items": EVENT_SCHEMA},
+    materials={"type": "array", "items": MATERIAL_SCHEMA, "description": "材料清单及其文件（申请人上传、窗口收件、补正）"},
+    application={**_obj("fields", title=NULLABLE_STRING, fields={"type": "array", "items": _obj(
+        "path", "label", "value", "masked", path=_STR, label=_STR, group=NULLABLE_STRING, value=_STR, masked=_BOOL)}),
+        "description": "申请表内容；身份证号、电话、姓名、详细地址脱敏（masked），完整值用 POST …/reveal 查看并留痕"},
+    timeline={"type": "array", "items": EVENT_SCHEMA},
     supplements={"type": "array", "items": SUPPLEMENT_ROUND, "description": "本办件的补正记录（要求与提交），早的在前"},
     review={**_obj("verdicts", decision={**_ANY_OBJ, "nullable": True, "description": "被复核的自动决定"},
                    result=_ANY_OBJ, outcome={**NULLABLE_STRING, "description": "approved | rejected"},

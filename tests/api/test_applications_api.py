@@ -45,6 +45,7 @@ ACCEPT = {"intake_accepted": True, "intake_opinion": "材料齐全，符合法�
 RESIDENCE = {"address": {"region_code": "310115", "detail": "浦东新区张杨路1500号3号楼1202室"},
              "residence_type": "rented", "residence_start_date": "2025-03-01", "employer": "上海云帆信息科技有限公司",
              "phone": "15013579246", "photo_ref": "ZP20261128-0042"}
+PHOTO_MATERIAL = "近期免冠证件照"  # residence permit: required, uploaded by the citizen
 ASK_SUPPLEMENT = {"review_outcome": "supplement", "review_opinion": "证件照不符合要求",
                   "supplement_request": ["重新拍摄白底证件照"]}
 
@@ -57,14 +58,28 @@ async def api(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch) -
 
 
 async def apply(api: OpenApiClient, token: str, service: str = "senior-card", form: Any = None,
-                key: str | None = None) -> httpx.Response:
+                key: str | None = None, materials: dict[str, list[str]] | None = None) -> httpx.Response:
     headers = {"Idempotency-Key": key} if key else {}
-    return await api.call("POST", APPLY, token=token, headers=headers,
-                          json={"service": service, "form": SENIOR if form is None else form})
+    body = {"service": service, "form": SENIOR if form is None else form,
+            **({"materials": materials} if materials is not None else {})}
+    return await api.call("POST", APPLY, token=token, headers=headers, json=body)
 
 
-async def started(api: OpenApiClient, token: str, service: str, form: dict[str, Any]) -> dict[str, Any]:
-    response = await apply(api, token, service, form)
+async def upload_photo(api: OpenApiClient, token: str) -> str:
+    """A citizen's photo upload (POST /uploads); its id."""
+    from tests.files.images import photo
+
+    response = await api.call("POST", "/api/v1/uploads", token=token,
+                              files={"file": ("photo.jpg", photo(), "image/jpeg")})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def started(api: OpenApiClient, token: str, service: str, form: dict[str, Any],
+                  materials: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    if materials is None and service == "residence-permit":  # its ID photo must come with the application
+        materials = {PHOTO_MATERIAL: [await upload_photo(api, token)]}
+    response = await apply(api, token, service, form, materials=materials)
     assert response.status_code == 201, response.text
     return response.json()
 

@@ -8,6 +8,7 @@ import { api, ApiError, followEvents, onUnauthorized, request, restoreSession, s
 import { accessLogView, loopPanel, markCasesTab, waitingBadge } from "./loop.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
 import { buildForm } from "/shared/static/form.js";
+import { materialUploads } from "./upload.js";
 
 const QR_REFRESH_MS = 60000;
 const LEVELS = [[1, "非常满意"], [2, "满意"], [3, "基本满意"], [4, "不满意"], [5, "非常不满意"]];
@@ -352,8 +353,9 @@ async function serviceView(params, slug) {
     guide);
 
   const materials = listOf(item.materials, "materials");
-  const materialsCard = section("申请材料",
-    materials.length ? h("ul", { class: "materials", "aria-label": "申请材料清单" }, materials.map(materialItem))
+  const uploads = bound && materials.length ? materialUploads(materials, materialItem) : null;
+  const materialsCard = section("申请材料", uploads ? uploads.el
+    : materials.length ? h("ul", { class: "materials", "aria-label": "申请材料清单" }, materials.map(materialItem))
       : h("p", { class: "muted" }, "无需提交材料"));
 
   const spec = item.form || { fields: [] };
@@ -375,12 +377,20 @@ async function serviceView(params, slug) {
     if (!bound) return;
     built.clearErrors();
     summary.hidden = true;
+    if (uploads?.busy()) {
+      summary.textContent = "材料正在上传，请等待上传完成后再提交";
+      summary.hidden = false;
+      summary.focus();
+      return;
+    }
+    uploads?.showErrors({});
     submit.disabled = true;
     submit.textContent = "正在提交…";
     // Same key while retrying after a network failure; a new one for a changed form.
     idempotencyKey = idempotencyKey || newKey();
     try {
-      const created = await api.post("/applications", { service: slug, form: built.value() },
+      const created = await api.post("/applications",
+        { service: slug, form: built.value(), ...(uploads ? { materials: uploads.value() } : {}) },
         { headers: { "Idempotency-Key": idempotencyKey } });
       idempotencyKey = null;
       const id = created.id ?? created.case?.id ?? created.application?.id;
@@ -391,6 +401,7 @@ async function serviceView(params, slug) {
         summary.textContent = exc instanceof ApiError ? `${exc.message}（可直接重新提交，不会重复申请）` : "提交失败，请重试";
       } else {
         idempotencyKey = null;
+        uploads?.showErrors(exc.fields);
         const unplaced = built.showErrors(exc.fields);
         const count = Object.keys(exc.fields).length;
         summary.textContent = count
