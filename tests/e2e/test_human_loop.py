@@ -128,7 +128,7 @@ async def test_supplement_loop_to_a_countersigned_permit(server: Server, phone: 
     await expect(rounds.locator(f'[data-item="{ITEMS[1]}"] .loop-file')).to_contain_text("PDF")
     await expect(rounds).to_contain_text("已重新拍摄证件照并补充租赁备案证明")
     async with officer.expect_popup() as popup_info:  # the file opens with the officer's token, logged
-        async with officer.expect_response(lambda r: "/api/v1/staff/files/" in r.url) as opened:
+        async with officer.expect_response(lambda r: "/api/v1/staff/files/" in r.url, timeout=30_000) as opened:
             await rounds.locator(f'[data-item="{ITEMS[0]}"] .loop-open').click()
     assert (await opened.value).status == 200 and (await opened.value).headers["content-type"] == "image/jpeg"
     await (await popup_info.value).close()
@@ -136,7 +136,7 @@ async def test_supplement_loop_to_a_countersigned_permit(server: Server, phone: 
     await screenshot(officer, "loop-5-officer-sees-answer.png", full_page=True)
     await officer.get_by_text("材料齐全，提交会签").click()
     await officer.get_by_label("审核意见").fill("补正后材料齐全，提交会签")
-    async with officer.expect_response(lambda r: r.url.endswith("/complete")) as answer:
+    async with officer.expect_response(lambda r: r.url.endswith("/complete"), timeout=30_000) as answer:
         await officer.get_by_role("button", name="办结").click()
     assert (await answer.value).status == 200, await (await answer.value).text()
 
@@ -147,7 +147,7 @@ async def test_supplement_loop_to_a_countersigned_permit(server: Server, phone: 
         await open_task(page, case_no, "会签")
         await page.locator('[data-path="signature.decision"]').get_by_text("同意", exact=True).click()
         await page.locator('[data-path="signature.opinion"]').locator("textarea, input").fill("同意签发")
-        async with page.expect_response(lambda r: r.url.endswith("/complete")) as answer:
+        async with page.expect_response(lambda r: r.url.endswith("/complete"), timeout=30_000) as answer:
             await page.get_by_role("button", name="办结").click()
         assert (await answer.value).status == 200, await (await answer.value).text()
     signers = await HumanTask.filter(case_id=case_id, name="会签").values_list("completed_by", flat=True)
