@@ -192,6 +192,7 @@ async def test_refusal_reviewed_and_overturned(server: Server, phone: Any, deskt
 
     await expect(citizen.locator(".loop-verdict")).to_contain_text("撤销原决定", timeout=10_000)
     await expect(citizen.locator(".result-outcome")).to_have_text("准予")
+    await expect(citizen.locator(".result .tag")).to_have_text("人工审核")  # no longer 秒批
     await expect(citizen.locator(".cert-name")).to_have_text("老年人优待证")
     assert await Certificate.filter(case_id=case_id, state="01").count() == 1
     await screenshot(citizen, "loop-9-overturned.png", full_page=True)
