@@ -42,9 +42,7 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
 
         install_shared_data(deps, settings)
         install_certificates(deps, settings)
-    from engine.workbench import countersign
-
-    return countersign.install(install(CaseEngine(deps)))  # 加签 and 会签 (one signature each) guard complete_task
+    return install(CaseEngine(deps))  # 加签 guards complete_task
 
 
 __all__ = ["build_engine", "load_departments", "ping_database"]

@@ -16,17 +16,20 @@ from typing import Any, Iterator
 
 from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
-from stdnum.cn import ric, uscc
+from stdnum.cn import uscc
 
 FORMAT_CHECKER = FormatChecker()  # a copy of the default checkers; the global registry is untouched
 
 
 @FORMAT_CHECKER.checks("gb11643")
 def is_gb11643(instance: object) -> bool:
-    """GB 11643 citizen ID number: 18 chars, valid birth date and place, mod-11 check digit."""
+    """GB 11643 citizen ID number, exactly as written (18 chars, upper-case X): the identity check
+    (``engine.accountability.privacy.id_number_problem``) on already-normalised input."""
     if not isinstance(instance, str):
         return True
-    return len(instance) == 18 and ric.is_valid(instance) and instance == instance.upper()
+    from engine.accountability.privacy import id_number_problem  # lazy: the engine imports forms
+
+    return id_number_problem(instance) is None
 
 
 @FORMAT_CHECKER.checks("uscc")

@@ -16,13 +16,11 @@ from sanic.config import Config
 from sanic.exceptions import SanicException
 
 from engine import build_engine
-from engine.accountability.privacy import PiiKeys
-from engine.citizen.applications import ApplicationService
-from engine.citizen.catalog import Catalog
+from engine.accountability import PiiKeys
+from engine.citizen import ApplicationService, Catalog
 from engine.config import Settings
-from engine.kernel.cases import CaseEngine
-from engine.platform.kv import create_kv
-from engine.platform.live import kv_publisher
+from engine.kernel import CaseEngine
+from engine.platform import create_kv, kv_publisher
 from engine.store.db import close_db, init_db
 from mobile_api.context import AppContext
 from mobile_api.errors import setup_errors

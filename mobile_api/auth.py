@@ -34,9 +34,9 @@ from sanic import Sanic
 from sanic.request import Request
 from sanic_ext.extensions.openapi import openapi
 
-from engine.accountability.privacy import PiiKeys
-from engine.citizen.identity import RealNameVerifier, real_name_verifier_from_settings
-from engine.platform.kv import KV
+from engine.accountability import PiiKeys
+from engine.citizen import RealNameVerifier, real_name_verifier_from_settings
+from engine.platform import KV
 from mobile_api.errors import Forbidden, RateLimited, Unauthorized
 from mobile_api.wechat import CodeExchanger, wechat_client_from_settings
 

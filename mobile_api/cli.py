@@ -77,7 +77,7 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
     if settings.is_production:
         _print_err("seed-demo is disabled when GOVFLOW_ENV=production")
         return EXIT_FAIL
-    from engine.platform.seed import seed_demo
+    from engine.platform import seed_demo
 
     password = settings.DEMO_PASSWORD or None
     report = asyncio.run(seed_demo(settings, password=password))
@@ -87,8 +87,7 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 # ---------------------------------------------------------------------------- validate
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.bpmn.lint import load_departments
-    from engine.bpmn.validate import exit_code, validate_paths
+    from engine.bpmn import exit_code, load_departments, validate_paths
 
     departments = _departments(settings, load_departments)
     lines = validate_paths(args.files, departments=departments)
@@ -108,9 +107,7 @@ def _departments(settings: Settings, loader: Any) -> dict[str, str] | None:
 
 # ---------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.bpmn.parser import build_bundle, files_for_model
-    from engine.bpmn.runner import run_in_memory
-    from engine.bpmn.sandbox import SandboxScriptEngine
+    from engine.bpmn import SandboxScriptEngine, build_bundle, files_for_model, run_in_memory
 
     try:
         data = _json_arg(args.data, "--data")
@@ -151,11 +148,10 @@ def _run_connectors(settings: Settings, model: Path) -> tuple[Any, Any]:
     database: what they record (access logs, issued certificates) stays in the context."""
     from functools import partial
 
-    from engine.bpmn.sandbox import SandboxScriptEngine
-    from engine.certificates.connector import install_certificates
-    from engine.kernel.cases import EngineDeps
-    from engine.kernel.connectors import ConnectorContext
-    from engine.platform.connectors.builtin import install_shared_data
+    from engine.bpmn import SandboxScriptEngine
+    from engine.certificates import install_certificates
+    from engine.kernel import ConnectorContext, EngineDeps
+    from engine.platform import install_shared_data
 
     deps = EngineDeps(script_engine_factory=partial(SandboxScriptEngine, timeout_ms=settings.SCRIPT_TIMEOUT_MS))
     try:
@@ -210,8 +206,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _audit(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.accountability import audit
-    from engine.accountability.privacy import PiiKeys
+    from engine.accountability import PiiKeys, audit
     from engine.store.db import close_db, init_db
 
     key = PiiKeys.from_settings(settings).audit_key
@@ -244,7 +239,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import datetime, timezone
 
     from engine import build_engine
-    from engine.accountability.retention import RetentionPolicy, purge
+    from engine.accountability import RetentionPolicy, purge
     from engine.store.db import close_db, init_db
 
     try:
@@ -257,8 +252,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
         now = now.replace(tzinfo=timezone.utc)
     await init_db(settings.DATABASE_URL)
     try:
-        from engine.platform.files import delete_case_files
-        from engine.platform.uploads import store_from_settings
+        from engine.platform import delete_case_files, store_from_settings
 
         store = store_from_settings(settings)
         report = await purge(build_engine(settings), policy, now=now, dry_run=args.dry_run, actor="cli",
@@ -326,9 +320,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _worker(settings: Settings) -> None:
     from engine import build_engine
-    from engine.kernel.jobs import JobRunner
-    from engine.platform.kv import create_kv
-    from engine.platform.live import kv_publisher
+    from engine.kernel import JobRunner
+    from engine.platform import create_kv, kv_publisher
     from engine.store.db import close_db, init_db
 
     await init_db(settings.DATABASE_URL)
@@ -380,8 +373,7 @@ async def _sweep_uploads_periodically(engine: Any, settings: Settings, stop: asy
     """Delete expired unattached uploads (engine.platform.files.sweep_expired) every 10 minutes."""
     import logging
 
-    from engine.platform.files import sweep_expired
-    from engine.platform.uploads import store_from_settings
+    from engine.platform import store_from_settings, sweep_expired
 
     while not stop.is_set():
         try:

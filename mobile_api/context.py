@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import Settings
-from engine.kernel.cases import CaseEngine
-from engine.platform.kv import KV
+from engine.kernel import CaseEngine
+from engine.platform import KV
 from mobile_api.observability import Metrics
 
 

@@ -84,7 +84,7 @@ _SHARED_PROCESSORS: list[Any] = [
 def _mask_personal_data(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     """Last line of defence: ID numbers and mobile numbers never reach a log line in clear,
     whatever a caller (or a library) put into the message or its fields."""
-    from engine.accountability.privacy import mask_text
+    from engine.accountability import mask_text
 
     return {key: _masked(value, mask_text) for key, value in event.items()}
 

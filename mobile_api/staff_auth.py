@@ -16,8 +16,8 @@ import structlog
 from sanic.request import Request
 from sanic_ext.extensions.openapi import openapi
 
+from engine.workbench import StaffUser
 from engine.workbench import staff as desk
-from engine.workbench.staff import StaffUser
 from mobile_api.auth import (
     RATE_LIMITS,
     SECURITY_SCHEME,

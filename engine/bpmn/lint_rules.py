@@ -21,6 +21,7 @@ from engine.bpmn.timers import is_bare_iso, timer_problem
 B = f"{{{BPMN_NS}}}"
 S = "{http://spiffworkflow.org/bpmn/schema/1.0/core}"
 FORM_PROPERTIES = ("formJsonSchemaFilename", "formUiSchemaFilename")
+ASSIGNMENT_DISTINCT, ASSIGNMENT_RECUSE = "distinctSigners", "recuseFrom"  # engine.workbench.assignment
 LANED_TASKS = (f"{B}userTask", f"{B}manualTask")
 SUBPROCESSES = (f"{B}subProcess", f"{B}transaction", f"{B}adHocSubProcess")
 EXPRESSIONS = {
@@ -142,6 +143,7 @@ class BpmnRules(_Rules):
         self._code()
         self._timers()
         self._forms()
+        self._assignment_rules()
         self._references()
         for proc in processes:
             lint_paths.check(self, proc)
@@ -259,6 +261,35 @@ class BpmnRules(_Rules):
                                  f"(expected {key})")
             elif problem and prop.get("name") == "formJsonSchemaFilename":
                 self.error(prop, f"form {key} {problem}")
+
+    def _assignment_rules(self) -> None:
+        """distinctSigners (会签: each instance a different person) and recuseFrom (回避: not whoever
+        did the named earlier steps) — engine.workbench.assignment enforces them."""
+        for proc in self.processes(self.root):
+            human = {t.get("id") for t in proc.iter(*LANED_TASKS)}
+            for task in proc.iter(*LANED_TASKS):
+                props = {p.get("name"): (p.get("value") or "").strip()
+                         for p in task.findall(f"{B}extensionElements/{S}properties/{S}property")}
+                multi = task.find(f"{B}multiInstanceLoopCharacteristics") is not None
+                distinct = props.get(ASSIGNMENT_DISTINCT)
+                if distinct is not None and distinct.lower() not in ("true", "false"):
+                    self.error(task, f"{ASSIGNMENT_DISTINCT} is '{distinct}'; write true or false",
+                               code="assignment_rule")
+                elif distinct is not None and distinct.lower() == "true" and not multi:
+                    self.error(task, f"{ASSIGNMENT_DISTINCT} applies to a multi-instance (会签) user task only",
+                               code="assignment_rule")
+                elif distinct is None and multi and local(task) == "userTask":
+                    self.warning(task, f"会签 (multi-instance user task) does not say whether each instance needs "
+                                       f"a different person: add the property {ASSIGNMENT_DISTINCT} = true "
+                                       "(or false)", code="assignment_rule")
+                for step in [s.strip() for s in props.get(ASSIGNMENT_RECUSE, "").replace("，", ",").split(",")
+                             if s.strip()]:
+                    if step == task.get("id"):
+                        self.error(task, f"{ASSIGNMENT_RECUSE} names the task itself ('{step}')",
+                                   code="assignment_rule")
+                    elif step not in human:
+                        self.error(task, f"{ASSIGNMENT_RECUSE} names '{step}', which is no user or manual task "
+                                         "of this process", code="assignment_rule")
 
     def _references(self) -> None:
         for call in self.root.iter(f"{B}callActivity"):

@@ -19,8 +19,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any, Mapping
 
-from stdnum.cn import ric as _ric
-
+from engine.accountability.privacy import id_number_problem
 from engine.certificates.ids import (  # noqa: F401 - re-exported
     IDENTIFIER_PREFIX,
     IdentifierParts,
@@ -116,7 +115,7 @@ class CertificateData:
             bad["issuer_code"] = "不是有效的统一社会信用代码"
         if self.holder_code_type == HOLDER_CITIZEN_ID:
             if not (isinstance(self.holder_code, str) and self.holder_code == self.holder_code.upper()
-                    and _ric.is_valid(self.holder_code) and len(self.holder_code) == 18):
+                    and id_number_problem(self.holder_code) is None):
                 bad["holder_code"] = "不是有效的居民身份证号码"
         elif self.holder_code_type == HOLDER_CREDIT_CODE:
             if not is_uscc(self.holder_code):

@@ -18,7 +18,7 @@ from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from engine.bpmn.conventions import APPLICANT_LANES
-from engine.errors import Conflict, ValidationFailed
+from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, current_data
 from engine.kernel.summary import decision_of, summary_of
 from engine.store.identity_models import Citizen
@@ -47,6 +47,15 @@ BAD_LEVELS = {4, 5}
 async def load_case(case_id: int) -> Case:
     """The case row (its summary fields); ``DoesNotExist`` for a number no case has."""
     return await Case.get(id=case_id)
+
+
+async def owned_case(case_id: int, applicant: str) -> Case:
+    """The case if it belongs to ``applicant`` (an openid); ``NotFound`` otherwise (never reveal
+    others' cases)."""
+    case = await Case.get_or_none(id=case_id, applicant=applicant)
+    if case is None:
+        raise NotFound("办件不存在")
+    return case
 
 
 async def citizen_case(citizen_id: int, case_id: int) -> Case | None:

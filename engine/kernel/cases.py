@@ -83,6 +83,10 @@ class EngineDeps:
     # may raise to refuse the completion (e.g. engine.workbench.task_ops: an added 'before' signer is open)
     completion_hooks: list[Callable[[Any, HumanTask, str | None, datetime], Awaitable[None]]] = field(
         default_factory=list)
+    # called in complete_task before the task runs: (workflow, Spiff task, task row, actor); may raise
+    # to refuse who completes it (e.g. engine.workbench.assignment: distinct 会签 signers, 回避)
+    task_guards: list[Callable[[BpmnWorkflow, Any, HumanTask, str | None], Awaitable[None]]] = field(
+        default_factory=list)
     pii_keys: Any = None  # engine.accountability.privacy.PiiKeys: blind indexes for the personal-data access log
 
 
@@ -282,6 +286,8 @@ class CaseEngine:
         task = workflow.get_task_from_id(task_uuid)
         if task is None or task.state != TaskState.READY or not task.task_spec.manual:
             raise TaskNotReady()
+        for guard in self.deps.task_guards:
+            await guard(workflow, task, row, actor)
         data = dict(data or {})
         form_name = bundle.forms.get(task.task_spec.name)
         if form_name and f"forms/{form_name}" in bundle.files:
@@ -563,11 +569,16 @@ class CaseEngine:
                 await Case.filter(id=case.id).using_db(conn).update(**sla_changes)
                 for key, value in sla_changes.items():
                     setattr(case, key, value)
+            deadlines = _task_deadlines(workflow)  # an interrupting boundary timer ends the task earlier
             new_tasks.extend(
                 HumanTask(id=UUID(t.id), case_id=case.id, task_spec=t.task_spec, name=t.name, lane=t.lane,
                           department=t.department, form_key=t.form_key, state="ready", created_at=now,
-                          due_at=case.due_at)
+                          due_at=_earliest(case.due_at, deadlines.get(key)))
                 for key, t in ready.items() if key not in known)
+            if sla_changes.get("due_at") is not None:  # the clock resumed: open tasks got the case's new due
+                for key in set(ready) & known & set(deadlines):
+                    await HumanTask.filter(id=UUID(key)).using_db(conn).update(
+                        due_at=_earliest(case.due_at, deadlines[key]))
             for event in workflow.get_events():  # outbox: stored with the state, published later
                 step.events.append({"kind": "bpmn_event", "published": False, "detail": {
                     "name": event.event_definition.name, "type": event.event_definition.__class__.__name__,
@@ -652,6 +663,29 @@ def _waiting_timers(workflow: BpmnWorkflow) -> Iterable[tuple[str, datetime]]:
         if due.tzinfo is None:
             due = due.replace(tzinfo=timezone.utc)
         yield str(task.id), due
+
+
+def _task_deadlines(workflow: BpmnWorkflow) -> dict[str, datetime]:
+    """Ready human task id -> due time of the earliest interrupting boundary timer attached to it
+    (差评回访 within 1 working day while the case has 15): the task's own deadline."""
+    timers = dict(_waiting_timers(workflow))
+    found: dict[str, datetime] = {}
+    if not timers:
+        return found
+    for task in workflow.get_tasks(state=TaskState.READY, manual=True):
+        split = task.parent
+        if split is None or split.task_spec.__class__.__name__ != "BoundaryEventSplit":
+            continue
+        dues = [timers[str(c.id)] for c in split.children
+                if str(c.id) in timers and getattr(c.task_spec, "cancel_activity", False)]
+        if dues:
+            found[str(task.id)] = min(dues)
+    return found
+
+
+def _earliest(*values: datetime | None) -> datetime | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
 
 
 def _status(workflow: BpmnWorkflow) -> str:

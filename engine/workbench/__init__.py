@@ -1,0 +1,12 @@
+"""The staff workbench: staff accounts, inbox, task detail, task operations, window intake.
+
+The names the HTTP edge (``mobile_api``) uses; it imports nothing else of this package."""
+
+from engine.workbench.cases import receipt, search_cases
+from engine.workbench.files import open_case_file, reveal_field
+from engine.workbench.intake import MAX_FILES, Upload, window_intake
+from engine.workbench.staff import HumanTask, StaffUser
+from engine.workbench.task_detail import task_detail
+
+__all__ = ["HumanTask", "MAX_FILES", "StaffUser", "open_case_file", "receipt", "reveal_field",
+           "search_cases", "task_detail", "Upload", "window_intake"]

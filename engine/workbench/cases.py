@@ -26,6 +26,7 @@ from engine.workbench.files import ForbiddenCaseFile, department_for
 from engine.workbench.staff import departments_of
 
 MAX_RESULTS = 50
+MAX_CASE_ID = 2**31 - 1  # ids no row can have are a 404, not a database integer overflow
 DESK_ROLES = frozenset({"clerk", "admin"})
 _CASE_NO = re.compile(r"[A-Z0-9][A-Z0-9-]{5,39}")
 
@@ -81,7 +82,7 @@ def _how(material: dict[str, Any], count: int) -> str:
 async def receipt(engine: CaseEngine, staff: StaffUser, case_id: int, *, catalog: Any = None,
                   base_url: str = "") -> dict[str, Any]:
     """The 受理回执 of a case: what was received, when it is promised, a QR to follow it."""
-    case = await Case.get_or_none(id=case_id)
+    case = await Case.get_or_none(id=case_id) if 1 <= case_id <= MAX_CASE_ID else None
     if case is None:
         raise NotFound("办件不存在")
     if not DESK_ROLES & set(staff.roles or []) and await department_for(staff, case) is None:

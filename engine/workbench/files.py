@@ -124,12 +124,18 @@ def _value_at(form: Any, path: str) -> Any:
     return node
 
 
-async def reveal_field(engine: CaseEngine, staff: StaffUser, task: HumanTask, case: Case, path: Any,
-                       ui_spec: dict[str, Any] | None) -> dict[str, Any]:
-    """The full value of one masked form field, logged for the applicant (422 unknown or not masked)."""
+async def reveal_field(engine: CaseEngine, staff: StaffUser, task_id: str, path: Any) -> dict[str, Any]:
+    """The full value of one masked form field of the task's application, logged for the applicant
+    (404/403 as for the task; 422 unknown or not a masked field)."""
+    from engine.workbench.staff import visible_task
+    from engine.workbench.task_detail import application_spec
+
+    task = await visible_task(staff, task_id)
+    case: Case = task.case  # type: ignore[assignment]
     if not isinstance(path, str) or not 0 < len(path) <= 200:
         raise ValidationFailed("请指定要查看的字段", fields={"field": "字段路径"})
-    _, workflow, _ = await engine.load(case.id)
+    _, workflow, bundle = await engine.load(case.id)
+    ui_spec = application_spec(bundle)
     data = current_data(workflow)
     form = data.get("form") if isinstance(data.get("form"), dict) else {}
     value = _value_at(form, path)
@@ -163,9 +169,11 @@ def file_view(row: Upload) -> dict[str, Any]:
 def _status(material: dict[str, Any], count: int) -> str:
     if material.get("satisfied") or material.get("status") == "satisfied":
         return "satisfied"  # e-certificate or shared data
-    if count:
-        return "received"
-    return "to_follow" if material.get("may_follow") or not material.get("required", True) else "missing"
+    if count or material.get("supplemented"):
+        return "received"  # files, or supplied by 补正
+    if not material.get("required", True):
+        return "not_provided"  # optional, not sent
+    return "to_follow" if material.get("may_follow") else "missing"
 
 
 async def materials_view(case_id: int, materials: list[dict[str, Any]]) -> list[dict[str, Any]]:

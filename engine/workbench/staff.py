@@ -40,6 +40,7 @@ from engine.kernel.supplement import SUPPLEMENT, NotAProcessTask, WaitingForAppl
 from engine.platform.kv import KV
 from engine.store.db import db_connection
 from engine.store.models import Case, CaseEvent, HumanTask, StaffUser
+from engine.workbench import assignment
 
 MAX_FAILURES, LOCK_S = 5, 15 * 60
 SUPERVISOR_DEPARTMENT = "supervisor"
@@ -352,12 +353,16 @@ def _free_for(staff: StaffUser) -> Q:
     return Q(assignee__isnull=True) | Q(assignee=staff.username)
 
 
-async def claim(staff: StaffUser, task_id: str, *, now: datetime | None = None) -> HumanTask:
+async def claim(staff: StaffUser, task_id: str, *, now: datetime | None = None,
+                engine: CaseEngine | None = None) -> HumanTask:
     """Take a ready task of one's department (free or transferred to one); 409 when someone else
-    has it or it is done."""
+    has it or it is done, or (with ``engine``) when the task's rules exclude ``staff`` (a second
+    会签 instance of the same case, 回避: engine.workbench.assignment)."""
     task, now = await visible_task(staff, task_id), now or utcnow()
     if task.kind == "cosign":
         raise SignInstead()
+    if engine is not None and task.state == "ready":
+        await assignment.check_row(engine, task, staff.username)
     async with in_transaction() as conn:
         taken = await HumanTask.filter(_free_for(staff), id=task.id, state="ready").using_db(conn).update(
             state="claimed", assignee=staff.username)

@@ -1,6 +1,7 @@
 """One task as the workbench page shows it: the task, its case (applicant masked), form, materials,
 timeline, the 补正 rounds, and what the page may offer — ``return_targets`` (steps 退回 accepts),
-``colleagues`` (for 转办 / 加签) and ``actions`` (the operations open to the caller right now).
+``colleagues`` (for 转办 / 加签), ``actions`` (the operations open to the caller right now) and
+``blocked`` (why each other operation of the task is not open now: the page shows the reason).
 
 ``actions`` is advice for the page; every operation checks its rules again on the server.
 """
@@ -17,6 +18,7 @@ from engine.errors import GovflowError
 from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, current_data
 from engine.kernel.supplement import SUPPLEMENT, case_rounds, main_task_id
 from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, StaffUser
+from engine.workbench import assignment
 from engine.workbench import staff as desk
 from engine.workbench.rectification import rectification_view
 from engine.workbench.review import review_context
@@ -65,13 +67,28 @@ async def _withdrawable(engine: CaseEngine, task: HumanTask, case: Case, workflo
 async def allowed_actions(engine: CaseEngine, staff: StaffUser, task: HumanTask, case: Case, workflow: Any, *,
                           targets: list[dict[str, str]], peers: list[dict[str, str]]) -> list[str]:
     """The operations ``staff`` may perform on ``task`` now (in ``ACTIONS`` order)."""
+    actions, _ = await action_state(engine, staff, task, case, workflow, targets=targets, peers=peers)
+    return actions
+
+
+async def action_state(engine: CaseEngine, staff: StaffUser, task: HumanTask, case: Case, workflow: Any, *,
+                       targets: list[dict[str, str]],
+                       peers: list[dict[str, str]]) -> tuple[list[str], dict[str, str]]:
+    """``(actions, blocked)``: the operations ``staff`` may perform on ``task`` now (in ``ACTIONS``
+    order), and for the operations this kind of task has but ``staff`` may not perform now, why
+    not (Chinese, for the page to show beside a disabled button — never a silently missing one)."""
     me, allowed = staff.username, {"comment"}
+    blocked: dict[str, str] = {}
     free = task.state == "ready" and task.assignee in (None, me)
     mine = task.state == "claimed" and task.assignee == me
     running = case.status == "running"
+    not_running = "办件已办结或已终止，不能再办理" if case.status != "running" else ""
     if task.kind == COSIGN:
         if task.state in OPEN_TASK_STATES and task.assignee == me and running:
             allowed.add("sign")
+        else:
+            blocked["sign"] = not_running or ("该加签任务已签署" if task.state not in OPEN_TASK_STATES
+                                              else f"仅加签人 {task.assignee or ''} 可以签署意见")
     elif (running or task.kind == "review") and (free or mine):  # a review follows a case that ended
         allowed |= {"claim"} if free else {"unclaim"}
         allowed.add("complete")
@@ -79,15 +96,47 @@ async def allowed_actions(engine: CaseEngine, staff: StaffUser, task: HumanTask,
             allowed |= {"supplement_request", "add_signer"}
             if targets:
                 allowed.add("return")
+            else:
+                blocked["return"] = "本办件还没有已办理的人工环节，无可退回的环节"
             if peers:
                 allowed.add("transfer")
-            if await HumanTask.filter(kind=COSIGN, task_spec=f"{COSIGN}:before:{task.id}",
-                                      state__in=OPEN_TASK_STATES).exists():
+            else:
+                blocked["transfer"] = "本部门没有其他在岗工作人员，无法转办"
+            waiting = await HumanTask.filter(kind=COSIGN, task_spec=f"{COSIGN}:before:{task.id}",
+                                             state__in=OPEN_TASK_STATES).values_list("assignee", flat=True)
+            if waiting:
                 allowed.discard("complete")
+                blocked["complete"] = f"需等待加签人 {'、'.join(str(w) for w in waiting)} 签署意见后才能办结"
+            spiff = workflow.get_task_from_id(task.id)
+            problem = await assignment.refusal(workflow, spiff, me) if spiff is not None else None
+            if problem is not None:  # distinct 会签 signers, 回避 (engine.workbench.assignment)
+                allowed -= {"claim", "complete"}
+                blocked["complete"] = problem.message
+                if free:
+                    blocked["claim"] = problem.message
     elif task.kind == "bpmn" and task.state == "completed" and task.completed_by == me:
         if await _withdrawable(engine, task, case, workflow):
             allowed.add("withdraw")
-    return [a for a in ACTIONS if a in allowed]
+        else:
+            blocked["withdraw"] = not_running or "下一环节已开始办理，不能撤回"
+    else:
+        reason = not_running or _closed_reason(task, me)
+        for action in ("claim", "complete"):
+            blocked[action] = reason
+    return [a for a in ACTIONS if a in allowed], blocked
+
+
+def _closed_reason(task: HumanTask, me: str) -> str:
+    if task.state == HELD_STATE:
+        return "已退回申请人补正，等待补正材料；申请人补正后任务回到经办人名下"
+    if task.state == "completed":
+        return f"该任务已由 {task.completed_by or '他人'} 办结"
+    if task.state == "cancelled":
+        return "该任务已取消（办件已流转到其他环节）"
+    if task.assignee and task.assignee != me:
+        verb = "认领" if task.state == "claimed" else "转办给"
+        return f"该任务已{verb} {task.assignee}，只有 {task.assignee} 可以办理"
+    return "该任务当前不能办理"
 
 
 def application_spec(bundle: Any) -> dict[str, Any] | None:
@@ -136,6 +185,7 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     targets = return_targets(workflow) if open_process_task and case.status == "running" else []
     peers = await colleagues(staff, task.department) if task.kind == "bpmn" else []
     await desk.log_case_read(engine, staff, task, case, applicant)
+    actions, blocked = await action_state(engine, staff, task, case, workflow, targets=targets, peers=peers)
     return {
         "task": desk.task_view(task, names), "form": form, "materials": materials, "application": application,
         "case": {"id": case.id, "case_no": case.case_no, "service": case.service,
@@ -149,8 +199,9 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
         "review": await review_context(engine, task) if task.kind == "review" else None,
         "rectification": await rectification_view(engine, case, data),
         "return_targets": targets, "colleagues": peers,
-        "actions": await allowed_actions(engine, staff, task, case, workflow, targets=targets, peers=peers),
+        "actions": actions, "blocked": blocked,
     }
 
 
-__all__ = ["ACTIONS", "allowed_actions", "application_spec", "colleagues", "return_targets", "task_detail"]
+__all__ = ["ACTIONS", "action_state", "allowed_actions", "application_spec", "colleagues", "return_targets",
+           "task_detail"]

@@ -19,10 +19,12 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from engine.accountability import audit
+from engine.bpmn.multi_instance import reset_activity, reset_task
 from engine.errors import Conflict, Forbidden, NotFound, TaskNotReady
 from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, CaseResult, Step, as_uuid
 from engine.store.certificate_models import Certificate, CertificateUse
 from engine.store.models import Case, CaseEvent, HumanTask
+from engine.workbench import assignment
 
 COSIGN = "cosign"
 POSITIONS = ("before", "after")
@@ -91,7 +93,9 @@ async def return_to_step(engine: CaseEngine, case_id: int, *, target_task_spec: 
     event = {"kind": "task_returned", "task_id": str(target.id), "task_name": spec.bpmn_name or spec.name,
              "actor": actor, "department": department,
              "detail": {"opinion": reason, "target_task_spec": target_task_spec}}
-    return await _reset_to(engine, case, workflow, bundle, target, event, assignee=None)
+    # a 会签 step restarts as a whole: every instance afresh, the collected signatures emptied
+    return await _reset_to(engine, case, workflow, bundle, lambda: reset_activity(workflow, target), event,
+                           assignee=None)
 
 
 async def withdraw_completion(engine: CaseEngine, task_id: str | UUID, *, actor: str) -> CaseResult:
@@ -112,7 +116,9 @@ async def withdraw_completion(engine: CaseEngine, task_id: str | UUID, *, actor:
     spec = task.task_spec
     event = {"kind": "completion_withdrawn", "task_id": str(task.id), "task_name": spec.bpmn_name or spec.name,
              "actor": actor, "department": row.department, "detail": None}
-    return await _reset_to(engine, case, workflow, bundle, task, event, assignee=actor)
+    # only this completion is undone: a 会签 instance's signature leaves the collection again
+    return await _reset_to(engine, case, workflow, bundle, lambda: reset_task(workflow, task, deepcopy(task.data)),
+                           event, assignee=actor, reopened=task.id)
 
 
 async def check_not_moved_on(case: Case, row: HumanTask) -> None:
@@ -131,22 +137,25 @@ async def check_not_moved_on(case: Case, row: HumanTask) -> None:
             raise NextStepStarted()
 
 
-async def _reset_to(engine: CaseEngine, case: Case, workflow: Any, bundle: Any, target: Any,
-                    event: dict[str, Any], *, assignee: str | None) -> CaseResult:
-    """Reset the workflow to ``target`` (keeping the data it was completed with), run, store."""
-    workflow.reset_from_task_id(target.id, data=deepcopy(target.data))
+async def _reset_to(engine: CaseEngine, case: Case, workflow: Any, bundle: Any, reset: Callable[[], Any],
+                    event: dict[str, Any], *, assignee: str | None, reopened: Any = None) -> CaseResult:
+    """Reset the workflow (``reset``: keeping the data the task was completed with), run, store;
+    ``reopened`` (the withdrawn task) goes back to ``assignee``."""
+    reset()
     step = Step(events=[event])
     await engine.advance(workflow, step)
     async with engine.commit(case, workflow, bundle, step) as tx:
-        # the task keeps its Spiff id: its old (completed) row stays in the history under a new id
-        old = await HumanTask.filter(id=target.id).using_db(tx.conn).first()
-        if old is not None:
-            await HumanTask.filter(id=target.id).using_db(tx.conn).delete()
+        # tasks ready again keep their Spiff ids: their old (completed or cancelled) rows stay in the
+        # history under new ids
+        ready = [t.id for t in workflow.get_tasks(state=TaskState.READY, manual=True)]
+        for old in await HumanTask.filter(id__in=ready, state__not_in=(*OPEN_TASK_STATES, HELD_STATE)) \
+                .using_db(tx.conn):
+            await HumanTask.filter(id=old.id).using_db(tx.conn).delete()
             old.id = uuid4()
             await old.save(using_db=tx.conn, force_create=True)
         await tx.project()
-        if assignee is not None:
-            await HumanTask.filter(id=target.id, state__in=OPEN_TASK_STATES).using_db(tx.conn).update(
+        if assignee is not None and reopened is not None:
+            await HumanTask.filter(id=reopened, state__in=OPEN_TASK_STATES).using_db(tx.conn).update(
                 assignee=assignee, state="claimed")
         await _cancel_orphan_cosigns(tx.conn, case.id, tx.now)
     return engine.result(case, workflow, tx.version, bundle)
@@ -165,6 +174,7 @@ async def transfer(engine: CaseEngine, task_id: str | UUID, *, actor: str, to_us
         raise NotFound("接收人不存在")
     if row.department not in set(departments):
         raise TransferForbidden()
+    await assignment.check_row(engine, row, to_username, subject=to_username)
     now = engine.deps.clock()
     async with in_transaction() as conn:
         case = await _bump_version(conn, row.case_id)  # type: ignore[attr-defined]
@@ -252,10 +262,13 @@ async def on_task_completing(conn: Any, row: HumanTask, actor: str | None, now: 
 
 
 def install(engine: CaseEngine) -> CaseEngine:
-    """Hook 加签 into ``CaseEngine.complete_task`` (idempotent)."""
+    """Hook 加签 and the assignment rules (distinct 会签 signers, 回避) into
+    ``CaseEngine.complete_task`` (idempotent)."""
     hooks = engine.deps.completion_hooks
     if on_task_completing not in hooks:
         hooks.append(on_task_completing)
+    if assignment.guard_completion not in engine.deps.task_guards:
+        engine.deps.task_guards.append(assignment.guard_completion)
     return engine
 
 

@@ -15,7 +15,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
-from engine.accountability.access_log import citizen_access_log
+from engine.accountability import citizen_access_log
 from mobile_api.auth import TokenInvalid, citizen_required
 from mobile_api.openapi_docs import error_documenter, json_content
 from mobile_api.request import int_arg

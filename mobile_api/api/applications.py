@@ -29,18 +29,12 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
-from engine.accountability.access_log import name_case
-from engine.accountability.privacy import blind_index
+from engine.accountability import blind_index, name_case
+from engine.citizen import Applicant, Case, Citizen, ServiceItem, identity
 from engine.citizen import case_views as views
-from engine.citizen import identity
-from engine.citizen.applications import Applicant
-from engine.citizen.case_views import Case
-from engine.citizen.catalog import ServiceItem
-from engine.citizen.identity import Citizen
 from engine.errors import Conflict, NotFound, ValidationFailed
-from engine.kernel.cases import utcnow
-from engine.platform import files
-from engine.platform.live import channel
+from engine.kernel import utcnow
+from engine.platform import attach_uploads, channel, citizen_owner, claim_uploads, parse_material_files
 from mobile_api.api.services import NULLABLE_STRING, citizen_of, error_responses, json_content, offered_item
 from mobile_api.auth import RATE_LIMITS, RateRule, auth_state, citizen_required, rate_limit
 from mobile_api.errors import Forbidden
@@ -238,9 +232,9 @@ async def _apply(request: Request, item: ServiceItem, citizen: Citizen, form: di
     (logged), start the case, attach the uploads to it; its detail."""
     applications = request.app.ctx.applications
     applications.validate_form(item, form)  # before decrypting anything
-    owner, now = files.citizen_owner(citizen.id), request.app.ctx.engine.deps.clock()
-    chosen = files.parse_material_files(materials, [str(m.get("name")) for m in item.materials])
-    await files.claim_uploads(owner, chosen, now)
+    owner, now = citizen_owner(citizen.id), request.app.ctx.engine.deps.clock()
+    chosen = parse_material_files(materials, [str(m.get("name")) for m in item.materials])
+    await claim_uploads(owner, chosen, now)
     actor = _actor(citizen)
     real = await identity.read_identity(citizen, pii_keys=auth_state(request.app).pii_keys, actor=actor,
                                         purpose=f"在线申办「{item.name}」：确认申请人身份")
@@ -249,7 +243,7 @@ async def _apply(request: Request, item: ServiceItem, citizen: Citizen, form: di
     started = await applications.apply(item.slug, form, applicant=applicant, channel="mobile", actor=actor,
                                        request_key=request_key, uploaded={k: len(v) for k, v in chosen.items()})
     if chosen:
-        await files.attach_uploads(started.id, owner, chosen, source="applicant", now=now)
+        await attach_uploads(started.id, owner, chosen, source="applicant", now=now)
     if real.access_log_id is not None:  # the citizen's access log names the case the read was for
         await name_case(real.access_log_id, case_id=started.id, case_no=started.case_no)
     return await case_detail(request, started.id)

@@ -21,8 +21,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, empty, json
 from sanic_ext.extensions.openapi import openapi
 
-from engine.citizen import identity
-from engine.citizen.identity import Citizen
+from engine.citizen import Citizen, identity
 from engine.errors import ValidationFailed
 from mobile_api.auth import (
     SECURITY_SCHEME,

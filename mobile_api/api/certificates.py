@@ -30,25 +30,25 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json, raw
 from sanic_ext.extensions.openapi import openapi
 
-from engine.accountability.audit import log_data_access
-from engine.accountability.privacy import mask_name, mask_text
-from engine.certificates import store as certificate_store
-from engine.certificates.qr import qr_png, qr_svg
-from engine.certificates.signing import (
+from engine.accountability import log_data_access, mask_name, mask_text
+from engine.certificates import (
     ALGORITHMS,
     HOLDER_CITIZEN_ID,
     HOLDER_CODE_TYPES,
     MAX_QR_TOKEN_LEN,
+    Certificate,
     CertState,
     SignatureError,
     effective_state,
     make_qr_token,
+    qr_png,
+    qr_svg,
     verify_qr_token,
 )
-from engine.certificates.store import Certificate
-from engine.citizen.identity import Citizen, find_citizen
+from engine.certificates import store as certificate_store
+from engine.citizen import Citizen, find_citizen
 from engine.errors import Conflict, NotFound, ValidationFailed
-from engine.kernel.sla import CST
+from engine.kernel import CST
 from mobile_api.auth import (
     RATE_LIMITS,
     BearerError,

@@ -24,12 +24,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json, text
 from sanic_ext.extensions.openapi import openapi
 
-from engine.bpmn.layout import with_layout
-from engine.bpmn.parser import files_from_json
+from engine.bpmn import files_from_json, with_layout
+from engine.designer import ProcessDefinition, Upload, migration, stats, validation, versions
 from engine.designer import deploy as deployer
-from engine.designer import migration, stats, validation, versions
-from engine.designer.bundle import Upload
-from engine.designer.versions import ProcessDefinition
 from engine.errors import NotFound, ValidationFailed
 from mobile_api.errors import UnsupportedMediaType
 from mobile_api.openapi_docs import error_documenter, json_content

@@ -24,8 +24,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
-from engine.citizen.catalog import ServiceItem
-from engine.citizen.identity import Citizen, find_citizen
+from engine.citizen import Citizen, ServiceItem, find_citizen
 from engine.errors import NotFound
 from forms import BASE_URI, Form, default_registry, load_form, resolve_materials
 from mobile_api.auth import SECURITY_SCHEME, Principal, TokenInvalid, require_principal
@@ -179,7 +178,7 @@ async def optional_citizen(request: Request) -> Citizen | None:
 async def certificates_of(citizen: Citizen) -> list[dict[str, Any]]:
     """The citizen's valid e-certificates, found by the blind index of their bound ID number
     (the same keyed hash certificates carry), so nothing is decrypted."""
-    from engine.certificates.store import find_for_holder
+    from engine.certificates import find_for_holder
 
     if not citizen.id_hash:
         return []

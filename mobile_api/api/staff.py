@@ -19,9 +19,8 @@ from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
 from engine.errors import ValidationFailed
+from engine.workbench import HumanTask, task_detail
 from engine.workbench import staff as desk
-from engine.workbench.staff import HumanTask
-from engine.workbench.task_detail import task_detail
 from mobile_api.api.services import NULLABLE_STRING, error_responses, json_content
 from mobile_api.openapi_docs import object_schema as _obj
 from mobile_api.request import int_arg, json_body
@@ -75,13 +74,13 @@ FILE_SCHEMA = _obj("id", "name", "content_type", "size", "url", "source", id=_ST
                    source={**_STR, "enum": ["applicant", "window", "supplement"]}, material=NULLABLE_STRING,
                    uploaded_at=_TIME)
 MATERIAL_SCHEMA = {**_obj("name", "status", "files", name=_STR,
-                          status={**_STR, "enum": ["satisfied", "received", "to_follow", "missing"],
-                                  "description": "satisfied 电子证照/共享数据；received 已收到文件；to_follow 容缺后补或非必需；"
-                                                 "missing 缺少"},
+                          status={**_STR, "enum": ["satisfied", "received", "to_follow", "not_provided", "missing"],
+                                  "description": "satisfied 电子证照/共享数据；received 已收到文件；to_follow 容缺后补；"
+                                                 "not_provided 非必需、未提交；missing 缺少"},
                           files={"type": "array", "items": FILE_SCHEMA}), "additionalProperties": True}
 DETAIL_SCHEMA = _obj(
     "task", "case", "form", "materials", "timeline", "supplements", "return_targets", "colleagues", "actions",
-    task=TASK_SCHEMA,
+    "blocked", task=TASK_SCHEMA,
     case=_obj("id", "case_no", "service", "status", id=_INT, case_no=_STR, service=_STR, service_name=_STR,
               status=_STR, status_label=_STR, channel=_STR, applicant_name=NULLABLE_STRING,
               applicant_id=NULLABLE_STRING, created_at=_TIME, due_at=_NULL_TIME, sla_paused=_BOOL),
@@ -110,7 +109,10 @@ DETAIL_SCHEMA = _obj(
                 "items": _obj("username", "name", username=_STR, name=_STR)},
     actions={"type": "array", "description": "当前用户现在可执行的操作",
              "items": {**_STR, "enum": ["claim", "unclaim", "complete", "return", "supplement_request", "transfer",
-                                        "add_signer", "sign", "withdraw", "comment"]}})
+                                        "add_signer", "sign", "withdraw", "comment"]}},
+    blocked={"type": "object", "additionalProperties": _STR,
+             "description": "本任务的其他操作为何现在不能执行（操作 → 中文原因，页面在置灰的按钮旁显示），"
+                            "如 complete：需等待加签人签署意见；会签须由不同人员分别签署；回避"})
 COMPLETE_BODY = _obj("data", data={**_ANY_OBJ, "description": "按任务表单填写"},
                      opinion={**_STR, "maxLength": 500, "description": "办理意见（写入办件时间线）"})
 COMMENT_BODY = _obj("text", text={**_STR, "minLength": 1, "maxLength": 500})
@@ -196,12 +198,14 @@ def blueprint() -> Blueprint:
     @bp.post("/tasks/<task_id:str>/claim")
     @openapi.summary("Claim / 认领任务")
     @openapi.description("认领本部门待认领的任务；已被他人认领返回 409 task_already_claimed，已办结返回 409 "
-                         "task_already_completed。")
+                         "task_already_completed；已签署（或已认领）本办件另一份会签返回 409 "
+                         "already_signed_this_case；按回避规定不能办理返回 409 recusal_required。")
     @task_ok
     @act_errors
     @staff_required(TASK_ROLES)
     async def claim(request: Request, task_id: str) -> HTTPResponse:
-        return _task(request, await desk.claim(request.ctx.staff, task_id, now=request.app.ctx.engine.deps.clock()))
+        return _task(request, await desk.claim(request.ctx.staff, task_id, now=request.app.ctx.engine.deps.clock(),
+                                               engine=request.app.ctx.engine))
 
     @bp.post("/tasks/<task_id:str>/unclaim")
     @openapi.summary("Unclaim / 退回待认领")

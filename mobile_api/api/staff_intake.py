@@ -20,8 +20,8 @@ from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
 from engine.errors import ValidationFailed
-from engine.platform.uploads import FileTooLarge, store_from_settings
-from engine.workbench.intake import MAX_FILES, Upload, window_intake
+from engine.platform import FileTooLarge, store_from_settings
+from engine.workbench import MAX_FILES, Upload, window_intake
 from mobile_api.api.applications import CASE_DETAIL_SCHEMA, case_detail
 from mobile_api.api.services import offered_item
 from mobile_api.auth import auth_state

@@ -22,11 +22,11 @@ from sanic.response import HTTPResponse, json
 from sanic_ext.extensions.openapi import openapi
 
 from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.kernel import CaseResult
 from engine.kernel import supplement as supplements
-from engine.kernel.cases import CaseResult
+from engine.workbench import HumanTask, task_ops
 from engine.workbench import staff as desk
-from engine.workbench import rectification, task_ops
-from engine.workbench.staff import HumanTask
+from engine.workbench import rectification
 from mobile_api.api.staff import TASK_ROLES, TASK_SCHEMA
 from mobile_api.openapi_docs import error_documenter, json_content
 from mobile_api.openapi_docs import object_schema as _obj

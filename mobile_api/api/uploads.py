@@ -21,8 +21,15 @@ from sanic.response import HTTPResponse, json, raw
 from sanic_ext.extensions.openapi import openapi
 
 from engine.errors import ValidationFailed
-from engine.platform import files
-from engine.platform.uploads import FileTooLarge, store_from_settings
+from engine.platform import (
+    FileTooLarge,
+    citizen_owner,
+    owned_upload,
+    read_file,
+    save_upload,
+    store_from_settings,
+    upload_view,
+)
 from mobile_api.auth import RATE_LIMITS, RateRule, citizen_required, rate_limit
 from mobile_api.errors import UnsupportedMediaType
 from mobile_api.openapi_docs import error_documenter, json_content
@@ -99,11 +106,11 @@ def blueprint() -> Blueprint:
         sent = request.files.get("file") if request.files else None
         if sent is None:
             raise ValidationFailed("请选择要上传的文件", fields={"file": "请选择要上传的文件"})
-        row = await files.save_upload(
-            store_from_settings(settings), owner=files.citizen_owner(principal.citizen_id), data=sent.body,
+        row = await save_upload(
+            store_from_settings(settings), owner=citizen_owner(principal.citizen_id), data=sent.body,
             now=request.app.ctx.engine.deps.clock(), ttl_s=int(settings.FILES_UPLOAD_TTL_S), max_bytes=max_bytes,
             max_pending=int(settings.FILES_MAX_PENDING))
-        return json(files.upload_view(row), status=201, headers={"Location": f"/api/v1/uploads/{row.id}"})
+        return json(upload_view(row), status=201, headers={"Location": f"/api/v1/uploads/{row.id}"})
 
     @bp.get("/uploads/<upload_id:str>")
     @openapi.summary("My upload / 我的上传文件")
@@ -111,8 +118,8 @@ def blueprint() -> Blueprint:
     @error_responses(401, 403, 404, 503)
     @citizen_required
     async def my_upload(request: Request, upload_id: str) -> HTTPResponse:
-        row = await files.owned_upload(files.citizen_owner(request.ctx.principal.citizen_id), upload_id)
-        return json(files.upload_view(row))
+        row = await owned_upload(citizen_owner(request.ctx.principal.citizen_id), upload_id)
+        return json(upload_view(row))
 
     @bp.get("/uploads/<upload_id:str>/content")
     @openapi.summary("My upload's content / 上传文件内容")
@@ -121,8 +128,8 @@ def blueprint() -> Blueprint:
     @error_responses(401, 403, 404, 503)
     @citizen_required
     async def my_upload_content(request: Request, upload_id: str) -> HTTPResponse:
-        row = await files.owned_upload(files.citizen_owner(request.ctx.principal.citizen_id), upload_id)
-        data = await files.read_file(store_from_settings(request.app.ctx.settings), row)
+        row = await owned_upload(citizen_owner(request.ctx.principal.citizen_id), upload_id)
+        data = await read_file(store_from_settings(request.app.ctx.settings), row)
         return file_response(data, row.content_type, row.name)
 
     return bp

@@ -171,6 +171,29 @@ async def citizen_token(api: OpenApiClient, code: str, name: str | None = None,
     return token
 
 
+STAFF_PASSWORD = "correct horse battery staple"
+StaffRows = dict[str, tuple[list[str], list[str]]]  # username -> (departments, roles)
+
+
+async def seed_staff(rows: StaffRows, *, password: str = STAFF_PASSWORD,
+                     name: Callable[[str], str] = lambda username: username) -> None:
+    """Create the staff accounts of ``rows`` (one password for all) in the served app's database."""
+    from engine.platform.seed import hash_password
+    from engine.store.models import StaffUser
+
+    hashed = hash_password(password)
+    for username, (departments, roles) in rows.items():
+        await StaffUser.create(username=username, name=name(username), password_hash=hashed,
+                               departments=departments, roles=roles)
+
+
+async def staff_login(api: OpenApiClient, username: str, password: str = STAFF_PASSWORD) -> str:
+    """Log a seeded staff account in through ``POST /api/v1/staff/login``; its access token."""
+    response = await api.call("POST", "/api/v1/staff/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
 async def sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
     """Parse a streamed ``text/event-stream`` body: one dict per event (``id``, ``event``, ``retry``,
     ``data`` decoded from JSON) and ``{"comment": text}`` for comment lines (keep-alives)."""

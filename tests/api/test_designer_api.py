@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from sanic import Sanic
 
-from engine.platform.seed import hash_password
 from engine.store.designer_models import DesignerAudit
-from engine.store.models import Case, HumanTask, ProcessDefinition, StaffUser
-from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api
+from engine.store.models import Case, HumanTask, ProcessDefinition
+from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api, seed_staff
+from tests.api.helpers import staff_login as token
 from tests.api.test_applications_api import ACCEPT
-from tests.api.test_staff_api import PASSWORD, intake
+from tests.api.test_staff_api import intake
 from tests.conftest import FIXTURES
 
 D = "/api/v1/designer"
@@ -36,17 +36,8 @@ DMN = ('<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d"
 @pytest.fixture
 async def api(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OpenApiClient]:
     async with running_api(make_app, monkeypatch) as served:
-        hashed = hash_password(PASSWORD)
-        for username, (departments, roles) in STAFF.items():
-            await StaffUser.create(username=username, name=username, password_hash=hashed,
-                                   departments=departments, roles=roles)
+        await seed_staff(STAFF)
         yield served
-
-
-async def token(api: OpenApiClient, username: str) -> str:
-    response = await api.call("POST", "/api/v1/staff/login", json={"username": username, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
 
 
 async def _counts() -> tuple[int, int]:

@@ -353,7 +353,7 @@ async def test_one_officer_cannot_sign_both_countersign_instances(api: OpenApiCl
     sign = {"data": {"signature": {"decision": "approve", "opinion": "同意签发"}}}
     assert (await api.call("POST", f"{TASKS}/{first}/complete", token=police, json=sign)).status_code == 200
     error_of(await api.call("POST", f"{TASKS}/{second}/complete", token=police, json=sign), 409,
-             "countersign_same_signer")
+             "already_signed_this_case")
     assert (await HumanTask.get(id=second)).state == "ready"  # the refused auto-claim was undone
     assert (await api.call("POST", f"{TASKS}/{second}/complete", token=chief, json=sign)).status_code == 200
     detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=token)).json()

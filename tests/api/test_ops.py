@@ -9,7 +9,6 @@ import httpx
 import pytest
 from sanic import Sanic
 
-from engine.store import db
 from mobile_api import ops
 from mobile_api.app import create_app
 from tests.api.conftest import CLOSED_REDIS_URL, REDIS_TEST_URL, serving
@@ -61,7 +60,7 @@ async def test_ready_is_503_when_database_is_down(make_app: Callable[..., Sanic]
 
     monkeypatch.setattr(ops, "CHECK_TIMEOUT_S", 0.1)
     async with serving(make_app(REDIS_URL="")) as client:
-        monkeypatch.setattr(db, "ping", broken_ping)
+        monkeypatch.setattr(ops, "ping_database", broken_ping)
         response = await client.get("/ready")
         health = await client.get("/health")
     assert response.status_code == 503 and health.status_code == 200

@@ -12,13 +12,12 @@ from datetime import timedelta
 import pytest
 from sanic import Sanic
 
-from engine.platform.seed import hash_password
-from engine.store.models import CaseEvent, HumanTask, StaffUser
-from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api
+from engine.store.models import CaseEvent, HumanTask
+from tests.api.helpers import STAFF_PASSWORD, OpenApiClient, citizen_token, error_of, running_api, seed_staff
 from tests.api.test_applications_api import ACCEPT, STARTUP, WANG, started
 
 LOGIN, TASKS = "/api/v1/staff/login", "/api/v1/staff/tasks"
-PASSWORD = "correct horse battery staple"
+PASSWORD = STAFF_PASSWORD
 STAFF = {"samr01": (["samr"], ["officer"]), "samr02": (["samr"], ["officer"]), "psb01": (["psb"], ["officer"]),
          "designer01": (["window"], ["designer"])}
 
@@ -26,14 +25,12 @@ STAFF = {"samr01": (["samr"], ["officer"]), "samr02": (["samr"], ["officer"]), "
 @pytest.fixture
 async def api(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OpenApiClient]:
     async with running_api(make_app, monkeypatch) as served:
-        hashed = hash_password(PASSWORD)
-        for username, (departments, roles) in STAFF.items():
-            await StaffUser.create(username=username, name=username, password_hash=hashed,
-                                   departments=departments, roles=roles)
+        await seed_staff(STAFF)
         yield served
 
 
 async def staff_token(api: OpenApiClient, username: str) -> str:
+    """Log in through the API and check the answer names the account and its departments."""
     response = await api.call("POST", LOGIN, json={"username": username, "password": PASSWORD})
     assert response.status_code == 200, response.text
     body = response.json()

@@ -13,15 +13,14 @@ from typing import Any
 import pytest
 from sanic import Sanic
 
-from engine.platform.seed import hash_password
 from engine.platform.uploads import DiskStore
-from engine.store.models import Case, CaseEvent, StaffUser
-from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api
+from engine.store.models import Case, CaseEvent
+from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api, seed_staff
+from tests.api.helpers import staff_login as login
 from tests.api.test_applications_api import LI, SENIOR, STARTUP, WANG
-from tests.engine.test_uploads import EXE, JPEG, PDF
+from tests.engine.platform.test_uploads import EXE, JPEG, PDF
 
 INTAKE, TASKS, LOGIN = "/api/v1/staff/applications", "/api/v1/staff/tasks", "/api/v1/staff/login"
-PASSWORD = "correct horse battery staple"
 STAFF = {"win01": (["window"], ["clerk"]), "samr01": (["samr"], ["officer"])}
 MAX_BYTES = 64 * 1024
 
@@ -31,17 +30,8 @@ async def api(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch,
               tmp_path: Path) -> AsyncIterator[OpenApiClient]:
     async with running_api(make_app, monkeypatch, UPLOAD_DIR=str(tmp_path / "uploads"),
                            UPLOAD_MAX_BYTES=MAX_BYTES) as served:
-        hashed = hash_password(PASSWORD)
-        for username, (departments, roles) in STAFF.items():
-            await StaffUser.create(username=username, name=username, password_hash=hashed,
-                                   departments=departments, roles=roles)
+        await seed_staff(STAFF)
         yield served
-
-
-async def login(api: OpenApiClient, username: str) -> str:
-    response = await api.call("POST", LOGIN, json={"username": username, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
 
 
 def multipart(files: list[tuple[str, str, bytes]], **fields: Any) -> dict[str, Any]:

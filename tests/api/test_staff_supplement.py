@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 from sanic import Sanic
 
-from engine.platform.seed import hash_password
-from engine.store.models import Case, CaseEvent, HumanTask, Job, StaffUser
-from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api
+from engine.store.models import Case, CaseEvent, HumanTask, Job
+from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api, seed_staff
+from tests.api.helpers import staff_login as login
 from tests.api.test_applications_api import ACCEPT, STARTUP, WANG, started
 
 APPLY, TASKS, LOGIN, INTAKE = ("/api/v1/applications", "/api/v1/staff/tasks", "/api/v1/staff/login",
                                "/api/v1/staff/applications")
-PASSWORD = "correct horse battery staple"
 STAFF = {"samr01": (["samr"], ["officer"]), "samr02": (["samr"], ["officer"]), "psb01": (["psb"], ["officer"]),
          "win01": (["window"], ["clerk"])}
 REASON = "住所使用证明缺少产权人签字，请补充"
@@ -30,17 +29,8 @@ SUPPLIED = {"note": "已补充产权人签字的租赁合同", "materials": [{"n
 async def api(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch,
               tmp_path: Path) -> AsyncIterator[OpenApiClient]:
     async with running_api(make_app, monkeypatch, UPLOAD_DIR=str(tmp_path / "uploads")) as served:
-        hashed = hash_password(PASSWORD)
-        for username, (departments, roles) in STAFF.items():
-            await StaffUser.create(username=username, name=f"{username}姓名", password_hash=hashed,
-                                   departments=departments, roles=roles)
+        await seed_staff(STAFF, name=lambda username: f"{username}姓名")
         yield served
-
-
-async def login(api: OpenApiClient, username: str) -> str:
-    response = await api.call("POST", LOGIN, json={"username": username, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
 
 
 async def mobile_case(api: OpenApiClient) -> tuple[str, int, str]:
@@ -105,8 +95,9 @@ async def test_officer_asks_the_applicant_and_gets_the_task_back(api: OpenApiCli
     assert "complete" in back["actions"] and back["case"]["sla_paused"] is False
     [round_] = back["supplements"]
     assert round_["reason"] == REASON and round_["data"] == SUPPLIED and round_["supplied_at"]
-    assert any({"name": "住所使用证明（补正）", "ref": "BZ-0001", "supplemented": True}.items() <= m.items()
-               for m in back["materials"])  # the viewer adds status and files
+    supplied = {"name": "住所使用证明（补正）", "ref": "BZ-0001", "supplemented": True}
+    # materials carry their status and files too (#15): the supplied entry as sent, marked received
+    assert {**supplied, "status": "received", "files": []} in back["materials"]
     events = [(e["kind"], e["action"], e["department"], e["opinion"]) for e in back["timeline"]
               if e["kind"].startswith("supplement")]
     assert events == [("supplement_requested", "要求补正", "samr", REASON),

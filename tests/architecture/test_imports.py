@@ -8,6 +8,9 @@
 3. No import cycle between the engine's packages.
 4. ``engine.bpmn`` imports no domain package of the engine (only ``errors``/``config``).
 5. The engine never imports ``sanic``.
+6. ``mobile_api`` imports the engine through the packages' names (``from engine.citizen import
+   ApplicationService``), never a module path inside a package (``engine.citizen.applications``):
+   each package's ``__init__`` is the list of what the edge may use.
 
 ``ALLOWED`` lists known violations; it is empty, and a new violation fails the test with the
 file, the line and the rule.
@@ -84,6 +87,8 @@ def _violations() -> list[tuple[str, int, str, str]]:
             if module.startswith("mobile_api") and (target == "engine.store" or target.startswith("engine.store.")):
                 if rel not in COMPOSITION_ROOTS:
                     found.append((rel, line, "api-imports-store", target))
+            elif module.startswith("mobile_api") and target.startswith("engine.") and target.count(".") >= 2:
+                found.append((rel, line, "api-imports-submodule", target))
             if module.startswith("engine") and top == "sanic":
                 found.append((rel, line, "engine-imports-sanic", target))
             if module.startswith("engine.bpmn") and top == "engine":
@@ -178,12 +183,13 @@ def test_the_import_rules_hold() -> None:
 def test_the_checker_sees_each_rule(tmp_path: Path) -> None:
     """The rules would catch a violation: each kind is found in today's tree or in a planted file."""
     planted = ROOT / "mobile_api" / "_arch_probe.py"
-    planted.write_text("from engine.store.models import Case\nfrom engine.kernel.cases import _Step\n")
+    planted.write_text("from engine.store.models import Case\nfrom engine.kernel.cases import _Step\n"
+                       "from engine.citizen.applications import ApplicationService\n")
     try:
         rules = {rule for _, _, rule, _ in _violations()}
     finally:
         planted.unlink()
-    assert {"api-imports-store", "private-import"} <= rules
+    assert {"api-imports-store", "private-import", "api-imports-submodule"} <= rules
 
 
 def test_engine_has_at_most_twelve_top_level_entries() -> None:

@@ -22,7 +22,7 @@ from tests.e2e.conftest import screenshot
 from tests.e2e.console import CHINESE, add_staff, log_in_as
 from tests.e2e.test_citizen_h5 import ZHANG, bind_real_name
 from tests.e2e.test_citizen_h5 import log_in as citizen_log_in
-from tests.engine.test_uploads import EXE, PDF
+from tests.engine.platform.test_uploads import EXE, PDF
 
 pytestmark = pytest.mark.sqlite_only
 

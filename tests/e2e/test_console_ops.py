@@ -160,7 +160,7 @@ async def test_transfer_and_a_conflict(server: Server, desktop: Any, officers: N
     await alert.get_by_role("button", name="刷新").click()
     await expect(page.locator(".task-header .state")).to_have_text("已认领")
     await expect(page.get_by_text("该任务已由 samr02 认领")).to_be_visible()
-    await expect(page.get_by_role("button", name="办结")).to_have_count(0)
+    await expect(page.get_by_role("button", name="办结")).to_have_count(0)  # the alert above says why
 
     # another department's task is refused in Chinese
     await log_out(page)
@@ -199,7 +199,12 @@ async def test_add_signer_and_the_signers_opinion(server: Server, desktop: Any, 
     assert response.request.post_data_json == {"user": "samr02", "position": "before", "opinion": "请核对股东身份信息"}
     await expect(page.locator("#toast")).to_have_text("已请 王芳 加签")
     await expect(page.locator(".timeline")).to_contain_text("加签")
-    await expect(page.get_by_role("button", name="办结")).to_have_count(0)
+    # 办结 stays on the page, disabled, saying why (it used to vanish without a word)
+    complete = page.get_by_role("button", name="办结")
+    await expect(complete).to_be_disabled()
+    why = page.locator('.blocked-reason[data-blocked="complete"]')
+    await expect(why).to_have_text("暂不能办结：需等待加签人 samr02 签署意见后才能办结")
+    assert await complete.get_attribute("aria-describedby") == await why.get_attribute("id")
 
     # the signer finds the side task in the inbox and gives a 加签意见
     await log_out(page)
@@ -258,3 +263,32 @@ async def test_withdraw_own_completion(server: Server, desktop: Any, officers: N
     back = await HumanTask.get(id=task.id)
     assert back.state == "claimed" and back.assignee == "hrss01"
     assert await CaseEvent.filter(case_id=case.id, kind="completion_withdrawn", actor="hrss01").exists()
+
+
+async def test_the_second_countersign_shows_why_the_same_officer_cannot_sign_it(
+        server: Server, desktop: Any) -> None:
+    """会签 by two different officers (distinctSigners): the officer who signed one instance sees the
+    other one's 办结 disabled with the reason; a colleague signs it."""
+    from tests.processes.conftest import SINGLE_MOTHER
+    from tests.processes.test_residence_permit import APPROVE, FORM, sign
+
+    await add_staff("police01", "周海峰", ["police_station"], ["officer"])
+    await add_staff("police02", "吴洁", ["police_station"], ["officer"])
+    started = await server.app.ctx.applications.apply("residence-permit", FORM, applicant=SINGLE_MOTHER)
+    review = await server.engine.complete_task(started.ready_tasks[0].id, APPROVE, actor="police01")
+    first, second = review.ready_tasks
+    await server.engine.complete_task(first.id, sign("approve", "同意"), actor="police01")
+    page: Page = await desktop(server.base_url)
+    await log_in_as(page, "police01", "周海峰")
+    await page.goto(f"/console/#/tasks/{second.id}")
+    await expect(page.get_by_role("heading", name="会签", exact=True)).to_be_visible()
+    await expect(page.get_by_role("button", name="办结")).to_be_disabled()
+    await expect(page.locator('.blocked-reason[data-blocked="complete"]')).to_contain_text(
+        "您已签署本办件的会签，会签须由不同人员分别签署")
+    await expect(page.get_by_role("button", name="认领")).to_have_count(0)
+    await expect(page.locator('.blocked-reasons [data-blocked="claim"]')).to_have_count(0)  # said once
+    await log_out(page)
+    await log_in_as(page, "police02", "吴洁")
+    await page.goto(f"/console/#/tasks/{second.id}")
+    await expect(page.get_by_role("button", name="办结")).to_be_enabled()
+    await expect(page.locator(".blocked-reason")).to_have_count(0)

@@ -282,3 +282,24 @@ async def test_heat_map_shows_waiting_and_overdue_cases_per_step(server: Server,
     # off again: markers and badges go
     await page.get_by_role("button", name="热力图").click()
     await expect(page.locator(".heat-badge")).to_have_count(0)
+
+
+async def test_properties_show_the_assignment_rules_of_user_tasks(server: Server, desktop: Any) -> None:
+    """会签不同人员 (distinctSigners) and 回避 (recuseFrom) read from the shipped models."""
+    applications = server.app.ctx.applications
+    for slug in ("residence-permit", "rectification"):
+        await applications.definition_for(applications.catalog.get(slug))  # deploys the shipped folder
+    page = await designer_page(server, desktop)
+    await page.locator('#process-list [data-process-id="residence_permit"]').click()
+    await expect(page.locator("body")).to_have_attribute("data-loaded", re.compile(r"^residence_permit@"))
+    await page.get_by_role("button", name="全图").click()
+    await shape(page, "countersign").click()
+    await expect(page.locator("#prop-distinct-signers")).to_contain_text("每份会签须由不同人员签署")
+    await shape(page, "review").click()
+    await expect(page.locator("#props")).to_contain_text("review")
+    await expect(page.locator("#prop-distinct-signers")).to_have_count(0)
+    await page.locator('#process-list [data-process-id="rectification"]').click()
+    await expect(page.locator("body")).to_have_attribute("data-loaded", re.compile(r"^rectification@"))
+    await page.get_by_role("button", name="全图").click()
+    await shape(page, "supervise").click()
+    await expect(page.locator("#prop-recuse")).to_contain_text("不得由办理过 follow_up, rectify 的人员办理")

@@ -173,6 +173,8 @@ async def test_window_scans_are_opened_by_the_back_office(api: OpenApiClient) ->
     assert how["公司章程"] == "已收取 1 份" and how["股东、法定代表人身份及失信信息"] == "共享数据获取"
     assert decode_qr_svg(receipt["qr_svg"]) == [receipt["track_url"]]
     assert receipt["track_url"].endswith(f"/m/#/cases/{filed.json()['id']}")
+    for missing in (filed.json()["id"] + 1, 2**40):  # no row can have 2**40: a 404, not an overflow
+        error_of(await api.call("GET", f"/api/v1/staff/cases/{missing}/receipt", token=clerk), 404, "not_found")
 
 
 async def test_purging_a_case_deletes_its_files(api: OpenApiClient) -> None:

@@ -167,3 +167,39 @@ async def test_overdue_rectification_escalates_to_the_supervisor_lane(
     done = await engine.complete_task(supervise.id, SUPERVISE, actor="supervisor_sup")
     assert done.status == "completed"
     assert (await assert_round_trip(engine, started.id))["re_review_allowed"] is True
+
+
+async def test_whoever_did_the_follow_up_does_not_supervise_the_case(
+        engine: CaseEngine, applications: ApplicationService) -> None:
+    """回避 (recuseFrom="follow_up, rectify"): a supervisor who did the follow-up of this case may not
+    supervise its overdue rectification; a colleague may."""
+    from engine.workbench.assignment import RecusalRequired
+
+    started = await start_rectification(engine, applications, REVIEW,
+                                        {"follow_up_due": in_seconds(3600), "rectify_due": in_seconds(0.4)})
+    await engine.complete_task(started.ready_tasks[0].id, FOLLOW_UP, actor="supervisor_sup")
+    assert await fire_due_timers(engine, 0.55) == 1
+    [supervise] = await HumanTask.filter(case_id=started.id, state="ready")
+    with pytest.raises(RecusalRequired) as refused:
+        await engine.complete_task(supervise.id, SUPERVISE, actor="supervisor_sup")
+    assert refused.value.code == "recusal_required" and refused.value.kind == "conflict"
+    assert "「差评回访核实」" in refused.value.message and "「差评整改督办」" in refused.value.message
+    assert (await HumanTask.get(id=supervise.id)).state == "ready"  # nothing changed
+    done = await engine.complete_task(supervise.id, SUPERVISE, actor="supervisor02")
+    assert done.status == "completed"
+
+
+async def test_the_follow_up_task_is_due_when_the_citizen_was_promised_contact(
+        engine: CaseEngine, applications: ApplicationService) -> None:
+    """好差评 promises contact "1个工作日内": the 回访核实 task is due then (its boundary timer), not at
+    the case's 15-working-day limit; 整改 is due at its own deadline."""
+    now = engine.deps.clock()
+    calendar = engine.deps.calendar
+    started = await applications.start_rectification(REVIEW)
+    [follow_up] = await HumanTask.filter(case_id=started.id, state="ready")
+    case = await Case.get(id=started.id)
+    one_day = calendar.due_after_working_days(now, 1)
+    assert follow_up.due_at == one_day < case.due_at == calendar.due_after_working_days(now, 15)
+    [rectify] = (await engine.complete_task(follow_up.id, FOLLOW_UP, actor="mca01")).ready_tasks
+    row = await HumanTask.get(id=rectify.id)
+    assert row.due_at == min(case.due_at, calendar.due_after_working_days(now, 15))

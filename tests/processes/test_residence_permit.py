@@ -132,8 +132,9 @@ async def test_any_countersign_rejection_refuses_the_permit(
         engine: CaseEngine, applications: ApplicationService, decisions: list[str]) -> None:
     started, tasks = await apply_and_review(engine, applications)
     opinions = {"approve": "同意", "reject": "租赁备案地址与实际居住地址不一致，不同意签发"}
-    for n, (task, decision) in enumerate(zip(tasks, decisions, strict=False), start=1):  # 会签: one officer each
-        result = await engine.complete_task(task.id, sign(decision, opinions[decision]), actor=f"police_station0{n}")
+    officers = ("police_station01", "police_station_sup")
+    for task, decision, officer in zip(tasks, decisions, officers, strict=False):
+        result = await engine.complete_task(task.id, sign(decision, opinions[decision]), actor=officer)
         await assert_round_trip(engine, started.id)
     assert result.status == "completed" and result.ready_tasks == []
     data = await assert_round_trip(engine, started.id)
@@ -217,3 +218,27 @@ async def test_sla_warns_at_80_percent_and_escalates_to_the_supervisor_at_the_de
     assert (await Case.get(id=case.id)).status == "running"
     await assert_round_trip(engine, started.id)
     assert clock.now.astimezone(CST).date() == date(2026, 12, 10)
+
+
+async def test_countersign_withdrawn_and_signed_again_still_issues_the_permit(
+        engine: CaseEngine, applications: ApplicationService) -> None:
+    """Issue #14: officer A signs, withdraws (撤回) and signs again, officer B signs — both approved,
+    so the permit is issued; the withdrawn signature leaves no trace in ``signatures``."""
+    from engine.workbench.task_ops import withdraw_completion
+
+    started, (first, second) = await apply_and_review(engine, applications)
+    await engine.complete_task(first.id, sign("approve", "同意"), actor="police_station01")
+    withdrawn = await withdraw_completion(engine, first.id, actor="police_station01")
+    assert sorted(t.id for t in withdrawn.ready_tasks) == sorted([first.id, second.id])
+    data = await assert_round_trip(engine, started.id)
+    _, workflow, _ = await engine.load(started.id)
+    [parent] = [t for t in workflow.get_tasks() if t.task_spec.name == "countersign"]
+    assert parent.data["signatures"] == []  # the withdrawn signature is gone from the collection
+    await engine.complete_task(first.id, sign("approve", "同意签发"), actor="police_station01")
+    await assert_round_trip(engine, started.id)
+    done = await engine.complete_task(second.id, sign("approve", "同意，准予签发居住证"), actor="police_station_sup")
+    assert done.status == "completed"
+    data = await assert_round_trip(engine, started.id)
+    assert data["outcome"] == "approved", data.get("result_message")
+    assert [s["opinion"] for s in data["signatures"]] == ["同意签发", "同意，准予签发居住证"]
+    assert await Certificate.filter(case_id=started.id).count() == 1

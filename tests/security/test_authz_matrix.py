@@ -123,6 +123,18 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int]]] = {
     ("POST", "/api/v1/staff/tasks/{task_id}/unclaim"): ({}, staff_task(200)),
     ("POST", "/api/v1/staff/tasks/{task_id}/sign"): ({"json": {"decision": "approve", "opinion": "同意"}},
                                                     staff_task(409)),  # not an added-signer task
+    # files (#15): A's upload, attached to the samr case as its 公司章程
+    ("POST", "/api/v1/uploads"): ({"json": {"file": "not multipart"}},
+                                  row(403, anonymous=401, citizen_a=415, citizen_b=415)),
+    ("GET", "/api/v1/uploads/{upload_id}"): ({}, citizen_only(200)),
+    ("GET", "/api/v1/uploads/{upload_id}/content"): ({}, citizen_only(200)),
+    ("GET", "/api/v1/staff/files/{file_id}"): ({}, staff_task(200)),  # the case's departments only
+    ("POST", "/api/v1/staff/tasks/{task_id}/reveal"): ({"json": {"field": "legal_representative.id_number"}},
+                                                      staff_task(200)),
+    ("GET", "/api/v1/staff/cases"): ({}, row(403, anonymous=401, clerk=422, officer_other=422, supervisor=422,
+                                             admin=422)),  # no query: refused after the role check
+    ("GET", "/api/v1/staff/cases/{case_id}/receipt"): ({}, row(403, anonymous=401, clerk=200, supervisor=200,
+                                                               admin=200)),  # window desk or the case's department
     ("GET", "/api/v1/designer/departments"): ({}, designer_read(200)),
     ("GET", "/api/v1/designer/processes"): ({}, designer_read(200)),
     ("GET", "/api/v1/designer/processes/{process_id}/versions"): ({}, designer_read(200)),
@@ -170,15 +182,20 @@ async def world(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch)
         senior = await api.call("POST", "/api/v1/applications", token=tokens["citizen_a"],
                                 json={"service": "senior-card", "form": SENIOR})
         assert senior.status_code == 201, senior.text
+        uploaded = await api.call("POST", "/api/v1/uploads", token=tokens["citizen_a"],
+                                  files={"file": ("章程.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")})
+        assert uploaded.status_code == 201, uploaded.text
+        upload_id = uploaded.json()["id"]
         startup = await api.call("POST", "/api/v1/applications", token=tokens["citizen_a"],
-                                 json={"service": "business-startup", "form": STARTUP})
+                                 json={"service": "business-startup", "form": STARTUP,
+                                       "materials": {"公司章程": [upload_id]}})
         assert startup.status_code == 201, startup.text
         case_id = startup.json()["id"]
         [task] = await HumanTask.filter(case_id=case_id, state="ready")
         assert task.department == "samr"
         [cert] = await Certificate.all()
         params = {"case_id": case_id, "cert_id": cert.id, "task_id": str(task.id), "slug": "senior-card",
-                  "process_id": "senior_card", "version": "latest"}
+                  "process_id": "senior_card", "version": "latest", "upload_id": upload_id, "file_id": upload_id}
         yield {"api": api, "tokens": tokens, "params": params, "case_id": case_id, "task_id": str(task.id)}
 
 

@@ -19,12 +19,11 @@ from sanic import Sanic
 
 from engine.certificates.keys import generate_signer
 from engine.certificates.signing import make_qr_token
-from engine.platform.seed import hash_password
 from engine.store.certificate_models import Certificate
 from engine.store.models import StaffUser
 from engine.workbench import staff as desk
 from mobile_api.auth import RATE_LIMITS, RateRule
-from tests.api.helpers import TEST_JWT_SECRET, OpenApiClient, citizen_token, error_of, running_api
+from tests.api.helpers import TEST_JWT_SECRET, OpenApiClient, citizen_token, error_of, running_api, seed_staff
 from tests.api.test_applications_api import SENIOR, WANG
 
 LOGIN = "/api/v1/staff/login"
@@ -34,10 +33,7 @@ PASSWORD = "brute force test password 42"
 @pytest.fixture
 async def api(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OpenApiClient]:
     async with running_api(make_app, monkeypatch) as served:
-        hashed = hash_password(PASSWORD)
-        for username in ("samr01", "samr02"):
-            await StaffUser.create(username=username, name=username, password_hash=hashed, departments=["samr"],
-                                   roles=["officer"])
+        await seed_staff({username: (["samr"], ["officer"]) for username in ("samr01", "samr02")}, password=PASSWORD)
         yield served
 
 

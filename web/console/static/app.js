@@ -6,6 +6,8 @@
 import { api, ApiError, client, onUnauthorized, session } from "./api.js";
 import { staffLoginForm } from "/shared/static/staff.js";
 import { intakeView } from "./intake.js";
+import { applicationSection, materialsSection } from "./materials.js";
+import { casesView } from "./cases.js";
 import { errorText, kv, section, toast } from "./ui.js";
 import { commentForm, workCard } from "./work.js";
 import { rectificationCard, supplementRounds } from "./loop.js";
@@ -84,7 +86,7 @@ function setNav(current) {
   nav.hidden = !session.loggedIn();
   nav.querySelector('[data-nav="intake"]').hidden = !canIntake();
   for (const link of nav.querySelectorAll("a")) {
-    const here = link.dataset.nav === (current === "intake" ? "intake" : "inbox");
+    const here = link.dataset.nav === (["intake", "cases"].includes(current) ? current : "inbox");
     if (here) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -183,19 +185,6 @@ async function inboxView(params, token) {
 
 // ------------------------------------------------------------------ one task
 
-function materialItem(m) {
-  const satisfied = m.satisfied === true || m.status === "satisfied";
-  const shared = m.source_type === "shared_data";
-  const label = m.label || (shared ? "由共享数据获取" : satisfied ? "已由电子证照获取" : "申请人提交");
-  const kind = shared ? "shared" : satisfied ? "ok" : "upload";
-  return h("li", { class: `material material-${kind}` },
-    h("span", { class: "material-icon", "aria-hidden": "true" }, kind === "ok" ? "✓" : kind === "shared" ? "⇄" : "↑"),
-    h("div", { class: "material-body" },
-      h("p", { class: "material-name" }, m.name,
-        h("span", { class: `tag ${m.required ? "tag-red" : ""} tag-small` }, m.required ? "必需" : "非必需")),
-      h("p", { class: "material-state" }, label)));
-}
-
 function timelineList(events) {
   if (!events.length) return h("p", { class: "muted" }, "暂无办理记录");
   return h("ol", { class: "timeline" }, [...events].reverse().map((e, i) =>
@@ -234,9 +223,7 @@ async function taskView(taskId, token) {
       [task.kind === "cosign" ? "加签人" : "认领人", task.assignee || "—"],
     ]));
 
-  const materials = section("申请材料", (detail.materials || []).length
-    ? h("ul", { class: "materials", "aria-label": "申请材料清单" }, detail.materials.map(materialItem))
-    : h("p", { class: "muted" }, "本事项无需提交材料"));
+  const materials = materialsSection(detail);
   const timeline = section("办理记录", timelineList(detail.timeline || []));
   const supplements = supplementRounds(detail);
 
@@ -255,7 +242,7 @@ async function taskView(taskId, token) {
     h("a", { class: "back", href: "#/inbox?status=ready" }, "‹ 返回待办"),
     h("span", { class: "muted small" }, `${c.service_name || names[c.service] || c.service} · ${c.case_no}`)),
   h("div", { class: "task-layout" },
-    h("div", { class: "col-main" }, header, rectificationCard(detail), work, actions.has("comment") ? section("批注", commentForm(task, ctx)) : null),
+    h("div", { class: "col-main" }, header, rectificationCard(detail), applicationSection(detail), work, actions.has("comment") ? section("批注", commentForm(task, ctx)) : null),
     h("div", { class: "col-side" }, supplements, materials, timeline)));
 }
 
@@ -274,6 +261,7 @@ async function route() {
     setNav(parts[0]);
     if (parts[0] === "tasks" && parts[1]) await taskView(parts[1], token);
     else if (parts[0] === "intake" && canIntake()) await intakeView({ show, isCurrent: () => token === renderToken });
+    else if (parts[0] === "cases") await casesView({ show, parts, params, isCurrent: () => token === renderToken });
     else await inboxView(params, token);
     if (token === renderToken) window.scrollTo(0, 0);
   } catch (exc) {

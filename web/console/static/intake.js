@@ -113,6 +113,7 @@ function successView(result, { show, again }) {
         ["办结时限", result.due_at ? formatTime(result.due_at) : "—"]]),
       h("div", { class: "actions intake-done-actions" },
         h("button", { type: "button", class: "btn btn-primary", onclick: again }, "继续受理下一位"),
+        h("a", { class: "btn btn-ghost", href: `#/cases/${result.id}/receipt` }, "打印受理回执"),
         h("a", { class: "btn btn-ghost", href: "#/inbox?status=ready" }, "返回待办"))));
 }
 

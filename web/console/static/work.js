@@ -6,6 +6,7 @@
 import { api } from "./api.js";
 import { reviewCard } from "./loop.js";
 import { operationButtons, signForm, supplyForm, withdrawButton } from "./ops.js";
+import { blockedReason, reasonList, withReason } from "./reasons.js";
 import { alertBox, errorText, isTaken, operationError, section, settleOnEdit, toast } from "./ui.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
 import { buildForm } from "/shared/static/form.js";
@@ -35,7 +36,7 @@ export function workCard(detail, actions, ctx) {
     const done = task.state === "completed"
       ? `已于 ${formatTime(task.completed_at)} 由 ${task.completed_by || "—"} 办结` : "该任务已取消";
     return section("任务办理", h("div", { class: "done-row" }, h("p", { class: "alert alert-info" }, done),
-      withdrawButton(detail, actions, opsCtx)));
+      withdrawButton(detail, actions, opsCtx)), reasonList(detail, ["withdraw"]));
   }
   return completeForm(detail, actions, opsCtx, othersClaim);
 }
@@ -59,7 +60,11 @@ function completeForm(detail, actions, ctx, othersClaim) {
     opinion.removeAttribute("aria-invalid");
   };
   const canComplete = actions.has("complete");
-  const complete = h("button", { type: "submit", class: "btn btn-primary", disabled: !canComplete }, "办结");
+  // 办结 never silently disappears: while it is blocked (加签 pending, 会签 by another person, 回避)
+  // it stays, disabled, with the reason beside it
+  const [complete, completeWhy] = withReason(detail, "complete",
+    h("button", { type: "submit", class: "btn btn-primary", disabled: !canComplete }, "办结"));
+  const showComplete = canComplete || (!othersClaim && blockedReason(detail, "complete"));
   const claimAction = actions.has("unclaim") ? "unclaim" : actions.has("claim") ? "claim" : null;
   const claim = claimAction ? h("button", { type: "button", class: "btn btn-ghost", dataset: { op: claimAction } },
     claimAction === "unclaim" ? "释放" : "认领") : null;
@@ -80,12 +85,15 @@ function completeForm(detail, actions, ctx, othersClaim) {
     othersClaim ? h("p", { class: "alert alert-info" }, `该任务已由 ${task.assignee} 认领`) : null,
     form ? form.el : h("p", { class: "muted" }, "本任务无需填写表单"),
     opinionField,
-    h("div", { class: "actions" }, canComplete ? complete : null, claim,
-      ops.length ? h("span", { class: "actions-sep", "aria-hidden": "true" }) : null, ops));
+    h("div", { class: "actions" }, showComplete ? complete : null, claim,
+      ops.length ? h("span", { class: "actions-sep", "aria-hidden": "true" }) : null, ops),
+    othersClaim ? null : completeWhy,
+    othersClaim ? null : reasonList(detail, ["claim", "return", "transfer"], showComplete ? ["complete"] : []));
   settleOnEdit(el);
   el.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors();
+    if (!canComplete) return; // Enter in a field: the button says why 办结 is not possible now
     complete.disabled = true;
     const body = { data: form ? form.value() : {} };
     const text = opinion.value.trim();

@@ -22,6 +22,7 @@ import { addDiagram, hasDiagram } from "./layout.js";
 import { translateModule } from "./translate.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
 import { applyHeat, clearHeat, heatLegend, statsTable } from "./heatmap.js";
+import { assignmentRows } from "./rules.js";
 
 const view = document.getElementById("view");
 const TYPE_LABELS = {
@@ -431,6 +432,7 @@ function renderProps(element) {
     rows.push(h("div", { class: "prop-row" }, h("span", { class: "prop-key" }, "办理部门"),
       h("span", { id: "prop-lane" }, dept ? `${dept.name}（${dept.code}）` : lane.name || lane.id)));
   }
+  rows.push(...assignmentRows(bo));
   const found = [...state.findings.errors.map((f) => ["error", f]), ...state.findings.warnings.map((f) => ["warning", f])]
     .filter(([, f]) => elementIdOf(f) === bo.id);
   for (const [kind, f] of found) rows.push(h("p", { class: `finding finding-${kind}` }, f.message));

@@ -390,7 +390,7 @@ async function serviceView(params, slug) {
     idempotencyKey = idempotencyKey || newKey();
     try {
       const created = await api.post("/applications",
-        { service: slug, form: built.value(), ...(uploads ? { materials: uploads.value() } : {}) },
+        { service: slug, form: built.value(), ...(uploads?.value() ? { materials: uploads.value() } : {}) },
         { headers: { "Idempotency-Key": idempotencyKey } });
       idempotencyKey = null;
       const id = created.id ?? created.case?.id ?? created.application?.id;

@@ -69,8 +69,8 @@ function fileTile(file, onChange, onRemove) {
   const progress = h("span", { class: "upload-bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100",
     "aria-valuenow": "0", "aria-label": "上传进度" }, bar);
   const state = h("span", { class: "upload-state", "aria-live": "polite" }, "等待上传");
-  const retry = h("button", { type: "button", class: "btn-link upload-retry", hidden: true }, "重试");
-  const remove = h("button", { type: "button", class: "btn-link upload-remove", "aria-label": `移除 ${file.name || "文件"}` }, "移除");
+  const retry = h("button", { type: "button", class: "upload-link upload-retry", hidden: true }, "重试");
+  const remove = h("button", { type: "button", class: "upload-link upload-remove", "aria-label": `移除 ${file.name || "文件"}` }, "移除");
   const el = h("li", { class: "upload-tile", dataset: { state: "pending" } }, thumb,
     h("span", { class: "upload-info" }, h("span", { class: "upload-name" }, file.name || "照片"),
       h("span", { class: "upload-size muted" }, `${(file.size / 1024).toFixed(0)} KB`), progress, state),
@@ -213,7 +213,7 @@ export function materialUploads(materials, render) {
         const ids = uploader.ids();
         if (ids.length) out[name] = ids;
       }
-      return out;
+      return Object.keys(out).length ? out : undefined;
     },
     busy: () => [...uploaders.values()].some((u) => u.busy()),
     showErrors(fields) {

@@ -313,3 +313,33 @@ async def test_unconfigured_wechat_answers_503_not_configured() -> None:
     with pytest.raises(WeChatNotConfigured) as caught:
         await UnconfiguredWeChat().jscode2session("dev-alice")
     assert caught.value.kind == "unavailable" and caught.value.code == "wechat_not_configured"
+
+
+# --------------------------------------------------------------------------- region codes (issue #14)
+
+@pytest.mark.parametrize("first17", [
+    "31011519550312123",  # 浦东新区 (1992-), born 1955: the code of the office that issued the number
+    "31011219400101002",  # 闵行区 (1981-), born 1940
+    "44030619520706001",  # 深圳市宝安区 (1992-), born 1952
+    "11010319450101001",  # 崇文区: abolished in 2010, its numbers stay valid
+    "31022519380101002",  # 南汇县 (1982-2001)
+])
+async def test_seniors_whose_county_code_is_younger_than_they_are_bind(db: str, first17: str) -> None:
+    number = make_id(first17)
+    citizen = await bind_real_name(await login(f"o-{first17}"), "王秀英", number, pii_keys=KEYS, verifier=VERIFIER)
+    assert citizen.real_name_level == LEVEL_VERIFIED
+    assert (await find_by_id_number(number, pii_keys=KEYS)).id == citizen.id
+
+
+@pytest.mark.parametrize("number", [
+    make_id("31999919550312123"),  # no county ever had 319999
+    make_id("31000019550312123"),  # a province code is no county code
+    make_id("31011519550230123"),  # 30 February
+    make_id("31011519551301123"),  # month 13
+    make_id("31011518990101123"),  # born before 1900
+    make_id("31011520990101123"),  # born in the future
+])
+async def test_unknown_codes_and_impossible_dates_are_refused_with_the_usual_message(db: str, number: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        await bind_real_name(await login("o-x"), "王秀英", number, pii_keys=KEYS, verifier=VERIFIER)
+    assert caught.value.fields == {"id_number": "身份证号不正确，请检查后重新输入"}

@@ -15,7 +15,7 @@ from engine.config import Settings
 from engine.store.audit_models import AuditRecord
 from engine.store.db import db_connection
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 async def govflow(db_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:

@@ -8,42 +8,14 @@ from uuid import uuid4
 
 import pytest
 
-from engine.accountability.privacy import PiiKeys
-from engine.citizen.applications import Applicant, ApplicationService
-from engine.citizen.catalog import Catalog
 from engine.errors import NotFound, ValidationFailed
 from engine.kernel.sla import CST
 from engine.platform.kv import MemoryKV
-from engine.platform.seed import hash_password
-from engine.store.models import CaseEvent, HumanTask, StaffUser
+from engine.store.models import CaseEvent, HumanTask
 from engine.workbench import staff as desk
 from engine.workbench.task_detail import task_detail
-from tests.processes.test_business_startup import ACCEPT, FORM, NOW, WANG
-
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-async def people(engine) -> dict[str, StaffUser]:  # noqa: ANN001 - the db-bound engine fixture
-    hashed = hash_password(PASSWORD)
-    rows = {"samr01": (["samr"], ["officer"]), "samr02": (["samr"], ["officer"]), "psb01": (["psb"], ["officer"]),
-            "samr_sup": (["samr"], ["supervisor"])}
-    return {name: await StaffUser.create(username=name, name=name, password_hash=hashed, departments=depts,
-                                         roles=roles) for name, (depts, roles) in rows.items()}
-
-
-@pytest.fixture
-def applications(engine, settings) -> ApplicationService:  # noqa: ANN001
-    engine.deps.clock = lambda: NOW
-    return ApplicationService(engine, Catalog.load(settings.PROCESSES_DIR),
-                              pii_key=PiiKeys.from_settings(settings).blind_index_key)
-
-
-async def intake_task(applications: ApplicationService, applicant: Applicant = WANG) -> str:
-    started = await applications.apply("business-startup", FORM, applicant=applicant)
-    [task] = started.ready_tasks
-    assert task.department == "samr" and task.task_spec == "intake_check"
-    return task.id
+from tests.engine.helpers import PASSWORD, intake_task
+from tests.processes.test_business_startup import ACCEPT, NOW, WANG
 
 
 async def test_login_wrong_password_unknown_user_and_lockout(people) -> None:  # noqa: ANN001

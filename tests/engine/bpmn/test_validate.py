@@ -10,7 +10,7 @@ import pytest
 from engine.bpmn.lint import load_departments
 from engine.bpmn.validate import ValidationLine, exit_code, validate_paths
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ASSORTED = ROOT / "tests" / "fixtures" / "assorted"
 MODELS = ROOT / "tests" / "fixtures" / "models"
 DEPARTMENTS = load_departments(ROOT / "processes" / "departments.yaml")

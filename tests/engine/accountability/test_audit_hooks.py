@@ -24,8 +24,7 @@ from engine.workbench.task_ops import (
     transfer,
     withdraw_completion,
 )
-from tests.engine.test_staff import applications, intake_task, people  # noqa: F401 - fixtures
-from tests.engine.test_task_ops import _files
+from tests.engine.helpers import intake_task, task_ops_model
 from tests.processes.conftest import ID_CARD, issue_certificate
 from tests.processes.test_business_startup import ACCEPT, WANG
 
@@ -34,7 +33,7 @@ async def _kinds(case_no: str) -> list[tuple[str, str | None, str | None]]:
     return [(r.kind, r.actor, r.department) for r in await AuditRecord.filter(case_no=case_no).order_by("seq")]
 
 
-async def test_staff_desk_actions_and_case_views_are_audited(engine, applications, people) -> None:  # noqa: ANN001, F811
+async def test_staff_desk_actions_and_case_views_are_audited(engine, applications, people) -> None:  # noqa: ANN001
     task_id = await intake_task(applications)
     officer = people["samr01"]
     case = (await desk.visible_task(officer, task_id)).case
@@ -65,7 +64,7 @@ async def test_staff_desk_actions_and_case_views_are_audited(engine, application
 
 
 async def test_deploy_and_approval_operations_are_audited(engine) -> None:  # noqa: ANN001
-    files = _files("three_steps")
+    files = task_ops_model("three_steps")
     definition = await engine.deploy(files, deployed_by="designer01")
     assert await engine.deploy(files, deployed_by="designer01") == definition  # same content: no new version
     [deployed] = await AuditRecord.filter(kind="deploy")

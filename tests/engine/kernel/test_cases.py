@@ -8,19 +8,13 @@ from datetime import timedelta
 import pytest
 
 from engine.errors import Conflict, NotFound, ScriptError, TaskNotReady, ValidationFailed
-from engine.kernel.cases import CaseEngine, current_data
+from engine.kernel.cases import CaseEngine
 from engine.kernel.jobs import JobRunner
 from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
 from tests.conftest import model_files
+from tests.engine.helpers import assert_round_trip
 
 SENIOR = {"birth_date": "1950-03-01", "apply_date": "2026-11-29", "region_code": "310104", "name": "张三"}
-
-
-async def assert_round_trip(engine: CaseEngine, case_id: int) -> dict:
-    """Reload the stored case and check that dumping it again reproduces the stored state."""
-    case, workflow, _ = await engine.load(case_id)
-    assert engine.deps.serializer.dump(workflow) == case.state
-    return current_data(workflow)
 
 
 async def test_deploy_is_content_hashed_and_idempotent(engine: CaseEngine) -> None:

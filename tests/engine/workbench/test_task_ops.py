@@ -19,20 +19,13 @@ from engine.workbench.task_ops import (
     transfer,
     withdraw_completion,
 )
-from tests.conftest import FIXTURES
-from tests.engine.test_cases import assert_round_trip
+from tests.engine.helpers import assert_round_trip, task_ops_model
 
 STAFF = {"win01": ["window"], "win02": ["window"], "mca01": ["mca"], "mca02": ["mca"], "sup01": ["supervisor"]}
 
 
-def _files(name: str) -> dict[str, str]:
-    from engine.bpmn.parser import files_for_model
-
-    return files_for_model(FIXTURES / "models" / "task_ops" / f"{name}.bpmn")
-
-
 async def _start(engine: CaseEngine):  # noqa: ANN202 - CaseResult
-    definition = await engine.deploy(_files("three_steps"))
+    definition = await engine.deploy(task_ops_model("three_steps"))
     return await engine.start_case(definition, service="demo", data={"applicant_name": "李四"})
 
 
@@ -216,11 +209,93 @@ def test_countersign_outcome_rules() -> None:
 ])
 async def test_countersign_model_uses_the_sandbox_helper(engine: CaseEngine, rule: object, decisions: list[str],
                                                          passed: bool) -> None:
-    definition = await engine.deploy(_files("countersign"))
+    definition = await engine.deploy(task_ops_model("countersign"))
     started = await engine.start_case(definition, service="demo",
                                       data={"signers": ["mca01", "mca02", "mca03"], "rule": rule})
     assert len(started.ready_tasks) == 3 and {t.department for t in started.ready_tasks} == {"mca"}
     result = started
-    for n, (task, decision) in enumerate(zip(started.ready_tasks, decisions, strict=True), start=1):  # one each
-        result = await engine.complete_task(task.id, {"signature": {"decision": decision}}, actor=f"mca0{n}")
+    for task, decision in zip(started.ready_tasks, decisions, strict=True):
+        result = await engine.complete_task(task.id, {"signature": {"decision": decision}}, actor="mca01")
     assert result.status == "completed" and result.data["passed"] is passed
+
+
+# ---------------------------------------------------------------------------- 撤回 / 退回 in a 会签 (issue #14)
+SIGNERS = {"signers": ["mca01", "mca02"]}
+
+
+def _signature(decision: str, opinion: str = "") -> dict:
+    return {"signature": {"decision": decision, "opinion": opinion or decision}}
+
+
+async def _signatures(engine: CaseEngine, case_id: int) -> list:
+    _, workflow, _ = await engine.load(case_id)
+    [parent] = [t for t in workflow.get_tasks() if t.task_spec.name == "sign"]
+    return parent.data.get("signatures")
+
+
+async def test_withdraw_after_the_countersign_concluded_reopens_it(engine: CaseEngine) -> None:
+    definition = await engine.deploy(task_ops_model("cosign_parallel"))
+    started = await engine.start_case(definition, service="demo", data=SIGNERS)
+    first, second = started.ready_tasks
+    await engine.complete_task(first.id, _signature("approve"), actor="mca01")
+    done = await engine.complete_task(second.id, _signature("approve"), actor="mca02")
+    assert [t.task_spec for t in done.ready_tasks] == ["approve"] and done.data["passed"] is True
+    # the second signer takes the signature back before the supervisor started: the 会签 is open again
+    back = await withdraw_completion(engine, second.id, actor="mca02")
+    assert [t.id for t in back.ready_tasks] == [second.id]
+    assert await _signatures(engine, started.id) == [_signature("approve")["signature"]]
+    assert (await HumanTask.filter(case_id=started.id, task_spec="approve").first()).state == "cancelled"
+    assert (await HumanTask.get(id=second.id)).assignee == "mca02"
+    await assert_round_trip(engine, started.id)
+    again = await engine.complete_task(second.id, _signature("reject", "不同意"), actor="mca02")
+    assert again.data["passed"] is False
+    assert [s["decision"] for s in again.data["signatures"]] == ["approve", "reject"]
+
+
+async def test_withdrawn_rejection_revives_the_cancelled_signers(engine: CaseEngine) -> None:
+    definition = await engine.deploy(task_ops_model("cosign_parallel"))
+    started = await engine.start_case(definition, service="demo", data=SIGNERS)
+    first, second = started.ready_tasks
+    rejected = await engine.complete_task(first.id, _signature("reject"), actor="mca01")
+    assert rejected.data["passed"] is False  # the completion condition cancelled the second signer
+    assert (await HumanTask.get(id=second.id)).state == "cancelled"
+    back = await withdraw_completion(engine, first.id, actor="mca01")
+    assert sorted(t.id for t in back.ready_tasks) == sorted([first.id, second.id])
+    assert await _signatures(engine, started.id) == []
+    await assert_round_trip(engine, started.id)
+    await engine.complete_task(first.id, _signature("approve"), actor="mca01")
+    done = await engine.complete_task(second.id, _signature("approve"), actor="mca02")
+    assert done.data["passed"] is True and len(done.data["signatures"]) == 2
+    # the history keeps the withdrawn and the cancelled rows under new ids
+    assert await HumanTask.filter(case_id=started.id, task_spec="sign [child]").count() == 4
+
+
+async def test_withdraw_in_a_sequential_countersign_takes_back_the_next_signer(engine: CaseEngine) -> None:
+    definition = await engine.deploy(task_ops_model("cosign_sequential"))
+    started = await engine.start_case(definition, service="demo", data=SIGNERS)
+    [first] = started.ready_tasks
+    after_first = await engine.complete_task(first.id, _signature("approve"), actor="mca01")
+    [second] = after_first.ready_tasks
+    back = await withdraw_completion(engine, first.id, actor="mca01")
+    assert [t.id for t in back.ready_tasks] == [first.id]
+    assert (await HumanTask.get(id=second.id)).state == "cancelled"
+    await assert_round_trip(engine, started.id)
+    [second] = (await engine.complete_task(first.id, _signature("approve", "同意"), actor="mca01")).ready_tasks
+    done = await engine.complete_task(second.id, _signature("approve"), actor="mca02")
+    assert done.data["passed"] is True
+    assert [s["opinion"] for s in done.data["signatures"]] == ["同意", "approve"]
+
+
+async def test_return_to_a_countersign_restarts_every_signer(engine: CaseEngine) -> None:
+    definition = await engine.deploy(task_ops_model("cosign_parallel"))
+    started = await engine.start_case(definition, service="demo", data=SIGNERS)
+    for task, user in zip(started.ready_tasks, ("mca01", "mca02"), strict=True):
+        await engine.complete_task(task.id, _signature("approve"), actor=user)
+    back = await return_to_step(engine, started.id, target_task_spec="sign [child]", actor="sup01",
+                                department="supervisor", reason="重新会签")
+    assert len(back.ready_tasks) == 2 and not {t.id for t in back.ready_tasks} & {t.id for t in started.ready_tasks}
+    assert await _signatures(engine, started.id) == []
+    await assert_round_trip(engine, started.id)
+    for task, user in zip(back.ready_tasks, ("mca01", "mca02"), strict=True):
+        result = await engine.complete_task(task.id, _signature("approve"), actor=user)
+    assert result.data["passed"] is True and len(result.data["signatures"]) == 2

@@ -8,7 +8,7 @@ import pytest
 
 from engine.bpmn.lint import Finding, LintReport, lint_bundle, load_departments
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ASSORTED = ROOT / "tests" / "fixtures" / "assorted"
 MODELS = ROOT / "tests" / "fixtures" / "models"
 DEPARTMENTS = load_departments(ROOT / "processes" / "departments.yaml")
@@ -413,3 +413,49 @@ def test_violation_line_in_a_pretty_printed_expression() -> None:
         "x &gt; 1", "\n      (x &gt; 1 and\n       __import__('os') is None)\n    "))})
     error = only_error(report)
     assert (error.element_id, error.line) == ("f1", 11) and error.message.startswith("condition line 2")
+
+
+# ------------------------------------------------------------------ assignment rules (会签, 回避)
+ASSIGNED = """<bpmn:laneSet id="ls"><bpmn:lane id="l" name="mca"><bpmn:flowNodeRef>handle</bpmn:flowNodeRef>
+<bpmn:flowNodeRef>sign</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>
+<bpmn:startEvent id="s"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+<bpmn:userTask id="handle" name="经办"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
+<bpmn:userTask id="sign" name="复核">{props}<bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>{multi}
+</bpmn:userTask>
+<bpmn:endEvent id="e"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="handle" />
+<bpmn:sequenceFlow id="f2" sourceRef="handle" targetRef="sign" />
+<bpmn:sequenceFlow id="f3" sourceRef="sign" targetRef="e" />"""
+MULTI = ('<bpmn:multiInstanceLoopCharacteristics isSequential="false"><bpmn:loopCardinality>2'
+         '</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics>')
+
+
+def _assigned(multi: bool, **props: str) -> LintReport:
+    entries = "".join(f'<spiffworkflow:property name="{k}" value="{v}" />' for k, v in props.items())
+    block = f"<bpmn:extensionElements><spiffworkflow:properties>{entries}</spiffworkflow:properties>" \
+            "</bpmn:extensionElements>" if props else ""
+    return lint_bundle({"a.bpmn": bpmn(ASSIGNED.format(props=block, multi=MULTI if multi else ""))})
+
+
+def test_countersign_must_say_whether_signers_are_distinct() -> None:
+    silent = _assigned(True)
+    assert silent.ok and [(w.element_id, w.code) for w in silent.warnings] == [("sign", "assignment_rule")]
+    assert "distinctSigners" in silent.warnings[0].message
+    assert _assigned(True, distinctSigners="true").findings == []
+    assert _assigned(True, distinctSigners="false").findings == []
+    assert _assigned(False).findings == []  # a single-instance task has nothing to say
+
+
+@pytest.mark.parametrize(("multi", "props", "fragment"), [
+    (True, {"distinctSigners": "maybe"}, "write true or false"),
+    (False, {"distinctSigners": "true"}, "multi-instance (会签) user task only"),
+    (False, {"recuseFrom": "nope"}, "names 'nope', which is no user or manual task"),
+    (False, {"recuseFrom": "sign"}, "names the task itself"),
+])
+def test_bad_assignment_rules_are_errors(multi: bool, props: dict[str, str], fragment: str) -> None:
+    error = only_error(_assigned(multi, **props))
+    assert error.element_id == "sign" and fragment in error.message
+
+
+def test_recusal_from_an_earlier_step_is_clean() -> None:
+    assert _assigned(False, recuseFrom="handle").findings == []
