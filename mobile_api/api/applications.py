@@ -469,7 +469,7 @@ def blueprint() -> Blueprint:
             if form is not None and not isinstance(form, dict):
                 raise ValidationFailed("补正内容填写有误", fields={"form": "更正的申请信息应为对象"})
             await views.answer_supplement(request.app.ctx.engine, case, note=note, materials=materials,
-                                          form=form, actor=_actor(citizen), owner=files.citizen_owner(citizen.id))
+                                          form=form, actor=_actor(citizen), owner=citizen_owner(citizen.id))
         return json(await case_detail(request, case.id))
 
     @bp.post("/applications/<case_id:int>/withdraw")
