@@ -122,8 +122,7 @@ async def test_senior_card_journey(server: Server, phone: Any) -> None:
     assert status == 422
     assert body == {"service": "senior-card", "form": {"phone": "1381234567", "delivery": "electronic",
                                                        "address": {"region_code": "310104",
-                                                                   "detail": "漕溪北路100弄1号"}},
-                    "materials": {}}  # the senior card's photo is optional: no upload, nothing attached
+                                                                   "detail": "漕溪北路100弄1号"}}}
     phone_error = page.locator('[data-path="phone"] .field-error')
     await expect(phone_error).to_be_visible()
     assert CHINESE.search(await phone_error.inner_text())
