@@ -147,6 +147,16 @@ def application_spec(bundle: Any) -> dict[str, Any] | None:
     return load_form(text).ui_spec() if text else None
 
 
+def _with_urls(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The 补正 files open in the material viewer (``url``: staff token, every open logged)."""
+    from engine.workbench.files import FILE_URL
+
+    for r in rounds:
+        for f in (r.get("answer") or {}).get("files") or []:
+            f["url"] = FILE_URL.format(id=f["id"])
+    return rounds
+
+
 async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dict[str, Any]:
     """The task, its case summary (applicant masked), form render spec, the application form
     (``application``: rows, personal values masked), materials with their files, timeline,
@@ -185,7 +195,7 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
                  "created_at": case.created_at.isoformat(), "due_at": desk.iso(case.due_at),
                  "sla_paused": case.paused_at is not None},
         "timeline": desk.timeline_view(events, names),
-        "supplements": await case_rounds(engine, case.id, workflow),
+        "supplements": _with_urls(await case_rounds(engine, case.id, workflow)),
         "review": await review_context(engine, task) if task.kind == "review" else None,
         "rectification": await rectification_view(engine, case, data),
         "return_targets": targets, "colleagues": peers,

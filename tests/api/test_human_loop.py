@@ -342,3 +342,21 @@ async def test_a_review_of_an_ended_case_offers_complete(api: OpenApiClient) -> 
     task_id = await ask_review(api, token, case["id"], "请复核")
     view = (await api.call("GET", f"{TASKS}/{task_id}", token=await login(api, "mca01"))).json()
     assert view["case"]["status"] == "completed" and view["actions"] == ["claim", "complete", "comment"]
+
+
+async def test_one_officer_cannot_sign_both_countersign_instances(api: OpenApiClient) -> None:
+    token = await citizen_token(api, "dev-huang", *HUANG)
+    case = await started(api, token, "residence-permit", RESIDENCE)
+    police, chief = await login(api, "police01"), await login(api, "police02")
+    done = await api.call("POST", f"{TASKS}/{await open_task(case['id'])}/complete", token=police, json={
+        "data": {"review_outcome": "approve", "review_opinion": "材料齐全，提交会签"}})
+    assert done.status_code == 200, done.text
+    first, second = [str(t.id) for t in await HumanTask.filter(case_id=case["id"], state="ready", kind="bpmn")]
+    sign = {"data": {"signature": {"decision": "approve", "opinion": "同意签发"}}}
+    assert (await api.call("POST", f"{TASKS}/{first}/complete", token=police, json=sign)).status_code == 200
+    error_of(await api.call("POST", f"{TASKS}/{second}/complete", token=police, json=sign), 409,
+             "already_signed_this_case")
+    assert (await HumanTask.get(id=second)).state == "ready"  # the refused auto-claim was undone
+    assert (await api.call("POST", f"{TASKS}/{second}/complete", token=chief, json=sign)).status_code == 200
+    detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=token)).json()
+    assert detail["status"] == "completed" and [c["name"] for c in detail["certificates"]] == ["居住证"]

@@ -15,7 +15,7 @@ from playwright.async_api import Page, expect
 
 from engine.citizen.applications import Applicant
 from engine.store.certificate_models import Certificate
-from engine.store.models import HumanTask
+from engine.store.models import HumanTask, Upload
 from tests.e2e.conftest import Server, screenshot
 from tests.e2e.console import add_staff, log_in_as
 from tests.e2e.test_citizen_h5 import bind_real_name, fill_senior_card, log_in, submit
@@ -48,6 +48,7 @@ async def apply_residence_permit(page: Page) -> int:
 
 async def open_task(page: Page, case_no: str, name: str) -> None:
     await page.goto("/console/#/inbox?status=ready")
+    await page.reload()  # the same hash would keep a list loaded before a colleague's step
     row = page.locator(".task-row", has_text=case_no).filter(has_text=name).first
     await expect(row).to_be_visible()
     await row.get_by_role("link").first.click()
@@ -68,6 +69,8 @@ async def test_supplement_loop_to_a_countersigned_permit(server: Server, phone: 
     await second.close()
 
     case_id = await apply_residence_permit(citizen)
+    # the photo went in with the application (files' uploader on the apply form)
+    assert await Upload.filter(case_id=case_id, source="applicant").count() >= 1
     case_no = (await citizen.locator(".case-header .kv").inner_text()).split("办件编号")[1].split()[0]
     await expect(citizen.get_by_role("button", name="撤回申请")).to_be_visible()
     await citizen.evaluate("window.__sameDocument = true")
@@ -124,11 +127,16 @@ async def test_supplement_loop_to_a_countersigned_permit(server: Server, phone: 
     await expect(rounds.locator(f'[data-item="{ITEMS[0]}"] .loop-file')).to_have_count(1)
     await expect(rounds.locator(f'[data-item="{ITEMS[1]}"] .loop-file')).to_contain_text("PDF")
     await expect(rounds).to_contain_text("已重新拍摄证件照并补充租赁备案证明")
+    async with officer.expect_popup() as popup_info:  # the file opens with the officer's token, logged
+        async with officer.expect_response(lambda r: "/api/v1/staff/files/" in r.url, timeout=30_000) as opened:
+            await rounds.locator(f'[data-item="{ITEMS[0]}"] .loop-open').click()
+    assert (await opened.value).status == 200 and (await opened.value).headers["content-type"] == "image/jpeg"
+    await (await popup_info.value).close()
     await officer.evaluate("window.scrollTo(0, 0)")
     await screenshot(officer, "loop-5-officer-sees-answer.png", full_page=True)
     await officer.get_by_text("材料齐全，提交会签").click()
     await officer.get_by_label("审核意见").fill("补正后材料齐全，提交会签")
-    async with officer.expect_response(lambda r: r.url.endswith("/complete")) as answer:
+    async with officer.expect_response(lambda r: r.url.endswith("/complete"), timeout=30_000) as answer:
         await officer.get_by_role("button", name="办结").click()
     assert (await answer.value).status == 200, await (await answer.value).text()
 
@@ -139,7 +147,7 @@ async def test_supplement_loop_to_a_countersigned_permit(server: Server, phone: 
         await open_task(page, case_no, "会签")
         await page.locator('[data-path="signature.decision"]').get_by_text("同意", exact=True).click()
         await page.locator('[data-path="signature.opinion"]').locator("textarea, input").fill("同意签发")
-        async with page.expect_response(lambda r: r.url.endswith("/complete")) as answer:
+        async with page.expect_response(lambda r: r.url.endswith("/complete"), timeout=30_000) as answer:
             await page.get_by_role("button", name="办结").click()
         assert (await answer.value).status == 200, await (await answer.value).text()
     signers = await HumanTask.filter(case_id=case_id, name="会签").values_list("completed_by", flat=True)
@@ -184,6 +192,7 @@ async def test_refusal_reviewed_and_overturned(server: Server, phone: Any, deskt
 
     await expect(citizen.locator(".loop-verdict")).to_contain_text("撤销原决定", timeout=10_000)
     await expect(citizen.locator(".result-outcome")).to_have_text("准予")
+    await expect(citizen.locator(".result .tag")).to_have_text("人工审核")  # no longer 秒批
     await expect(citizen.locator(".cert-name")).to_have_text("老年人优待证")
     assert await Certificate.filter(case_id=case_id, state="01").count() == 1
     await screenshot(citizen, "loop-9-overturned.png", full_page=True)

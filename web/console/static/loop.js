@@ -3,7 +3,7 @@
 // review task's uphold / overturn form, and a rectification task's rating, comment, original case
 // and masked phone with an audited reveal.
 
-import { api } from "./api.js";
+import { api, session } from "./api.js";
 import { alertBox, errorText, kv, labelled, radioField, section, textField, toast } from "./ui.js";
 import { formatTime, h, uid } from "/shared/static/dom.js";
 
@@ -47,10 +47,27 @@ export function itemsField() {
   return field;
 }
 
+/** Open a case file with the staff token (a plain link would carry none): a new tab shows the blob. */
+async function openFile(f) {
+  const win = window.open("", "_blank"); // opened in the click, so no popup blocker
+  try {
+    const response = await fetch(f.url, { headers: { Authorization: `Bearer ${session.get()?.access_token || ""}` } });
+    if (!response.ok) throw new Error(String(response.status));
+    const blob = await response.blob();
+    const url = URL.createObjectURL(blob);
+    if (win) win.location.href = url;
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch {
+    win?.close();
+    toast("文件打开失败，请稍后重试");
+  }
+}
+
 function fileLine(f) {
   const label = `${f.name || "文件"}（${f.content_type === "application/pdf" ? "PDF" : "图片"}，${sizeText(f.size)}）`;
-  return h("li", { class: "loop-file", dataset: { fileId: f.id } },
-    f.url ? h("a", { href: f.url, target: "_blank", rel: "noopener" }, label) : h("span", {}, label));
+  const open = f.url ? h("button", { type: "button", class: "btn-link loop-open" }, label) : h("span", {}, label);
+  if (f.url) open.addEventListener("click", () => openFile(f));
+  return h("li", { class: "loop-file", dataset: { fileId: f.id } }, open);
 }
 
 /** The 补正 rounds of the case: request beside answer. */

@@ -469,7 +469,7 @@ function outcomeCard(d) {
   if (!decision && !(done && (result.outcome || result.reason))) return "";
   const outcome = done ? result.outcome || decision?.outcome : decision.outcome;
   const reason = (done ? result.reason : null) || decision?.reason;
-  const byOfficer = result.decided_by === "officer" || (decision && decision.outcome === "manual");
+  const byOfficer = ["officer", "review"].includes(result.decided_by) || (decision && decision.outcome === "manual");
   const inputs = decision && decision.inputs && typeof decision.inputs === "object" ? Object.entries(decision.inputs) : [];
   const value = (v) => (v === true ? "是" : v === false ? "否" : v === null || v === undefined ? "—" : String(v));
   return section(done ? "办理结果" : "自动审核结论",

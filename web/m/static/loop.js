@@ -14,6 +14,11 @@ function section(title, ...children) {
   return h("section", { class: "card loop-card" }, h("h2", { class: "card-title" }, title), children);
 }
 
+function urgent(card) {
+  card.classList.add("loop-card-urgent");
+  return card;
+}
+
 function errorText(exc) {
   if (exc instanceof ApiError) return Object.values(exc.fields || {})[0] || exc.message;
   return "操作失败，请稍后重试";
@@ -198,7 +203,7 @@ function supplementCard(d, ctx) {
       button.disabled = false;
     }
   });
-  return section("补正材料", h("p", { class: "alert alert-info loop-wait" }, "工作人员要求您补正材料，补正期间暂停计时"), form);
+  return urgent(section("补正材料", h("p", { class: "alert alert-info loop-wait" }, "工作人员要求您补正材料，补正期间暂停计时"), form));
 }
 
 /** A reason box that opens under a button: 撤回申请 and 申请人工复核. */
