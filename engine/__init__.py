@@ -32,8 +32,10 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
         key=pii_keys.encryption_key, old_keys=pii_keys.retired_encryption_keys))
     overrides.setdefault("calendar", WorkingCalendar.load(settings.PROCESSES_DIR / "calendar.yaml"))
     helpers = {"countersign": countersign_outcome}
-    pool = shared_pool(settings.SANDBOX_WORKERS, settings.SANDBOX_MEMORY_MB,  # pre-started, in the background
-                       preload=tuple({f.__module__ for f in helpers.values()}))
+    # pre-started, in the background. Not preloading the helpers' module (engine.workbench.task_ops):
+    # with it, a SQLite server's /ready timed out at start-up (cause not found yet); a worker's first
+    # countersign() job pays that import instead
+    pool = shared_pool(settings.SANDBOX_WORKERS, settings.SANDBOX_MEMORY_MB)
     if "connector_policy" not in overrides and settings.PROCESSES_DIR.is_dir():
         from engine.citizen.catalog import Catalog
 

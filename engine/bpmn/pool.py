@@ -115,9 +115,10 @@ def serve(argv: list[str]) -> None:
     outbox.send(("ready", os.getpid()))
     while True:
         try:
-            job = inbox.recv()
+            job = inbox.recv()  # unpickling may import a helper's module (countersign): not on the job's clock
         except (EOFError, OSError):
             return  # the parent went away
+        outbox.send(("started",))
         used = resource.getrusage(resource.RUSAGE_SELF)
         budget = int(used.ru_utime + used.ru_stime) + int(job[4] / 1000) + 2
         if cpu_hard == resource.RLIM_INFINITY or budget < cpu_hard:
@@ -268,6 +269,8 @@ class SandboxPool:
             raise SandboxBusy() from None
         try:
             worker.send_conn.send_bytes(job)
+            if not worker.recv_conn.poll(START_TIMEOUT_S) or worker.recv_conn.recv()[0] != "started":
+                raise EOFError  # the job never started: treat the worker as lost
             if not worker.recv_conn.poll(timeout_ms / 1000 + GRACE_S):
                 self._replace(worker)
                 raise SandboxTimeout(f"script exceeded its time limit of {timeout_ms} ms "

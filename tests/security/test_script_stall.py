@@ -91,23 +91,31 @@ class HealthProbe:
         self._thread.join(timeout=15)
 
 
-def _deploy(base: str, token: str, script: str) -> httpx.Response:
+def _deploy(base: str, token: str, script: str, approver: str) -> httpx.Response:
+    """Deploy a senior-card version with ``script`` first; an admin approves it (four-eyes
+    publishing), so new cases start on it."""
     xml = BPMN.replace(FIRST_SCRIPT, f"<bpmn:script>{script.replace(chr(10), '&#10;')}&#10;decision_inputs = {{", 1)
     assert xml != BPMN
-    return httpx.post(f"{base}/api/v1/designer/processes", content=xml.encode(),
-                      headers={**bearer(token), "Content-Type": "application/xml"}, timeout=60)
+    deployed = httpx.post(f"{base}/api/v1/designer/processes", content=xml.encode(),
+                          headers={**bearer(token), "Content-Type": "application/xml"}, timeout=60)
+    if deployed.status_code in (200, 201):
+        version = deployed.json()["version"]
+        approved = httpx.post(f"{base}/api/v1/designer/processes/senior_card/versions/{version}/approve",
+                              json={}, headers=bearer(approver), timeout=60)
+        assert approved.status_code == 200, approved.text
+    return deployed
 
 
 def test_no_script_payload_stalls_the_real_server(tmp_path: Path) -> None:
     # each sandbox worker may grow by 128 MB (default 512): reached sooner on a busy test machine
     with stack(tmp_path, extra_env={"GOVFLOW_SANDBOX_MEMORY_MB": "128"}) as s:
         _proc, base = s.serve()
-        designer = staff_token(base, "designer01")
+        designer, admin = staff_token(base, "designer01"), staff_token(base, "admin")
         citizen = citizen_token(base, "dev-wang", WANG)
         # the sandbox pool is pre-started with the server; let it finish starting (~1 s) and
         # check that a designer's good version of the same model runs through it
         time.sleep(3)
-        good = _deploy(base, designer, "checked = 1")
+        good = _deploy(base, designer, "checked = 1", admin)
         assert good.status_code in (200, 201), good.text
         applied = httpx.post(f"{base}/api/v1/applications", json={"service": "senior-card", "form": SENIOR},
                              headers=bearer(citizen), timeout=60)
@@ -116,7 +124,7 @@ def test_no_script_payload_stalls_the_real_server(tmp_path: Path) -> None:
         outcomes: dict[str, tuple[str, float]] = {}
         with HealthProbe(base) as probe:
             for why, script, expected in PAYLOADS:
-                deployed = _deploy(base, designer, script)
+                deployed = _deploy(base, designer, script, admin)
                 if deployed.status_code == 422:
                     code = deployed.json()["error"]["code"]
                     assert "lint" in expected and code == "sandbox_violation", (why, deployed.text)
@@ -144,7 +152,7 @@ def test_no_script_payload_stalls_the_real_server(tmp_path: Path) -> None:
         assert worst <= HEALTH_LIMIT_S, f"/health waited {worst * 1000:.0f} ms"
 
         # the server still serves cases afterwards: a good version again
-        again = _deploy(base, designer, "checked = 2")
+        again = _deploy(base, designer, "checked = 2", admin)
         assert again.status_code in (200, 201), again.text
         after = httpx.post(f"{base}/api/v1/applications", json={"service": "senior-card", "form": SENIOR},
                            headers=bearer(citizen), timeout=60)
