@@ -133,17 +133,26 @@ export function explainPhone(formEl) {
 }
 
 /** 催办 on a running case that waits for the department (not for the applicant): once a working day. */
+// the answer to the last 催办 per case: the case page re-renders on live events (the 催办 itself is
+// one), and the citizen must still read what the button said
+const urgeAnswers = new Map();
+
 export function urgeButton(detail, current) {
   if (detail.status !== "running" || current.some((c) => c.waiting_for_applicant)) return null;
-  const status = h("p", { class: "muted small", role: "status" });
+  const status = h("p", { class: "muted small", role: "status" }, urgeAnswers.get(detail.id) || "");
   const button = h("button", { type: "button", class: "btn btn-ghost btn-block btn-small" }, "催办");
+  const say = (text) => {
+    urgeAnswers.set(detail.id, text);
+    for (const box of document.querySelectorAll(".urge [role=status]")) box.textContent = text;
+    status.textContent = text;
+  };
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
       await api.post(`/applications/${detail.id}/urge`, {});
-      status.textContent = "已催办，经办人员将收到提醒";
+      say("已催办，经办人员将收到提醒");
     } catch (exc) {
-      status.textContent = exc instanceof ApiError ? exc.message : "催办失败，请稍后重试";
+      say(exc instanceof ApiError ? exc.message : "催办失败，请稍后重试");
     } finally {
       button.disabled = false;
     }
