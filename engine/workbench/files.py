@@ -26,7 +26,7 @@ from engine.workbench.staff import departments_of
 
 FILE_URL = "/api/v1/staff/files/{id}"
 WINDOW_DEPARTMENT = "window"
-_INDEX = re.compile(r"\.\d+(?=\.|$)")
+_INDEX = re.compile(r"\.(?:\d+|\*)(?=\.|$)")  # an array index in a data path, or the spec's "*"
 
 
 class ForbiddenCaseFile(Forbidden):
@@ -39,9 +39,9 @@ def _spec_index(fields: list[dict[str, Any]], index: dict[str, dict[str, Any]]) 
         if isinstance(field, dict) and field.get("path"):
             index[_INDEX.sub("", str(field["path"]))] = field
             _spec_index(field.get("fields") or [], index)
-            items = field.get("items")
-            if isinstance(items, dict):
-                _spec_index(items.get("fields") or [], index)
+            for items in (field.get("items"), field.get("item")):  # an array's item spec (forms.ui_spec: "item")
+                if isinstance(items, dict):
+                    _spec_index(items.get("fields") or [], index)
     return index
 
 
