@@ -106,6 +106,7 @@ async def test_citizen_photo_reaches_the_officer(server_factory: Any, phone: Any
     await task_row.get_by_role("link").first.click()
     form = officer.locator("section", has_text="申请表")
     await expect(form).to_contain_text("上海云帆信息科技有限公司")
+    await expect(officer.locator('.app-value[data-path="address.region_code"]')).to_have_text("上海市浦东新区（310115）")
     phone_value = officer.locator('.app-value[data-path="phone"]')
     await expect(phone_value).to_have_text("150****9246")
     await officer.get_by_role("button", name="显示完整的联系电话").click()

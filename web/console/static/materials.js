@@ -7,6 +7,7 @@
 import { api, ApiError, session } from "./api.js";
 import { errorText, section, toast } from "./ui.js";
 import { h } from "/shared/static/dom.js";
+import { regionName } from "/shared/static/form.js";
 
 const SOURCES = { applicant: "申请人上传", window: "窗口收件", supplement: "补正材料" };
 const STATUS = {
@@ -134,7 +135,9 @@ export function applicationSection(detail) {
   if (!rows.length) return null;
   const taskId = detail.task.id;
   const list = h("dl", { class: "app-fields" }, rows.map((row) => {
-    const value = h("span", { class: "app-value", dataset: { path: row.path } }, row.value || "—");
+    const region = row.path.endsWith("region_code") ? regionName(row.value) : null;  // 310115 → 上海市浦东新区
+    const shown = region ? `${region}（${row.value}）` : row.value;
+    const value = h("span", { class: "app-value", dataset: { path: row.path } }, shown || "—");
     const reveal = row.masked ? h("button", { type: "button", class: "btn-reveal", "aria-label": `显示完整的${row.label}` }, "显示") : null;
     reveal?.addEventListener("click", async () => {
       reveal.disabled = true;

@@ -17,6 +17,12 @@ const REGIONS = [
 ];
 const OTHER_REGION = "__other__";
 
+/** 上海市浦东新区 for 310115; null for a code outside the list (shown as the code). */
+export function regionName(code) {
+  const found = REGIONS.find(([value]) => value === String(code));
+  return found ? `上海市${found[1]}` : null;
+}
+
 const hint = (field, key) => (field.hints && field.hints[key] !== undefined ? field.hints[key] : undefined);
 
 function helpText(field) {
