@@ -24,13 +24,9 @@ from engine.store.notify_models import NotificationDelivery
 from tests.api.helpers import OpenApiClient, running_api
 from tests.api.test_applications_api import SENIOR, WANG
 from tests.fakes.notify_servers import (
-    APPID,
-    SECRET,
-    SMS_APP_ID,
-    SMS_SECRET_ID,
-    SMS_SECRET_KEY,
     FakeTencentSms,
     FakeWeChatApi,
+    channel_settings,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,23 +45,17 @@ def sms() -> Iterator[FakeTencentSms]:
         yield fake
 
 
-def _channels(wechat: FakeWeChatApi, sms: FakeTencentSms) -> dict[str, Any]:
-    return {"WECHAT_APPID": APPID, "WECHAT_SECRET": SECRET, "WECHAT_API_BASE": wechat.url,
-            "SMS_SECRET_ID": SMS_SECRET_ID, "SMS_SECRET_KEY": SMS_SECRET_KEY, "SMS_SDK_APP_ID": SMS_APP_ID,
-            "SMS_SIGN_NAME": "某市政务服务", "SMS_ENDPOINT": sms.url}
-
-
 @pytest.fixture
 async def api(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch, wechat: FakeWeChatApi,
               sms: FakeTencentSms) -> AsyncIterator[OpenApiClient]:
-    async with running_api(make_app, monkeypatch, **_channels(wechat, sms)) as served:
+    async with running_api(make_app, monkeypatch, **channel_settings(wechat, sms)) as served:
         yield served
 
 
 @contextmanager
 def worker(settings: Any, wechat: FakeWeChatApi, sms: FakeTencentSms, **extra: str) -> Iterator[subprocess.Popen]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVFLOW_")}
-    env.update({f"GOVFLOW_{k}": str(v) for k, v in _channels(wechat, sms).items()})
+    env.update({f"GOVFLOW_{k}": str(v) for k, v in channel_settings(wechat, sms).items()})
     env.update({"GOVFLOW_DATABASE_URL": settings.DATABASE_URL, "GOVFLOW_JOB_POLL_MS": "50",
                 "GOVFLOW_NOTIFY_RETRY_BASE_S": "0.2", "GOVFLOW_AUDIT_ANCHOR_INTERVAL_S": "0",
                 **{f"GOVFLOW_{k}": v for k, v in extra.items()}})

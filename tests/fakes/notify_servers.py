@@ -217,4 +217,11 @@ class FakeTencentSms(_Server):
             "RequestId": f"req-{len(self.sends)}"}})
 
 
-__all__ = ["APPID", "SECRET", "SMS_APP_ID", "SMS_SECRET_ID", "SMS_SECRET_KEY", "FakeTencentSms", "FakeWeChatApi"]
+def channel_settings(wechat: "FakeWeChatApi", sms: "FakeTencentSms") -> dict[str, str]:
+    """The settings (without ``GOVFLOW_``) that point the WeChat and SMS channels at these fakes."""
+    return {"WECHAT_APPID": APPID, "WECHAT_SECRET": SECRET, "WECHAT_API_BASE": wechat.url,
+            "SMS_SECRET_ID": SMS_SECRET_ID, "SMS_SECRET_KEY": SMS_SECRET_KEY, "SMS_SDK_APP_ID": SMS_APP_ID,
+            "SMS_SIGN_NAME": "某市政务服务", "SMS_ENDPOINT": sms.url}
+
+
+__all__ = ["APPID", "SECRET", "channel_settings", "SMS_APP_ID", "SMS_SECRET_ID", "SMS_SECRET_KEY", "FakeTencentSms", "FakeWeChatApi"]

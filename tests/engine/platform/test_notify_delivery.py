@@ -26,10 +26,9 @@ from tests.fakes.notify_servers import (
     APPID,
     SECRET,
     SMS_APP_ID,
-    SMS_SECRET_ID,
-    SMS_SECRET_KEY,
     FakeTencentSms,
     FakeWeChatApi,
+    channel_settings,
 )
 from tests.processes.conftest import Clock, application_service
 from tests.processes.test_senior_card import FORM, NOW, WANG
@@ -51,9 +50,7 @@ def sms() -> Iterator[FakeTencentSms]:
 
 @pytest.fixture
 def on(settings: Any, wechat: FakeWeChatApi, sms: FakeTencentSms) -> Any:
-    return dataclasses.replace(settings, WECHAT_APPID=APPID, WECHAT_SECRET=SECRET, WECHAT_API_BASE=wechat.url,
-                               SMS_SECRET_ID=SMS_SECRET_ID, SMS_SECRET_KEY=SMS_SECRET_KEY, SMS_SDK_APP_ID=SMS_APP_ID,
-                               SMS_SIGN_NAME="某市政务服务", SMS_ENDPOINT=sms.url, NOTIFY_RETRY_BASE_S=30.0)
+    return dataclasses.replace(settings, **channel_settings(wechat, sms), NOTIFY_RETRY_BASE_S=30.0)
 
 
 @pytest.fixture
