@@ -5,10 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+DESIGNER       := web/designer
+DESIGNER_BUILT := $(DESIGNER)/static/.built
 
 .PHONY: run test test-sqlite test-postgres install services browser designer bench lint clean fuzz
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(DESIGNER_BUILT)  # setup.py ships the built designer page
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "govflow needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -21,8 +23,6 @@ install: $(STAMP)
 # web/designer/package-lock.json pins (no install scripts), esbuild writes web/designer/static/
 # (git-ignored), and ECharts for the console's 统计 page into web/console/static/build/ (git-ignored).
 # Rebuilt when the lock file, the build script or a source file changes.
-DESIGNER       := web/designer
-DESIGNER_BUILT := $(DESIGNER)/static/.built
 DESIGNER_DEPS  := $(DESIGNER)/node_modules/.package-lock.json
 $(DESIGNER_DEPS): $(DESIGNER)/package.json $(DESIGNER)/package-lock.json
 	@command -v npm >/dev/null || ($(APT_GET) update && $(APT_GET) install -y --no-install-recommends nodejs npm)
