@@ -4,7 +4,9 @@ applicant's answer, 转办, 加签 before / after and the signer's opinion, 撤�
 several officers — on real cases of the shipped processes, and compares the engine with a small
 reference model of what the decision must be. Covered: 居住证申领 (补正 loop, 会签 by distinct
 officers), 差评整改 (boundary timers past or future, 回避 in 督办), 企业开办一件事 (five parallel
-department lanes). Not yet: 老年人优待证 (秒批, one optional officer step) and 出生一件事.
+department lanes), 老年人优待证 (秒批 准予 / 不予 that no operation can change, or 民政人工审核 for a
+non-local or unregistered applicant; one card issued exactly when approved) and 出生一件事 (卫健
+核验 when the shared birth record does not verify, 公安 户口登记, then 医保 and 人社 in parallel).
 
 The reference keeps the *effective* completions (step, task, choice, opinion, officer) in order:
 a completion adds one, 撤回 takes exactly that one out, 退回 to a step takes out the step's last
@@ -22,7 +24,9 @@ is a pure function of it. After every step the stored case is reloaded and check
 * the stored state round-trips (dump of the reloaded workflow == stored text).
 
 Bounded in ``make test`` (``EXAMPLES`` per process and database pass); ``make fuzz`` multiplies
-them by ``GOVFLOW_PROPERTY_EXAMPLES`` like tests/security/test_properties.py.
+them by ``GOVFLOW_PROPERTY_EXAMPLES`` like tests/security/test_properties.py. With
+``GOVFLOW_MODEL_PROGRESS=<file>`` every finished example appends its machine's name to the file, so
+a long run that is stopped still tells exactly how many examples ran per process.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from engine.kernel import supplement as supplements
 from engine.kernel.cases import CaseEngine
 from engine.kernel.jobs import JobRunner
 from engine.platform.seed import hash_password
+from engine.store.certificate_models import Certificate
 from engine.store.db import close_db, init_db
 from engine.store.models import Case, HumanTask, StaffUser
 from engine.workbench import staff as desk
@@ -645,6 +650,302 @@ class BusinessStartupOperations(RuleBasedStateMachine):
 
 
 
+# ---------------------------------------------------------------------------- lanes of officers (senior card, newborn)
+class LaneOperations(RuleBasedStateMachine):
+    """Shared rules for processes whose steps each sit in one department's lane, with no 会签:
+    认领/释放, 办结 (the step's choices), 退回, 补正 and its answer, 转办, 加签 and the signer's opinion,
+    撤回 and timers, by officers of the task's department and of others (who are refused)."""
+
+    OFFICERS: tuple[str, ...] = ()
+    DEPARTMENTS: dict[str, str] = {}  # step -> department
+
+    def forms(self, step: str) -> dict[str, dict[str, Any]]:  # choice -> form data
+        raise NotImplementedError
+
+    def returned(self, step: str) -> None:
+        self.ref.return_to(step)
+
+    def expected(self) -> tuple[str, str] | None:
+        raise NotImplementedError
+
+    def ended_as(self, data: dict[str, Any]) -> tuple[str, str]:
+        raise NotImplementedError
+
+    rows = ResidencePermitOperations.rows
+    opinion = ResidencePermitOperations.opinion
+    attempt = ResidencePermitOperations.attempt
+
+    def visible(self, row: HumanTask, officer: str) -> bool:
+        return row.department in desk.departments_of(World.staff[officer])
+
+    def before_signer_open(self, row: HumanTask) -> bool:
+        return bool(self.rows(kind="cosign", task_spec=f"cosign:before:{row.id}", state__in=OPEN))
+
+    @rule(data=st.data())
+    def claim_or_unclaim(self, data: st.DataObject) -> None:
+        rows = self.rows(kind="bpmn", state__in=OPEN)
+        if not rows:
+            return
+        row = data.draw(st.sampled_from(rows))
+        if row.state == "claimed":
+            assert self.attempt(desk.unclaim(World.staff[row.assignee], str(row.id))) is None
+            return
+        officer = data.draw(st.sampled_from(self.OFFICERS))
+        refused = self.attempt(desk.claim(World.staff[officer], str(row.id), engine=World.engine))
+        free = row.assignee in (None, officer)
+        if refused is None:
+            assert free and self.visible(row, officer), (row.task_spec, officer)
+        else:
+            assert {"forbidden_department": not self.visible(row, officer),
+                    "task_already_claimed": not free}.get(refused.code), refused.code
+
+    @rule(data=st.data())
+    def complete(self, data: st.DataObject) -> None:
+        rows = self.rows(kind="bpmn", state__in=OPEN)
+        if not rows:
+            return
+        row = data.draw(st.sampled_from(rows))
+        officer = data.draw(st.sampled_from(self.OFFICERS))
+        forms = self.forms(row.task_spec)
+        choice = data.draw(st.sampled_from(sorted(forms)))
+        text = self.opinion("意见")
+        form = forms[choice](text)
+        free = row.assignee in (None, officer)
+        blocked = self.before_signer_open(row)
+        refused = self.attempt(desk.complete(World.engine, World.staff[officer], str(row.id), form))
+        if refused is None:
+            assert free and self.visible(row, officer) and not blocked, (row.task_spec, officer)
+            self.ref.done.append(Done(row.task_spec, str(row.id), choice, text, officer))
+            return
+        assert {"forbidden_department": not self.visible(row, officer),
+                "waiting_for_added_signer": blocked,
+                "task_already_claimed": not free}.get(refused.code), (refused.code, refused.message)
+        after = run(HumanTask.get(id=row.id))
+        assert (after.state, after.assignee) == (row.state, row.assignee), "a refused completion changes nothing"
+
+    def actor_of(self, data: st.DataObject, row: HumanTask) -> str:
+        return row.assignee or data.draw(st.sampled_from(
+            [o for o in self.OFFICERS if row.department in STAFF[o][0]]))
+
+    @rule(data=st.data())
+    def return_to_step(self, data: st.DataObject) -> None:
+        rows = self.rows(kind="bpmn", state__in=OPEN)
+        _, workflow, _ = run(World.engine.load(self.case_id))
+        targets = [t["step"] for t in return_targets(workflow)]
+        if not rows or not targets:
+            return
+        row, step = data.draw(st.sampled_from(rows)), data.draw(st.sampled_from(targets))
+        refused = self.attempt(task_ops.return_to_step(World.engine, self.case_id, target_task_spec=step,
+                                                       actor=self.actor_of(data, row), department=row.department,
+                                                       reason="退回重办"))
+        assert refused is None, refused
+        self.returned(step)
+
+    @rule(data=st.data())
+    def request_supplement(self, data: st.DataObject) -> None:
+        rows = self.rows(kind="bpmn", state__in=OPEN)
+        if rows:
+            row = data.draw(st.sampled_from(rows))
+            side = run(supplements.request_supplement(World.engine, row, actor=self.actor_of(data, row),
+                                                      reason="请补充材料"))
+            assert side.state == "ready" and run(HumanTask.get(id=row.id)).state == "waiting"
+
+    @rule()
+    def answer_supplement(self) -> None:
+        sides = self.rows(kind="supplement", state__in=OPEN)
+        if sides:
+            main = run(supplements.supply(World.engine, sides[0], {"note": self.opinion("已补充")},
+                                          actor=self.applicant.openid))
+            assert main.state == "claimed"
+
+    @rule(data=st.data())
+    def transfer(self, data: st.DataObject) -> None:
+        rows = self.rows(kind="bpmn", state__in=OPEN)
+        if not rows:
+            return
+        row = data.draw(st.sampled_from(rows))
+        officer, to = self.actor_of(data, row), data.draw(st.sampled_from(self.OFFICERS))
+        refused = self.attempt(task_ops.transfer(World.engine, row.id, actor=officer, to_username=to,
+                                                 staff_lookup=desk.active_departments))
+        if refused is None:
+            assert row.department in STAFF[to][0]
+        else:
+            assert refused.code == "transfer_other_department" and row.department not in STAFF[to][0], refused.code
+
+    @rule(data=st.data(), position=st.sampled_from(["before", "after"]))
+    def add_signer(self, data: st.DataObject, position: str) -> None:
+        rows = self.rows(kind="bpmn", state__in=OPEN)
+        if rows:
+            row = data.draw(st.sampled_from(rows))
+            officer = self.actor_of(data, row)
+            run(task_ops.add_signer(World.engine, row.id, actor=officer,
+                                    user=data.draw(st.sampled_from(self.OFFICERS)), position=position))
+
+    @rule(data=st.data(), approve=st.booleans())
+    def sign(self, data: st.DataObject, approve: bool) -> None:
+        sides = self.rows(kind="cosign", state__in=OPEN)
+        if sides:
+            side = data.draw(st.sampled_from(sides))
+            run(task_ops.complete_cosign(World.engine, side.id, actor=side.assignee, opinion="加签意见",
+                                         approve=approve))
+
+    @rule(data=st.data())
+    def withdraw(self, data: st.DataObject) -> None:
+        rows = [r for r in self.rows(kind="bpmn", state="completed")
+                if any(d.task_id == str(r.id) for d in self.ref.done)]
+        if rows:
+            row = data.draw(st.sampled_from(rows))
+            refused = self.attempt(task_ops.withdraw_completion(World.engine, row.id, actor=row.completed_by))
+            if refused is None:
+                self.ref.withdraw(str(row.id))
+            else:
+                assert refused.code in ("next_step_started", "conflict"), refused.code
+
+    @rule()
+    def fire_timers(self) -> None:
+        run(JobRunner(World.engine).run_due())
+
+    @invariant()
+    def matches_the_reference(self) -> None:
+        case, workflow, _ = run(World.engine.load(self.case_id))
+        assert World.engine.deps.serializer.dump(workflow) == case.state  # reload round-trips
+        expected = self.expected()
+        open_rows = self.rows(state__in=(*OPEN, "waiting"))
+        if case.status == "running":
+            assert expected is None, expected
+            for row in open_rows:
+                if row.kind == "bpmn":
+                    assert row.department == self.DEPARTMENTS[row.task_spec], (row.task_spec, row.department)
+            waits = any(r.kind == "supplement" or r.state == "waiting" for r in open_rows)
+            assert (case.paused_at is not None) == waits  # SLA paused exactly while the applicant has it
+            assert {t["step"] for t in return_targets(workflow)} == {d.spec for d in self.ref.done}
+        else:
+            assert expected is not None, [(d.spec, d.choice) for d in self.ref.done]
+            assert self.ended_as(workflow.data) == expected
+            assert not [r for r in open_rows if r.kind != "review"], "a finished case keeps no open task"
+        # the timeline tells the same story: one effective completion per completed-and-not-undone row
+        done_rows = {str(r.id) for r in self.rows(kind="bpmn", state="completed")}
+        assert {d.task_id for d in self.ref.done} <= done_rows
+
+
+# ---------------------------------------------------------------------------- 老年人优待证 (秒批, one officer step)
+SENIOR_OFFICERS = ("mca01", "mca02", "sup02")
+SENIOR_AUTO = {"approve": ("approved", "申请人年满60周岁且为本市户籍，符合申领条件，自动准予"),
+               "reject": ("rejected", "申请人未满60周岁，不符合老年人优待证申领条件")}
+
+
+class SeniorCardOperations(LaneOperations):
+    """老年人优待证: 秒批 for a local 60+ (准予) or an under-60 (不予) — no officer may change that
+    decision, there is no task — and 民政人工审核 for a non-local or unregistered applicant."""
+
+    OFFICERS = SENIOR_OFFICERS
+    DEPARTMENTS = {"officer_review": "mca"}
+
+    @initialize(who=st.sampled_from(["approve", "reject", "nonlocal", "unknown"]))
+    def start(self, who: str) -> None:
+        from tests.processes.test_senior_card import FORM as SENIOR_FORM
+        from tests.processes.test_senior_card import LI, UNKNOWN, WANG, ZHANG
+
+        self.applicant = {"approve": WANG, "reject": LI, "nonlocal": ZHANG, "unknown": UNKNOWN}[who]
+        self.auto = SENIOR_AUTO.get(who)
+        started = run(World.applications.apply("senior-card", {**SENIOR_FORM, "phone": "13800138000"},
+                                               applicant=self.applicant))
+        self.case_id = started.id
+        self.ref = Reference()
+        self.serial = 0
+        assert (started.status == "completed") == (self.auto is not None)
+
+    def forms(self, step: str) -> dict[str, Any]:
+        return {"approve": lambda text: {"review_approved": True, "review_opinion": text},
+                "reject": lambda text: {"review_approved": False, "review_opinion": text}}
+
+    def expected(self) -> tuple[str, str] | None:
+        if self.auto is not None:
+            return self.auto
+        index = self.ref.last("officer_review")
+        if index is None:
+            return None
+        review = self.ref.done[index]
+        if review.choice == "approve":
+            return "approved", "经民政部门人工审核准予：" + review.opinion
+        return "rejected", "经民政部门人工审核不予办理：" + review.opinion
+
+    def ended_as(self, data: dict[str, Any]) -> tuple[str, str]:
+        result = data["result"]
+        assert result["decided_by"] == ("auto" if self.auto else "officer")
+        issued = run(Certificate.filter(case_id=self.case_id).count())
+        assert issued == (1 if result["outcome"] == "approved" else 0), issued  # one card, only when approved
+        return result["outcome"], result["reason"]
+
+
+# ---------------------------------------------------------------------------- 出生一件事 (four departments)
+NEWBORN_OFFICERS = ("nhc01", "psb01", "psb02", "nhsa01", "hrss01")
+NEWBORN_DEPARTMENTS = {"verify_birth": "nhc", "register_household": "psb", "enrol_insurance": "nhsa",
+                       "apply_social_card": "hrss"}
+BRANCH_STEPS = ("enrol_insurance", "apply_social_card")
+
+
+class NewbornOperations(LaneOperations):
+    """出生一件事: 卫健 verifies the birth when the shared record does not (or names other parents),
+    公安 registers the household, then 医保 and 人社 in parallel; 退回 to a branch resets that branch."""
+
+    OFFICERS = NEWBORN_OFFICERS
+    DEPARTMENTS = NEWBORN_DEPARTMENTS
+
+    @initialize(who=st.sampled_from(["verified", "not_found", "not_parent"]))
+    def start(self, who: str) -> None:
+        from tests.processes.conftest import MOTHER
+        from tests.processes.test_newborn import FORM as NEWBORN_FORM
+
+        self.applicant = SINGLE_MOTHER if who == "not_parent" else MOTHER
+        form = {**NEWBORN_FORM, "birth_certificate_no": "Q312699999"} if who == "not_found" else NEWBORN_FORM
+        started = run(World.applications.apply("newborn", form, applicant=self.applicant))
+        self.case_id = started.id
+        self.ref = Reference()
+        self.serial = 0
+        assert [t.task_spec for t in started.ready_tasks] == (
+            ["register_household"] if who == "verified" else ["verify_birth"])
+
+    def forms(self, step: str) -> dict[str, Any]:
+        from tests.processes.test_newborn import INSURANCE, SOCIAL_CARD, household_approval
+
+        if step == "verify_birth":
+            return {"confirmed": lambda text: {"birth_verification": {
+                        "outcome": "confirmed", "gender": "女", "birth_date": "2026-11-20",
+                        "hospital": "上海市第一妇婴保健院", "opinion": text}},
+                    "rejected": lambda text: {"birth_verification": {"outcome": "rejected", "opinion": text}}}
+        if step == "register_household":
+            return {"approve": lambda text: household_approval(opinion=text),
+                    "reject": lambda text: {"household": {"outcome": "reject", "opinion": text}}}
+        form = INSURANCE if step == "enrol_insurance" else SOCIAL_CARD
+        return {"done": lambda text: form}
+
+    def returned(self, step: str) -> None:
+        if step in BRANCH_STEPS:  # a parallel branch: only its own completion
+            index = self.ref.last(step)
+            assert index is not None
+            del self.ref.done[index]
+        else:
+            self.ref.return_to(step)
+
+    def expected(self) -> tuple[str, str] | None:
+        done = {d.spec: d for d in self.ref.done}
+        verify, register = done.get("verify_birth"), done.get("register_household")
+        if verify is not None and verify.choice == "rejected":
+            return "rejected", "出生医学证明核验不通过：" + verify.opinion
+        if register is not None and register.choice == "reject":
+            return "rejected", "不予户口登记：" + register.opinion
+        if register is not None and set(BRANCH_STEPS) <= set(done):
+            return "completed", "周小雨的出生一件事已办结：户口登记、医保参保、社会保障卡均已办理，电子证照已发放"
+        return None
+
+    def ended_as(self, data: dict[str, Any]) -> tuple[str, str]:
+        if data["outcome"] == "completed":  # the certificates named are ones actually issued for the case
+            issued = {c.identifier for c in run(Certificate.filter(case_id=self.case_id))}
+            assert set(data["certificates"]) <= issued and len(data["certificates"]) == 3
+        return data["outcome"], data["result_message"]
+
+
 def _settings(db_url: str) -> Settings:
     return Settings(DATABASE_URL=db_url, PROCESSES_DIR=Path(__file__).resolve().parents[3] / "processes")
 
@@ -652,7 +953,26 @@ def _settings(db_url: str) -> Settings:
 STAFF = {**{u: (["police_station"], ["officer"]) for u in OFFICERS},
          "mca01": (["mca"], ["officer"]), "mca02": (["mca"], ["officer"]),
          "sup01": (["mca"], ["supervisor"]), "sup02": (["supervisor"], ["supervisor"]),
-         **{u: ([d], ["officer"]) for d, users in BRANCH_STAFF.items() for u in users}}
+         **{u: ([d], ["officer"]) for d, users in BRANCH_STAFF.items() for u in users},
+         "nhc01": (["nhc"], ["officer"]), "psb02": (["psb"], ["officer"]), "nhsa01": (["nhsa"], ["officer"])}
+
+
+PROGRESS = os.environ.get("GOVFLOW_MODEL_PROGRESS")
+
+
+def _counted(machine: type[RuleBasedStateMachine]) -> type[RuleBasedStateMachine]:
+    """``machine`` that appends its name to the ``GOVFLOW_MODEL_PROGRESS`` file after each example."""
+    if not PROGRESS:
+        return machine
+
+    class Counted(machine):  # type: ignore[valid-type, misc]
+        def teardown(self) -> None:
+            super().teardown()
+            with open(PROGRESS, "a", encoding="utf-8") as out:
+                out.write(f"{machine.__name__}\n")
+
+    Counted.__name__ = Counted.__qualname__ = machine.__name__
+    return Counted
 
 
 def _run_machine(db_url: str, machine: type[RuleBasedStateMachine]) -> None:
@@ -670,7 +990,7 @@ def _run_machine(db_url: str, machine: type[RuleBasedStateMachine]) -> None:
             World.staff[username] = loop.run_until_complete(StaffUser.create(
                 username=username, name=username, password_hash=hash_password("x" * 12),
                 departments=departments, roles=roles))
-        run_state_machine_as_test(machine, settings=settings(
+        run_state_machine_as_test(_counted(machine), settings=settings(
             max_examples=max(1, int(EXAMPLES * SCALE)), stateful_step_count=STEPS, deadline=None,
             database=None, suppress_health_check=list(HealthCheck)))
     finally:
@@ -688,6 +1008,14 @@ def test_rectification_operations_end_in_the_reference_decision(db_url: str) -> 
 
 def test_business_startup_operations_end_in_the_reference_decision(db_url: str) -> None:
     _run_machine(db_url, BusinessStartupOperations)
+
+
+def test_senior_card_operations_end_in_the_reference_decision(db_url: str) -> None:
+    _run_machine(db_url, SeniorCardOperations)
+
+
+def test_newborn_operations_end_in_the_reference_decision(db_url: str) -> None:
+    _run_machine(db_url, NewbornOperations)
 
 
 pytestmark = pytest.mark.timeout(0 if SCALE > 1 else 300)
