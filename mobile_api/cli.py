@@ -85,6 +85,34 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------- staff-identity
+def cmd_staff_identity(args: argparse.Namespace, settings: Settings) -> int:
+    """Link a staff account to its officer's own ID number (or unlink it): the officer is then
+    recused from every case that names them (409 own_case_recusal)."""
+    from engine.accountability import PiiKeys
+    from engine.store.db import close_db, init_db
+    from engine.workbench import link_identity
+
+    async def link() -> str:
+        await init_db(settings.DATABASE_URL)
+        try:
+            user = await link_identity(args.username, None if args.clear else args.id_number,
+                                       pii_key=PiiKeys.from_settings(settings).blind_index_key)
+        finally:
+            await close_db()
+        return f"{user.username}: " + ("已关联本人身份证号（回避本人办件）" if user.id_hash else "已取消身份关联")
+
+    if not args.clear and not args.id_number:
+        _print_err("give ID_NUMBER or --clear")
+        return EXIT_FAIL
+    try:
+        print(asyncio.run(link()))
+    except GovflowError as exc:
+        _print_err(exc.message)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------- validate
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     from engine.bpmn import exit_code, load_departments, validate_paths
@@ -469,6 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run durable jobs (timers, SLA) and deliver notifications").set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("seed-demo", help="load demo departments, staff and data").set_defaults(func=cmd_seed_demo)
+
+    p = sub.add_parser("staff-identity", help="link a staff account to its officer's ID number (回避本人办件)")
+    p.add_argument("username")
+    p.add_argument("id_number", nargs="?")
+    p.add_argument("--clear", action="store_true", help="remove the link")
+    p.set_defaults(func=cmd_staff_identity)
 
     p = sub.add_parser("validate", help="lint BPMN/DMN files or folders")
     p.add_argument("files", nargs="+")

@@ -13,6 +13,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 
 from engine import build_engine, load_departments
+from engine.accountability.privacy import PiiKeys, blind_index, is_valid_id_number
 from engine.config import Settings
 from engine.errors import ModelError
 from engine.store.db import close_db, init_db
@@ -26,7 +27,9 @@ def hash_password(password: str) -> str:
 
 
 def read_staff(path: Path) -> list[dict[str, object]]:
-    """Rows of ``staff.csv``: username, name, departments and roles separated by ``|``."""
+    """Rows of ``staff.csv``: username, name, departments and roles separated by ``|``, and an
+    optional ``id_number``: the officer's own, linked (as its keyed hash) so they are recused from
+    their own cases."""
     with path.open(encoding="utf-8", newline="") as handle:
         rows = []
         for row in csv.DictReader(handle):
@@ -34,6 +37,7 @@ def read_staff(path: Path) -> list[dict[str, object]]:
                 "username": row["username"].strip(), "name": row["name"].strip(),
                 "departments": [d for d in row["departments"].split("|") if d],
                 "roles": [r for r in row["roles"].split("|") if r],
+                "id_number": (row.get("id_number") or "").strip() or None,
             })
         return rows
 
@@ -58,10 +62,15 @@ async def seed_demo(settings: Settings, *, password: str | None = None) -> str:
         staff_file = settings.PROCESSES_DIR / "demo" / "staff.csv"
         staff = read_staff(staff_file) if staff_file.exists() else []
         password_hash = hash_password(password)
+        index_key = PiiKeys.from_settings(settings).blind_index_key
         for row in staff:
+            number = row["id_number"]
+            if number is not None and not is_valid_id_number(number):
+                raise ValueError(f"staff.csv: {row['username']}: invalid id_number")
             await StaffUser.update_or_create(username=row["username"], defaults={
                 "name": row["name"], "departments": row["departments"], "roles": row["roles"],
-                "password_hash": password_hash})
+                "password_hash": password_hash,
+                "id_hash": blind_index(str(number), index_key) if number is not None else None})
         lines.append(f"staff accounts: {len(staff)} ({', '.join(str(r['username']) for r in staff)})")
         if generated and staff:
             lines.append(f"demo password (generated, shown once): {password}")

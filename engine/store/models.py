@@ -30,6 +30,10 @@ class StaffUser(Model):
     roles = fields.JSONField(default=list)
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # the officer's own ID number as the same keyed hash (blind index) citizens are found by
+    # (``citizens.id_hash``): never the number itself. Set, the officer is recused from cases whose
+    # applicant, legal representative or subject they are (engine.workbench.assignment)
+    id_hash = fields.CharField(max_length=64, null=True, db_index=True)
 
     class Meta:
         table = "staff_users"

@@ -9,6 +9,11 @@ linter checks them):
   a 退回 the activity starts afresh, so earlier rounds do not count either.
 * ``recuseFrom = step_a, step_b``: whoever completed one of the named earlier steps *on this
   case's current path* may not handle this task (409 ``recusal_required``), e.g. 复核 ≠ 经办.
+* Always, on every process: an officer whose staff account is linked to their own ID number
+  (``StaffUser.id_hash``, the keyed hash citizens are found by) never handles a case that names
+  them — as the applicant or by ID number in the application form (法定代表人, 股东, the person the
+  application is about) — 409 ``own_case_recusal``; nor is such a case's task transferred (转办)
+  or a 加签 given to them.
 
 The rules are checked on claim, on completion (``CaseEngine.complete_task`` through
 ``EngineDeps.task_guards``, the authority) and on 转办 (no task is handed to someone who may not do
@@ -21,9 +26,10 @@ from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
 
+from engine.accountability.privacy import blind_index, normalise_id
 from engine.bpmn.multi_instance import instance_parent, instances
 from engine.errors import Conflict
-from engine.store.models import HumanTask
+from engine.store.models import HumanTask, StaffUser
 
 DISTINCT = "distinctSigners"
 RECUSE = "recuseFrom"
@@ -40,6 +46,46 @@ class RecusalRequired(Conflict):
     default_message = "按回避规定，您不能办理本环节"
 
 
+class OwnCaseRecusal(Conflict):
+    code = "own_case_recusal"
+    default_message = "您是本办件的申请人或申请所涉人员，按回避规定不能办理与本人有关的办件"
+
+
+def _id_numbers(value: Any) -> list[str]:
+    """Every ``id_number`` string anywhere in a form value (法定代表人, 股东, …)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "id_number" and isinstance(item, str) and item.strip():
+                found.append(item)
+            else:
+                found += _id_numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += _id_numbers(item)
+    return found
+
+
+def case_people(data: dict[str, Any]) -> set[str]:
+    """The ID numbers a case names (normalised): its applicant's and every one in its application form."""
+    numbers = _id_numbers(data.get("form") or {})
+    applicant = data.get("applicant")
+    if isinstance(applicant, dict) and isinstance(applicant.get("id_number"), str):
+        numbers.append(applicant["id_number"])
+    return {normalise_id(n) for n in numbers if normalise_id(n)}
+
+
+async def own_case(workflow: Any, task: Any, username: str, pii_key: bytes | None, conn: Any = None) -> bool:
+    """Whether ``username``'s staff account is linked to a person ``task``'s case names."""
+    if pii_key is None:
+        return False
+    id_hash = await StaffUser.filter(username=username).using_db(conn).first().values_list("id_hash", flat=True)
+    if not id_hash:
+        return False
+    data = task.data if task is not None and task.data else workflow.data
+    return any(blind_index(number, pii_key) == id_hash for number in case_people(data or {}))
+
+
 def task_rules(spec: Any) -> tuple[bool, list[str]]:
     """``(distinct signers, steps to recuse from)`` declared on a task spec."""
     props = (getattr(spec, "extensions", None) or {}).get("properties", {}) or {}
@@ -49,11 +95,14 @@ def task_rules(spec: Any) -> tuple[bool, list[str]]:
 
 
 async def refusal(workflow: Any, task: Any, username: str | None, conn: Any = None, *,
-                  subject: str = "您") -> Conflict | None:
+                  subject: str = "您", pii_key: bytes | None = None) -> Conflict | None:
     """Why ``username`` may not handle the workflow task ``task`` now, or ``None`` (``subject``: how
-    the message names that person — 您, or the colleague a task would be transferred to)."""
+    the message names that person — 您, or the colleague a task would be transferred to;
+    ``pii_key``: the blind-index key, for the own-case rule)."""
     if not username or task is None:
         return None
+    if await own_case(workflow, task, username, pii_key, conn):
+        return OwnCaseRecusal(f"{subject}是本办件的申请人或申请所涉人员，按回避规定不能办理与本人有关的办件")
     distinct, recuse = task_rules(task.task_spec)
     if distinct:
         parent = instance_parent(task)
@@ -77,16 +126,28 @@ async def refusal(workflow: Any, task: Any, username: str | None, conn: Any = No
     return None
 
 
-async def check(workflow: Any, task: Any, username: str | None, conn: Any = None, *, subject: str = "您") -> None:
+async def check(workflow: Any, task: Any, username: str | None, conn: Any = None, *, subject: str = "您",
+                pii_key: bytes | None = None) -> None:
     """Raise the refusal of ``refusal``, if any."""
-    problem = await refusal(workflow, task, username, conn, subject=subject)
+    problem = await refusal(workflow, task, username, conn, subject=subject, pii_key=pii_key)
     if problem is not None:
         raise problem
 
 
-async def guard_completion(workflow: Any, task: Any, row: HumanTask, actor: str | None) -> None:
-    """``EngineDeps.task_guards`` hook: the rules hold at completion whoever calls the engine."""
-    await check(workflow, task, actor)
+def index_key(engine: Any) -> bytes | None:
+    """The engine's blind-index key (``None`` without personal-data keys)."""
+    keys = getattr(engine.deps, "pii_keys", None)
+    return keys.blind_index_key if keys is not None else None
+
+
+def completion_guard(pii_key: bytes | None) -> Any:
+    """The ``EngineDeps.task_guards`` hook: the rules hold at completion whoever calls the engine."""
+
+    async def guard_completion(workflow: Any, task: Any, row: HumanTask, actor: str | None) -> None:
+        await check(workflow, task, actor, pii_key=pii_key)
+
+    guard_completion.assignment_rules = True  # type: ignore[attr-defined]  # installed once (task_ops.install)
+    return guard_completion
 
 
 async def check_row(engine: Any, row: HumanTask, username: str, *, subject: str = "您") -> None:
@@ -94,8 +155,15 @@ async def check_row(engine: Any, row: HumanTask, username: str, *, subject: str 
     if row.kind != "bpmn":
         return
     _, workflow, _ = await engine.load(row.case_id)  # type: ignore[attr-defined]
-    await check(workflow, workflow.get_task_from_id(row.id), username, subject=subject)
+    await check(workflow, workflow.get_task_from_id(row.id), username, subject=subject, pii_key=index_key(engine))
 
 
-__all__ = ["check_row", "AlreadySignedThisCase", "RecusalRequired", "DISTINCT", "RECUSE", "task_rules", "refusal", "check",
-           "guard_completion"]
+async def check_own_case(engine: Any, row: HumanTask, username: str, *, subject: str) -> None:
+    """Only the own-case rule, for a side task given to ``username`` on ``row``'s case (加签)."""
+    _, workflow, _ = await engine.load(row.case_id)  # type: ignore[attr-defined]
+    if await own_case(workflow, workflow.get_task_from_id(row.id), username, index_key(engine)):
+        raise OwnCaseRecusal(f"{subject}是本办件的申请人或申请所涉人员，按回避规定不能办理与本人有关的办件")
+
+
+__all__ = ["check_row", "check_own_case", "AlreadySignedThisCase", "OwnCaseRecusal", "RecusalRequired", "DISTINCT",
+           "RECUSE", "task_rules", "refusal", "check", "completion_guard", "case_people", "own_case", "index_key"]

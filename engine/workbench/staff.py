@@ -24,7 +24,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from engine.accountability import audit
-from engine.accountability.privacy import blind_index
+from engine.accountability.privacy import blind_index, is_valid_id_number, normalise_id
 from engine.citizen.case_views import EVENT_LABELS
 from engine.errors import (
     Conflict,
@@ -147,6 +147,23 @@ async def authenticate(kv: KV, username: str, password: str, *, client: str) -> 
     await kv.delete(fail_key)
     if _hasher.check_needs_rehash(user.password_hash):
         await StaffUser.filter(id=user.id).update(password_hash=await asyncio.to_thread(_hasher.hash, password))
+    return user
+
+
+async def link_identity(username: str, id_number: str | None, *, pii_key: bytes) -> StaffUser:
+    """Link the staff account ``username`` to its officer's own ID number (``None``: unlink), stored
+    as the keyed hash citizens are found by, never the number: from then on the officer is recused
+    from the cases that name them (``engine.workbench.assignment``, 409 ``own_case_recusal``)."""
+    user = await StaffUser.get_or_none(username=username)
+    if user is None:
+        raise NotFound("工作人员账号不存在")
+    id_hash = None
+    if id_number is not None:
+        if not is_valid_id_number(id_number):
+            raise ValidationFailed("身份证号不正确，请检查后重新输入", fields={"id_number": "身份证号不正确，请检查后重新输入"})
+        id_hash = blind_index(normalise_id(id_number), pii_key)
+    await StaffUser.filter(id=user.id).update(id_hash=id_hash)
+    user.id_hash = id_hash
     return user
 
 

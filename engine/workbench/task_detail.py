@@ -108,8 +108,9 @@ async def action_state(engine: CaseEngine, staff: StaffUser, task: HumanTask, ca
                 allowed.discard("complete")
                 blocked["complete"] = f"需等待加签人 {'、'.join(str(w) for w in waiting)} 签署意见后才能办结"
             spiff = workflow.get_task_from_id(task.id)
-            problem = await assignment.refusal(workflow, spiff, me) if spiff is not None else None
-            if problem is not None:  # distinct 会签 signers, 回避 (engine.workbench.assignment)
+            problem = await assignment.refusal(workflow, spiff, me, pii_key=assignment.index_key(engine)) \
+                if spiff is not None else None
+            if problem is not None:  # own case, distinct 会签 signers, 回避 (engine.workbench.assignment)
                 allowed -= {"claim", "complete"}
                 blocked["complete"] = problem.message
                 if free:

@@ -210,6 +210,7 @@ async def add_signer(engine: CaseEngine, task_id: str | UUID, *, actor: str, use
     row = await _open_row(task_id)
     if row.kind != "bpmn":
         raise Conflict("只能对流程任务加签")
+    await assignment.check_own_case(engine, row, user, subject=user)
     now = engine.deps.clock()
     async with in_transaction() as conn:
         case = await _bump_version(conn, row.case_id)  # type: ignore[attr-defined]
@@ -276,8 +277,8 @@ def install(engine: CaseEngine) -> CaseEngine:
     hooks = engine.deps.completion_hooks
     if on_task_completing not in hooks:
         hooks.append(on_task_completing)
-    if assignment.guard_completion not in engine.deps.task_guards:
-        engine.deps.task_guards.append(assignment.guard_completion)
+    if not any(getattr(guard, "assignment_rules", False) for guard in engine.deps.task_guards):
+        engine.deps.task_guards.append(assignment.completion_guard(assignment.index_key(engine)))
     return engine
 
 

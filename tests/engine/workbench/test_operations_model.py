@@ -44,6 +44,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from engine import build_engine
+from engine.accountability.privacy import PiiKeys
 from engine.citizen.applications import ApplicationService
 from engine.config import Settings
 from engine.errors import GovflowError
@@ -54,8 +55,8 @@ from engine.platform.seed import hash_password
 from engine.store.certificate_models import Certificate
 from engine.store.db import close_db, init_db
 from engine.store.models import Case, HumanTask, StaffUser
+from engine.workbench import link_identity, task_ops
 from engine.workbench import staff as desk
-from engine.workbench import task_ops
 from engine.workbench.task_detail import return_targets
 from tests.conftest import TEST_DB, _reset_postgres
 from tests.processes.conftest import SINGLE_MOTHER, application_service
@@ -64,7 +65,11 @@ from tests.processes.test_residence_permit import FORM
 SCALE = float(os.environ.get("GOVFLOW_PROPERTY_EXAMPLES", "1"))
 EXAMPLES = 8  # per database pass in `make test`; `make fuzz` runs GOVFLOW_PROPERTY_EXAMPLES times more
 STEPS = 20
-OFFICERS = ("police01", "police02", "police03")
+OFFICERS = ("police01", "police02", "police03", "police04")
+ACTING = OFFICERS[:3]  # who may act on the case (police04 is the applicant: 回避, never acts)
+# staff accounts linked to a person's own ID number (回避 of one's own case): police04 is the residence
+# permit's applicant, mca02 the non-local senior-card applicant, psb02 the newborn's mother
+OWN_CASE = {"police04": "440106199802142083", "mca02": "110101195605100718", "psb02": "310112199504121645"}
 OPEN = ("ready", "claimed")
 CS = "countersign [child]"
 REVIEW_DATA = {
@@ -152,13 +157,16 @@ class ResidencePermitOperations(RuleBasedStateMachine):
     @initialize()
     def start(self) -> None:
         started = run(World.applications.apply("residence-permit", FORM, applicant=SINGLE_MOTHER))
+        self.applicant = SINGLE_MOTHER
         self.case_id = started.id
         self.ref = Reference()
         self.serial = 0
 
     # ------------------------------------------------------------------ helpers
     def rows(self, **filters: Any) -> list[HumanTask]:
-        return run(HumanTask.filter(case_id=self.case_id, **filters).order_by("created_at", "id"))
+        # a deterministic order: the tasks one step opens share created_at and have random ids, and
+        # hypothesis replays a failing example by its draws (else FlakyStrategyDefinition, not a finding)
+        return run(HumanTask.filter(case_id=self.case_id, **filters).order_by("created_at", "task_spec", "kind", "id"))
 
     def case(self) -> Case:
         return run(Case.get(id=self.case_id))
@@ -185,6 +193,10 @@ class ResidencePermitOperations(RuleBasedStateMachine):
     def before_signer_open(self, row: HumanTask) -> bool:
         return bool(self.rows(kind="cosign", task_spec=f"cosign:before:{row.id}", state__in=OPEN))
 
+    def own(self, officer: str) -> bool:
+        """Whether ``officer``'s account is linked to this case's applicant (回避 of one's own case)."""
+        return OWN_CASE.get(officer) == self.applicant.id_number
+
     # ------------------------------------------------------------------ rules
     @rule(data=st.data(), officer=st.sampled_from(OFFICERS))
     def claim(self, data: st.DataObject, officer: str) -> None:
@@ -196,7 +208,9 @@ class ResidencePermitOperations(RuleBasedStateMachine):
         free = row.assignee in (None, officer)
         excluded = self.signed_or_holds_sibling(row, officer)
         if refused is None:
-            assert free and not excluded, (row.task_spec, officer)
+            assert free and not excluded and not self.own(officer), (row.task_spec, officer)
+        elif refused.code == "own_case_recusal":
+            assert self.own(officer)
         elif refused.code == "already_signed_this_case":
             assert excluded
         else:
@@ -227,11 +241,11 @@ class ResidencePermitOperations(RuleBasedStateMachine):
         excluded = self.signed_or_holds_sibling(row, officer)
         refused = self.attempt(desk.complete(World.engine, World.staff[officer], str(row.id), form))
         if refused is None:
-            assert mine_or_free and not blocked and not excluded, (row.task_spec, officer)
+            assert mine_or_free and not blocked and not excluded and not self.own(officer), (row.task_spec, officer)
             self.ref.done.append(Done(row.task_spec, str(row.id), choice, opinion, officer))
             return
         expected = {"already_signed_this_case": excluded, "waiting_for_added_signer": blocked,
-                    "task_already_claimed": not mine_or_free}
+                    "task_already_claimed": not mine_or_free, "own_case_recusal": self.own(officer)}
         assert expected.get(refused.code), (refused.code, refused.message)
         after = run(HumanTask.get(id=row.id))
         assert (after.state, after.assignee) == (row.state, row.assignee), "a refused completion changes nothing"
@@ -252,7 +266,7 @@ class ResidencePermitOperations(RuleBasedStateMachine):
         if not rows or not targets:
             return
         row, step = data.draw(st.sampled_from(rows)), data.draw(st.sampled_from(targets))
-        officer = row.assignee or data.draw(st.sampled_from(OFFICERS))
+        officer = row.assignee or data.draw(st.sampled_from(ACTING))
         refused = self.attempt(task_ops.return_to_step(World.engine, self.case_id, target_task_spec=step,
                                                        actor=officer, department=row.department, reason="退回重办"))
         assert refused is None, refused
@@ -263,7 +277,7 @@ class ResidencePermitOperations(RuleBasedStateMachine):
         rows = self.rows(kind="bpmn", state__in=OPEN, department="police_station")
         if rows:
             row = data.draw(st.sampled_from(rows))
-            officer = row.assignee or data.draw(st.sampled_from(OFFICERS))
+            officer = row.assignee or data.draw(st.sampled_from(ACTING))
             side = run(supplements.request_supplement(World.engine, row, actor=officer, reason="请补充租赁合同"))
             assert side.state == "ready" and run(HumanTask.get(id=row.id)).state == "waiting"
 
@@ -281,12 +295,14 @@ class ResidencePermitOperations(RuleBasedStateMachine):
         if not rows:
             return
         row = data.draw(st.sampled_from(rows))
-        officer = row.assignee or data.draw(st.sampled_from(OFFICERS))
+        officer = row.assignee or data.draw(st.sampled_from(ACTING))
         refused = self.attempt(task_ops.transfer(World.engine, row.id, actor=officer, to_username=to,
                                                  staff_lookup=desk.active_departments))
         excluded = self.signed_or_holds_sibling(row, to)
         if refused is None:
-            assert not excluded
+            assert not excluded and not self.own(to)
+        elif refused.code == "own_case_recusal":
+            assert self.own(to)
         else:
             assert refused.code == "already_signed_this_case" and excluded, refused.code
 
@@ -295,8 +311,10 @@ class ResidencePermitOperations(RuleBasedStateMachine):
         rows = self.rows(kind="bpmn", state__in=OPEN, department="police_station")
         if rows:
             row = data.draw(st.sampled_from(rows))
-            officer = row.assignee or data.draw(st.sampled_from(OFFICERS))
-            run(task_ops.add_signer(World.engine, row.id, actor=officer, user=user, position=position))
+            officer = row.assignee or data.draw(st.sampled_from(ACTING))
+            refused = self.attempt(task_ops.add_signer(World.engine, row.id, actor=officer, user=user,
+                                                       position=position))
+            assert (refused.code if refused else None) == ("own_case_recusal" if self.own(user) else None)
 
     @rule(data=st.data(), approve=st.booleans())
     def sign(self, data: st.DataObject, approve: bool) -> None:
@@ -658,6 +676,7 @@ class LaneOperations(RuleBasedStateMachine):
 
     OFFICERS: tuple[str, ...] = ()
     DEPARTMENTS: dict[str, str] = {}  # step -> department
+    TIMED = True  # the item promises a time limit (承诺件): an SLA clock runs
 
     def forms(self, step: str) -> dict[str, dict[str, Any]]:  # choice -> form data
         raise NotImplementedError
@@ -674,6 +693,7 @@ class LaneOperations(RuleBasedStateMachine):
     rows = ResidencePermitOperations.rows
     opinion = ResidencePermitOperations.opinion
     attempt = ResidencePermitOperations.attempt
+    own = ResidencePermitOperations.own
 
     def visible(self, row: HumanTask, officer: str) -> bool:
         return row.department in desk.departments_of(World.staff[officer])
@@ -694,9 +714,9 @@ class LaneOperations(RuleBasedStateMachine):
         refused = self.attempt(desk.claim(World.staff[officer], str(row.id), engine=World.engine))
         free = row.assignee in (None, officer)
         if refused is None:
-            assert free and self.visible(row, officer), (row.task_spec, officer)
+            assert free and self.visible(row, officer) and not self.own(officer), (row.task_spec, officer)
         else:
-            assert {"forbidden_department": not self.visible(row, officer),
+            assert {"forbidden_department": not self.visible(row, officer), "own_case_recusal": self.own(officer),
                     "task_already_claimed": not free}.get(refused.code), refused.code
 
     @rule(data=st.data())
@@ -714,10 +734,10 @@ class LaneOperations(RuleBasedStateMachine):
         blocked = self.before_signer_open(row)
         refused = self.attempt(desk.complete(World.engine, World.staff[officer], str(row.id), form))
         if refused is None:
-            assert free and self.visible(row, officer) and not blocked, (row.task_spec, officer)
+            assert free and self.visible(row, officer) and not blocked and not self.own(officer), row.task_spec
             self.ref.done.append(Done(row.task_spec, str(row.id), choice, text, officer))
             return
-        assert {"forbidden_department": not self.visible(row, officer),
+        assert {"forbidden_department": not self.visible(row, officer), "own_case_recusal": self.own(officer),
                 "waiting_for_added_signer": blocked,
                 "task_already_claimed": not free}.get(refused.code), (refused.code, refused.message)
         after = run(HumanTask.get(id=row.id))
@@ -725,7 +745,7 @@ class LaneOperations(RuleBasedStateMachine):
 
     def actor_of(self, data: st.DataObject, row: HumanTask) -> str:
         return row.assignee or data.draw(st.sampled_from(
-            [o for o in self.OFFICERS if row.department in STAFF[o][0]]))
+            [o for o in self.OFFICERS if row.department in STAFF[o][0] and not self.own(o)]))
 
     @rule(data=st.data())
     def return_to_step(self, data: st.DataObject) -> None:
@@ -768,18 +788,20 @@ class LaneOperations(RuleBasedStateMachine):
         refused = self.attempt(task_ops.transfer(World.engine, row.id, actor=officer, to_username=to,
                                                  staff_lookup=desk.active_departments))
         if refused is None:
-            assert row.department in STAFF[to][0]
+            assert row.department in STAFF[to][0] and not self.own(to)
         else:
-            assert refused.code == "transfer_other_department" and row.department not in STAFF[to][0], refused.code
+            assert {"transfer_other_department": row.department not in STAFF[to][0],
+                    "own_case_recusal": self.own(to)}.get(refused.code), refused.code
 
     @rule(data=st.data(), position=st.sampled_from(["before", "after"]))
     def add_signer(self, data: st.DataObject, position: str) -> None:
         rows = self.rows(kind="bpmn", state__in=OPEN)
         if rows:
             row = data.draw(st.sampled_from(rows))
-            officer = self.actor_of(data, row)
-            run(task_ops.add_signer(World.engine, row.id, actor=officer,
-                                    user=data.draw(st.sampled_from(self.OFFICERS)), position=position))
+            officer, user = self.actor_of(data, row), data.draw(st.sampled_from(self.OFFICERS))
+            refused = self.attempt(task_ops.add_signer(World.engine, row.id, actor=officer, user=user,
+                                                       position=position))
+            assert (refused.code if refused else None) == ("own_case_recusal" if self.own(user) else None)
 
     @rule(data=st.data(), approve=st.booleans())
     def sign(self, data: st.DataObject, approve: bool) -> None:
@@ -817,7 +839,10 @@ class LaneOperations(RuleBasedStateMachine):
                 if row.kind == "bpmn":
                     assert row.department == self.DEPARTMENTS[row.task_spec], (row.task_spec, row.department)
             waits = any(r.kind == "supplement" or r.state == "waiting" for r in open_rows)
-            assert (case.paused_at is not None) == waits  # SLA paused exactly while the applicant has it
+            if self.TIMED:  # SLA paused exactly while the applicant has it
+                assert case.due_at is not None and (case.paused_at is not None) == waits
+            else:  # a 即办件 has no clock to pause, even while a 补正 waits
+                assert case.due_at is None and case.paused_at is None
             assert {t["step"] for t in return_targets(workflow)} == {d.spec for d in self.ref.done}
         else:
             assert expected is not None, [(d.spec, d.choice) for d in self.ref.done]
@@ -840,6 +865,7 @@ class SeniorCardOperations(LaneOperations):
 
     OFFICERS = SENIOR_OFFICERS
     DEPARTMENTS = {"officer_review": "mca"}
+    TIMED = False  # 即办件
 
     @initialize(who=st.sampled_from(["approve", "reject", "nonlocal", "unknown"]))
     def start(self, who: str) -> None:
@@ -990,6 +1016,9 @@ def _run_machine(db_url: str, machine: type[RuleBasedStateMachine]) -> None:
             World.staff[username] = loop.run_until_complete(StaffUser.create(
                 username=username, name=username, password_hash=hash_password("x" * 12),
                 departments=departments, roles=roles))
+            if username in OWN_CASE:  # 回避: this account is the person's own
+                World.staff[username] = loop.run_until_complete(link_identity(
+                    username, OWN_CASE[username], pii_key=PiiKeys.from_settings(settings_).blind_index_key))
         run_state_machine_as_test(_counted(machine), settings=settings(
             max_examples=max(1, int(EXAMPLES * SCALE)), stateful_step_count=STEPS, deadline=None,
             database=None, suppress_health_check=list(HealthCheck)))
