@@ -85,3 +85,31 @@ async def test_a_second_instance_is_not_handed_to_whoever_signed_or_holds_the_fi
     assert (await api.call("POST", f"{TASKS}/{first}/withdraw", token=p1)).status_code == 200
     assert (await api.call("POST", f"{TASKS}/{first}/unclaim", token=p1)).status_code == 200
     assert (await api.call("POST", f"{TASKS}/{second}/claim", token=p1)).status_code == 200
+
+
+async def test_an_officer_never_handles_their_own_application(api: OpenApiClient) -> None:
+    """回避: police02's account is linked to 黄丽's ID number (as the citizens' keyed hash); her own
+    residence-permit application is not for police02 — claim, complete and 转办 answer 409
+    ``own_case_recusal`` and the task detail says why instead of hiding the buttons."""
+    from engine.accountability import PiiKeys
+    from engine.workbench import link_identity
+
+    await link_identity("police02", HUANG[1], pii_key=PiiKeys.from_settings(api.app.ctx.settings).blind_index_key)
+    p1, p2 = await token_of(api, "police01"), await token_of(api, "police02")
+    citizen = await citizen_token(api, "dev-huangli", *HUANG)
+    case = await started(api, citizen, "residence-permit", RESIDENCE)
+    [review] = case["current_steps"]
+    task = review["task_id"]
+    for action, body in (("claim", None), ("complete", {"data": REVIEW})):
+        refused = error_of(await api.call("POST", f"{TASKS}/{task}/{action}", token=p2, json=body), 409,
+                           "own_case_recusal")
+        assert "回避" in refused["message"]
+    refused = error_of(await api.call("POST", f"{TASKS}/{task}/transfer", token=p1, json={"to": "police02"}),
+                       409, "own_case_recusal")
+    assert refused["message"].startswith("police02")
+    assert (await HumanTask.get(id=task)).assignee is None
+    detail = (await api.call("GET", f"{TASKS}/{task}", token=p2)).json()
+    assert "claim" not in detail["actions"] and "complete" not in detail["actions"]
+    assert "回避" in detail["blocked"]["claim"] and "回避" in detail["blocked"]["complete"]
+    done = await api.call("POST", f"{TASKS}/{task}/complete", token=p1, json={"data": REVIEW})
+    assert done.status_code == 200, done.text

@@ -292,3 +292,31 @@ async def test_the_second_countersign_shows_why_the_same_officer_cannot_sign_it(
     await page.goto(f"/console/#/tasks/{second.id}")
     await expect(page.get_by_role("button", name="办结")).to_be_enabled()
     await expect(page.locator(".blocked-reason")).to_have_count(0)
+
+
+async def test_the_applicants_own_account_sees_why_it_cannot_handle_the_case(
+        server: Server, desktop: Any) -> None:
+    """回避 of one's own case: police02's account is linked to 黄丽's ID number; on her application the
+    page shows 办结 disabled with the reason (no silently missing button); a colleague handles it."""
+    from engine.accountability import PiiKeys
+    from engine.workbench import link_identity
+    from tests.processes.conftest import SINGLE_MOTHER
+    from tests.processes.test_residence_permit import FORM
+
+    await add_staff("police01", "周海峰", ["police_station"], ["officer"])
+    await add_staff("police02", "吴洁", ["police_station"], ["officer"])
+    await link_identity("police02", SINGLE_MOTHER.id_number,
+                        pii_key=PiiKeys.from_settings(server.app.ctx.settings).blind_index_key)
+    started = await server.app.ctx.applications.apply("residence-permit", FORM, applicant=SINGLE_MOTHER)
+    [review] = started.ready_tasks
+    page: Page = await desktop(server.base_url)
+    await log_in_as(page, "police02", "吴洁")
+    await page.goto(f"/console/#/tasks/{review.id}")
+    await expect(page.get_by_role("button", name="办结")).to_be_disabled()
+    await expect(page.locator('.blocked-reason[data-blocked="complete"]')).to_contain_text(
+        "您是本办件的申请人或申请所涉人员，按回避规定不能办理与本人有关的办件")
+    await log_out(page)
+    await log_in_as(page, "police01", "周海峰")
+    await page.goto(f"/console/#/tasks/{review.id}")
+    await expect(page.get_by_role("button", name="办结")).to_be_enabled()
+    await expect(page.locator(".blocked-reason")).to_have_count(0)

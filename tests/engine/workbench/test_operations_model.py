@@ -16,8 +16,10 @@ is a pure function of it. After every step the stored case is reloaded and check
 * the final decision equals the reference's; a withdrawn completion leaves no trace (the
   collected signatures and the refusal reasons are exactly the effective ones);
 * nobody signs two instances of a 会签 that wants distinct signers; a refusal to claim or complete
-  is justified by the rules (加签 pending, 会签 signed or held, claimed by someone else …), and
-  where no rule applies the operation succeeds;
+  is justified by the rules (加签 pending, 会签 signed or held, claimed by someone else, another
+  department, the officer's own case …), and where no rule applies the operation succeeds; an
+  officer whose account is linked to the applicant (``OWN_CASE``) is never given the task (转办,
+  加签) and never handles it;
 * every open task belongs to its step's department (the applicant's lane to nobody);
 * the SLA clock is paused exactly while the case waits for the applicant;
 * the steps 退回 offers are exactly the steps the reference has effective completions of;
