@@ -110,6 +110,19 @@ def test_migrate_and_seed_demo_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
     prod = govflow("seed-demo", env={**env, "GOVFLOW_ENV": "production"})
     assert prod.returncode == 1 and "production" in prod.stderr
 
+    # 回避 of one's own cases: link mca01 to its officer's ID number (stored as the keyed hash only)
+    linked = govflow("staff-identity", "mca01", "310104196103150273", env=env)
+    assert linked.returncode == 0 and "已关联" in linked.stdout, linked.stderr
+    [(id_hash,)] = sqlite3.connect(db_file).execute("select id_hash from staff_users where username='mca01'")
+    assert len(id_hash) == 64 and "310104196103150273" not in id_hash
+    bad = govflow("staff-identity", "mca01", "310104196103150274", env=env)  # wrong check digit
+    assert bad.returncode == 1 and "身份证号不正确" in bad.stderr and "Traceback" not in bad.stderr
+    assert govflow("staff-identity", "nobody", "310104196103150273", env=env).returncode == 1
+    cleared = govflow("staff-identity", "mca01", "--clear", env=env)
+    assert cleared.returncode == 0 and "已取消" in cleared.stdout
+    assert sqlite3.connect(db_file).execute("select id_hash from staff_users where username='mca01'").fetchall() == [
+        (None,)]
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
