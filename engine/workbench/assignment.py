@@ -13,7 +13,8 @@ linter checks them):
   (``StaffUser.id_hash``, the keyed hash citizens are found by) never handles a case that names
   them — as the applicant or by ID number in the application form (法定代表人, 股东, the person the
   application is about) — 409 ``own_case_recusal``; nor is such a case's task transferred (转办)
-  or a 加签 given to them.
+  or a 加签 given to them, nor may they 退回, ask for 补正 or add a signer on it
+  (``staff.open_task_of`` with the engine); handing it on with 转办 stays allowed.
 
 The rules are checked on claim, on completion (``CaseEngine.complete_task`` through
 ``EngineDeps.task_guards``, the authority) and on 转办 (no task is handed to someone who may not do
@@ -159,7 +160,8 @@ async def check_row(engine: Any, row: HumanTask, username: str, *, subject: str 
 
 
 async def check_own_case(engine: Any, row: HumanTask, username: str, *, subject: str) -> None:
-    """Only the own-case rule, for a side task given to ``username`` on ``row``'s case (加签)."""
+    """Only the own-case rule: a side task given to ``username`` on ``row``'s case (加签), or an
+    operation of theirs on it (退回, 补正, 加签)."""
     _, workflow, _ = await engine.load(row.case_id)  # type: ignore[attr-defined]
     if await own_case(workflow, workflow.get_task_from_id(row.id), username, index_key(engine)):
         raise OwnCaseRecusal(f"{subject}是本办件的申请人或申请所涉人员，按回避规定不能办理与本人有关的办件")

@@ -390,9 +390,11 @@ async def _refused(task_id: UUID, staff: StaffUser) -> GovflowError:
     return TaskNotClaimed()
 
 
-async def open_task_of(staff: StaffUser, task_id: str) -> HumanTask:
+async def open_task_of(staff: StaffUser, task_id: str, *, engine: CaseEngine | None = None) -> HumanTask:
     """A visible open process task that is ready or claimed by ``staff`` — the task an operation
-    (return, transfer, add a signer, complete) may act on; the same 409s as the inbox otherwise."""
+    (return, transfer, add a signer, complete) may act on; the same 409s as the inbox otherwise.
+    With ``engine``: also 409 ``own_case_recusal`` when the case names ``staff``'s own person (退回,
+    补正, 加签 act on the decision; handing one's own case on with 转办 stays allowed)."""
     task = await visible_task(staff, task_id)
     if task.state in ("completed", "cancelled"):
         raise TaskAlreadyCompleted()
@@ -402,6 +404,8 @@ async def open_task_of(staff: StaffUser, task_id: str) -> HumanTask:
         raise TaskAlreadyClaimed(f"该任务已被 {task.assignee} 认领")
     if task.kind != "bpmn":
         raise NotAProcessTask()
+    if engine is not None:
+        await assignment.check_own_case(engine, task, staff.username, subject="您")
     return task
 
 

@@ -115,6 +115,10 @@ async def action_state(engine: CaseEngine, staff: StaffUser, task: HumanTask, ca
                 blocked["complete"] = problem.message
                 if free:
                     blocked["claim"] = problem.message
+                if isinstance(problem, assignment.OwnCaseRecusal):  # nor 退回, 补正, 加签; 转办 hands it on
+                    for action in ("return", "supplement_request", "add_signer"):
+                        allowed.discard(action)
+                        blocked[action] = problem.message
     elif task.kind == "bpmn" and task.state == "completed" and task.completed_by == me:
         if await _withdrawable(engine, task, case, workflow):
             allowed.add("withdraw")

@@ -124,7 +124,7 @@ def blueprint() -> Blueprint:
             raise ValidationFailed("补正事项填写有误", fields={"items": "应为 1–10 项、每项 1–100 字的文本"})
         if items is not None and to_step is not None:
             raise ValidationFailed("退回到已办环节时不能列补正事项", fields={"items": "仅要求申请人补正时填写"})
-        task = await _open_and_mine(request.ctx.staff, task_id)
+        task = await _open_and_mine(request.ctx.staff, task_id, engine=request.app.ctx.engine)
         if to_step is None:
             side = await supplements.request_supplement(request.app.ctx.engine, task,
                                                         actor=request.ctx.staff.username, reason=reason,
@@ -166,7 +166,7 @@ def blueprint() -> Blueprint:
         if position not in task_ops.POSITIONS:
             raise ValidationFailed("加签位置有误", fields={"position": "应为 before 或 after"})
         opinion = _text(body, "opinion", "加签说明", required=False)
-        task = await _open_and_mine(request.ctx.staff, task_id)
+        task = await _open_and_mine(request.ctx.staff, task_id, engine=request.app.ctx.engine)
         if await _departments_of(user) is None:
             raise NotFound("加签人不存在")
         side = await task_ops.add_signer(request.app.ctx.engine, task.id, actor=request.ctx.staff.username,

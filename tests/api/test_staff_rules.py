@@ -107,9 +107,21 @@ async def test_an_officer_never_handles_their_own_application(api: OpenApiClient
     refused = error_of(await api.call("POST", f"{TASKS}/{task}/transfer", token=p1, json={"to": "police02"}),
                        409, "own_case_recusal")
     assert refused["message"].startswith("police02")
+    # nor 补正 / 退回 or 加签 by the applicant's own account, nor a 加签 given to it
+    error_of(await api.call("POST", f"{TASKS}/{task}/return", token=p2, json={"reason": "请补充租赁合同"}), 409,
+             "own_case_recusal")
+    error_of(await api.call("POST", f"{TASKS}/{task}/add-signer", token=p2,
+                            json={"user": "police01", "position": "before"}), 409, "own_case_recusal")
+    error_of(await api.call("POST", f"{TASKS}/{task}/add-signer", token=p1,
+                            json={"user": "police02", "position": "before"}), 409, "own_case_recusal")
+    assert (await HumanTask.get(id=task)).state == "ready"
+    assert await HumanTask.filter(case_id=case["id"], kind__in=("cosign", "supplement")).count() == 0
     assert (await HumanTask.get(id=task)).assignee is None
     detail = (await api.call("GET", f"{TASKS}/{task}", token=p2)).json()
     assert "claim" not in detail["actions"] and "complete" not in detail["actions"]
-    assert "回避" in detail["blocked"]["claim"] and "回避" in detail["blocked"]["complete"]
+    assert not {"claim", "complete", "return", "supplement_request", "add_signer"} & set(detail["actions"])
+    assert all("回避" in detail["blocked"][a] for a in ("claim", "complete", "return", "supplement_request",
+                                                       "add_signer"))
+    assert "transfer" in detail["actions"]  # handing one's own case on is allowed
     done = await api.call("POST", f"{TASKS}/{task}/complete", token=p1, json={"data": REVIEW})
     assert done.status_code == 200, done.text
