@@ -126,8 +126,10 @@ async def history(identifier: str) -> list[dict[str, Any]]:
     """Issue and state changes of the certificate, oldest first (from the audit chain)."""
     import json
 
+    # row id, not seq: a record waiting for the sequencer (batch mode) has no seq yet; one
+    # certificate's changes are serialised by its row, so their ids follow their order
     rows = await AuditRecord.filter(subject=identifier, kind__in=["certificate.issue", "certificate.state"]).order_by(
-        "seq")
+        "id")
     out = []
     for r in rows:
         detail = json.loads(r.detail or "{}")
