@@ -77,6 +77,10 @@ class Settings:
     AUDIT_SEQUENCING: str = "batch"
     AUDIT_SEQUENCE_INTERVAL_MS: int = 200
     AUDIT_UNSEQUENCED_BOUND_S: int = 60  # `audit verify` flags records pending longer than this
+    # QR verification writes its access-log rows in batches (engine/accountability/access_buffer.py):
+    # at most this many rows / this long in an API process's memory before they are written
+    ACCESS_LOG_FLUSH_ROWS: int = 200
+    ACCESS_LOG_FLUSH_MS: int = 200
     JURISDICTION: str = "310000"
     # shared-data exchange platform; empty in development = the demo CSVs in processes/demo
     EXCHANGE_URL: str = ""

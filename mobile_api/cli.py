@@ -278,15 +278,19 @@ async def _certificates(args: argparse.Namespace, settings: Settings) -> int:
     issuing department (audited as ``cli:<login>``); ID is the id or the 证照标识."""
     import getpass
 
-    from engine.certificates import lifecycle
+    from engine.certificates import STATE_CACHE, lifecycle
+    from engine.platform import create_kv
     from engine.store.db import close_db, init_db
 
     operator = lifecycle.Manager(f"cli:{getpass.getuser()}"[:64], [], [], system=True)
     await init_db(settings.DATABASE_URL)
+    kv = create_kv(settings.REDIS_URL, prefix=settings.REDIS_PREFIX)
+    STATE_CACHE.install(kv)  # the change tells every API process's verification cache (Redis)
     try:
         row = await lifecycle.change_state(args.certificate, args.certificates_command, operator, args.reason,
                                            lifecycle.certificate_types(settings.PROCESSES_DIR))
     finally:
+        await kv.close()
         await close_db()
     print(f"{row.identifier} {row.name}: {row.state} ({args.certificates_command}, {args.reason.strip()})")
     return EXIT_OK
@@ -380,6 +384,9 @@ async def _worker(settings: Settings) -> None:
     await init_db(settings.DATABASE_URL)
     kv = create_kv(settings.REDIS_URL, prefix=settings.REDIS_PREFIX)
     engine = build_engine(settings, deps_overrides={"publish": kv_publisher(kv)})
+    from engine.certificates import STATE_CACHE
+
+    STATE_CACHE.install(kv)
     runner = JobRunner(engine, poll_interval=settings.JOB_POLL_MS / 1000)
     from engine.platform import deliverer_from_settings
 

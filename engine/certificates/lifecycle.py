@@ -21,6 +21,7 @@ from tortoise.transactions import in_transaction
 from engine.accountability.audit import log_data_access
 from engine.accountability.privacy import blind_index, mask_name, normalise_id
 from engine.certificates.signing import CertState
+from engine.certificates.state_cache import state_changed
 from engine.certificates.store import set_state
 from engine.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from engine.store.audit_models import AuditRecord
@@ -119,6 +120,7 @@ async def change_state(key: int | str, action: str, manager: Manager, reason: An
         changed = await set_state(row.identifier, target, conn, actor=manager.username, reason=text)
         if after is not None:
             await after(conn, changed, text)
+    await state_changed()  # committed: every process's verification cache re-reads the register
     return changed
 
 
