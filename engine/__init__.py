@@ -62,6 +62,9 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
         except Exception:  # noqa: BLE001 - names are cosmetic in messages; the slug stands in
             names = {}
         install_notifications(deps, settings, names)  # the outbox: notification rows with every step
+    from engine.accountability import audit
+
+    audit.configure(settings)  # batch (pending records + sequencer) or inline audit chaining
     return install(CaseEngine(deps))  # 加签 guards complete_task
 
 

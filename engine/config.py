@@ -71,6 +71,16 @@ class Settings:
     ACCESS_LOG_RETENTION_DAYS: int = 3 * 365
     CASE_DATA_RETENTION_DAYS: int = 2 * 365
     AUDIT_ANCHOR_INTERVAL_S: int = 3600  # `govflow worker` appends an audit anchor this often; 0 = never
+    # audit sequencing on PostgreSQL: "batch" = actions insert pending records without the chain lock and
+    # `govflow worker` chains them every AUDIT_SEQUENCE_INTERVAL_MS; "inline" = chained in the action's
+    # transaction under the head lock (SQLite always chains inline: its writers are serialised anyway)
+    AUDIT_SEQUENCING: str = "batch"
+    AUDIT_SEQUENCE_INTERVAL_MS: int = 200
+    AUDIT_UNSEQUENCED_BOUND_S: int = 60  # `audit verify` flags records pending longer than this
+    # QR verification writes its access-log rows in batches (engine/accountability/access_buffer.py):
+    # at most this many rows / this long in an API process's memory before they are written
+    ACCESS_LOG_FLUSH_ROWS: int = 200
+    ACCESS_LOG_FLUSH_MS: int = 200
     JURISDICTION: str = "310000"
     # shared-data exchange platform; empty in development = the demo CSVs in processes/demo
     EXCHANGE_URL: str = ""

@@ -7,6 +7,7 @@ returns a fresh app with a unique name, so tests can build as many as they like.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 
@@ -16,8 +17,8 @@ from sanic.config import Config
 from sanic.exceptions import SanicException
 
 from engine import build_engine
-from engine.accountability import PiiKeys
-from engine.certificates import DocumentKeys
+from engine.accountability import AccessLogBuffer, PiiKeys
+from engine.certificates import STATE_CACHE, DocumentKeys
 from engine.citizen import ApplicationService, Catalog
 from engine.config import Settings
 from engine.kernel import CaseEngine
@@ -141,11 +142,22 @@ def setup_listeners(app: GovflowApp, engine_builder: EngineBuilder = build_engin
         ctx.applications = ApplicationService(ctx.engine, ctx.catalog,
                                               pii_key=PiiKeys.from_settings(settings).blind_index_key,
                                               folder_review_state="pending" if settings.is_production else "approved")
+        STATE_CACHE.install(ctx.kv)  # QR verification's register cache; state changes invalidate it everywhere
+        ctx.access_log = AccessLogBuffer(max_rows=settings.ACCESS_LOG_FLUSH_ROWS,
+                                         max_delay_s=settings.ACCESS_LOG_FLUSH_MS / 1000)
+        ctx.access_log_stop = asyncio.Event()
+        ctx.access_log_task = asyncio.ensure_future(ctx.access_log.run(ctx.access_log_stop))
         log.info("services_started", kv=ctx.kv.kind, env=settings.ENV, departments=len(ctx.departments))
 
     @app.after_server_stop
     async def close_services(app: GovflowApp) -> None:
         ctx = app.ctx
+        if getattr(ctx, "access_log_task", None) is not None:
+            ctx.access_log_stop.set()
+            try:
+                await ctx.access_log_task  # the last batch of verification access-log rows
+            except Exception:  # noqa: BLE001 - the database may already be gone
+                log.error("access_log_final_flush_failed", waiting=len(ctx.access_log))
         await close_db()
         await ctx.close_kv()
 

@@ -27,6 +27,9 @@ class AppContext:
     _engine: CaseEngine | None = None
     catalog: Any = None  # engine.citizen.catalog.Catalog, loaded when the server starts
     applications: Any = None  # engine.citizen.applications.ApplicationService
+    access_log: Any = None  # engine.accountability.AccessLogBuffer: verification access-log rows, in batches
+    access_log_stop: Any = None  # asyncio.Event ending its flush task
+    access_log_task: Any = None
 
     @property
     def kv(self) -> KV:

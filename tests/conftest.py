@@ -93,6 +93,11 @@ async def db(db_url: str) -> AsyncIterator[str]:
         yield db_url
     finally:
         await close_db()
+        from engine.accountability import audit
+
+        # build_engine configures the process's audit sequencing from its settings; the next test
+        # starts from the library default (inline) unless it builds an engine too
+        audit.configure(None)
 
 
 @pytest.fixture

@@ -168,3 +168,88 @@ async def test_live_status_streams_of_a_process_share_one_redis_connection() -> 
             await sub.close()
         await kv.close()
         await raw.aclose()
+
+
+def _verify_answers(bases: list[str], token: str) -> list[bool]:
+    import httpx
+
+    answers = [httpx.post(f"{base}/api/v1/certificates/verify", json={"token": token}, timeout=10) for base in bases]
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    return [bool(a.json()["valid"]) for a in answers]
+
+
+def _within_one_second(bases: list[str], token: str, expected: bool) -> float:
+    """Scan on every process until each answers ``expected``; the time that took (fails past 1 s)."""
+    import time
+
+    started = time.monotonic()
+    while True:
+        answers = _verify_answers(bases, token)
+        elapsed = time.monotonic() - started
+        if answers == [expected] * len(bases):
+            return elapsed
+        assert elapsed < 1.0, f"after {elapsed:.2f} s the processes answer valid={answers}, expected {expected}"
+
+
+@pytest.mark.postgres
+def test_a_state_change_stops_verification_on_every_api_process_within_a_second(tmp_path: Path) -> None:
+    """Two ``govflow serve`` processes cache the register for QR verification; a suspension,
+    restoration and revocation made by a third process (the CLI) reach both within a second, the
+    scans' access-log rows reach the database in batches, and the worker's sequencer chains the
+    audit records so ``audit verify`` finds nothing pending."""
+    import asyncio
+    import time
+    from contextlib import ExitStack
+
+    import asyncpg
+    import httpx
+
+    from tests.api.helpers import decode_qr_png
+    from tests.security.stack import WANG, bearer, citizen_token, private_redis, stack
+
+    with ExitStack() as resources:
+        redis = resources.enter_context(private_redis(tmp_path))
+        served = resources.enter_context(stack(tmp_path, redis_url=redis.url, extra_env={
+            "GOVFLOW_AUDIT_SEQUENCE_INTERVAL_MS": "100"}))
+        _, first = served.serve("serve-a")
+        _, second = served.serve("serve-b")
+        served.worker()
+        token = citizen_token(first, "dev-wang", WANG)
+        applied = httpx.post(f"{first}/api/v1/applications", headers=bearer(token), timeout=60, json={
+            "service": "senior-card", "form": {"phone": "13816612345", "delivery": "mail", "address": {
+                "region_code": "310104", "detail": "漕溪北路88弄3号602室"}}})
+        assert applied.status_code == 201, applied.text
+        [cert] = httpx.get(f"{second}/api/v1/certificates", headers=bearer(token), timeout=10).json()["items"]
+        png = httpx.get(f"{second}/api/v1/certificates/{cert['id']}/qrcode", headers=bearer(token), timeout=10)
+        [qr] = decode_qr_png(png.content)
+        bases = [first, second]
+        for _ in range(3):  # both processes have the certificate cached now
+            assert _verify_answers(bases, qr) == [True, True]
+
+        served.run("certificates", "suspend", cert["identifier"], "--reason", "测试暂停")
+        print(f"suspended: both refuse after {_within_one_second(bases, qr, False):.3f} s")
+        served.run("certificates", "restore", cert["identifier"], "--reason", "测试恢复")
+        print(f"restored: both accept after {_within_one_second(bases, qr, True):.3f} s")
+        served.run("certificates", "revoke", cert["identifier"], "--reason", "测试吊销")
+        print(f"revoked: both refuse after {_within_one_second(bases, qr, False):.3f} s")
+        scans = 6 + 2 * 3  # the warm-up scans and at least one per process after each change
+
+        async def counts() -> tuple[int, int]:
+            conn = await asyncpg.connect(served.database_url.replace("postgres://", "postgresql://", 1))
+            try:
+                logged = await conn.fetchval(
+                    "SELECT count(*) FROM data_access_log WHERE dataset = 'certificate' AND purpose = '扫码核验'")
+                pending = await conn.fetchval("SELECT count(*) FROM audit_log WHERE seq IS NULL")
+                return int(logged), int(pending)
+            finally:
+                await conn.close()
+
+        deadline = time.monotonic() + 5
+        while True:  # flushed within ACCESS_LOG_FLUSH_MS, chained within AUDIT_SEQUENCE_INTERVAL_MS
+            logged, pending = asyncio.run(counts())
+            if (logged >= scans and pending == 0) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert logged >= scans and pending == 0, (logged, pending)
+        out = served.run("audit", "verify", "--no-progress")
+        assert out.startswith("OK 审计链完整"), out

@@ -30,6 +30,13 @@ async def _generate(url: str, name: str) -> str:
 
     from engine.store.db import tortoise_config
 
+    if url.startswith("sqlite"):
+        from aerich.ddl.sqlite import SqliteDDL
+
+        # SQLite cannot drop a NOT NULL without rebuilding the table; aerich refuses. The columns
+        # that became nullable (audit_log.seq/hash: pending records) are only ever NULL on
+        # PostgreSQL, so SQLite keeps its constraint and the migration skips the change there.
+        SqliteDDL.alter_column_null = lambda self, model, field_describe: ""  # type: ignore[method-assign]
     async with Command(tortoise_config=tortoise_config(url, with_aerich=True), app="models",
                        location=str(MIGRATIONS)) as command:
         await command.init()

@@ -1,10 +1,17 @@
 """The tamper-evident audit log (审计日志): an SM3 hash chain over every accountable action.
 
-``append`` writes records in the caller's transaction: it locks the chain head (``FOR UPDATE``
-on PostgreSQL; SQLite transactions are serialised by the database and the client), numbers the
-records without gaps and hashes each over its content and the previous hash. Call it as the
-**last** write of a transaction, so the head lock is held only until the commit and no
-transaction waits on another row while holding it.
+``append`` writes records in the caller's transaction. Two modes (``configure``):
+
+* **batch** (PostgreSQL in production, ``GOVFLOW_AUDIT_SEQUENCING=batch``): the action inserts
+  *pending* records (no ``seq``, no hash, its own row id and ``created_at``) and takes **no** lock,
+  so audited actions no longer queue on one row. The **sequencer** (``sequence``; ``govflow worker``
+  runs it every ``AUDIT_SEQUENCE_INTERVAL_MS``) gives committed pending records, in row-id order,
+  gapless sequence numbers and their SM3 hashes, in batches, in one transaction under the head lock;
+  one leader at a time by a PostgreSQL advisory lock (a second worker's pass returns at once).
+  ``verify`` flags records still pending after ``AUDIT_UNSEQUENCED_BOUND_S`` (a sequencer down).
+* **inline** (SQLite, whose writers are serialised anyway; tests and tools): ``append`` locks the
+  chain head (``FOR UPDATE`` on PostgreSQL) and chains the records at once. Call it as the **last**
+  write of a transaction, so the head lock is held only until the commit.
 
 ``verify`` walks the chain in order and names the first broken record (edited, deleted,
 reordered, or a truncated tail); ``anchor`` appends a record that summarises the head, with a
@@ -20,9 +27,11 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
+from tortoise import connections
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from engine.accountability.privacy import mask_text
@@ -31,6 +40,25 @@ from engine.store.shared_models import DataAccessLog
 
 GENESIS = "0" * 64
 HEAD_ID = 1
+SEQUENCER_LOCK = 0x60F10A0D17  # pg advisory lock key: one sequencer leader at a time
+SEQUENCE_BATCH = 5000
+
+
+@dataclass
+class Sequencing:
+    """How this process chains records (``configure``); inline until configured otherwise."""
+
+    batch: bool = False  # PostgreSQL only: pending records, chained by ``sequence``
+    bound_s: int = 60  # ``verify`` flags records pending longer than this
+
+
+SEQUENCING = Sequencing()
+
+
+def configure(settings: Any) -> None:
+    """Take the mode from the settings (``AUDIT_SEQUENCING``, ``AUDIT_UNSEQUENCED_BOUND_S``)."""
+    SEQUENCING.batch = str(getattr(settings, "AUDIT_SEQUENCING", "inline")).lower() == "batch"
+    SEQUENCING.bound_s = int(getattr(settings, "AUDIT_UNSEQUENCED_BOUND_S", 60))
 ANCHOR = "audit.anchor"
 
 # kind -> Chinese label (CLI output, review screens)
@@ -132,16 +160,102 @@ async def _append_locked(conn: Any, head: AuditHead, entries: Iterable[AuditEntr
     return rows
 
 
+def _batch_mode(conn: Any) -> bool:
+    if not SEQUENCING.batch:
+        return False
+    client = conn if conn is not None else connections.get("default")
+    return getattr(client.capabilities, "dialect", "") == "postgres"
+
+
+async def _insert_pending(conn: Any, entries: list[AuditEntry], now: datetime) -> list[AuditRecord]:
+    """The hot path of batch mode: plain inserts, no lock; ``sequence`` chains them later."""
+    inserted = _utcnow()
+    rows = [AuditRecord(seq=None, at=now, kind=e.kind[:48], actor=_clip(e.actor, 64),
+                        department=_clip(e.department, 32), case_no=_clip(e.case_no, 40),
+                        subject=_clip(e.subject, 128), detail=canonical_detail(e.detail), prev_hash=None,
+                        hash=None, created_at=inserted) for e in entries]
+    # one plain multi-row INSERT (PostgreSQL): no ORM round of its own on every audited action
+    values, params = [], []
+    for row in rows:
+        base = len(params)
+        values.append("(" + ", ".join(f"${base + i}" for i in range(1, 9)) + ")")
+        params += [row.at, row.kind, row.actor, row.department, row.case_no, row.subject, row.detail, inserted]
+    ids = await conn.execute_query_dict(
+        'INSERT INTO "audit_log" ("at", "kind", "actor", "department", "case_no", "subject", "detail", "created_at") '
+        f'VALUES {", ".join(values)} RETURNING "id"', params)
+    for row, got in zip(rows, ids, strict=True):
+        row.id = got["id"]
+    return rows
+
+
 async def append(conn: Any, entries: Iterable[AuditEntry], *, now: datetime | None = None) -> list[AuditRecord]:
-    """Chain ``entries`` in the caller's transaction (``conn``), or in one of their own."""
+    """Record ``entries`` in the caller's transaction (``conn``), or in one of their own: pending
+    (batch mode, no lock) or chained at once under the head lock (inline mode)."""
     entries = [e for e in entries if e is not None]
     if not entries:
         return []
     when = (now or _utcnow()).astimezone(timezone.utc)
+    if _batch_mode(conn):
+        if conn is None:
+            async with in_transaction() as own:
+                return await _insert_pending(own, entries, when)
+        return await _insert_pending(conn, entries, when)
     if conn is None:
         async with in_transaction() as own:
             return await _append_locked(own, await _lock_head(own), entries, when)
     return await _append_locked(conn, await _lock_head(conn), entries, when)
+
+
+# ------------------------------------------------------------------ the sequencer
+async def _sequence_locked(conn: Any, head: AuditHead, limit: int) -> int:
+    """Chain up to ``limit`` committed pending records, oldest row id first, after ``head`` (locked
+    by the caller); moves ``head`` along. The number chained."""
+    rows = await AuditRecord.filter(seq__isnull=True).using_db(conn).order_by("id").limit(limit)
+    if not rows:
+        return 0
+    seq, prev = int(head.seq), head.hash
+    ids, seqs, prevs, hashes = [], [], [], []
+    for row in rows:
+        seq += 1
+        row.seq, row.prev_hash = seq, prev
+        row.hash = prev = hash_of(row)
+        ids.append(int(row.id))
+        seqs.append(seq)
+        prevs.append(row.prev_hash)
+        hashes.append(row.hash)
+    if await _is_postgres(conn):
+        await conn.execute_query(
+            'UPDATE "audit_log" AS a SET "seq" = v.seq, "prev_hash" = v.prev, "hash" = v.hash '
+            "FROM unnest($1::bigint[], $2::bigint[], $3::varchar[], $4::varchar[]) AS v(id, seq, prev, hash) "
+            'WHERE a."id" = v.id AND a."seq" IS NULL', [ids, seqs, prevs, hashes])
+    else:
+        await conn.execute_many('UPDATE "audit_log" SET "seq" = ?, "prev_hash" = ?, "hash" = ? WHERE "id" = ?',
+                                [list(v) for v in zip(seqs, prevs, hashes, ids, strict=True)])
+    await AuditHead.filter(id=HEAD_ID).using_db(conn).update(seq=seq, hash=prev)
+    head.seq, head.hash = seq, prev
+    return len(rows)
+
+
+async def _take_leadership(conn: Any) -> bool:
+    """PostgreSQL: this transaction is the sequencer leader (advisory lock until its end), or another is."""
+    if not await _is_postgres(conn):
+        return True
+    _, rows = await conn.execute_query(f"SELECT pg_try_advisory_xact_lock({SEQUENCER_LOCK}) AS ok")
+    return bool(rows[0]["ok"])
+
+
+async def sequence(*, batch: int = SEQUENCE_BATCH, drain: bool = True) -> int:
+    """One sequencer pass: chain the committed pending records, ``batch`` per transaction (all of
+    them with ``drain``). 0 at once when another process is the leader right now."""
+    total = 0
+    while True:
+        async with in_transaction() as conn:
+            if not await _take_leadership(conn):
+                return total
+            done = await _sequence_locked(conn, await _lock_head(conn), batch)
+        total += done
+        if not drain or done < batch:
+            return total
 
 
 async def record(conn: Any, kind: str, *, now: datetime | None = None, **fields: Any) -> AuditRecord:
@@ -161,6 +275,8 @@ async def anchor(key: bytes, *, now: datetime | None = None, actor: str = "syste
     when = (now or _utcnow()).astimezone(timezone.utc)
     async with in_transaction() as conn:
         head = await _lock_head(conn)
+        while await _sequence_locked(conn, head, SEQUENCE_BATCH) == SEQUENCE_BATCH:
+            pass  # the anchor summarises every committed record, pending ones chained first
         if only_if_moved:
             last = await AuditRecord.filter(seq=head.seq).using_db(conn).first()
             if last is None or last.kind == ANCHOR:
@@ -180,27 +296,35 @@ class VerifyResult:
     broken_seq: int | None = None  # the first broken record's place in the chain
     broken_id: int | None = None  # its row id, when the row exists
     reason: str = ""
+    pending: int = 0  # records not chained yet (batch mode)
+    stale: int = 0  # of which pending longer than the bound: the sequencer is not keeping up or is down
+    stale_ids: list[int] = field(default_factory=list)
 
     def describe(self) -> str:
         if self.ok:
-            return f"OK 审计链完整：{self.checked} 条记录，{self.anchors} 个锚点，链头 #{self.head_seq}"
+            waiting = f"，{self.pending} 条待排序" if self.pending else ""
+            return f"OK 审计链完整：{self.checked} 条记录，{self.anchors} 个锚点，链头 #{self.head_seq}{waiting}"
+        if self.stale:
+            return f"BROKEN {self.reason}"
         where = f"第 #{self.broken_seq} 条" + (f"（行 id {self.broken_id}）" if self.broken_id is not None else "")
         return f"BROKEN 审计链在{where}处断开：{self.reason}"
 
 
 async def verify(*, key: bytes | None = None, batch: int = 1000,
-                 progress: Callable[[int, int], None] | None = None) -> VerifyResult:
+                 progress: Callable[[int, int], None] | None = None, bound_s: int | None = None,
+                 now: datetime | None = None) -> VerifyResult:
     """Walk the chain in sequence order; the first record that does not follow is reported.
 
     Checks: sequence numbers without gaps (a deleted record), each ``prev_hash`` equal to the
     previous record's hash (reordering, a deleted or rewritten predecessor), each hash equal to
     the recomputed one (an edited record), anchors (their head hash and, with ``key``, their
-    MAC), and the head row against the last record (a truncated tail)."""
+    MAC), the head row against the last record (a truncated tail), and that no record waits to be
+    chained longer than ``bound_s`` (default ``AUDIT_UNSEQUENCED_BOUND_S``). Read-only."""
     head = await AuditHead.get_or_none(id=HEAD_ID)
     head_seq = int(head.seq) if head else 0
     expected_seq = (int(head.pruned_seq) if head else 0) + 1
     prev_hash = head.pruned_hash if head else GENESIS
-    total = await AuditRecord.all().count()
+    total = await AuditRecord.filter(seq__isnull=False).count()
     result = VerifyResult(ok=True, head_seq=head_seq)
 
     def broken(seq: int, row: AuditRecord | None, reason: str) -> VerifyResult:
@@ -251,6 +375,23 @@ async def verify(*, key: bytes | None = None, batch: int = 1000,
     if last != head_seq or (head is not None and head_seq and head.hash != prev_hash):
         return broken(last + 1 if last < head_seq else head_seq, None,
                       f"链尾不符：链头记录为 #{head_seq}，而最后一条记录为 #{last}（链尾被删除或改写）")
+    return await _check_pending(result, SEQUENCING.bound_s if bound_s is None else bound_s, now or _utcnow())
+
+
+async def _check_pending(result: VerifyResult, bound_s: int, now: datetime) -> VerifyResult:
+    """Records inserted but not chained: fine for a moment, a failure once older than the bound."""
+    result.pending = await AuditRecord.filter(seq__isnull=True).count()
+    if not result.pending:
+        return result
+    limit = now - timedelta(seconds=bound_s)
+    late = AuditRecord.filter(Q(created_at__lt=limit) | Q(created_at__isnull=True), seq__isnull=True)
+    result.stale = await late.count()
+    if result.stale:
+        result.stale_ids = [int(i) for i in await late.order_by("id").limit(5).values_list("id", flat=True)]
+        result.ok = False
+        first = f"（最早的行 id {result.stale_ids[0]}）" if result.stale_ids else ""
+        result.reason = (f"{result.stale} 条审计记录超过 {bound_s} 秒仍未排序入链{first}："
+                         "排序进程（govflow worker）未运行或跟不上")
     return result
 
 
@@ -360,8 +501,10 @@ def _mask_value(value: Any) -> Any:
 
 async def prune_before(cutoff: datetime, now: datetime, actor: str, dry_run: bool) -> int:
     """Delete the chain's records older than ``cutoff`` (a prefix) and move the head's prune
-    mark there; the purge record names the cut, which ``verify`` requires for any cut."""
-    last_old = await AuditRecord.filter(at__lt=cutoff).order_by("-seq").first()
+    mark there; the purge record names the cut, which ``verify`` requires for any cut. Pending
+    records are chained first, so the cut falls on the chain as it stands."""
+    await sequence()
+    last_old = await AuditRecord.filter(at__lt=cutoff, seq__isnull=False).order_by("-seq").first()
     if last_old is None:
         return 0
     if dry_run:
@@ -380,7 +523,6 @@ async def prune_before(cutoff: datetime, now: datetime, actor: str, dry_run: boo
     return int(deleted)
 
 
-__all__ = ["ANCHOR", "GENESIS", "KINDS", "AuditEntry", "VerifyResult", "access_entry", "anchor", "anchor_mac",
-           "append", "canonical_detail", "hash_of", "log_data_access", "prune_before", "record", "record_hash",
-           "step_entries",
-           "verify"]
+__all__ = ["ANCHOR", "GENESIS", "KINDS", "SEQUENCING", "AuditEntry", "Sequencing", "VerifyResult", "access_entry",
+           "anchor", "anchor_mac", "append", "canonical_detail", "configure", "hash_of", "log_data_access",
+           "prune_before", "record", "record_hash", "sequence", "step_entries", "verify"]

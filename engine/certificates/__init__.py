@@ -16,6 +16,7 @@ from engine.certificates.signing import (
     make_qr_token,
     verify_qr_token,
 )
+from engine.certificates.state_cache import STATE_CACHE, StateCache
 from engine.certificates.store import Certificate, find_for_holder
 
 __all__ = [
@@ -34,5 +35,7 @@ __all__ = [
     "qr_png",
     "qr_svg",
     "SignatureError",
+    "STATE_CACHE",
+    "StateCache",
     "verify_qr_token",
 ]

@@ -21,6 +21,7 @@ from tortoise.transactions import in_transaction
 from engine.accountability.audit import log_data_access
 from engine.accountability.privacy import blind_index, mask_name, normalise_id
 from engine.certificates.signing import CertState
+from engine.certificates.state_cache import state_changed
 from engine.certificates.store import set_state
 from engine.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from engine.store.audit_models import AuditRecord
@@ -119,6 +120,7 @@ async def change_state(key: int | str, action: str, manager: Manager, reason: An
         changed = await set_state(row.identifier, target, conn, actor=manager.username, reason=text)
         if after is not None:
             await after(conn, changed, text)
+    await state_changed()  # committed: every process's verification cache re-reads the register
     return changed
 
 
@@ -126,8 +128,10 @@ async def history(identifier: str) -> list[dict[str, Any]]:
     """Issue and state changes of the certificate, oldest first (from the audit chain)."""
     import json
 
+    # row id, not seq: a record waiting for the sequencer (batch mode) has no seq yet; one
+    # certificate's changes are serialised by its row, so their ids follow their order
     rows = await AuditRecord.filter(subject=identifier, kind__in=["certificate.issue", "certificate.state"]).order_by(
-        "seq")
+        "id")
     out = []
     for r in rows:
         detail = json.loads(r.detail or "{}")

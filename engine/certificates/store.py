@@ -119,7 +119,11 @@ async def set_state(identifier: str, state: CertState | str,
     transaction (``engine.accountability.audit``, kind ``certificate.state``). 05 is computed, not set."""
     if using_db is None:
         async with in_transaction() as conn:
-            return await set_state(identifier, state, conn, actor=actor, reason=reason)
+            changed = await set_state(identifier, state, conn, actor=actor, reason=reason)
+        from engine.certificates.state_cache import state_changed
+
+        await state_changed()  # committed; a caller passing its own transaction calls it after its commit
+        return changed
     new = CertState(state)
     if new is CertState.EXPIRED:
         raise ValidationFailed("过期状态由有效期自动得出，不能手工设置")

@@ -2,9 +2,13 @@
 
 Every record carries the SM3 hash of the previous one (``prev_hash``) and its own ``hash`` over
 its content and ``prev_hash``: editing, deleting or reordering any record breaks the chain at
-that record (``engine.accountability.audit.verify``). ``AuditHead`` is the one row that serialises appends
-(locked ``FOR UPDATE`` on PostgreSQL) and remembers the last sequence number and hash, so a
-truncated tail is noticed too. ``detail`` is canonical JSON text, exactly the bytes hashed.
+that record (``engine.accountability.audit.verify``). ``AuditHead`` is the one row that serialises
+sequencing (locked ``FOR UPDATE`` on PostgreSQL) and remembers the last sequence number and hash, so
+a truncated tail is noticed too. ``detail`` is canonical JSON text, exactly the bytes hashed.
+
+A record may be *pending*: inserted by an action without the head lock (``seq``, ``prev_hash`` and
+``hash`` NULL, ``created_at`` its insertion time); the sequencer gives it its place in the chain
+later (``engine.accountability.audit.sequence``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ class AuditRecord(Model):
     """One audited action: decision, task action, deployment, certificate, personal-data read."""
 
     id = fields.BigIntField(primary_key=True)
-    seq = fields.BigIntField(unique=True)  # position in the chain, 1, 2, 3 … without gaps
+    seq = fields.BigIntField(unique=True, null=True)  # position in the chain, 1, 2, 3 … without gaps; NULL: pending
     at = fields.DatetimeField()
     kind = fields.CharField(max_length=48, db_index=True)
     actor = fields.CharField(max_length=64, null=True)
@@ -25,8 +29,9 @@ class AuditRecord(Model):
     case_no = fields.CharField(max_length=40, null=True, db_index=True)
     subject = fields.CharField(max_length=128, null=True)  # e.g. certificate identifier, process id
     detail = fields.TextField(default="{}")  # canonical JSON (sorted keys), the hashed bytes
-    prev_hash = fields.CharField(max_length=64)
-    hash = fields.CharField(max_length=64)
+    prev_hash = fields.CharField(max_length=64, null=True)  # NULL while pending
+    hash = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(null=True)  # wall-clock insertion time (bounds the pending age)
 
     class Meta:
         table = "audit_log"

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from tortoise.transactions import in_transaction
 
 from engine.accountability import audit
+from engine.certificates.state_cache import state_changed
 from engine.certificates.store import set_state
 from engine.errors import Conflict, ValidationFailed
 from engine.kernel.cases import OPEN_TASK_STATES, CaseEngine, Step, StepWrite, current_data
@@ -136,6 +137,8 @@ async def decide(engine: CaseEngine, staff: StaffUser, task: HumanTask, data: di
         step = Step(events=[{"kind": "review_decided", "actor": staff.username, "detail": detail}])
         await engine.run_step_hooks(conn, [StepWrite(case=case, status=case.status, data=None, step=step)],
                                     now)  # the applicant's message, in this transaction
+    if revoked:
+        await state_changed()  # committed: verification caches everywhere re-read the register
     await engine.publish_status(case.id, case.status, ["review_decided"])
     return detail
 

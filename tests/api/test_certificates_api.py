@@ -154,6 +154,7 @@ async def test_a_fresh_qr_verifies_and_is_logged(api: OpenApiClient) -> None:
                                    "holder_code_masked": "310***********0273"}
     assert body["token"]["algorithm"] == "SM2-SM3"
     assert body["token"]["key_id"] == api.app.ctx.engine.deps.keyring.active.key_id
+    await api.app.ctx.access_log.flush()  # scans' access-log rows are written in batches
     [log] = await DataAccessLog.filter(dataset="certificate")
     assert log.purpose == "扫码核验" and log.subject_masked == "310***********0273"
     assert log.actor.startswith("ip:") and "127.0.0.1" not in log.actor
@@ -161,6 +162,7 @@ async def test_a_fresh_qr_verifies_and_is_logged(api: OpenApiClient) -> None:
 
     signed_in = await api.call("POST", VERIFY, json={"token": token}, token=holder.token)
     assert signed_in.json()["valid"] is True
+    await api.app.ctx.access_log.flush()
     actors = [row.actor for row in await DataAccessLog.filter(dataset="certificate").order_by("id")]
     assert actors == [log.actor, f"citizen:{holder.citizen_id}"]
     assert WANG_ID not in api.all_text()
@@ -179,6 +181,7 @@ async def test_a_certificate_no_longer_valid_fails_even_with_a_fresh_token(
     body = (await api.call("POST", VERIFY, json={"token": token})).json()
     assert (body["valid"], body["state"], body["state_label"]) == (False, state, label)
     assert label in body["message"]
+    await api.app.ctx.access_log.flush()
     assert await DataAccessLog.filter(dataset="certificate", purpose="扫码核验").count() == 1
     url = f"{LIST}/{holder.certificate_id}/qrcode"
     refused = error_of(await api.call("GET", url, token=holder.token), 409, "certificate_not_valid")

@@ -87,6 +87,7 @@ async def test_purge_anonymises_expired_cases_and_prunes_logs(engine, settings) 
 async def test_a_forged_cut_without_a_purge_record_is_detected(db: str) -> None:
     for i in range(5):
         await audit.record(None, "task.claim", actor=f"a{i}")
+    await audit.sequence()  # batch mode: chain the pending records (inline: nothing left to do)
     victim = await AuditRecord.get(seq=2)
     await AuditRecord.filter(seq__lte=2).delete()
     await AuditHead.filter(id=1).update(pruned_seq=2, pruned_hash=victim.hash)  # pretend a purge happened
