@@ -10,11 +10,14 @@ case belongs to the caller and is in the right state.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
+from weakref import WeakKeyDictionary
 
 from tortoise.expressions import Subquery
+from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from engine.bpmn.conventions import APPLICANT_LANES
@@ -61,9 +64,12 @@ async def owned_case(case_id: int, applicant: str) -> Case:
 
 async def citizen_case(citizen_id: int, case_id: int) -> Case | None:
     """The case if it belongs to the citizen account ``citizen_id``, else ``None``: one query
-    (the case joined to the account's openid), so never another's case."""
+    (the case joined to the account's openid), so never another's case. The row carries
+    ``last_event``, its newest timeline event's id: with the row's version and ``updated_at`` the
+    stamp of the cached detail (``case_detail``)."""
     return await Case.filter(id=case_id, applicant__in=Subquery(
-        Citizen.filter(id=citizen_id).values("openid"))).first()
+        Citizen.filter(id=citizen_id).values("openid"))).annotate(last_event=Max("events__id")) \
+        .group_by("id").first()
 
 
 async def citizen_cases(openid: str, *, page: int, size: int) -> tuple[list[Case], int]:
@@ -104,9 +110,74 @@ async def case_summary(engine: CaseEngine, case: Case) -> dict[str, Any]:
     return summary_of(current_data(workflow))
 
 
+class DetailCache:
+    """The applicant's view of recently read cases, per engine (so per API process), each under the
+    stamp it was built for: the case row's ``version`` and ``updated_at`` and its newest timeline
+    event's id (``last_event``, read with the row by ``citizen_case``). Whatever changes what the
+    applicant sees changes one of them: a step (``CaseEngine.commit``) bumps the version, and every
+    other write — a withdrawal, a 补正, a staff operation, an SLA pause, an evaluation, a review
+    request — adds a timeline event in its transaction. A read with another stamp rebuilds the view,
+    in every process, on the very next request. Certificates are not cached: their state (suspended,
+    revoked) changes without the case, so each read takes them fresh (one query)."""
+
+    SIZE = 2048
+
+    def __init__(self) -> None:
+        self.views: OrderedDict[int, tuple[tuple[Any, ...], dict[str, Any]]] = OrderedDict()
+
+    def get(self, case_id: int, stamp: tuple[Any, ...]) -> dict[str, Any] | None:
+        entry = self.views.get(case_id)
+        if entry is None or entry[0] != stamp:
+            return None
+        self.views.move_to_end(case_id)
+        return entry[1]
+
+    def put(self, case_id: int, stamp: tuple[Any, ...], view: dict[str, Any]) -> None:
+        self.views[case_id] = (stamp, view)
+        self.views.move_to_end(case_id)
+        while len(self.views) > self.SIZE:
+            self.views.popitem(last=False)
+
+
+_CACHES: WeakKeyDictionary[CaseEngine, DetailCache] = WeakKeyDictionary()
+
+
+def detail_stamp(case: Case) -> tuple[Any, ...] | None:
+    """The cache stamp of a row read by ``citizen_case`` (``None`` for a row read otherwise)."""
+    if not hasattr(case, "last_event"):
+        return None
+    return case.version, case.updated_at, case.last_event, case.status
+
+
 async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
+    """What the applicant sees of ``case``: from the engine's ``DetailCache`` when the row's stamp
+    still matches, else built (five queries) and cached; certificates always read fresh."""
+    stamp = detail_stamp(case)
+    cache = _CACHES.get(engine)
+    if cache is None:
+        cache = _CACHES.setdefault(engine, DetailCache())
+    view = cache.get(case.id, stamp) if stamp is not None else None
+    if view is None:
+        view = await _build_detail(engine, case)
+        if stamp is not None:
+            cache.put(case.id, stamp, view)
+    return {**view, "certificates": await _certificates(case.id)}
+
+
+async def _certificates(case_id: int) -> list[dict[str, Any]]:
     from engine.store.certificate_models import Certificate
 
+    rows = await Certificate.filter(case_id=case_id).order_by("id").values(
+        "id", "identifier", "name", "number", "issuer_name", "issue_date", "holder_name", "holder_code_type",
+        "holder_code_masked", "state")
+    return [{"id": c["id"], "identifier": c["identifier"], "name": c["name"], "number": c["number"],
+             "issuer_name": c["issuer_name"], "issue_date": c["issue_date"].isoformat(),
+             "holder_name": c["holder_name"] if c["holder_code_type"] == "001"  # company names are public
+             else c["holder_name"][:1] + "*" * (len(c["holder_name"]) - 1),
+             "holder_code_masked": c["holder_code_masked"], "state": c["state"]} for c in rows]
+
+
+async def _build_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
     summary = await case_summary(engine, case)
     departments = engine.deps.departments
     events = await CaseEvent.filter(case_id=case.id).order_by("id")
@@ -123,7 +194,6 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
                 "waiting_for_applicant": t.lane in APPLICANT_LANES, "task_id": str(t.id),
                 "reason": await _supplement_reason(t),
                 "due_at": t.due_at.isoformat() if t.due_at else None} for t in tasks]
-    certificates = await Certificate.filter(case_id=case.id).order_by("id")
     pending = await _pending_supplement(engine, case)
     # 好差评 only after the end (``evaluate``): a running case has none to read
     evaluation = None if case.status == "running" else await Evaluation.get_or_none(case_id=case.id)
@@ -134,11 +204,6 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
         "completed_at": case.completed_at.isoformat() if case.completed_at else None,
         "sla_paused": case.paused_at is not None, "current_steps": current, "steps": steps,
         "decision": summary.get("decision"), "result": summary.get("result") or {},
-        "certificates": [{"id": c.id, "identifier": c.identifier, "name": c.name, "number": c.number,
-                          "issuer_name": c.issuer_name, "issue_date": c.issue_date.isoformat(),
-                          "holder_name": c.holder_name if c.holder_code_type == "001"  # company names are public
-                          else c.holder_name[:1] + "*" * (len(c.holder_name) - 1),
-                          "holder_code_masked": c.holder_code_masked, "state": c.state} for c in certificates],
         "subcases": engine.subcases_of(case, [t for t in all_tasks if t.kind == "bpmn"]),
         "evaluation": {"level": evaluation.level, "label": LEVELS[evaluation.level],
                        "rectification_case_no": evaluation.rectification_case_no} if evaluation else None,
