@@ -17,7 +17,7 @@ bench`` installs it). One run:
 Prints one JSON document (also ``bench/results/reads.json``) with req/s, latency, non-2xx
 answers, ratios, the date, the load average before and after and the machine. Usage:
 
-    python bench/reads.py [--seconds 10] [--connections 50] [--threads 2] [--workers 2]
+    python bench/reads.py [--seconds 10] [--connections 50] [--threads 2] [--workers 2] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.journey import FORM, population, processes_with, server_env  # noqa: E402
-from bench.support import REDIS_URL, Served, flush_redis, free_port, load, pg_database  # noqa: E402
+from bench.support import REDIS_URL, CpuMeter, Served, flush_redis, free_port, load, pg_database  # noqa: E402
 from tests.fakes.wechat_server import FakeWeChat  # noqa: E402
 
 KEY_ID = "bench-2026"
@@ -88,8 +88,21 @@ def parse_wrk(out: str) -> dict[str, Any]:
 
 
 def run_wrk(url: str, args: argparse.Namespace, *, headers: dict[str, str] | None = None,
-            script: Path | None = None, seconds: float | None = None) -> dict[str, Any]:
-    argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds or args.seconds}s", "--latency"]
+            script: Path | None = None, seconds: float | None = None, server: Served | None = None) -> dict[str, Any]:
+    """One wrk run; with ``server``, also the CPU its processes spent per answered request (from
+    /proc): on a shared machine throughput moves with the neighbours' load, CPU per request much less."""
+    meter = CpuMeter(server.proc.pid if server is not None and server.proc is not None else None).start()
+    result = _wrk(url, args, headers=headers, script=script, seconds=seconds)
+    cpu = meter.stop()
+    if server is not None and result.get("requests"):
+        result["server_cpu_ms_per_request"] = round(cpu["server"] * 1000 / result["requests"], 3)
+        result["server_cores_busy"] = round(cpu["server"] / cpu["wall_s"], 2) if cpu["wall_s"] else 0.0
+    return result
+
+
+def _wrk(url: str, args: argparse.Namespace, *, headers: dict[str, str] | None = None,
+         script: Path | None = None, seconds: float | None = None) -> dict[str, Any]:
+    argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds or args.seconds))}s", "--latency"]
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
     if script is not None:
@@ -110,13 +123,25 @@ def verify_script(token: str, verifier_key: str, into: Path) -> Path:
     return path
 
 
+def profiler(served: Served, args: argparse.Namespace, name: str) -> subprocess.Popen[bytes] | None:
+    """With ``--profile DIR``: py-spy samples the server's workers during the run into
+    ``DIR/<endpoint>.txt`` (collapsed stacks: ``flamegraph.pl`` or speedscope read them)."""
+    if not args.profile or served.proc is None:
+        return None
+    Path(args.profile).mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(served.proc.pid), "--subprocesses",
+         "--nonblocking", "--rate", "200", "--format", "raw", "--duration", str(max(1, round(args.seconds))),
+         "-o", str(Path(args.profile) / f"{name}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def ceiling(args: argparse.Namespace, workdir: Path, tag: str) -> dict[str, Any]:
     port = free_port()
     served = await Served([sys.executable, str(ROOT / "bench" / "ceiling_app.py"), str(port), str(args.workers)],
                           dict(os.environ), port, workdir / f"ceiling-{tag}.log").start()
     try:
         run_wrk(f"{served.url}/health", args, seconds=2)  # warm up
-        return {**run_wrk(f"{served.url}/health", args), "load": load()}
+        return {**run_wrk(f"{served.url}/health", args, server=served), "load": load()}
     finally:
         served.stop()
 
@@ -175,7 +200,9 @@ async def measure_govflow(args: argparse.Namespace, workdir: Path, wechat: FakeW
     (keys / f"{KEY_ID}.pem").write_text(signer.private_key_pem())
     govflow = str(Path(sys.executable).with_name("govflow"))
     await flush_redis(REDIS_URL)
-    async with pg_database("govflow_bench_reads") as url:
+    async with pg_database("govflow_bench_reads", keep=args.keep) as url:
+        if args.keep:
+            print(f"database kept: {url}", file=sys.stderr)
         env = server_env(url, REDIS_URL, processes_dir, keys, wechat, args.workers)
         for command in ("migrate", "seed-demo"):
             proc = await asyncio.create_subprocess_exec(govflow, command, env=env, cwd=ROOT,
@@ -203,8 +230,12 @@ async def measure_govflow(args: argparse.Namespace, workdir: Path, wechat: FakeW
             results: dict[str, Any] = {}
             for name, run in runs.items():
                 run(seconds=2)  # warm up: connections, pools, caches
-                results[name] = {**run(), "load": load()}
-                print(f"govflow {name}: {results[name]['requests_per_s']} req/s", file=sys.stderr)
+                spy = profiler(served, args, name)
+                results[name] = {**run(server=served), "load": load()}
+                if spy is not None:
+                    spy.wait(timeout=60)
+                print(f"govflow {name}: {results[name]['requests_per_s']} req/s, "
+                      f"{results[name].get('server_cpu_ms_per_request')} ms server CPU per request", file=sys.stderr)
             return results
         finally:
             served.stop()
@@ -218,6 +249,8 @@ async def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="Sanic workers of both servers (default 2)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "reads.json"))
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database (its URL on stderr)")
+    parser.add_argument("--profile", help="sample govflow's workers with py-spy into DIR/<endpoint>.txt")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `make bench` installs it (Debian package wrk)")
@@ -228,7 +261,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="govflow-reads-") as tmp, FakeWeChat() as wechat:
         workdir = Path(tmp)
         before = await ceiling(args, workdir, "before")
-        print(f"ceiling before: {before['requests_per_s']} req/s", file=sys.stderr)
+        print(f"ceiling before: {before['requests_per_s']} req/s, "
+              f"{before.get('server_cpu_ms_per_request')} ms CPU per request", file=sys.stderr)
         govflow = await measure_govflow(args, workdir, wechat)
         after = await ceiling(args, workdir, "after")
         print(f"ceiling after: {after['requests_per_s']} req/s", file=sys.stderr)
