@@ -62,35 +62,48 @@ async def owned_case(case_id: int, applicant: str) -> Case:
 
 async def citizen_case(citizen_id: int, case_id: int) -> Case | None:
     """The case if it belongs to the citizen account ``citizen_id``, else ``None``: one query
-    (the case joined to the account's openid), so never another's case. The row carries
-    ``last_event``, its newest timeline event's id: with the row's version and ``updated_at`` the
-    stamp of the cached detail (``case_detail``). A read-only row: every column but the workflow
-    ``state`` (the largest, which no view needs), built without the query builder (hand-written
-    SQL in the connection's dialect: the builder cost more CPU than the query)."""
+    (the case joined to the account's openid), so never another's case. The same query brings
+    what the applicant's view needs beside the row, so a cached view costs no other query:
+    ``last_event``, the newest timeline event's id (with the row's version and ``updated_at``
+    the stamp of the cached detail, ``case_detail``), and ``certificate_rows``, the case's
+    certificates as they are now. A read-only row: every column but the workflow ``state`` (the
+    largest, which no view needs), built without the query builder (hand-written SQL in the
+    connection's dialect: the builder cost more CPU than the query)."""
     conn = Case._meta.db
     rows = await conn.execute_query_dict(_citizen_case_sql(conn.capabilities.dialect), [case_id, citizen_id])
     if not rows:
         return None
     row = dict(rows[0])
     last_event = row.pop("last_event")
+    for column in _CERT_COLUMNS:
+        row.pop(f"cert_{column}")
     case = Case._init_from_db(**row)  # partial (no ``state``): Tortoise refuses to save it whole
     case.last_event = last_event  # type: ignore[attr-defined]
+    case.certificate_rows = [{c: r[f"cert_{c}"] for c in _CERT_COLUMNS}  # type: ignore[attr-defined]
+                             for r in rows if r["cert_id"] is not None]
     return case
 
 
 _SQL: dict[str, str] = {}
+_CERT_COLUMNS = ("id", "identifier", "name", "number", "issuer_name", "issue_date", "holder_name",
+                 "holder_code_type", "holder_code_masked", "state")
 
 
 def _citizen_case_sql(dialect: str) -> str:
+    from engine.store.certificate_models import Certificate
+
     sql = _SQL.get(dialect)
     if sql is None:
         p1, p2 = ("$1", "$2") if dialect == "postgres" else ("?", "?")
         columns = ", ".join(f'c."{column}"' for field, column in Case._meta.fields_db_projection.items()
                             if field != "state")
+        certificate = ", ".join(f'k."{column}" AS "cert_{column}"' for column in _CERT_COLUMNS)
         sql = _SQL[dialect] = (
-            f'SELECT {columns}, (SELECT MAX(e."id") FROM "{CaseEvent._meta.db_table}" e WHERE e."case_id" = c."id") '
-            f'AS last_event FROM "{Case._meta.db_table}" c WHERE c."id" = {p1} AND c."applicant" IN '
-            f'(SELECT z."openid" FROM "{Citizen._meta.db_table}" z WHERE z."id" = {p2})')
+            f'SELECT {columns}, {certificate}, (SELECT MAX(e."id") FROM "{CaseEvent._meta.db_table}" e '
+            f'WHERE e."case_id" = c."id") AS last_event FROM "{Case._meta.db_table}" c '
+            f'LEFT JOIN "{Certificate._meta.db_table}" k ON k."case_id" = c."id" '
+            f'WHERE c."id" = {p1} AND c."applicant" IN '
+            f'(SELECT z."openid" FROM "{Citizen._meta.db_table}" z WHERE z."id" = {p2}) ORDER BY k."id"')
     return sql
 
 
@@ -140,7 +153,7 @@ class DetailCache:
     other write — a withdrawal, a 补正, a staff operation, an SLA pause, an evaluation, a review
     request — adds a timeline event in its transaction. A read with another stamp rebuilds the view,
     in every process, on the very next request. Certificates are not cached: their state (suspended,
-    revoked) changes without the case, so each read takes them fresh (one query)."""
+    revoked) changes without the case, so each read takes them as they are now (in the row's query)."""
 
     SIZE = 2048
 
@@ -173,7 +186,8 @@ def detail_stamp(case: Case) -> tuple[Any, ...] | None:
 
 async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
     """What the applicant sees of ``case``: from the engine's ``DetailCache`` when the row's stamp
-    still matches, else built (five queries) and cached; certificates always read fresh."""
+    still matches, else built (five queries) and cached; certificates always as they are now (read
+    with the row by ``citizen_case``, else one query)."""
     stamp = detail_stamp(case)
     cache = _CACHES.get(engine)
     if cache is None:
@@ -183,26 +197,20 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
         view = await _build_detail(engine, case)
         if stamp is not None:
             cache.put(case.id, stamp, view)
-    return {**view, "certificates": await _certificates(case.id)}
-
-
-_CERT_COLUMNS = ("id", "identifier", "name", "number", "issuer_name", "issue_date", "holder_name",
-                 "holder_code_type", "holder_code_masked", "state")
+    rows = getattr(case, "certificate_rows", None)
+    certificates = _certificate_views(rows) if rows is not None else await _certificates(case.id)
+    return {**view, "certificates": certificates}
 
 
 async def _certificates(case_id: int) -> list[dict[str, Any]]:
-    """The case's certificates as the applicant sees them (holder name masked unless a company's)."""
+    """The case's certificates, for a row not read by ``citizen_case`` (which brings them along)."""
     from engine.store.certificate_models import Certificate
 
-    conn = Certificate._meta.db
-    dialect = conn.capabilities.dialect
-    sql = _SQL.get(f"certificates:{dialect}")
-    if sql is None:
-        columns = ", ".join(f'"{c}"' for c in _CERT_COLUMNS)
-        sql = _SQL[f"certificates:{dialect}"] = (
-            f'SELECT {columns} FROM "{Certificate._meta.db_table}" WHERE "case_id" = '
-            f'{"$1" if dialect == "postgres" else "?"} ORDER BY "id"')
-    rows = await conn.execute_query_dict(sql, [case_id])
+    return _certificate_views(await Certificate.filter(case_id=case_id).order_by("id").values(*_CERT_COLUMNS))
+
+
+def _certificate_views(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Certificates as the applicant sees them (holder name masked unless a company's)."""
     return [{"id": c["id"], "identifier": c["identifier"], "name": c["name"], "number": c["number"],
              "issuer_name": c["issuer_name"], "issue_date": _date_text(c["issue_date"]),
              "holder_name": c["holder_name"] if c["holder_code_type"] == "001"  # company names are public
