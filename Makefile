@@ -8,7 +8,7 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 DESIGNER       := web/designer
 DESIGNER_BUILT := $(DESIGNER)/static/.built
 
-.PHONY: run test test-sqlite test-postgres install services browser designer bench lint clean fuzz
+.PHONY: run test test-sqlite test-postgres install services browser designer bench wrk lint clean fuzz
 
 $(STAMP): pyproject.toml $(DESIGNER_BUILT)  # setup.py ships the built designer page
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "govflow needs Python 3.11 or newer")'
@@ -95,9 +95,14 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	@touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP) services
+# wrk (Debian package) measures the hot reads: a Python client saturates long before the server.
+wrk:
+	@command -v wrk >/dev/null || ($(APT_GET) update && $(APT_GET) install -y --no-install-recommends wrk)
+
+bench: $(BENCH_STAMP) services wrk
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/journey.py
+	$(BIN)/python bench/reads.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/timers.py
 

@@ -47,6 +47,7 @@ ISSUER = "govflow"
 MIN_SECRET_CHARS = 32
 MAX_TOKEN_CHARS = 4096
 IAT_LEEWAY_S = 30  # clocks of several API processes may differ a little
+DECODED_CACHE_SIZE = 4096  # verified access tokens remembered per process (oldest forgotten first)
 SECURITY_SCHEME = "bearerAuth"
 _DEV_SECRET = "govflow development JWT secret -- public, never use it in production"
 _REQUIRED_CLAIMS = ["iss", "sub", "role", "iat", "exp", "jti", "typ", "fam"]
@@ -148,6 +149,9 @@ class TokenService:
             raise ValueError("token lifetimes: 0 < access TTL < refresh TTL")
         self._secret, self.kv = secret, kv
         self.access_ttl_s, self.refresh_ttl_s, self.clock = access_ttl_s, refresh_ttl_s, clock
+        # token text -> its decoded principal and iat: the HMAC and claim checks of a token this
+        # process has already verified are not redone on every request (time and revocation are)
+        self._decoded: dict[str, tuple[Principal, int]] = {}
 
     def __repr__(self) -> str:  # never the secret
         return f"TokenService(access_ttl_s={self.access_ttl_s}, refresh_ttl_s={self.refresh_ttl_s})"
@@ -190,6 +194,25 @@ class TokenService:
         """The principal of a valid, unexpired, unrevoked access token; else a ``BearerError``."""
         if not token or len(token) > MAX_TOKEN_CHARS:
             raise TokenInvalid()
+        decoded = self._decoded.get(token)
+        if decoded is None:
+            decoded = self._decode(token)
+            if len(self._decoded) >= DECODED_CACHE_SIZE:
+                self._decoded.pop(next(iter(self._decoded)))
+            self._decoded[token] = decoded
+        principal, iat = decoded
+        now = self.clock()
+        if iat > now + IAT_LEEWAY_S:
+            raise TokenInvalid()
+        if principal.expires_at <= now:
+            raise TokenExpired()
+        # never cached: a logout or a reused refresh token revokes in every process at once
+        if await self.kv.exists_any(f"access:denied:{principal.jti}", f"family:{principal.family}:revoked"):
+            raise TokenRevoked()
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, int]:
+        """Signature and claim shape (not time: ``verify`` checks that on every use)."""
         try:
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER,
                                 options={"require": _REQUIRED_CLAIMS, "verify_exp": False,
@@ -201,14 +224,7 @@ class TokenService:
                 or not isinstance(sub, str) or not sub.isdigit()
                 or not all(isinstance(claims[k], str) and claims[k] for k in ("role", "jti", "fam"))):
             raise TokenInvalid()
-        now = self.clock()
-        if iat > now + IAT_LEEWAY_S:
-            raise TokenInvalid()
-        if exp <= now:
-            raise TokenExpired()
-        if await self.kv.exists_any(f"access:denied:{claims['jti']}", f"family:{claims['fam']}:revoked"):
-            raise TokenRevoked()
-        return Principal(int(sub), claims["role"], claims["jti"], claims["fam"], exp)
+        return Principal(int(sub), claims["role"], claims["jti"], claims["fam"], exp), iat
 
     async def revoke_family(self, family: str) -> None:
         """Every refresh token of ``family`` and the access tokens issued with them stop working."""

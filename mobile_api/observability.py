@@ -169,16 +169,28 @@ def setup_observability(app: Sanic) -> None:
     async def start_request(request: Request) -> None:
         _start(request)
 
+    counters: dict[tuple[str, str, int], Any] = {}  # the labelled children, looked up once each
+    timers: dict[tuple[str, str], Any] = {}
+    stdlib_log = logging.getLogger("govflow.api")
+
     async def finish_request(request: Request, response: BaseHTTPResponse) -> None:
         _start(request)
         ctx = request.ctx
         response.headers[REQUEST_ID_HEADER] = ctx.request_id
         route = _route_label(request)
         elapsed = perf_counter() - ctx.started
-        metrics.requests.labels(request.method, route, str(response.status)).inc()
-        metrics.latency.labels(request.method, route).observe(elapsed)
-        log.info("request", method=request.method, path=request.path, route=route,
-                 status=response.status, duration_ms=round(elapsed * 1000, 2))
+        method, status = request.method, response.status
+        counter = counters.get((method, route, status))
+        if counter is None:
+            counter = counters[method, route, status] = metrics.requests.labels(method, route, str(status))
+        counter.inc()
+        timer = timers.get((method, route))
+        if timer is None:
+            timer = timers[method, route] = metrics.latency.labels(method, route)
+        timer.observe(elapsed)
+        if stdlib_log.isEnabledFor(logging.INFO):  # structlog builds the event before filtering it
+            log.info("request", method=method, path=request.path, route=route,
+                     status=status, duration_ms=round(elapsed * 1000, 2))
 
     # Request middleware runs in descending priority, response middleware in ascending:
     # 1000 makes these the first to see a request and the last to see its response.

@@ -10,11 +10,12 @@ case belongs to the caller and is in the right state.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
+from weakref import WeakKeyDictionary
 
-from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from engine.bpmn.conventions import APPLICANT_LANES
@@ -61,9 +62,49 @@ async def owned_case(case_id: int, applicant: str) -> Case:
 
 async def citizen_case(citizen_id: int, case_id: int) -> Case | None:
     """The case if it belongs to the citizen account ``citizen_id``, else ``None``: one query
-    (the case joined to the account's openid), so never another's case."""
-    return await Case.filter(id=case_id, applicant__in=Subquery(
-        Citizen.filter(id=citizen_id).values("openid"))).first()
+    (the case joined to the account's openid), so never another's case. The same query brings
+    what the applicant's view needs beside the row, so a cached view costs no other query:
+    ``last_event``, the newest timeline event's id (with the row's version and ``updated_at``
+    the stamp of the cached detail, ``case_detail``), and ``certificate_rows``, the case's
+    certificates as they are now. A read-only row: every column but the workflow ``state`` (the
+    largest, which no view needs), built without the query builder (hand-written SQL in the
+    connection's dialect: the builder cost more CPU than the query)."""
+    conn = Case._meta.db
+    rows = await conn.execute_query_dict(_citizen_case_sql(conn.capabilities.dialect), [case_id, citizen_id])
+    if not rows:
+        return None
+    row = dict(rows[0])
+    last_event = row.pop("last_event")
+    for column in _CERT_COLUMNS:
+        row.pop(f"cert_{column}")
+    case = Case._init_from_db(**row)  # partial (no ``state``): Tortoise refuses to save it whole
+    case.last_event = last_event  # type: ignore[attr-defined]
+    case.certificate_rows = [{c: r[f"cert_{c}"] for c in _CERT_COLUMNS}  # type: ignore[attr-defined]
+                             for r in rows if r["cert_id"] is not None]
+    return case
+
+
+_SQL: dict[str, str] = {}
+_CERT_COLUMNS = ("id", "identifier", "name", "number", "issuer_name", "issue_date", "holder_name",
+                 "holder_code_type", "holder_code_masked", "state")
+
+
+def _citizen_case_sql(dialect: str) -> str:
+    from engine.store.certificate_models import Certificate
+
+    sql = _SQL.get(dialect)
+    if sql is None:
+        p1, p2 = ("$1", "$2") if dialect == "postgres" else ("?", "?")
+        columns = ", ".join(f'c."{column}"' for field, column in Case._meta.fields_db_projection.items()
+                            if field != "state")
+        certificate = ", ".join(f'k."{column}" AS "cert_{column}"' for column in _CERT_COLUMNS)
+        sql = _SQL[dialect] = (
+            f'SELECT {columns}, {certificate}, (SELECT MAX(e."id") FROM "{CaseEvent._meta.db_table}" e '
+            f'WHERE e."case_id" = c."id") AS last_event FROM "{Case._meta.db_table}" c '
+            f'LEFT JOIN "{Certificate._meta.db_table}" k ON k."case_id" = c."id" '
+            f'WHERE c."id" = {p1} AND c."applicant" IN '
+            f'(SELECT z."openid" FROM "{Citizen._meta.db_table}" z WHERE z."id" = {p2}) ORDER BY k."id"')
+    return sql
 
 
 async def citizen_cases(openid: str, *, page: int, size: int) -> tuple[list[Case], int]:
@@ -104,9 +145,85 @@ async def case_summary(engine: CaseEngine, case: Case) -> dict[str, Any]:
     return summary_of(current_data(workflow))
 
 
+class DetailCache:
+    """The applicant's view of recently read cases, per engine (so per API process), each under the
+    stamp it was built for: the case row's ``version`` and ``updated_at`` and its newest timeline
+    event's id (``last_event``, read with the row by ``citizen_case``). Whatever changes what the
+    applicant sees changes one of them: a step (``CaseEngine.commit``) bumps the version, and every
+    other write — a withdrawal, a 补正, a staff operation, an SLA pause, an evaluation, a review
+    request — adds a timeline event in its transaction. A read with another stamp rebuilds the view,
+    in every process, on the very next request. Certificates are not cached: their state (suspended,
+    revoked) changes without the case, so each read takes them as they are now (in the row's query)."""
+
+    SIZE = 2048
+
+    def __init__(self) -> None:
+        self.views: OrderedDict[int, tuple[tuple[Any, ...], dict[str, Any]]] = OrderedDict()
+
+    def get(self, case_id: int, stamp: tuple[Any, ...]) -> dict[str, Any] | None:
+        entry = self.views.get(case_id)
+        if entry is None or entry[0] != stamp:
+            return None
+        self.views.move_to_end(case_id)
+        return entry[1]
+
+    def put(self, case_id: int, stamp: tuple[Any, ...], view: dict[str, Any]) -> None:
+        self.views[case_id] = (stamp, view)
+        self.views.move_to_end(case_id)
+        while len(self.views) > self.SIZE:
+            self.views.popitem(last=False)
+
+
+_CACHES: WeakKeyDictionary[CaseEngine, DetailCache] = WeakKeyDictionary()
+
+
+def detail_stamp(case: Case) -> tuple[Any, ...] | None:
+    """The cache stamp of a row read by ``citizen_case`` (``None`` for a row read otherwise)."""
+    if not hasattr(case, "last_event"):
+        return None
+    return case.version, case.updated_at, case.last_event, case.status
+
+
 async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
+    """What the applicant sees of ``case``: from the engine's ``DetailCache`` when the row's stamp
+    still matches, else built (five queries) and cached; certificates always as they are now (read
+    with the row by ``citizen_case``, else one query)."""
+    stamp = detail_stamp(case)
+    cache = _CACHES.get(engine)
+    if cache is None:
+        cache = _CACHES.setdefault(engine, DetailCache())
+    view = cache.get(case.id, stamp) if stamp is not None else None
+    if view is None:
+        view = await _build_detail(engine, case)
+        if stamp is not None:
+            cache.put(case.id, stamp, view)
+    rows = getattr(case, "certificate_rows", None)
+    certificates = _certificate_views(rows) if rows is not None else await _certificates(case.id)
+    return {**view, "certificates": certificates}
+
+
+async def _certificates(case_id: int) -> list[dict[str, Any]]:
+    """The case's certificates, for a row not read by ``citizen_case`` (which brings them along)."""
     from engine.store.certificate_models import Certificate
 
+    return _certificate_views(await Certificate.filter(case_id=case_id).order_by("id").values(*_CERT_COLUMNS))
+
+
+def _certificate_views(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Certificates as the applicant sees them (holder name masked unless a company's)."""
+    return [{"id": c["id"], "identifier": c["identifier"], "name": c["name"], "number": c["number"],
+             "issuer_name": c["issuer_name"], "issue_date": _date_text(c["issue_date"]),
+             "holder_name": c["holder_name"] if c["holder_code_type"] == "001"  # company names are public
+             else c["holder_name"][:1] + "*" * (len(c["holder_name"]) - 1),
+             "holder_code_masked": c["holder_code_masked"], "state": c["state"]} for c in rows]
+
+
+def _date_text(value: Any) -> str:
+    """A DATE column as ISO text: a ``date`` from asyncpg, already text from SQLite."""
+    return value if isinstance(value, str) else value.isoformat()
+
+
+async def _build_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
     summary = await case_summary(engine, case)
     departments = engine.deps.departments
     events = await CaseEvent.filter(case_id=case.id).order_by("id")
@@ -123,7 +240,6 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
                 "waiting_for_applicant": t.lane in APPLICANT_LANES, "task_id": str(t.id),
                 "reason": await _supplement_reason(t),
                 "due_at": t.due_at.isoformat() if t.due_at else None} for t in tasks]
-    certificates = await Certificate.filter(case_id=case.id).order_by("id")
     pending = await _pending_supplement(engine, case)
     # 好差评 only after the end (``evaluate``): a running case has none to read
     evaluation = None if case.status == "running" else await Evaluation.get_or_none(case_id=case.id)
@@ -134,11 +250,6 @@ async def case_detail(engine: CaseEngine, case: Case) -> dict[str, Any]:
         "completed_at": case.completed_at.isoformat() if case.completed_at else None,
         "sla_paused": case.paused_at is not None, "current_steps": current, "steps": steps,
         "decision": summary.get("decision"), "result": summary.get("result") or {},
-        "certificates": [{"id": c.id, "identifier": c.identifier, "name": c.name, "number": c.number,
-                          "issuer_name": c.issuer_name, "issue_date": c.issue_date.isoformat(),
-                          "holder_name": c.holder_name if c.holder_code_type == "001"  # company names are public
-                          else c.holder_name[:1] + "*" * (len(c.holder_name) - 1),
-                          "holder_code_masked": c.holder_code_masked, "state": c.state} for c in certificates],
         "subcases": engine.subcases_of(case, [t for t in all_tasks if t.kind == "bpmn"]),
         "evaluation": {"level": evaluation.level, "label": LEVELS[evaluation.level],
                        "rectification_case_no": evaluation.rectification_case_no} if evaluation else None,

@@ -12,7 +12,10 @@ Also home to the small OpenAPI helpers the other citizen blueprints (application
 
 from __future__ import annotations
 
+import hashlib
+import json as jsonlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +24,7 @@ from urllib.parse import quote, urldefrag, urljoin
 
 from sanic import Blueprint
 from sanic.request import Request
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse, json, raw
 from sanic_ext.extensions.openapi import openapi
 
 from engine.citizen import Citizen, ServiceItem, find_citizen
@@ -131,6 +134,41 @@ def service_view(request: Request, item: ServiceItem) -> dict[str, Any]:
     return {**item.public_view(), "department_name": departments.get(item.department, item.department)}
 
 
+@dataclass(frozen=True)
+class _Serialized:
+    catalog: Any
+    departments: dict[str, str]
+    body: bytes
+    etag: str
+
+
+_CATALOGUES: dict[str, _Serialized] = {}  # app name -> the catalogue list, serialized once
+
+
+def catalogue_body(request: Request) -> tuple[bytes, str]:
+    """The catalogue list as JSON bytes and its strong ETag, built once per catalogue: the list
+    depends only on the loaded catalogue (``app.ctx.catalog``, replaced as a whole when the
+    catalogue changes) and the department names, so a new catalogue or a renamed department
+    rebuilds it on the next request."""
+    ctx = request.app.ctx
+    cached = _CATALOGUES.get(request.app.name)
+    if cached is not None and cached.catalog is ctx.catalog and cached.departments == ctx.departments:
+        return cached.body, cached.etag
+    body = jsonlib.dumps({"items": [service_view(request, item) for item in ctx.catalog.items()]},
+                         ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    _CATALOGUES[request.app.name] = _Serialized(ctx.catalog, dict(ctx.departments), body, etag)
+    return body, etag
+
+
+def if_none_match(request: Request) -> set[str]:
+    """The entity tags of ``If-None-Match`` (weak ones compare by their opaque part, RFC 9110 13.1.2)."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return set()
+    return {tag.strip().removeprefix("W/") for tag in header.split(",")}
+
+
 @lru_cache(maxsize=64)
 def _form(path: Path, mtime_ns: int) -> Form:
     return load_form(path)
@@ -204,12 +242,18 @@ def blueprint() -> Blueprint:
 
     @bp.get("/services")
     @openapi.summary("Service catalogue / 办事指南列表")
-    @openapi.description("面向群众的全部政务服务事项（不含平台内部事项）。Public.")
-    @openapi.response(200, json_content(SERVICE_LIST_SCHEMA), "事项列表")
+    @openapi.description("面向群众的全部政务服务事项（不含平台内部事项）。Public. 带 ETag，"
+                         "If-None-Match 相同时答复 304（Cache-Control: no-cache，每次向服务端确认）。")
+    @openapi.response(200, json_content(SERVICE_LIST_SCHEMA), "事项列表（响应头 ETag）")
+    @openapi.response(304, None, "未变化：If-None-Match 与当前 ETag 相同，无响应体")
+    @openapi.parameter("If-None-Match", str, "header", description="上次响应的 ETag：未变化时答复 304")
     @error_responses(503)
     async def list_services(request: Request) -> HTTPResponse:
-        items = request.app.ctx.catalog.items()
-        return json({"items": [service_view(request, item) for item in items]})
+        body, etag = catalogue_body(request)
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if etag in if_none_match(request):
+            return HTTPResponse(status=304, headers=headers)
+        return raw(body, content_type="application/json", headers=headers)
 
     @bp.get("/services/<slug:str>")
     @openapi.summary("Service detail / 办事指南详情")
