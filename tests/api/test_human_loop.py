@@ -306,6 +306,37 @@ async def test_the_applicant_sees_and_shows_the_new_companys_licence(api: OpenAp
              "certificate_not_found")
 
 
+async def test_the_legal_representative_who_did_not_apply_sees_the_licence(api: OpenApiClient) -> None:
+    """黄丽 files the bundle for a company whose legal representative is 王建国: he never applied,
+    yet his 证照 lists the company's licences (matched by his ID number's keyed hash); a namesake
+    with another ID number and a shareholder see nothing."""
+    applicant = await citizen_token(api, "dev-huang", *HUANG)
+    form = {k: v for k, v in STARTUP.items() if k not in {"need_seal", "need_invoices", "employees",
+                                                          "need_bank_account", "bank_name"}}
+    case = await started(api, applicant, "business-startup", form)
+    samr = await login(api, "samr01")
+    done = await api.call("POST", f"{TASKS}/{await open_task(case['id'])}/complete", token=samr,
+                          json={"data": {"intake_accepted": True, "intake_opinion": "材料齐全，予以受理"}})
+    assert done.status_code == 200, done.text
+    [row] = await Certificate.filter(case_id=case["id"])
+    assert row.representative_hash and len(row.representative_hash) == 64
+    assert WANG[1] not in json.dumps([row.representative_hash, row.holder_code_masked, row.data], ensure_ascii=False)
+    representative = await citizen_token(api, "dev-wang", *WANG)
+    listed = (await api.call("GET", "/api/v1/certificates", token=representative)).json()["items"]
+    assert [(c["id"], c["name"], c["holder_name"]) for c in listed] == [(row.id, "营业执照", STARTUP["company_name"])]
+    opened = await api.call("GET", f"/api/v1/certificates/{row.id}", token=representative)
+    assert opened.status_code == 200 and opened.json()["holder_name"] == STARTUP["company_name"]
+    qr = await api.call("GET", f"/api/v1/certificates/{row.id}/qrcode", token=representative, params={"format": "svg"})
+    assert qr.status_code == 200 and qr.text.lstrip().startswith("<")
+    # the applicant still sees it too (applicant of the issuing case)
+    assert row.id in [c["id"] for c in (await api.call("GET", "/api/v1/certificates", token=applicant)).json()["items"]]
+    # by the ID number, never the name: a namesake 王建国 with another number, and a shareholder, see nothing
+    for code, person in (("dev-namesake", (WANG[0], "310104197001011234")), ("dev-lina", LI)):
+        other = await citizen_token(api, code, *person)
+        assert (await api.call("GET", "/api/v1/certificates", token=other)).json()["items"] == []
+        error_of(await api.call("GET", f"/api/v1/certificates/{row.id}", token=other), 404, "certificate_not_found")
+
+
 async def test_rectification_task_shows_rating_case_and_a_masked_phone_revealed_on_record(
         api: OpenApiClient) -> None:
     token = await citizen_token(api, "dev-lina", *LI)
