@@ -75,7 +75,10 @@ async def test_officer_lists_items_citizen_answers_each_and_the_officer_sees_it(
 
     detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=token)).json()
     request = detail["supplement"]
-    assert (request["reason"], request["items"], request["requested_by"]) == ("请补充以下材料", ITEMS, "samr01")
+    # the citizen reads who asked as the department, never the officer's account
+    assert (request["reason"], request["items"], request["requested_by"]) == (
+        "请补充以下材料", ITEMS, "市场监督管理局工作人员")
+    assert "samr01" not in json.dumps(detail, ensure_ascii=False)
     assert request["requested_at"] < request["due_at"] and request["source"] == "officer"
     assert detail["actions"][0] == "supplement" and detail["sla_paused"] is True
     assert [s["action"] for s in detail["steps"]][-2:] == ["要求补正", "等待补正（计时暂停）"]
@@ -108,6 +111,13 @@ async def test_officer_lists_items_citizen_answers_each_and_the_officer_sees_it(
     assert [(f["id"], f["material"], f["source"], f["content_type"]) for f in round_["answer"]["files"]] == [
         (sign1, ITEMS[0], "supplement", "application/pdf"), (sign2, ITEMS[0], "supplement", "image/jpeg"),
         (resolution, ITEMS[1], "supplement", "application/pdf")]
+    # the officer's timeline names people, not ids: 申请人, the officer with their department, 系统
+    shown = {e["actor"]: e["actor_name"] for e in view["timeline"]}
+    citizen_actor = round_["supplied_by"]
+    assert shown[citizen_actor] == "申请人" and shown["samr01"] == "samr01姓名（市场监督管理局）"
+    assert {e["actor_name"] for e in view["timeline"] if e["actor"] in (None, "system")} <= {"系统"}
+    assert not any(":" in e["actor_name"] for e in view["timeline"])
+    assert round_["requested_by_name"] == "samr01姓名（市场监督管理局）"
     # attached to the case: the same upload cannot answer again or go into another application
     assert (await api.call("GET", f"/api/v1/uploads/{sign1}", token=token)).json()["attached"] is True
     names = [m["name"] for m in view["materials"]]
@@ -127,7 +137,7 @@ async def test_the_review_forms_supplement_option_is_the_same_contract(api: Open
     detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=token)).json()
     request = detail["supplement"]
     assert (request["reason"], request["items"], request["requested_by"], request["source"]) == (
-        "证件照不符合要求，租赁合同未备案", REVIEW_ITEMS, "police01", "process")
+        "证件照不符合要求，租赁合同未备案", REVIEW_ITEMS, "派出所工作人员", "process")
     assert request["due_at"] and "supplement" in detail["actions"]
     assert "withdraw" not in detail["actions"]  # the police station has acted: accepted
 
@@ -141,8 +151,8 @@ async def test_the_review_forms_supplement_option_is_the_same_contract(api: Open
     [review] = await HumanTask.filter(case_id=case["id"], state="ready", kind="bpmn")
     view = (await api.call("GET", f"{TASKS}/{review.id}", token=police)).json()
     [round_] = view["supplements"]
-    assert (round_["reason"], round_["items"], round_["requested_by"]) == (
-        "证件照不符合要求，租赁合同未备案", REVIEW_ITEMS, "police01")
+    assert (round_["reason"], round_["items"], round_["requested_by"], round_["requested_by_name"]) == (
+        "证件照不符合要求，租赁合同未备案", REVIEW_ITEMS, "police01", "police01姓名（派出所）")
     assert round_["answer"]["note"] == "已重新拍照并补充备案证明"
     assert round_["answer"]["materials"] == {REVIEW_ITEMS[0]: [photo_id], REVIEW_ITEMS[1]: [lease]}
     assert [f["id"] for f in round_["answer"]["files"]] == [photo_id, lease]

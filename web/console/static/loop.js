@@ -82,7 +82,7 @@ export function supplementRounds(detail) {
     return h("li", { class: "supplement loop-round", dataset: { round: String(i + 1) } },
       h("div", { class: "loop-request" },
         h("p", {}, h("span", { class: "tl-title" }, `第 ${i + 1} 次补正 · 理由：`), r.reason || "—"),
-        h("p", { class: "tl-meta" }, [r.requested_by, formatTime(r.requested_at),
+        h("p", { class: "tl-meta" }, [r.requested_by_name || r.requested_by, formatTime(r.requested_at),
           r.due_at ? `限 ${formatTime(r.due_at)} 前` : ""].filter(Boolean).join(" · ")),
         (r.items || []).length ? h("ul", { class: "loop-requested" }, r.items.map((item) =>
           h("li", { dataset: { item } }, h("span", { class: "loop-item-label" }, item),
