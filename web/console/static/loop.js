@@ -65,7 +65,8 @@ async function openFile(f) {
 
 function fileLine(f) {
   const label = `${f.name || "文件"}（${f.content_type === "application/pdf" ? "PDF" : "图片"}，${sizeText(f.size)}）`;
-  const open = f.url ? h("button", { type: "button", class: "btn-link loop-open" }, label) : h("span", {}, label);
+  const open = f.url ? h("button", { type: "button", class: "btn-link loop-open", title: label }, label)
+    : h("span", { class: "loop-open-text", title: label }, label);
   if (f.url) open.addEventListener("click", () => openFile(f));
   return h("li", { class: "loop-file", dataset: { fileId: f.id } }, open);
 }
