@@ -183,7 +183,8 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     events = await CaseEvent.filter(case_id=case.id).order_by("id")
     rounds = _with_urls(await case_rounds(engine, case.id, workflow))
     # who did what, as people read it: 申请人, 王芳（市场监管局）, 系统 — not citizen:1 or samr01
-    people = await desk.actor_names([e.actor for e in events] + [r.get("requested_by") for r in rounds], names)
+    people = await desk.actor_names([e.actor for e in events] + [r.get("requested_by") for r in rounds]
+                                    + [task.assignee], names)
     for r in rounds:
         r["requested_by_name"] = desk.actor_name(r["requested_by"], people) if r.get("requested_by") else None
     open_process_task = task.kind == "bpmn" and task.state in (*OPEN_TASK_STATES, HELD_STATE)
@@ -192,7 +193,9 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     await desk.log_case_read(engine, staff, task, case, applicant)
     actions, blocked = await action_state(engine, staff, task, case, workflow, targets=targets, peers=peers)
     return {
-        "task": desk.task_view(task, names), "form": form, "materials": materials, "application": application,
+        "task": {**desk.task_view(task, names),
+                 "assignee_name": desk.actor_name(task.assignee, people) if task.assignee else None},
+        "form": form, "materials": materials, "application": application,
         "case": {"id": case.id, "case_no": case.case_no, "service": case.service,
                  "service_name": definition.name or case.service, "status": case.status,
                  "status_label": STATUS_LABELS.get(case.status, case.status), "channel": case.channel,

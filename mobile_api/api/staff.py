@@ -84,7 +84,9 @@ MATERIAL_SCHEMA = {**_obj("name", "status", "files", name=_STR,
                           files={"type": "array", "items": FILE_SCHEMA}), "additionalProperties": True}
 DETAIL_SCHEMA = _obj(
     "task", "case", "form", "materials", "timeline", "supplements", "return_targets", "colleagues", "actions",
-    "blocked", task=TASK_SCHEMA,
+    "blocked", task={**TASK_SCHEMA, "properties": {
+        **TASK_SCHEMA["properties"],
+        "assignee_name": {**NULLABLE_STRING, "description": "认领人显示名：姓名（部门）"}}},
     case=_obj("id", "case_no", "service", "status", id=_INT, case_no=_STR, service=_STR, service_name=_STR,
               status=_STR, status_label=_STR, channel=_STR, applicant_name=NULLABLE_STRING,
               applicant_id=NULLABLE_STRING, created_at=_TIME, due_at=_NULL_TIME, sla_paused=_BOOL),

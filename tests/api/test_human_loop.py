@@ -118,6 +118,7 @@ async def test_officer_lists_items_citizen_answers_each_and_the_officer_sees_it(
     assert {e["actor_name"] for e in view["timeline"] if e["actor"] in (None, "system")} <= {"系统"}
     assert not any(":" in e["actor_name"] for e in view["timeline"])
     assert round_["requested_by_name"] == "samr01姓名（市场监督管理局）"
+    assert view["task"]["assignee_name"] == "samr01姓名（市场监督管理局）"
     # attached to the case: the same upload cannot answer again or go into another application
     assert (await api.call("GET", f"/api/v1/uploads/{sign1}", token=token)).json()["attached"] is True
     names = [m["name"] for m in view["materials"]]

@@ -139,6 +139,7 @@ async def test_supplement_loop_to_a_countersigned_permit(server: Server, phone: 
     metas = await officer.locator(".timeline .tl-meta").all_inner_texts()
     assert "陈警官（派出所）" in metas and "申请人" in metas, metas
     assert not any("citizen:" in m or "police01" in m for m in metas), metas
+    await expect(officer.locator(".task-header")).to_contain_text("陈警官（派出所）")  # 认领人, by name
     await officer.evaluate("window.scrollTo(0, 0)")
     await screenshot(officer, "loop-5-officer-sees-answer.png", full_page=True)
     await officer.get_by_text("材料齐全，提交会签").click()

@@ -152,9 +152,19 @@ async def test_citizen_photo_reaches_the_officer(server_factory: Any, phone: Any
     assert "申请人" in metas and "系统" in metas and not any("citizen:" in m for m in metas), metas
     await officer.locator(f'.material-files[data-material="{LEASE}"]').scroll_into_view_if_needed()
     await screenshot(officer, "console-material-long-name.png")
+    # the PDF opens in the browser's viewer inside the dialog; the long name in its head ends in an ellipsis
+    await officer.locator(f'.material-files[data-material="{LEASE}"]').locator(".file-open").click()
+    viewer = officer.get_by_role("dialog")
+    await expect(viewer.locator("iframe.viewer-pdf")).to_be_visible()
+    head = await viewer.locator(".viewer-name").evaluate("""el => ({title: el.title,
+        inside: el.closest('.viewer-head').scrollWidth <= el.closest('.viewer-head').clientWidth})""")
+    assert head == {"title": f"{LEASE}-1.pdf", "inside": True}
+    await officer.wait_for_timeout(1500)
+    await screenshot(officer, "console-material-pdf.png")
+    await viewer.get_by_role("button", name="关闭").click()
     await screenshot(officer, "console-task-application.png", full_page=True)
-    [read] = await DataAccessLog.filter(dataset="materials")
-    assert read.actor == "ps01" and read.case_id == case.id
+    reads = await DataAccessLog.filter(dataset="materials").order_by("id")
+    assert [(r.actor, r.case_id) for r in reads] == [("ps01", case.id)] * 2  # the photo, then the PDF
 
     # --- the citizen sees who opened it
     log = await citizen.evaluate("""async () => {
@@ -162,7 +172,7 @@ async def test_citizen_photo_reaches_the_officer(server_factory: Any, phone: Any
         const r = await fetch('/api/v1/me/access-log', {headers: {Authorization: 'Bearer ' + s.access_token}});
         return (await r.json()).items.filter(e => e.dataset === 'materials').map(e => e.purpose);
     }""")
-    assert len(log) == 1 and PHOTO in log[0]
+    assert len(log) == 2 and any(PHOTO in p for p in log) and any(LEASE in p for p in log)
 
 
 async def test_window_scans_receipt_and_search(server_factory: Any, desktop: Any, tmp_path: Path) -> None:

@@ -236,7 +236,7 @@ async function taskView(taskId, token) {
       ["办件时限", c.due_at ? formatTime(c.due_at) : "无"],
       ["办理部门", task.department_name || task.department],
       ["任务时限", task.due_at ? formatTime(task.due_at) : "无时限"],
-      [task.kind === "cosign" ? "加签人" : "认领人", task.assignee || "—"],
+      [task.kind === "cosign" ? "加签人" : "认领人", task.assignee_name || task.assignee || "—"],
     ]));
 
   const materials = materialsSection(detail);
