@@ -52,6 +52,9 @@ def page_policy(settings: Any, *, inline_styles: bool = False) -> str:
         "img-src 'self' data: blob:",
         "font-src 'self' data:",
         "connect-src 'self'",
+        # the console's material viewer shows a PDF fetched with the staff token as a blob: URL in
+        # an iframe (the browser's PDF viewer); blobs come only from the page's own scripts
+        "frame-src 'self' blob:",
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",

@@ -56,10 +56,15 @@ class CertificateIssuer:
         signed = issue(data, serial=serial, signer=self.keyring.active)
         # the store refuses a clear code in the masked column, a credit code (001) included
         masked = mask_id_number(holder_code) if code_type == "111" else mask_middle(holder_code, 3, 4)
+        # a company's legal representative (``representative_code``, their ID number): kept only as
+        # the keyed hash their real-name binding also stores, so they find the licence in 证照
+        representative = str(params.get("representative_code") or "").strip().upper()
         context.record("certificate", certificate_record(
             signed, holder_code_hash=blind_index(holder_code, self.pii.blind_index_key),
             holder_code_masked=masked, holder_code_enc=self.pii.encrypt(holder_code,
-                                                                        context=b"certificate.holder_code")))
+                                                                        context=b"certificate.holder_code"),
+            representative_hash=blind_index(representative, self.pii.blind_index_key)
+            if representative and code_type == "001" else None))
         return {"identifier": signed.data.identifier, "number": data.number, "name": data.name,
                 "issuer_name": data.issuer_name, "issue_date": today.isoformat(),
                 "valid_from": today.isoformat(), "valid_to": valid_to.isoformat() if valid_to else None,

@@ -35,11 +35,19 @@ def _check_holder_fields(signed: SignedCertificate, holder_code_hash: str, holde
         raise ValueError("holder_code_enc must be ciphertext, not the holder code")
 
 
+def _check_representative(representative_hash: str | None) -> None:
+    if representative_hash is not None and not _HASH_RE.fullmatch(representative_hash):
+        raise ValueError("representative_hash must be 64 lower-case hex characters (a keyed hash)")
+
+
 async def store_certificate(signed: SignedCertificate, *, case_id: int | None, holder_code_hash: str,
                             holder_code_masked: str, holder_code_enc: str | None,
+                            representative_hash: str | None = None,
                             using_db: BaseDBAsyncClient | None = None) -> Certificate:
-    """Insert an issued certificate (state 01). The clear holder code is not stored."""
+    """Insert an issued certificate (state 01). The clear holder code is not stored; a company's
+    legal representative only as the keyed hash of their ID number."""
     _check_holder_fields(signed, holder_code_hash, holder_code_masked, holder_code_enc)
+    _check_representative(representative_hash)
     d = signed.data
     stored = d.to_dict()
     del stored["holder_code"]
@@ -51,7 +59,7 @@ async def store_certificate(signed: SignedCertificate, *, case_id: int | None, h
         issue_date=d.issue_date, valid_from=d.valid_from, valid_to=d.valid_to,
         jurisdiction_code=d.jurisdiction_code, state=CertState.VALID.value, data=stored,
         signature=signed.signature, key_id=signed.key_id, algorithm=signed.algorithm,
-        case_id=case_id, using_db=using_db)
+        case_id=case_id, representative_hash=representative_hash, using_db=using_db)
 
 
 def signed_from_row(row: Certificate, holder_code: str) -> SignedCertificate:
@@ -74,24 +82,27 @@ async def holder_certificates(holder_code_hash: str) -> list[Certificate]:
 COMPANY_CODE_TYPE = "001"  # unified social credit code: the holder is an organisation
 
 
-def _represented(openid: str) -> Any:
-    """Company certificates (holder code type 001) issued by cases the citizen applied for — e.g. the
-    licences of a business start-up bundle, applied for by its legal representative."""
-    from tortoise.expressions import Subquery
+def _represented(openid: str, id_hash: str | None) -> Any:
+    """Company certificates (holder code type 001) of the companies a citizen represents: issued by
+    a case the citizen applied for (the business start-up bundle's applicant), or naming the citizen
+    as legal representative — matched by the keyed hash of the ID number, never by name."""
+    from tortoise.expressions import Q, Subquery
 
     from engine.store.models import Case
 
-    return Certificate.filter(holder_code_type=COMPANY_CODE_TYPE,
-                              case_id__in=Subquery(Case.filter(applicant=openid).values("id")))
+    applied = Q(case_id__in=Subquery(Case.filter(applicant=openid).values("id")))
+    return Certificate.filter(Q(applied, Q(representative_hash=id_hash), join_type="OR") if id_hash else applied,
+                              holder_code_type=COMPANY_CODE_TYPE)
 
 
-async def represented_certificates(openid: str) -> list[Certificate]:
-    """The companies' certificates a citizen may hold up as their applicant (newest first)."""
-    return list(await _represented(openid).order_by("-issue_date", "-id"))
+async def represented_certificates(openid: str, id_hash: str | None = None) -> list[Certificate]:
+    """The companies' certificates a citizen may hold up as their applicant or legal representative
+    (newest first)."""
+    return list(await _represented(openid, id_hash).order_by("-issue_date", "-id"))
 
 
-async def represented_certificate(cert_id: int, openid: str) -> Certificate | None:
-    return await _represented(openid).filter(id=cert_id).first()
+async def represented_certificate(cert_id: int, openid: str, id_hash: str | None = None) -> Certificate | None:
+    return await _represented(openid, id_hash).filter(id=cert_id).first()
 
 
 async def by_identifier(identifier: str) -> Certificate | None:
@@ -159,12 +170,14 @@ RECORD_KIND = "certificate"
 
 
 def certificate_record(signed: SignedCertificate, *, holder_code_hash: str, holder_code_masked: str,
-                       holder_code_enc: str | None) -> dict[str, Any]:
+                       holder_code_enc: str | None, representative_hash: str | None = None) -> dict[str, Any]:
     """Payload for ``ConnectorContext.record(RECORD_KIND, ...)``: an issuing connector calls this,
     and the engine stores the certificate in the same transaction as the case step."""
     _check_holder_fields(signed, holder_code_hash, holder_code_masked, holder_code_enc)
+    _check_representative(representative_hash)
     return {"signed": signed.to_dict(), "holder_code_hash": holder_code_hash,
-            "holder_code_masked": holder_code_masked, "holder_code_enc": holder_code_enc}
+            "holder_code_masked": holder_code_masked, "holder_code_enc": holder_code_enc,
+            "representative_hash": representative_hash}
 
 
 async def write_certificate_record(conn: BaseDBAsyncClient | None, case_id: int,
@@ -173,4 +186,5 @@ async def write_certificate_record(conn: BaseDBAsyncClient | None, case_id: int,
     await store_certificate(SignedCertificate.from_dict(payload["signed"]), case_id=case_id,
                             holder_code_hash=payload["holder_code_hash"],
                             holder_code_masked=payload["holder_code_masked"],
-                            holder_code_enc=payload.get("holder_code_enc"), using_db=conn)
+                            holder_code_enc=payload.get("holder_code_enc"),
+                            representative_hash=payload.get("representative_hash"), using_db=conn)

@@ -303,9 +303,17 @@ async def _supplement_reason(task: HumanTask) -> str | None:
 
 
 async def _pending_supplement(engine: CaseEngine, case: Case) -> dict[str, Any] | None:
+    """The open 补正 as the citizen sees it: who asked is the department (市场监管局工作人员) or
+    系统 for a step of the process — never a staff account name."""
     from engine.kernel.supplement import pending_request
 
-    return await pending_request(engine, case)
+    request = await pending_request(engine, case)
+    if request is not None:
+        department = engine.deps.departments.get(request.get("department") or "", request.get("department"))
+        by = request.get("requested_by")
+        request["requested_by"] = "系统" if not by or by == "system" else \
+            f"{department}工作人员" if department else "工作人员"
+    return request
 
 
 OTHER_MATERIAL = "其他材料"  # files the applicant adds beyond the listed items

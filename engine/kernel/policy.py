@@ -29,8 +29,9 @@ SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 ISSUE_CONNECTOR = "certificate.issue"
 # connector -> the parameter naming the person a look-up is about
+# (certificate.issue's representative_code: a licence is linked only to a person the form names)
 SUBJECT_PARAMS = {"population.lookup": "id_number", "credit.blacklist_check": "subject",
-                  "hospital.birth_record": "mother_id_number"}
+                  "hospital.birth_record": "mother_id_number", "certificate.issue": "representative_code"}
 
 POLICY_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["connectors", "certificate_types"], "additionalProperties": False,

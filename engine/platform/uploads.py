@@ -12,8 +12,8 @@ traversal, no personal data in names). Two stores implement it, chosen by ``GOVF
   ``_SECRET_KEY`` / ``_PREFIX``. The bucket is provisioned by operations (private ACL).
 
 Store calls block (disk or network): async callers run them with ``asyncio.to_thread``.
-``sanitize_image`` re-encodes citizen photos with Pillow so EXIF (GPS position, device serial)
-never reaches the store.
+``sanitize_image`` re-encodes photos with Pillow — citizen uploads and window scans
+(``store_file``) alike — so EXIF (GPS position, device serial) never reaches the store.
 
 ``check_upload`` enforces the type (PDF, JPEG, PNG — recognised by magic bytes, not by the
 declared header or the file name) and the size limit (``UPLOAD_MAX_BYTES``, default 10 MB).
@@ -212,11 +212,22 @@ class S3Store:
         self._call("delete_object", Key=self._name(key))
 
 
-def store_file(store: Store, name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> StoredFile:
-    """Check and store one upload."""
+def clean_upload(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, bytes]:
+    """Check one upload (413 / 415) and strip an image's metadata (``sanitize_image``, the same
+    function citizen uploads go through): ``(content type, bytes to store)``."""
     kind = check_upload(data, max_bytes=max_bytes)
-    key = store.put(name, data, kind)
-    return StoredFile(key=key, sha256=hashlib.sha256(data).hexdigest(), size=len(data), content_type=kind)
+    return kind, sanitize_image(data, kind)
+
+
+def put_file(store: Store, name: str, content_type: str, clean: bytes) -> StoredFile:
+    """Store bytes that ``clean_upload`` returned."""
+    key = store.put(name, clean, content_type)
+    return StoredFile(key=key, sha256=hashlib.sha256(clean).hexdigest(), size=len(clean), content_type=content_type)
+
+
+def store_file(store: Store, name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> StoredFile:
+    """Check, clean and store one upload (a window scan): an image's EXIF position never reaches the store."""
+    return put_file(store, name, *clean_upload(data, max_bytes=max_bytes))
 
 
 def sanitize_image(data: bytes, content_type: str) -> bytes:
@@ -275,7 +286,8 @@ def _s3_store(bucket: str, endpoint: str, region: str, access_key: str, secret_k
 
 __all__ = ["ALLOWED_TYPES", "DEFAULT_MAX_BYTES", "MAX_IMAGE_PIXELS", "DiskStore", "FileTooLarge", "S3Store",
            "Store", "StoreUnavailable", "StoredFile", "UnreadableImage", "UnsupportedFileType", "check_upload",
-           "sanitize_image", "size_label", "sniff_type", "store_file", "store_from_settings"]
+           "clean_upload", "put_file", "sanitize_image", "size_label", "sniff_type", "store_file",
+           "store_from_settings"]
 
 
 def size_label(n: int) -> str:

@@ -36,6 +36,9 @@ class Certificate(Model):
     key_id = fields.CharField(max_length=64)
     algorithm = fields.CharField(max_length=16)
     case_id = fields.IntField(null=True, db_index=True)  # plain int: no FK, modules stay decoupled
+    # a company's certificate (001): keyed hash of its legal representative's ID number, so the
+    # representative sees the licence in 证照 even when someone else applied (never the plain ID or name)
+    representative_hash = fields.CharField(max_length=64, null=True, db_index=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

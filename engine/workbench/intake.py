@@ -5,7 +5,8 @@ The case is started exactly like a mobile application (``ApplicationService.appl
 ID number is bound to an account, else ``window:<blind index prefix>`` — stable per ID number and
 free of personal data — so the citizen can claim the case after binding later
 (``engine.citizen.window_cases``, called by ``engine.citizen.identity.bind_real_name``). Scanned materials
-are checked (type by magic bytes, size) before anything is filed, stored in the content-addressed
+are checked (type by magic bytes, size) and images stripped of their metadata (EXIF position,
+``engine.platform.uploads.clean_upload``, as citizen uploads) before anything is filed, stored in the content-addressed
 store, recorded as files of the case (``engine.platform.files``, source ``window``) and listed on
 the case timeline by material name, size and SHA-256 (never the original file name, which may
 carry personal data).
@@ -28,7 +29,7 @@ from engine.citizen.window_cases import placeholder_openid
 from engine.errors import ValidationFailed
 from engine.kernel.cases import CaseResult
 from engine.platform.files import record_window_scans
-from engine.platform.uploads import DEFAULT_MAX_BYTES, Store, StoredFile, check_upload, store_file
+from engine.platform.uploads import DEFAULT_MAX_BYTES, Store, StoredFile, check_upload, clean_upload, put_file
 from engine.store.models import CaseEvent
 
 WINDOW_CHANNEL, WINDOW_DEPARTMENT = "window", "window"
@@ -72,9 +73,13 @@ async def window_intake(applications: ApplicationService, store: Store, *, servi
     check_uploads(uploads, max_bytes=max_bytes)
     citizen = await find_by_id_number(clean_id, pii_keys=pii_keys)
     openid = citizen.openid if citizen is not None else placeholder_openid(clean_id, pii_keys)
+    # scans lose their metadata (EXIF position) like citizen uploads; an unreadable image refuses
+    # the intake before any file is stored
+    cleaned = [(u.material.strip(), await asyncio.to_thread(clean_upload, u.data, max_bytes=max_bytes))
+               for u in uploads]
     stored: list[tuple[str, StoredFile]] = [
-        (u.material.strip(), await asyncio.to_thread(store_file, store, u.material, u.data, max_bytes=max_bytes))
-        for u in uploads]
+        (material, await asyncio.to_thread(put_file, store, material, kind, clean))
+        for material, (kind, clean) in cleaned]
     files = [{"material": m, "key": f.key, "sha256": f.sha256, "size": f.size, "content_type": f.content_type}
              for m, f in stored]
     result = await applications.apply(

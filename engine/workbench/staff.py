@@ -315,11 +315,43 @@ async def visible_task(staff: StaffUser, task_id: str | UUID) -> HumanTask:
     return task
 
 
-def timeline_view(events: list[CaseEvent], names: dict[str, str]) -> list[dict[str, Any]]:
+SYSTEM_ACTORS = frozenset({"system", "cli", "worker", "timer"})
+APPLICANT_PREFIXES = ("citizen:", "window:", "wx:", "dev:")  # the citizen (or their window placeholder)
+
+
+async def actor_names(actors: Any, departments: dict[str, str]) -> dict[str, str]:
+    """Display names of timeline actors: 申请人 for the citizen, the staff member's name with their
+    department (王芳（市场监管局）), 系统 for the engine, timers and the CLI — never a raw id."""
+    wanted = {a for a in actors if a}
+    staff = {u.username: u for u in await StaffUser.filter(username__in=sorted(wanted))} if wanted else {}
+    shown: dict[str, str] = {}
+    for actor in wanted:
+        user = staff.get(actor)
+        if user is not None:
+            codes = [d for d in user.departments or [] if isinstance(d, str)]
+            where = "、".join(departments.get(c, c) for c in codes[:2])
+            shown[actor] = f"{user.name or '工作人员'}（{where}）" if where else (user.name or "工作人员")
+        elif actor.startswith(APPLICANT_PREFIXES):
+            shown[actor] = "申请人"
+        elif actor in SYSTEM_ACTORS or actor.isascii():
+            shown[actor] = "系统"
+        else:  # a named source written in Chinese (好差评)
+            shown[actor] = actor
+    return shown
+
+
+def actor_name(actor: str | None, names: dict[str, str]) -> str:
+    return names.get(actor or "", "系统") if actor else "系统"
+
+
+def timeline_view(events: list[CaseEvent], names: dict[str, str],
+                  people: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The staff timeline; ``people`` (``actor_names``) gives each entry its ``actor_name``."""
+    people = people or {}
     return [{
         "kind": e.kind, "action": STAFF_EVENT_LABELS.get(e.kind, e.kind), "step": e.task_name,
-        "task_id": e.task_id, "actor": e.actor, "department": e.department,
-        "department_name": names.get(e.department or "", e.department),
+        "task_id": e.task_id, "actor": e.actor, "actor_name": actor_name(e.actor, people),
+        "department": e.department, "department_name": names.get(e.department or "", e.department),
         "opinion": _opinion(e), "at": e.created_at.isoformat(), "decision": _decision(e),
     } for e in events if e.kind != "bpmn_event"]
 

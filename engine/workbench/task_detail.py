@@ -186,21 +186,29 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     materials = await materials_view(case.id, [m for m in data.get("materials") or [] if isinstance(m, dict)])
     application = application_view(data.get("form"), application_spec(bundle))
     events = await CaseEvent.filter(case_id=case.id).order_by("id")
+    rounds = _with_urls(await case_rounds(engine, case.id, workflow))
+    # who did what, as people read it: 申请人, 王芳（市场监管局）, 系统 — not citizen:1 or samr01
+    people = await desk.actor_names([e.actor for e in events] + [r.get("requested_by") for r in rounds]
+                                    + [task.assignee], names)
+    for r in rounds:
+        r["requested_by_name"] = desk.actor_name(r["requested_by"], people) if r.get("requested_by") else None
     open_process_task = task.kind == "bpmn" and task.state in (*OPEN_TASK_STATES, HELD_STATE)
     targets = return_targets(workflow) if open_process_task and case.status == "running" else []
     peers = await colleagues(staff, task.department) if task.kind == "bpmn" else []
     await desk.log_case_read(engine, staff, task, case, applicant)
     actions, blocked = await action_state(engine, staff, task, case, workflow, targets=targets, peers=peers)
     return {
-        "task": desk.task_view(task, names), "form": form, "materials": materials, "application": application,
+        "task": {**desk.task_view(task, names),
+                 "assignee_name": desk.actor_name(task.assignee, people) if task.assignee else None},
+        "form": form, "materials": materials, "application": application,
         "case": {"id": case.id, "case_no": case.case_no, "service": case.service,
                  "service_name": definition.name or case.service, "status": case.status,
                  "status_label": STATUS_LABELS.get(case.status, case.status), "channel": case.channel,
                  "applicant_name": applicant.get("name_masked"), "applicant_id": applicant.get("id_masked"),
                  "created_at": case.created_at.isoformat(), "due_at": desk.iso(case.due_at),
                  "sla_paused": case.paused_at is not None},
-        "timeline": desk.timeline_view(events, names),
-        "supplements": _with_urls(await case_rounds(engine, case.id, workflow)),
+        "timeline": desk.timeline_view(events, names, people),
+        "supplements": rounds,
         "review": await review_context(engine, task) if task.kind == "review" else None,
         "rectification": await rectification_view(engine, case, data),
         "return_targets": targets, "colleagues": peers,

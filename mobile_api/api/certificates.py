@@ -206,7 +206,7 @@ async def _own_certificate(request: Request, cert_id: int) -> Certificate:
     row = None
     if citizen.id_hash:
         row = await certificate_store.holder_certificate(cert_id, citizen.id_hash) or \
-            await certificate_store.represented_certificate(cert_id, citizen.openid)
+            await certificate_store.represented_certificate(cert_id, citizen.openid, citizen.id_hash)
     if row is None:
         raise CertificateNotFound()
     return row
@@ -236,7 +236,8 @@ def blueprint() -> Blueprint:
 
     @bp.get("/certificates")
     @openapi.summary("My e-certificates / 我的电子证照")
-    @openapi.description("当前实名用户名下的电子证照，以及本人申办的办件为企业签发的证照（如开办企业的营业执照、"
+    @openapi.description("当前实名用户名下的电子证照，以及本人代表的企业的证照——本人申办的办件为企业签发的证照，"
+                         "或本人登记为法定代表人的企业证照（按身份证号的密钥散列匹配；如开办企业的营业执照、"
                          "印章备案，企业名称公开、完整显示）；个人持证人姓名和证件号码只返回脱敏形式，"
                          "状态为实际状态（有效期届满显示 05 过期）。未实名的账号返回空列表。")
     @openapi.response(200, _json(LIST_SCHEMA), "证照列表")
@@ -246,9 +247,10 @@ def blueprint() -> Blueprint:
         citizen = await _citizen(request.ctx.principal)
         today = _now(request).astimezone(CST).date()
         rows = await certificate_store.holder_certificates(citizen.id_hash) if citizen.id_hash else []
-        if citizen.id_hash:  # the companies the citizen applied for (legal representative, 一件事 applicant)
+        if citizen.id_hash:  # the companies the citizen represents: legal representative or 一件事 applicant
             known = {r.id for r in rows}
-            rows += [r for r in await certificate_store.represented_certificates(citizen.openid) if r.id not in known]
+            rows += [r for r in await certificate_store.represented_certificates(citizen.openid, citizen.id_hash)
+                     if r.id not in known]
         items = [certificate_view(r, effective_state(r, today)) for r in rows]
         return json({"items": items, "total": len(items), "real_name_bound": citizen.id_hash is not None})
 

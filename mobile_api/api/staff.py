@@ -52,13 +52,17 @@ TASK_SCHEMA = _obj(
 COUNTS_SCHEMA = _obj(*desk.STATUSES, *desk.DUES, **{k: _INT for k in (*desk.STATUSES, *desk.DUES)})
 INBOX_SCHEMA = _obj("items", "page", "size", "total", "counts", page=_INT, size=_INT, total=_INT,
                     items={"type": "array", "items": TASK_SCHEMA}, counts=COUNTS_SCHEMA)
-EVENT_SCHEMA = _obj("kind", "action", "at", kind=_STR, action=_STR, step=NULLABLE_STRING, task_id=NULLABLE_STRING,
-                    actor=NULLABLE_STRING, department=NULLABLE_STRING, department_name=NULLABLE_STRING,
+EVENT_SCHEMA = _obj("kind", "action", "at", "actor_name", kind=_STR, action=_STR, step=NULLABLE_STRING,
+                    task_id=NULLABLE_STRING, actor=NULLABLE_STRING,
+                    actor_name={**_STR, "description": "办理人显示名：申请人、工作人员姓名（部门）或 系统",
+                                "example": "王芳（市场监管局）"},
+                    department=NULLABLE_STRING, department_name=NULLABLE_STRING,
                     opinion=NULLABLE_STRING, at=_TIME,
                     decision={**NULLABLE_STRING, "description": "加签意见：approve 同意 / reject 不同意"})
 SUPPLEMENT_ROUND = _obj(
     "reason", "items", "requested_by", "requested_at", "due_at", "supplied_at", "answer", reason=NULLABLE_STRING,
     items={"type": "array", "items": _STR, "description": "要求补正的事项"}, requested_by=NULLABLE_STRING,
+    requested_by_name={**NULLABLE_STRING, "description": "提出补正的人：工作人员姓名（部门）或 系统"},
     department=NULLABLE_STRING, requested_at=_NULL_TIME, due_at=_NULL_TIME, supplied_by=NULLABLE_STRING,
     supplied_at=_NULL_TIME, task_id=_STR, source={**_STR, "enum": ["officer", "process"],
                                                    "description": "officer 工作人员要求；process 流程中的补正环节"},
@@ -80,7 +84,9 @@ MATERIAL_SCHEMA = {**_obj("name", "status", "files", name=_STR,
                           files={"type": "array", "items": FILE_SCHEMA}), "additionalProperties": True}
 DETAIL_SCHEMA = _obj(
     "task", "case", "form", "materials", "timeline", "supplements", "return_targets", "colleagues", "actions",
-    "blocked", task=TASK_SCHEMA,
+    "blocked", task={**TASK_SCHEMA, "properties": {
+        **TASK_SCHEMA["properties"],
+        "assignee_name": {**NULLABLE_STRING, "description": "认领人显示名：姓名（部门）"}}},
     case=_obj("id", "case_no", "service", "status", id=_INT, case_no=_STR, service=_STR, service_name=_STR,
               status=_STR, status_label=_STR, channel=_STR, applicant_name=NULLABLE_STRING,
               applicant_id=NULLABLE_STRING, created_at=_TIME, due_at=_NULL_TIME, sla_paused=_BOOL),

@@ -75,7 +75,10 @@ async def test_officer_lists_items_citizen_answers_each_and_the_officer_sees_it(
 
     detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=token)).json()
     request = detail["supplement"]
-    assert (request["reason"], request["items"], request["requested_by"]) == ("请补充以下材料", ITEMS, "samr01")
+    # the citizen reads who asked as the department, never the officer's account
+    assert (request["reason"], request["items"], request["requested_by"]) == (
+        "请补充以下材料", ITEMS, "市场监督管理局工作人员")
+    assert "samr01" not in json.dumps(detail, ensure_ascii=False)
     assert request["requested_at"] < request["due_at"] and request["source"] == "officer"
     assert detail["actions"][0] == "supplement" and detail["sla_paused"] is True
     assert [s["action"] for s in detail["steps"]][-2:] == ["要求补正", "等待补正（计时暂停）"]
@@ -108,6 +111,14 @@ async def test_officer_lists_items_citizen_answers_each_and_the_officer_sees_it(
     assert [(f["id"], f["material"], f["source"], f["content_type"]) for f in round_["answer"]["files"]] == [
         (sign1, ITEMS[0], "supplement", "application/pdf"), (sign2, ITEMS[0], "supplement", "image/jpeg"),
         (resolution, ITEMS[1], "supplement", "application/pdf")]
+    # the officer's timeline names people, not ids: 申请人, the officer with their department, 系统
+    shown = {e["actor"]: e["actor_name"] for e in view["timeline"]}
+    citizen_actor = round_["supplied_by"]
+    assert shown[citizen_actor] == "申请人" and shown["samr01"] == "samr01姓名（市场监督管理局）"
+    assert {e["actor_name"] for e in view["timeline"] if e["actor"] in (None, "system")} <= {"系统"}
+    assert not any(":" in e["actor_name"] for e in view["timeline"])
+    assert round_["requested_by_name"] == "samr01姓名（市场监督管理局）"
+    assert view["task"]["assignee_name"] == "samr01姓名（市场监督管理局）"
     # attached to the case: the same upload cannot answer again or go into another application
     assert (await api.call("GET", f"/api/v1/uploads/{sign1}", token=token)).json()["attached"] is True
     names = [m["name"] for m in view["materials"]]
@@ -127,7 +138,7 @@ async def test_the_review_forms_supplement_option_is_the_same_contract(api: Open
     detail = (await api.call("GET", f"{APPLY}/{case['id']}", token=token)).json()
     request = detail["supplement"]
     assert (request["reason"], request["items"], request["requested_by"], request["source"]) == (
-        "证件照不符合要求，租赁合同未备案", REVIEW_ITEMS, "police01", "process")
+        "证件照不符合要求，租赁合同未备案", REVIEW_ITEMS, "派出所工作人员", "process")
     assert request["due_at"] and "supplement" in detail["actions"]
     assert "withdraw" not in detail["actions"]  # the police station has acted: accepted
 
@@ -141,8 +152,8 @@ async def test_the_review_forms_supplement_option_is_the_same_contract(api: Open
     [review] = await HumanTask.filter(case_id=case["id"], state="ready", kind="bpmn")
     view = (await api.call("GET", f"{TASKS}/{review.id}", token=police)).json()
     [round_] = view["supplements"]
-    assert (round_["reason"], round_["items"], round_["requested_by"]) == (
-        "证件照不符合要求，租赁合同未备案", REVIEW_ITEMS, "police01")
+    assert (round_["reason"], round_["items"], round_["requested_by"], round_["requested_by_name"]) == (
+        "证件照不符合要求，租赁合同未备案", REVIEW_ITEMS, "police01", "police01姓名（派出所）")
     assert round_["answer"]["note"] == "已重新拍照并补充备案证明"
     assert round_["answer"]["materials"] == {REVIEW_ITEMS[0]: [photo_id], REVIEW_ITEMS[1]: [lease]}
     assert [f["id"] for f in round_["answer"]["files"]] == [photo_id, lease]
@@ -304,6 +315,37 @@ async def test_the_applicant_sees_and_shows_the_new_companys_licence(api: OpenAp
                                  .json()["items"]]
     error_of(await api.call("GET", f"/api/v1/certificates/{licence['id']}", token=other), 404,
              "certificate_not_found")
+
+
+async def test_the_legal_representative_who_did_not_apply_sees_the_licence(api: OpenApiClient) -> None:
+    """黄丽 files the bundle for a company whose legal representative is 王建国: he never applied,
+    yet his 证照 lists the company's licences (matched by his ID number's keyed hash); a namesake
+    with another ID number and a shareholder see nothing."""
+    applicant = await citizen_token(api, "dev-huang", *HUANG)
+    form = {k: v for k, v in STARTUP.items() if k not in {"need_seal", "need_invoices", "employees",
+                                                          "need_bank_account", "bank_name"}}
+    case = await started(api, applicant, "business-startup", form)
+    samr = await login(api, "samr01")
+    done = await api.call("POST", f"{TASKS}/{await open_task(case['id'])}/complete", token=samr,
+                          json={"data": {"intake_accepted": True, "intake_opinion": "材料齐全，予以受理"}})
+    assert done.status_code == 200, done.text
+    [row] = await Certificate.filter(case_id=case["id"])
+    assert row.representative_hash and len(row.representative_hash) == 64
+    assert WANG[1] not in json.dumps([row.representative_hash, row.holder_code_masked, row.data], ensure_ascii=False)
+    representative = await citizen_token(api, "dev-wang", *WANG)
+    listed = (await api.call("GET", "/api/v1/certificates", token=representative)).json()["items"]
+    assert [(c["id"], c["name"], c["holder_name"]) for c in listed] == [(row.id, "营业执照", STARTUP["company_name"])]
+    opened = await api.call("GET", f"/api/v1/certificates/{row.id}", token=representative)
+    assert opened.status_code == 200 and opened.json()["holder_name"] == STARTUP["company_name"]
+    qr = await api.call("GET", f"/api/v1/certificates/{row.id}/qrcode", token=representative, params={"format": "svg"})
+    assert qr.status_code == 200 and qr.text.lstrip().startswith("<")
+    # the applicant still sees it too (applicant of the issuing case)
+    assert row.id in [c["id"] for c in (await api.call("GET", "/api/v1/certificates", token=applicant)).json()["items"]]
+    # by the ID number, never the name: a namesake 王建国 with another number, and a shareholder, see nothing
+    for code, person in (("dev-namesake", (WANG[0], "310104197001011234")), ("dev-lina", LI)):
+        other = await citizen_token(api, code, *person)
+        assert (await api.call("GET", "/api/v1/certificates", token=other)).json()["items"] == []
+        error_of(await api.call("GET", f"/api/v1/certificates/{row.id}", token=other), 404, "certificate_not_found")
 
 
 async def test_rectification_task_shows_rating_case_and_a_masked_phone_revealed_on_record(

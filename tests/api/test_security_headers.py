@@ -48,6 +48,7 @@ def assert_page_policy(response: httpx.Response, ancestors: list[str]) -> None:
     styles = ["'self'", "'unsafe-inline'"] if response.url.path.startswith("/designer/") else ["'self'"]
     assert policy["style-src"] == styles and policy["object-src"] == ["'none'"]
     assert policy["connect-src"] == ["'self'"] and policy["base-uri"] == ["'none'"]
+    assert policy["frame-src"] == ["'self'", "blob:"]  # the console's PDF viewer (a blob the page fetched)
     assert policy["frame-ancestors"] == ["'self'", *ancestors]
     for values in policy.values():  # nothing from elsewhere, no eval, no inline script
         assert not any(v in ("*", "'unsafe-eval'", "https:", "http:") for v in values), policy

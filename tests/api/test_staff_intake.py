@@ -19,6 +19,7 @@ from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_ap
 from tests.api.helpers import staff_login as login
 from tests.api.test_applications_api import LI, SENIOR, STARTUP, WANG
 from tests.engine.platform.test_uploads import EXE, JPEG, PDF
+from tests.files.images import GPS_IFD, exif_of, photo
 
 INTAKE, TASKS, LOGIN = "/api/v1/staff/applications", "/api/v1/staff/tasks", "/api/v1/staff/login"
 STAFF = {"win01": (["window"], ["clerk"]), "samr01": (["samr"], ["officer"])}
@@ -44,7 +45,9 @@ def multipart(files: list[tuple[str, str, bytes]], **fields: Any) -> dict[str, A
 
 async def test_clerk_files_a_window_case_with_scans(api: OpenApiClient, tmp_path: Path) -> None:
     clerk = await login(api, "win01")
-    scans = [("营业执照申请书", "王建国申请书.pdf", PDF), ("身份证复印件", "身份证.pdf", JPEG)]
+    scan = photo()  # a phone photo of the ID card: EXIF with camera make and a GPS position
+    assert exif_of(scan)[0x010F] == "GovflowPhone" and exif_of(scan).get(GPS_IFD)
+    scans = [("营业执照申请书", "王建国申请书.pdf", PDF), ("身份证复印件", "身份证.pdf", scan)]
     response = await api.call("POST", INTAKE, token=clerk, **multipart(scans))
     assert response.status_code == 201, response.text
     body = response.json()
@@ -55,11 +58,13 @@ async def test_clerk_files_a_window_case_with_scans(api: OpenApiClient, tmp_path
     event = await CaseEvent.get(case_id=case.id, kind="materials_received")
     assert event.actor == "win01"
     files = event.detail["files"]
+    store = DiskStore(tmp_path / "uploads")
+    kept = store.get(files[1]["key"])  # the scan as stored: re-encoded, no EXIF, no GPS position
+    assert kept != scan and exif_of(kept) == {} and b"GovflowPhone" not in kept
     assert [(f["material"], f["size"], f["sha256"], f["content_type"]) for f in files] == [
         ("营业执照申请书", len(PDF), hashlib.sha256(PDF).hexdigest(), "application/pdf"),
-        ("身份证复印件", len(JPEG), hashlib.sha256(JPEG).hexdigest(), "image/jpeg")]
-    store = DiskStore(tmp_path / "uploads")
-    assert store.get(files[0]["key"]) == PDF and store.get(files[1]["key"]) == JPEG
+        ("身份证复印件", len(kept), hashlib.sha256(kept).hexdigest(), "image/jpeg")]
+    assert store.get(files[0]["key"]) == PDF
     assert "王" not in json.dumps(event.detail) and "身份证.pdf" not in json.dumps(event.detail)
     assert any(s["kind"] == "materials_received" for s in body["steps"])
     officer = await login(api, "samr01")
@@ -76,10 +81,14 @@ async def test_bound_citizen_owns_the_window_case(api: OpenApiClient) -> None:
     assert [c["id"] for c in mine["items"]] == [response.json()["id"]]
 
 
-async def test_bad_files_and_input_are_refused_before_filing(api: OpenApiClient) -> None:
+async def test_bad_files_and_input_are_refused_before_filing(api: OpenApiClient, tmp_path: Path) -> None:
     clerk = await login(api, "win01")
     error_of(await api.call("POST", INTAKE, token=clerk, **multipart([("申请书", "a.pdf", EXE)])), 415,
              "unsupported_file_type")
+    # only the magic bytes of a JPEG: refused like a citizen upload, and nothing is stored
+    error_of(await api.call("POST", INTAKE, token=clerk, **multipart([("申请书", "a.pdf", PDF), ("照片", "b.jpg", JPEG)])),
+             415, "unreadable_image")
+    assert not list((tmp_path / "uploads").rglob("*.pdf"))
     big = PDF + b"0" * MAX_BYTES
     error_of(await api.call("POST", INTAKE, token=clerk, **multipart([("申请书", "a.pdf", big)])), 413,
              "file_too_large")

@@ -20,11 +20,13 @@ from tests.e2e.conftest import Server, screenshot
 from tests.e2e.console import add_staff, log_in_as
 from tests.e2e.test_citizen_h5 import bind_real_name, fill_senior_card, log_in, submit
 from tests.files.images import PDF, photo
+from tests.processes.test_business_startup import ACCEPT, FORM, ZHAO
 
 pytestmark = pytest.mark.sqlite_only
 
 HUANG = Applicant(id_number="440106199802142083", name="黄丽")  # not local: may apply for the residence permit
 LI = Applicant(id_number="310110198606200486", name="李娜")  # 40: the senior card is refused automatically
+WANG = Applicant(id_number="310104196103150273", name="王建国")  # the company's legal representative in FORM
 ITEMS = ["白底免冠证件照（近6个月）", "房屋租赁合同登记备案证明"]
 
 
@@ -132,6 +134,12 @@ async def test_supplement_loop_to_a_countersigned_permit(server: Server, phone: 
             await rounds.locator(f'[data-item="{ITEMS[0]}"] .loop-open').click()
     assert (await opened.value).status == 200 and (await opened.value).headers["content-type"] == "image/jpeg"
     await (await popup_info.value).close()
+    # who asked and who acted, by name and department (never police01 or citizen:<id>)
+    await expect(rounds.locator(".loop-request .tl-meta")).to_contain_text("陈警官（派出所）")
+    metas = await officer.locator(".timeline .tl-meta").all_inner_texts()
+    assert "陈警官（派出所）" in metas and "申请人" in metas, metas
+    assert not any("citizen:" in m or "police01" in m for m in metas), metas
+    await expect(officer.locator(".task-header")).to_contain_text("陈警官（派出所）")  # 认领人, by name
     await officer.evaluate("window.scrollTo(0, 0)")
     await screenshot(officer, "loop-5-officer-sees-answer.png", full_page=True)
     await officer.get_by_text("材料齐全，提交会签").click()
@@ -248,3 +256,23 @@ async def test_rectification_task_shows_rating_and_case(server: Server, phone: A
     await citizen.get_by_role("link", name="我的信息被谁查看").click()
     await expect(citizen.locator(".loop-log-row").first).to_contain_text("差评回访")
     await screenshot(citizen, "loop-12-access-log.png")
+
+
+async def test_the_legal_representative_sees_the_companys_licence(server: Server, phone: Any) -> None:
+    """赵强 files the business start-up bundle for a company whose legal representative is 王建国;
+    王建国 never applied, yet his 证照 tab shows the licence with the company name in full and its QR."""
+    form = {k: v for k, v in FORM.items() if k not in {"need_seal", "need_invoices", "employees",
+                                                      "need_bank_account", "bank_name"}}
+    started = await server.app.ctx.applications.apply("business-startup", form, applicant=ZHAO)
+    [intake] = started.ready_tasks
+    await server.engine.complete_task(intake.id, ACCEPT, actor="samr01", opinion="予以受理")
+    citizen: Page = await phone(server.base_url)
+    await log_in(citizen, "wangjianguo")
+    await bind_real_name(citizen, WANG)
+    await citizen.get_by_role("navigation", name="主导航").get_by_role("link", name="证照").click()
+    licence = citizen.locator(".cert", has_text="营业执照")
+    await expect(licence).to_be_visible()
+    await expect(licence).to_contain_text(FORM["company_name"])  # a company name is public: in full
+    await citizen.locator("li", has=licence).get_by_role("button", name="亮证（出示二维码）").click()
+    await expect(citizen.locator(".qr svg")).to_be_visible()
+    await screenshot(citizen, "loop-13-representative-licence.png", full_page=True)

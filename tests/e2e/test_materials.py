@@ -27,12 +27,13 @@ from tests.e2e.conftest import screenshot
 from tests.e2e.console import add_staff, log_in_as
 from tests.e2e.test_citizen_h5 import ZHANG, bind_real_name
 from tests.e2e.test_citizen_h5 import log_in as citizen_log_in
-from tests.files.images import EXE, GPS_IFD, exif_of, photo
+from tests.files.images import EXE, GPS_IFD, PDF, exif_of, photo
 
 pytestmark = pytest.mark.sqlite_only
 
 HUANG = Applicant(id_number="440106199802142083", name="黄丽")  # not local: residence permit
 PHOTO = "近期免冠证件照"
+LEASE = "居住证明（房屋租赁合同登记备案证明、房屋权属证明或单位、学校住宿证明）"  # a long file name: <material>-1.pdf
 
 
 def portrait() -> bytes:
@@ -89,12 +90,19 @@ async def test_citizen_photo_reaches_the_officer(server_factory: Any, phone: Any
     assert await tile.locator("img.upload-thumb").evaluate("img => img.complete && img.naturalWidth > 0")
     await tile.scroll_into_view_if_needed()
     await screenshot(citizen, "m-upload.png")
+    lease = citizen.locator(f'.uploader[data-material="{LEASE}"]')
+    async with citizen.expect_response(lambda r: r.url.endswith("/api/v1/uploads")) as uploaded:
+        await lease.locator("input[multiple]").set_input_files(
+            [{"name": "租赁合同.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+    assert (await uploaded.value).status == 201
+    await expect(lease.locator(".upload-tile[data-state=done]")).to_contain_text("已上传")
     async with citizen.expect_response(lambda r: r.url.endswith("/api/v1/applications")) as answer:
         await citizen.get_by_role("button", name="提交申请").click()
     response = await answer.value
     assert response.status == 201
     body = response.request.post_data_json
     [upload_id] = body["materials"][PHOTO]
+    assert len(body["materials"][LEASE]) == 1
     stored = await Upload.get(id=upload_id)
     case = await Case.get(id=stored.case_id)
     assert stored.source == "applicant" and exif_of(original) and stored.size != len(original)
@@ -126,9 +134,37 @@ async def test_citizen_photo_reaches_the_officer(server_factory: Any, phone: Any
     assert "rotate(90deg)" in (await image.get_attribute("style") or "")
     await screenshot(officer, "console-material-viewer.png")
     await viewer.get_by_role("button", name="关闭").click()
+
+    # a long file name stays on its line in the side column: an ellipsis, the full name in the title
+    long_name = officer.locator(f'.material-files[data-material="{LEASE}"] .file-name')
+    await expect(long_name).to_have_attribute("title", f"{LEASE}-1.pdf")
+    fit = await long_name.evaluate("""el => {
+        const card = el.closest('.card').getBoundingClientRect();
+        const row = el.closest('.file-row').getBoundingClientRect();
+        const button = el.closest('.file-row').querySelector('.file-open').getBoundingClientRect();
+        return {clipped: el.scrollWidth > el.clientWidth, ellipsis: getComputedStyle(el).textOverflow,
+                rowInside: row.right <= card.right + 0.5, buttonInside: button.right <= row.right + 0.5,
+                oneLine: el.getBoundingClientRect().height < 24};
+    }""")
+    assert fit == {"clipped": True, "ellipsis": "ellipsis", "rowInside": True, "buttonInside": True, "oneLine": True}
+    # the timeline names who acted (申请人, 系统), never the raw citizen:<id>
+    metas = await officer.locator(".timeline .tl-meta").all_inner_texts()
+    assert "申请人" in metas and "系统" in metas and not any("citizen:" in m for m in metas), metas
+    await officer.locator(f'.material-files[data-material="{LEASE}"]').scroll_into_view_if_needed()
+    await screenshot(officer, "console-material-long-name.png")
+    # the PDF opens in the browser's viewer inside the dialog; the long name in its head ends in an ellipsis
+    await officer.locator(f'.material-files[data-material="{LEASE}"]').locator(".file-open").click()
+    viewer = officer.get_by_role("dialog")
+    await expect(viewer.locator("iframe.viewer-pdf")).to_be_visible()
+    head = await viewer.locator(".viewer-name").evaluate("""el => ({title: el.title,
+        inside: el.closest('.viewer-head').scrollWidth <= el.closest('.viewer-head').clientWidth})""")
+    assert head == {"title": f"{LEASE}-1.pdf", "inside": True}
+    await officer.wait_for_timeout(1500)
+    await screenshot(officer, "console-material-pdf.png")
+    await viewer.get_by_role("button", name="关闭").click()
     await screenshot(officer, "console-task-application.png", full_page=True)
-    [read] = await DataAccessLog.filter(dataset="materials")
-    assert read.actor == "ps01" and read.case_id == case.id
+    reads = await DataAccessLog.filter(dataset="materials").order_by("id")
+    assert [(r.actor, r.case_id) for r in reads] == [("ps01", case.id)] * 2  # the photo, then the PDF
 
     # --- the citizen sees who opened it
     log = await citizen.evaluate("""async () => {
@@ -136,7 +172,7 @@ async def test_citizen_photo_reaches_the_officer(server_factory: Any, phone: Any
         const r = await fetch('/api/v1/me/access-log', {headers: {Authorization: 'Bearer ' + s.access_token}});
         return (await r.json()).items.filter(e => e.dataset === 'materials').map(e => e.purpose);
     }""")
-    assert len(log) == 1 and PHOTO in log[0]
+    assert len(log) == 2 and any(PHOTO in p for p in log) and any(LEASE in p for p in log)
 
 
 async def test_window_scans_receipt_and_search(server_factory: Any, desktop: Any, tmp_path: Path) -> None:

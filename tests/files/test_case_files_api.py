@@ -23,7 +23,7 @@ from engine.store.shared_models import DataAccessLog
 from tests.api.conftest import fresh_db, make_app  # noqa: F401 - fixtures
 from tests.api.helpers import OpenApiClient, citizen_token, decode_qr_svg, error_of, running_api
 from tests.api.test_applications_api import HUANG, RESIDENCE, STARTUP, WANG
-from tests.files.images import PDF, photo
+from tests.files.images import GPS_IFD, PDF, exif_of, photo
 
 APPLY, UPLOADS, TASKS = "/api/v1/applications", "/api/v1/uploads", "/api/v1/staff/tasks"
 PHOTO, LEASE = "近期免冠证件照", "居住证明（房屋租赁合同登记备案证明、房屋权属证明或单位、学校住宿证明）"
@@ -159,6 +159,10 @@ async def test_window_scans_are_opened_by_the_back_office(api: OpenApiClient) ->
     assert opened.status_code == 200 and opened.content == PDF
     [read] = await DataAccessLog.filter(dataset="materials")
     assert read.actor == "samr01" and read.case_id == filed.json()["id"] and "窗口收件" in read.purpose
+    # the phone photo the clerk scanned comes back without its EXIF (GPS position, camera)
+    lease = await api.call("GET", scans["住所（经营场所）使用证明"][0]["url"], token=officer)
+    assert lease.status_code == 200 and lease.headers["content-type"] == "image/jpeg"
+    assert exif_of(photo()).get(GPS_IFD) and exif_of(lease.content) == {} and b"GovflowPhone" not in lease.content
     # the clerk who took the case finds it by ID number and prints its receipt
     found = await api.call("GET", "/api/v1/staff/cases", token=clerk, params={"q": WANG[1]})
     assert [c["case_no"] for c in found.json()["items"]] == [filed.json()["case_no"]]

@@ -79,6 +79,11 @@ def test_check_call_rules() -> None:
     assert check_call(policy, "credit.blacklist_check", {"subject": "91310000MA1FL4XQ3B"}, data) is None  # a company
     with pytest.raises(LookupSubjectNotAllowed):
         check_call(policy, "population.lookup", {"id_number": STRANGER}, {"applicant": data["applicant"]})
+    # a company certificate is linked only to a legal representative the form names
+    issue = {"type_code": SENIOR_CARD, "representative_code": STRANGER}
+    assert check_call(policy, "certificate.issue", issue, data) == "法定代表人"
+    with pytest.raises(LookupSubjectNotAllowed):
+        check_call(policy, "certificate.issue", issue, {"applicant": data["applicant"], "form": {}})
 
 
 async def _force(engine: CaseEngine, applications: ApplicationService, files: dict[str, str]) -> int:

@@ -11,6 +11,7 @@ from engine.errors import NotFound
 from engine.platform.uploads import (
     DiskStore,
     FileTooLarge,
+    UnreadableImage,
     UnsupportedFileType,
     check_upload,
     size_label,
@@ -62,6 +63,21 @@ def test_types_by_magic_bytes_and_size_limit(tmp_path: Path) -> None:
     assert big.value.kind == "too_large" and big.value.code == "file_too_large"
     assert "64 字节" in big.value.message
     assert [size_label(n) for n in (64 * 1024, 10 * 1024 * 1024, 1536 * 1024)] == ["64 KB", "10 MB", "1.5 MB"]
-    stored = store_file(DiskStore(tmp_path), "扫描件", JPEG)
-    assert (stored.content_type, stored.size, stored.sha256) == ("image/jpeg", len(JPEG),
-                                                               hashlib.sha256(JPEG).hexdigest())
+    stored = store_file(DiskStore(tmp_path), "扫描件", PDF)
+    assert (stored.content_type, stored.size, stored.sha256) == ("application/pdf", len(PDF),
+                                                               hashlib.sha256(PDF).hexdigest())
+
+
+def test_store_file_strips_a_scans_exif_like_citizen_uploads(tmp_path: Path) -> None:
+    from tests.files.images import GPS_IFD, exif_of, photo
+
+    scan = photo()
+    assert exif_of(scan).get(GPS_IFD)
+    store = DiskStore(tmp_path)
+    stored = store_file(store, "扫描件", scan)
+    kept = store.get(stored.key)
+    assert exif_of(kept) == {} and b"GovflowPhone" not in kept
+    assert (stored.content_type, stored.size, stored.sha256) == ("image/jpeg", len(kept),
+                                                               hashlib.sha256(kept).hexdigest())
+    with pytest.raises(UnreadableImage):  # only the magic bytes of a JPEG
+        store_file(store, "扫描件", JPEG)

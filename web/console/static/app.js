@@ -195,6 +195,13 @@ async function inboxView(params, token) {
 
 // ------------------------------------------------------------------ one task
 
+/** Who acted, as people read it: 王芳（市场监督管理局）, 申请人 · 市场监督管理局, 系统 — never citizen:1. */
+function timelineWho(e) {
+  const who = e.actor_name || "";
+  const where = e.department_name && !who.includes(e.department_name) ? e.department_name : "";
+  return [who, where].filter(Boolean).join(" · ");
+}
+
 function timelineList(events) {
   if (!events.length) return h("p", { class: "muted" }, "暂无办理记录");
   return h("ol", { class: "timeline" }, [...events].reverse().map((e, i) =>
@@ -203,8 +210,7 @@ function timelineList(events) {
       h("div", { class: "tl-row" },
         h("span", { class: "tl-title" }, e.action, e.step ? ` · ${e.step}` : ""),
         h("time", { class: "tl-time", datetime: e.at }, formatTime(e.at))),
-      e.actor || e.department_name ? h("p", { class: "tl-meta" },
-        [e.department_name, e.actor].filter(Boolean).join(" · ")) : null,
+      e.actor_name || e.department_name ? h("p", { class: "tl-meta" }, timelineWho(e)) : null,
       e.opinion ? h("p", { class: "tl-opinion" }, e.opinion) : null)));
 }
 
@@ -230,7 +236,7 @@ async function taskView(taskId, token) {
       ["办件时限", c.due_at ? formatTime(c.due_at) : "无"],
       ["办理部门", task.department_name || task.department],
       ["任务时限", task.due_at ? formatTime(task.due_at) : "无时限"],
-      [task.kind === "cosign" ? "加签人" : "认领人", task.assignee || "—"],
+      [task.kind === "cosign" ? "加签人" : "认领人", task.assignee_name || task.assignee || "—"],
     ]));
 
   const materials = materialsSection(detail);

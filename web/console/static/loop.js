@@ -65,7 +65,8 @@ async function openFile(f) {
 
 function fileLine(f) {
   const label = `${f.name || "文件"}（${f.content_type === "application/pdf" ? "PDF" : "图片"}，${sizeText(f.size)}）`;
-  const open = f.url ? h("button", { type: "button", class: "btn-link loop-open" }, label) : h("span", {}, label);
+  const open = f.url ? h("button", { type: "button", class: "btn-link loop-open", title: label }, label)
+    : h("span", { class: "loop-open-text", title: label }, label);
   if (f.url) open.addEventListener("click", () => openFile(f));
   return h("li", { class: "loop-file", dataset: { fileId: f.id } }, open);
 }
@@ -82,7 +83,7 @@ export function supplementRounds(detail) {
     return h("li", { class: "supplement loop-round", dataset: { round: String(i + 1) } },
       h("div", { class: "loop-request" },
         h("p", {}, h("span", { class: "tl-title" }, `第 ${i + 1} 次补正 · 理由：`), r.reason || "—"),
-        h("p", { class: "tl-meta" }, [r.requested_by, formatTime(r.requested_at),
+        h("p", { class: "tl-meta" }, [r.requested_by_name || r.requested_by, formatTime(r.requested_at),
           r.due_at ? `限 ${formatTime(r.due_at)} 前` : ""].filter(Boolean).join(" · ")),
         (r.items || []).length ? h("ul", { class: "loop-requested" }, r.items.map((item) =>
           h("li", { dataset: { item } }, h("span", { class: "loop-item-label" }, item),

@@ -73,8 +73,9 @@ function openViewer(file, url) {
     isPdf ? h("iframe", { class: "viewer-pdf", src: url, title: file.name }) : img);
   const overlay = h("div", { class: "viewer", role: "dialog", "aria-modal": "true", "aria-label": `查看材料：${file.name}` },
     h("div", { class: "viewer-head" },
-      h("p", { class: "viewer-title" }, file.name,
-        h("span", { class: "muted small" }, ` · ${SOURCES[file.source] || file.source} · ${sizeText(file.size)}`)),
+      h("p", { class: "viewer-title" },
+        h("span", { class: "viewer-name", title: file.name }, file.name),
+        h("span", { class: "muted small viewer-info" }, ` · ${SOURCES[file.source] || file.source} · ${sizeText(file.size)}`)),
       tools),
     stage);
   if (img) {
@@ -105,7 +106,7 @@ function fileRow(file) {
   return h("li", { class: "file-row", dataset: { fileId: file.id, source: file.source } },
     h("span", { class: `file-icon ${file.content_type === "application/pdf" ? "file-pdf" : "file-img"}`, "aria-hidden": "true" },
       file.content_type === "application/pdf" ? "PDF" : "IMG"),
-    h("span", { class: "file-meta" }, h("span", { class: "file-name" }, file.name),
+    h("span", { class: "file-meta" }, h("span", { class: "file-name", title: file.name }, file.name),
       h("span", { class: "muted small" }, `${SOURCES[file.source] || file.source} · ${sizeText(file.size)}`)),
     open);
 }

@@ -197,7 +197,7 @@ export function supplyForm(detail, ctx) {
   const form = h("form", { class: "task-form supply-form", novalidate: true },
     h("div", { class: "alert alert-info supply-reason" },
       h("span", {}, h("strong", {}, "补正要求："), asked?.reason || "—",
-        asked?.requested_by ? h("span", { class: "muted small" }, `（${asked.requested_by}）`) : null)),
+        asked?.requested_by ? h("span", { class: "muted small" }, `（${asked.requested_by_name || asked.requested_by}）`) : null)),
     alert.el, note.el, names.el, h("div", { class: "actions" }, send));
   for (const f of [note, names]) f.el.addEventListener("input", () => f.clear());
   form.addEventListener("submit", async (event) => {
