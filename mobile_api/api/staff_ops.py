@@ -135,7 +135,7 @@ def blueprint() -> Blueprint:
         if to_step is None:
             side = await supplements.request_supplement(request.app.ctx.engine, task,
                                                         actor=request.ctx.staff.username, reason=reason,
-                                                        items=items)
+                                                        items=items, on_behalf_of=behalf)
             return json(_supplement_case(await desk.task_with_case(task.id), side))
         result = await task_ops.return_to_step(request.app.ctx.engine, task.case_id,  # type: ignore[attr-defined]
                                                target_task_spec=to_step.strip(), actor=request.ctx.staff.username,

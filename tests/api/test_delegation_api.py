@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sanic import Sanic
 
-from engine.store.models import HumanTask
+from engine.store.models import CaseEvent, HumanTask
 from tests.api.helpers import OpenApiClient, citizen_token, error_of, running_api, seed_staff, staff_login
 from tests.api.test_applications_api import HUANG, RESIDENCE, STARTUP, WANG, started
 from tests.api.test_human_loop import open_task
@@ -64,6 +64,16 @@ async def test_delegate_sees_and_completes_the_officers_task_until_cancelled(api
     timeline = (await api.call("GET", f"{TASKS}/{task}", token=officer)).json()["timeline"]
     [entry] = [e for e in timeline if e["kind"] == "task_completed"]
     assert (entry["actor"], entry["on_behalf_of"], entry["actor_label"]) == ("samr02", "samr01", "samr02 代 张三")
+
+    # 补正 asked for the officer: the task waits for the applicant and comes back to the officer
+    third = await open_task((await started(api, citizen, "business-startup", STARTUP))["id"])
+    assert (await api.call("POST", f"{TASKS}/{third}/claim", token=officer)).status_code == 200
+    asked = await api.call("POST", f"{TASKS}/{third}/return", token=delegate, json={"reason": "请补充住所证明"})
+    assert asked.status_code == 200, asked.text
+    held = await HumanTask.get(id=third)
+    assert (held.state, held.assignee) == ("waiting", "samr01")
+    [requested] = await CaseEvent.filter(task_id=third, kind="supplement_requested")
+    assert (requested.actor, requested.detail["on_behalf_of"]) == ("samr02", "samr01")
 
     # cancelled: the officer's next claimed task is theirs alone again
     second = await started(api, citizen, "business-startup", STARTUP)
