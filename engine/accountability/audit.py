@@ -457,6 +457,7 @@ def step_entries(case_no: str, events: list[dict[str, Any]], records: list[tuple
         detail = {k: v for k, v in {
             "task_id": event.get("task_id"), "task_name": event.get("task_name"),
             "opinion": _masked(event.get("detail", {}) or {}, "opinion"),
+            "on_behalf_of": (event.get("detail") or {}).get("on_behalf_of"),  # 代理: the officer stood in for
             "service": (event.get("detail") or {}).get("service") if kind == "case.start" else None,
             "status": status if kind == "case.complete" else None}.items() if v is not None}
         entries.append(AuditEntry(kind, actor=event.get("actor"), department=event.get("department"),

@@ -337,9 +337,12 @@ class CaseEngine:
 
     async def complete_task(self, task_id: str | UUID, data: dict[str, Any] | None = None, *,
                             actor: str | None = None, opinion: str | None = None,
-                            cc: list[str] | None = None, actor_name: str | None = None) -> CaseResult:
+                            cc: list[str] | None = None, actor_name: str | None = None,
+                            on_behalf_of: dict[str, str] | None = None) -> CaseResult:
         """Complete a ready human task with data; ``TaskNotReady`` when it is done or not reached.
-        ``cc``: colleagues (usernames) the completed step is copied to (抄送, on its timeline entry)."""
+        ``cc``: colleagues (usernames) the completed step is copied to (抄送, on its timeline entry).
+        ``on_behalf_of``: ``{"on_behalf_of": officer, "on_behalf_of_name": name}`` when ``actor`` stands in
+        for the officer holding the task (代理); kept on the timeline entry and its audit record."""
         task_uuid = as_uuid(task_id)
         row = await HumanTask.get_or_none(id=task_uuid)
         if row is None:
@@ -365,7 +368,8 @@ class CaseEngine:
             "kind": "task_completed", "task_id": str(task.id), "task_name": spec.bpmn_name or spec.name,
             "actor": actor, "department": row.department,
             "detail": {**({"opinion": opinion} if opinion else {}),
-                       **({"cc": list(cc), "sender_name": actor_name or actor} if cc else {})} or None,
+                       **({"cc": list(cc), "sender_name": actor_name or actor} if cc else {}),
+                       **(on_behalf_of or {})} or None,
         }])
         await self._step(self._run_task_and_advance, task, workflow, step)
         async with self.commit(case, workflow, bundle, step, context=context) as tx:

@@ -67,10 +67,11 @@ def clean_items(items: Any) -> list[str]:
 
 
 async def request_supplement(engine: CaseEngine, task: HumanTask, *, actor: str, reason: str,
-                             items: list[str] | None = None) -> HumanTask:
-    """Hold ``task`` (a ready task or one claimed by ``actor``) and ask the applicant for
-    material (``items``: what to supply, listed); returns the side task. 409 when the case does
-    not run or the task moved on."""
+                             items: list[str] | None = None,
+                             on_behalf_of: dict[str, str] | None = None) -> HumanTask:
+    """Hold ``task`` (a ready task or one claimed by ``actor`` — or by the officer ``actor`` stands
+    in for, ``on_behalf_of``: 代理) and ask the applicant for material (``items``: what to supply,
+    listed); returns the side task. 409 when the case does not run or the task moved on."""
     if task.kind != "bpmn":
         raise NotAProcessTask()
     now = engine.deps.clock()
@@ -84,8 +85,9 @@ async def request_supplement(engine: CaseEngine, task: HumanTask, *, actor: str,
             raise Conflict("办件不在办理中，不能要求补正")
         if not await Case.filter(id=case.id, version=case.version).using_db(conn).update(version=case.version + 1):
             raise Conflict("办件已被他人更新，请刷新后重试")
-        held = await HumanTask.filter(Q(assignee__isnull=True) | Q(assignee=actor), id=task.id,
-                                      state__in=OPEN_TASK_STATES).using_db(conn).update(state=HELD, assignee=actor)
+        holder = (on_behalf_of or {}).get("on_behalf_of") or actor  # 代理: the task stays the officer's
+        held = await HumanTask.filter(Q(assignee__isnull=True) | Q(assignee=holder), id=task.id,
+                                      state__in=OPEN_TASK_STATES).using_db(conn).update(state=HELD, assignee=holder)
         if not held:
             raise Conflict("任务状态已变化，请刷新后重试")
         department = WINDOW_DEPARTMENT if case.channel == "window" else None
@@ -96,10 +98,12 @@ async def request_supplement(engine: CaseEngine, task: HumanTask, *, actor: str,
         await CaseEvent.create(case_id=case.id, kind="supplement_requested", task_id=str(task.id),
                                task_name=task.name, actor=actor, department=task.department,
                                detail={"opinion": reason, "side_task_id": str(side.id), "items": items,
-                                       "due_at": due_at.isoformat()}, created_at=now, using_db=conn)
+                                       "due_at": due_at.isoformat(), **(on_behalf_of or {})},
+                               created_at=now, using_db=conn)
         await audit.record(conn, "task.supplement_request", actor=actor, department=task.department,
                            case_no=case.case_no, subject=str(task.id), now=now,
-                           detail={"task_name": task.name, "items": items, "opinion": audit.mask_text(reason)})
+                           detail={"task_name": task.name, "items": items, "opinion": audit.mask_text(reason),
+                                   **(on_behalf_of or {})})
         await _clock(engine, conn, case, now)
         step = Step(events=[{"kind": "supplement_requested", "actor": actor, "detail": {"opinion": reason, "items": items}}])
         await engine.run_step_hooks(conn, [StepWrite(case=case, status=case.status, data=None, step=step,

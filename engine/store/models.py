@@ -128,6 +128,27 @@ class HumanTask(Model):
         indexes = (("department", "state", "due_at"), ("case_id", "state"), ("kind", "assignee", "state"))
 
 
+class Delegation(Model):
+    """代理: while ``starts_at <= now < ends_at`` (and not cancelled) ``delegate`` sees and handles the
+    tasks ``officer`` holds, acting 代 ``officer`` (engine.workbench.delegation)."""
+
+    id = fields.IntField(primary_key=True)
+    officer = fields.CharField(max_length=64)
+    delegate = fields.CharField(max_length=64)
+    starts_at = fields.DatetimeField()
+    ends_at = fields.DatetimeField()
+    reason = fields.CharField(max_length=200, null=True)
+    created_by = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    cancelled_at = fields.DatetimeField(null=True)
+    cancelled_by = fields.CharField(max_length=64, null=True)
+
+    class Meta:
+        table = "delegations"
+        # (delegate, ends_at): every inbox call asks "whom do I stand in for now" — a few rows per person
+        indexes = (("delegate", "ends_at"), ("officer", "ends_at"))
+
+
 class CaseEvent(Model):
     """The case timeline, and the outbox of BPMN events the workflow sent out."""
 

@@ -42,7 +42,7 @@ from engine.kernel.supplement import SUPPLEMENT, NotAProcessTask, WaitingForAppl
 from engine.platform.kv import KV
 from engine.store.db import db_connection
 from engine.store.models import Case, CaseEvent, HumanTask, StaffUser
-from engine.workbench import assignment
+from engine.workbench import assignment, delegation
 
 # Lockout: MAX_FAILURES wrong passwords for one account from one client address stop that pair for
 # LOCK_S. One account attacked from many addresses is slowed down, never locked: past SLOW_AFTER
@@ -233,15 +233,28 @@ async def _capped_sum(parts: list[Any]) -> int:
     return total
 
 
-def _parts(staff: StaffUser, status: str | None, due: str | None, now: datetime) -> list[Any]:
+def _parts(staff: StaffUser, status: str | None, due: str | None, now: datetime,
+           officers: Any = ()) -> list[Any]:
     """The inbox filter as disjoint OR-free queries, each one range of an index: per department and
     state lane on (department, state, due_at); 加签 tasks assigned to ``staff`` on (kind, assignee, state).
-    One query with the ORs would make the database read every matching row (bench/scale.py)."""
+    One query with the ORs would make the database read every matching row (bench/scale.py).
+    ``officers``: those ``staff`` stands in for now (代理): the tasks they hold — claimed, transferred
+    to them outside ``staff``'s departments (inside, the department lane lists them already), 加签."""
     lanes = _status_lanes(staff, status)
     mine = Q(kind="cosign", assignee=staff.username)
-    parts = [HumanTask.filter(department=d).exclude(kind="cosign").filter(lane).filter(_due_q(due, now))
+    due_q = _due_q(due, now)
+    parts = [HumanTask.filter(department=d).exclude(kind="cosign").filter(lane).filter(due_q)
              for d in departments_of(staff) for lane in lanes]
-    return parts + [HumanTask.filter(mine).filter(lane).filter(_due_q(due, now)) for lane in lanes]
+    parts += [HumanTask.filter(mine).filter(lane).filter(due_q) for lane in lanes]
+    own = departments_of(staff)
+    for officer in officers:
+        if status in (None, "mine"):
+            parts.append(HumanTask.filter(kind__not="cosign", assignee=officer, state="claimed").filter(due_q))
+        if status in (None, "ready"):
+            parts.append(HumanTask.filter(kind__not="cosign", assignee=officer, state="ready")
+                         .exclude(department__in=own).filter(due_q))
+            parts.append(HumanTask.filter(kind="cosign", assignee=officer, state="ready").filter(due_q))
+    return parts
 
 
 async def _page(parts: list[Any], order: tuple[str, ...], skip: int, take: int) -> list[HumanTask]:
@@ -264,7 +277,8 @@ async def inbox(staff: StaffUser, *, status: str | None = None, due: str | None 
     counts within ``status``). ``total`` and ``counts`` stop at ``COUNT_CAP`` (the page shows 999+):
     the cost of a call stays flat however large a department's backlog grows."""
     now = now or utcnow()
-    parts = _parts(staff, status, due, now)
+    officers = await delegation.principals(staff.username, now)
+    parts = _parts(staff, status, due, now, officers)
     total = await _capped_sum(parts)
     offset = (page - 1) * size
     rows = await _page([p.filter(due_at__isnull=False) for p in parts], ("due_at", "created_at", "id"), offset,
@@ -273,20 +287,23 @@ async def inbox(staff: StaffUser, *, status: str | None = None, due: str | None 
         dated = offset + len(rows) if rows else await _capped_sum([p.filter(due_at__isnull=False) for p in parts])
         rows += await _page([p.filter(due_at__isnull=True) for p in parts], ("created_at", "id"),
                             max(0, offset - dated), size - len(rows))
-    counts = {s: await _capped_sum(_parts(staff, s, None, now)) for s in STATUSES}
-    counts.update({d: await _capped_sum(_parts(staff, status, d, now)) for d in DUES})
-    return {"items": [task_view(t, department_names or {}, now) for t in rows], "page": page, "size": size,
-            "total": total, "counts": counts}
+    counts = {s: await _capped_sum(_parts(staff, s, None, now, officers)) for s in STATUSES}
+    counts.update({d: await _capped_sum(_parts(staff, status, d, now, officers)) for d in DUES})
+    return {"items": [task_view(t, department_names or {}, now, officers) for t in rows], "page": page,
+            "size": size, "total": total, "counts": counts}
 
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def task_view(task: HumanTask, department_names: dict[str, str], now: datetime | None = None) -> dict[str, Any]:
-    """One task as the workbench lists it (``task.case`` fetched)."""
+def task_view(task: HumanTask, department_names: dict[str, str], now: datetime | None = None,
+              officers: dict[str, str] | None = None) -> dict[str, Any]:
+    """One task as the workbench lists it (``task.case`` fetched). ``officers``: those the viewer
+    stands in for (代理); a task one of them holds carries ``on_behalf_of`` (the page shows 代 张三)."""
     case: Case = task.case  # type: ignore[assignment]
     now = now or utcnow()
+    behalf = task.assignee if officers and task.assignee in officers else None
     return {
         "id": str(task.id), "kind": task.kind, "task_spec": task.task_spec, "name": task.name,
         "department": task.department, "department_name": department_names.get(task.department or "",
@@ -296,12 +313,15 @@ def task_view(task: HumanTask, department_names: dict[str, str], now: datetime |
         "created_at": task.created_at.isoformat(), "due_at": iso(task.due_at),
         "overdue": bool(task.due_at and task.due_at < now and task.state in ("ready", "claimed")),
         "completed_at": iso(task.completed_at), "completed_by": task.completed_by,
+        "on_behalf_of": behalf, "on_behalf_of_name": (officers or {}).get(behalf or ""),
     }
 
 
 # ------------------------------------------------------------------ one task
-async def visible_task(staff: StaffUser, task_id: str | UUID) -> HumanTask:
-    """The task (case fetched); 404 when absent, 403 when outside ``staff``'s departments."""
+async def visible_task(staff: StaffUser, task_id: str | UUID, now: datetime | None = None) -> HumanTask:
+    """The task (case fetched); 404 when absent, 403 when outside ``staff``'s departments — unless it
+    is held by an officer ``staff`` stands in for now (代理; 403 ``delegation_not_active`` outside
+    the period)."""
     try:
         uuid = task_id if isinstance(task_id, UUID) else UUID(str(task_id))
     except ValueError:
@@ -311,7 +331,10 @@ async def visible_task(staff: StaffUser, task_id: str | UUID) -> HumanTask:
         raise NotFound("任务不存在")
     if task.department not in departments_of(staff) and not (task.kind == "cosign"
                                                               and task.assignee == staff.username):
-        raise ForbiddenDepartment()
+        _, behalf = await delegation.holder(staff, task, now or utcnow())
+        if behalf is None:
+            await delegation.check_outside_period(staff, task)
+            raise ForbiddenDepartment()
     return task
 
 
@@ -353,7 +376,19 @@ def timeline_view(events: list[CaseEvent], names: dict[str, str],
         "task_id": e.task_id, "actor": e.actor, "actor_name": actor_name(e.actor, people),
         "department": e.department, "department_name": names.get(e.department or "", e.department),
         "opinion": _opinion(e), "at": e.created_at.isoformat(), "decision": _decision(e),
+        **_behalf(e, people),
     } for e in events if e.kind != "bpmn_event"]
+
+
+def _behalf(event: CaseEvent, people: dict[str, str]) -> dict[str, Any]:
+    """代理: the officer the actor stood in for, and the label the timeline shows (李四（…） 代 张三)."""
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    officer = detail.get("on_behalf_of")
+    who = actor_name(event.actor, people)
+    if not officer:
+        return {"on_behalf_of": None, "actor_label": who}
+    return {"on_behalf_of": officer,
+            "actor_label": f"{who} 代 {detail.get('on_behalf_of_name') or people.get(officer) or officer}"}
 
 
 def _opinion(event: CaseEvent) -> str | None:
@@ -397,7 +432,7 @@ async def _event(task: HumanTask, kind: str, staff: StaffUser, now: datetime, op
     if conn is None:
         async with in_transaction() as own:
             return await _event(task, kind, staff, now, opinion, conn=own, **detail)
-    body = {**detail, **({"opinion": opinion} if opinion else {})}
+    body = {**{k: v for k, v in detail.items() if v is not None}, **({"opinion": opinion} if opinion else {})}
     await CaseEvent.create(case_id=task.case_id, kind=kind, task_id=str(task.id),  # type: ignore[attr-defined]
                            task_name=task.name, actor=staff.username, department=task.department,
                            detail=body or None, created_at=now, using_db=conn)
@@ -405,35 +440,46 @@ async def _event(task: HumanTask, kind: str, staff: StaffUser, now: datetime, op
     await audit.record(conn, _AUDIT_KINDS.get(kind, f"task.{kind}"), actor=staff.username,
                        department=task.department, case_no=case_no, subject=str(task.id), now=now,
                        detail={"task_name": task.name, "task_kind": task.kind,
+                               **({"on_behalf_of": body["on_behalf_of"]} if body.get("on_behalf_of") else {}),
                                **({"opinion": audit.mask_text(opinion)} if opinion else {})})
 
 
-async def _refused(task_id: UUID, staff: StaffUser) -> GovflowError:
-    """Why a conditional update on ``task_id`` touched no row."""
+async def _refused(task_id: UUID, staff: StaffUser, holder: str | None = None) -> GovflowError:
+    """Why a conditional update on ``task_id`` touched no row (``holder``: whose hands ``staff``
+    acts with — the officer they stand in for, 代理)."""
     task = await HumanTask.get(id=task_id)
     if task.state in ("completed", "cancelled"):
         return TaskAlreadyCompleted()
     if task.state == HELD_STATE:
         return WaitingForApplicant()
-    if task.state == "claimed" and task.assignee != staff.username:
+    me = holder or staff.username
+    if task.assignee and task.assignee != me:
+        try:
+            await delegation.check_outside_period(staff, task)
+        except delegation.DelegationNotActive as outside:
+            return outside
+    if task.state == "claimed" and task.assignee != me:
         return TaskAlreadyClaimed(f"该任务已被 {task.assignee} 认领，请刷新待办列表")
-    if task.state == "ready" and task.assignee not in (None, staff.username):
+    if task.state == "ready" and task.assignee not in (None, me):
         return TaskAlreadyClaimed(f"该任务已转办给 {task.assignee}，请刷新待办列表")
     return TaskNotClaimed()
 
 
-async def open_task_of(staff: StaffUser, task_id: str, *, engine: CaseEngine | None = None) -> HumanTask:
-    """A visible open process task that is ready or claimed by ``staff`` — the task an operation
-    (return, transfer, add a signer, complete) may act on; the same 409s as the inbox otherwise.
-    With ``engine``: also 409 ``own_case_recusal`` when the case names ``staff``'s own person (退回,
-    补正, 加签 act on the decision; handing one's own case on with 转办 stays allowed)."""
-    task = await visible_task(staff, task_id)
+async def open_task_of(staff: StaffUser, task_id: str, now: datetime | None = None, *,
+                       engine: CaseEngine | None = None) -> HumanTask:
+    """A visible open process task that is ready or claimed by ``staff`` (or by an officer ``staff``
+    stands in for now, 代理) — the task an operation (return, transfer, add a signer, complete) may
+    act on; the same 409s as the inbox otherwise. With ``engine``: also 409 ``own_case_recusal``
+    when the case names ``staff``'s own person (退回, 补正, 加签 act on the decision; handing one's
+    own case on with 转办 stays allowed). The person acting is ``staff``, also for a delegation."""
+    task, behalf = await acting_on(staff, task_id, now)
     if task.state in ("completed", "cancelled"):
         raise TaskAlreadyCompleted()
     if task.state == HELD_STATE:
         raise WaitingForApplicant()
-    if task.assignee and task.assignee != staff.username:  # claimed by, or transferred to, someone else
-        raise TaskAlreadyClaimed(f"该任务已被 {task.assignee} 认领")
+    if task.assignee and task.assignee != staff.username and behalf is None:
+        await delegation.check_outside_period(staff, task)  # 403 delegation_not_active
+        raise TaskAlreadyClaimed(f"该任务已被 {task.assignee} 认领")  # claimed by, or transferred to, someone else
     if task.kind != "bpmn":
         raise NotAProcessTask()
     if engine is not None:
@@ -441,9 +487,19 @@ async def open_task_of(staff: StaffUser, task_id: str, *, engine: CaseEngine | N
     return task
 
 
-def _free_for(staff: StaffUser) -> Q:
-    """A ready task nobody holds, or one transferred (转办) to ``staff``."""
-    return Q(assignee__isnull=True) | Q(assignee=staff.username)
+async def acting_on(staff: StaffUser, task_id: str | UUID,
+                    now: datetime | None = None) -> tuple[HumanTask, dict[str, str] | None]:
+    """The visible task and, when ``staff`` acts on it for the officer holding it (代理), the
+    ``on_behalf_of`` detail for the timeline and audit; ``None`` when they act for themselves."""
+    now = now or utcnow()
+    task = await visible_task(staff, task_id, now)
+    _, behalf = await delegation.holder(staff, task, now)
+    return task, behalf
+
+
+def _free_for(username: str) -> Q:
+    """A ready task nobody holds, or one transferred (转办) to ``username``."""
+    return Q(assignee__isnull=True) | Q(assignee=username)
 
 
 async def claim(staff: StaffUser, task_id: str, *, now: datetime | None = None,
@@ -451,31 +507,35 @@ async def claim(staff: StaffUser, task_id: str, *, now: datetime | None = None,
     """Take a ready task of one's department (free or transferred to one); 409 when someone else
     has it or it is done, or (with ``engine``) when the task's rules exclude ``staff`` (a second
     会签 instance of the same case, 回避: engine.workbench.assignment)."""
-    task, now = await visible_task(staff, task_id), now or utcnow()
+    now = now or utcnow()
+    task, behalf = await acting_on(staff, task_id, now)
+    who = behalf["on_behalf_of"] if behalf else staff.username  # 代理: claimed for the officer
     if task.kind == "cosign":
         raise SignInstead()
     if engine is not None and task.state == "ready":
         await assignment.check_row(engine, task, staff.username)
     async with in_transaction() as conn:
-        taken = await HumanTask.filter(_free_for(staff), id=task.id, state="ready").using_db(conn).update(
-            state="claimed", assignee=staff.username)
+        taken = await HumanTask.filter(_free_for(who), id=task.id, state="ready").using_db(conn).update(
+            state="claimed", assignee=who)
         if taken:
-            await _event(task, "task_claimed", staff, now, conn=conn)
+            await _event(task, "task_claimed", staff, now, conn=conn, **(behalf or {}))
     if not taken:
-        raise await _refused(task.id, staff)
+        raise await _refused(task.id, staff, who)
     return await HumanTask.get(id=task.id).select_related("case")
 
 
 async def unclaim(staff: StaffUser, task_id: str, *, now: datetime | None = None) -> HumanTask:
     """Put one's own claimed task back to ready; only the claimer may."""
-    task, now = await visible_task(staff, task_id), now or utcnow()
+    now = now or utcnow()
+    task, behalf = await acting_on(staff, task_id, now)
+    who = behalf["on_behalf_of"] if behalf else staff.username
     async with in_transaction() as conn:
-        freed = await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).using_db(conn).update(
+        freed = await HumanTask.filter(id=task.id, state="claimed", assignee=who).using_db(conn).update(
             state="ready", assignee=None)
         if freed:
-            await _event(task, "task_unclaimed", staff, now, conn=conn)
+            await _event(task, "task_unclaimed", staff, now, conn=conn, **(behalf or {}))
     if not freed:
-        raise await _refused(task.id, staff)
+        raise await _refused(task.id, staff, who)
     return await HumanTask.get(id=task.id).select_related("case")
 
 
@@ -485,17 +545,19 @@ async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dic
     """Complete a ready task or one's own claimed task. The task is claimed first (atomically),
     so a concurrent second officer gets 409; invalid data → 422 and the claim is undone.
     ``cc``: colleagues the completed step is copied to (抄送; process tasks only)."""
-    task, now = await visible_task(staff, task_id), engine.deps.clock()
+    now = engine.deps.clock()
+    task, behalf = await acting_on(staff, task_id, now)
+    who = behalf["on_behalf_of"] if behalf else staff.username  # 代理: the task stays the officer's
     if task.kind == "cosign":
         raise SignInstead()
     if cc:
         if task.kind != "bpmn":
             raise ValidationFailed("抄送只适用于流程办理任务", fields={"cc": "加签、补正、督办等附属任务不能抄送"})
         await check_colleagues(cc)
-    auto = await HumanTask.filter(_free_for(staff), id=task.id, state="ready").update(
-        state="claimed", assignee=staff.username)
-    if not auto and not await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).exists():
-        raise await _refused(task.id, staff)
+    auto = await HumanTask.filter(_free_for(who), id=task.id, state="ready").update(
+        state="claimed", assignee=who)
+    if not auto and not await HumanTask.filter(id=task.id, state="claimed", assignee=who).exists():
+        raise await _refused(task.id, staff, who)
     try:
         if task.kind == SUPPLEMENT:  # a clerk supplies for a walk-in citizen
             await supply(engine, task, data or {}, actor=staff.username, department=task.department,
@@ -505,42 +567,47 @@ async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dic
 
             await decide(engine, staff, task, data, certificate_type_of=certificate_type_of)
         elif task.kind != "bpmn":
-            await _complete_side_task(task, staff, data, opinion, now)
+            await _complete_side_task(task, staff, data, opinion, now, who, behalf)
         else:
-            await _complete_bpmn(engine, staff, task, data, opinion, cc)
+            await _complete_bpmn(engine, staff, task, data, opinion, cc, who, behalf)
     except BaseException:
         if auto:  # back as it was: free, or still transferred (转办) to this officer
-            await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).update(
+            await HumanTask.filter(id=task.id, state="claimed", assignee=who).update(
                 state="ready", assignee=task.assignee)
         raise
     return await HumanTask.get(id=task.id).select_related("case")
 
 
 async def _complete_bpmn(engine: CaseEngine, staff: StaffUser, task: HumanTask, data: dict[str, Any] | None,
-                         opinion: str | None, cc: list[str] | None = None) -> None:
+                         opinion: str | None, cc: list[str] | None = None, who: str | None = None,
+                         behalf: dict[str, str] | None = None) -> None:
     for attempt in range(3):  # another department's task on the same case may commit in between
         try:
+            # the signer is the person acting (distinct 会签 signers, 回避 check their identity)
             await engine.complete_task(task.id, data, actor=staff.username, opinion=opinion, cc=cc,
-                                       actor_name=staff.name)
+                                       actor_name=staff.name, on_behalf_of=behalf)
             return
         except TaskNotReady:
             raise TaskAlreadyCompleted() from None
         except Conflict:
-            still_mine = await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).exists()
+            still_mine = await HumanTask.filter(id=task.id, state="claimed",
+                                                assignee=who or staff.username).exists()
             if not still_mine or attempt == 2:
                 raise
             await asyncio.sleep(0.05 * (attempt + 1))
 
 
 async def _complete_side_task(task: HumanTask, staff: StaffUser, data: dict[str, Any] | None,
-                              opinion: str | None, now: datetime) -> None:
+                              opinion: str | None, now: datetime, who: str | None = None,
+                              behalf: dict[str, str] | None = None) -> None:
     """Escalation and review tasks are not workflow tasks: mark done, note it on the timeline."""
     async with in_transaction() as conn:
-        done = await HumanTask.filter(id=task.id, state="claimed", assignee=staff.username).using_db(conn).update(
-            state="completed", completed_at=now, completed_by=staff.username)
+        done = await HumanTask.filter(id=task.id, state="claimed", assignee=who or staff.username) \
+            .using_db(conn).update(state="completed", completed_at=now, completed_by=staff.username)
         if not done:
             raise TaskAlreadyCompleted()
-        await _event(task, "task_completed", staff, now, opinion, conn=conn, **({"data": data} if data else {}))
+        await _event(task, "task_completed", staff, now, opinion, conn=conn, **({"data": data} if data else {}),
+                     **(behalf or {}))
 
 
 MAX_CC = 10
@@ -569,7 +636,8 @@ async def colleagues(staff: StaffUser) -> list[dict[str, Any]]:
 
 async def comment(staff: StaffUser, task_id: str, text: str, *, now: datetime | None = None) -> dict[str, Any]:
     """A note on the case timeline by a staff member of the task's department."""
-    task, now = await visible_task(staff, task_id), now or utcnow()
+    now = now or utcnow()
+    task = await visible_task(staff, task_id, now)
     await _event(task, "comment", staff, now, text)
     return {"task_id": str(task.id), "actor": staff.username, "department": task.department, "opinion": text,
             "at": now.isoformat()}

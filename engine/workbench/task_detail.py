@@ -18,7 +18,7 @@ from engine.errors import GovflowError
 from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, current_data
 from engine.kernel.supplement import SUPPLEMENT, case_rounds, main_task_id
 from engine.store.models import Case, CaseEvent, HumanTask, ProcessDefinition, StaffUser
-from engine.workbench import assignment
+from engine.workbench import assignment, delegation
 from engine.workbench import staff as desk
 from engine.workbench.files import application_view, materials_view
 from engine.workbench.rectification import rectification_view
@@ -77,8 +77,9 @@ async def action_state(engine: CaseEngine, staff: StaffUser, task: HumanTask, ca
     """``(actions, blocked)``: the operations ``staff`` may perform on ``task`` now (in ``ACTIONS``
     order), and for the operations this kind of task has but ``staff`` may not perform now, why
     not (Chinese, for the page to show beside a disabled button — never a silently missing one)."""
-    me, allowed = staff.username, {"comment"}
+    allowed: set[str] = {"comment"}
     blocked: dict[str, str] = {}
+    me, _ = await delegation.holder(staff, task, engine.deps.clock())  # 代理: the officer's hands
     free = task.state == "ready" and task.assignee in (None, me)
     mine = task.state == "claimed" and task.assignee == me
     running = case.status == "running"
@@ -108,8 +109,9 @@ async def action_state(engine: CaseEngine, staff: StaffUser, task: HumanTask, ca
                 allowed.discard("complete")
                 blocked["complete"] = f"需等待加签人 {'、'.join(str(w) for w in waiting)} 签署意见后才能办结"
             spiff = workflow.get_task_from_id(task.id)
-            problem = await assignment.refusal(workflow, spiff, me, pii_key=assignment.index_key(engine)) \
-                if spiff is not None else None
+            # the person acting is the one who signs, also for an officer they stand in for (代理)
+            problem = await assignment.refusal(workflow, spiff, staff.username,
+                                               pii_key=assignment.index_key(engine)) if spiff is not None else None
             if problem is not None:  # own case, distinct 会签 signers, 回避 (engine.workbench.assignment)
                 allowed -= {"claim", "complete"}
                 blocked["complete"] = problem.message
@@ -119,7 +121,7 @@ async def action_state(engine: CaseEngine, staff: StaffUser, task: HumanTask, ca
                     for action in ("return", "supplement_request", "add_signer"):
                         allowed.discard(action)
                         blocked[action] = problem.message
-    elif task.kind == "bpmn" and task.state == "completed" and task.completed_by == me:
+    elif task.kind == "bpmn" and task.state == "completed" and task.completed_by == staff.username:
         if await _withdrawable(engine, task, case, workflow):
             allowed.add("withdraw")
         else:
@@ -168,7 +170,7 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     补正 rounds, ``return_targets``, ``colleagues`` and ``actions``."""
     from forms import load_form
 
-    task = await desk.visible_task(staff, task_id)
+    task = await desk.visible_task(staff, task_id, engine.deps.clock())
     case: Case = task.case  # type: ignore[assignment]
     names = engine.deps.departments
     _, workflow, bundle = await engine.load(case.id)
@@ -198,7 +200,8 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     await desk.log_case_read(engine, staff, task, case, applicant)
     actions, blocked = await action_state(engine, staff, task, case, workflow, targets=targets, peers=peers)
     return {
-        "task": {**desk.task_view(task, names),
+        "task": {**desk.task_view(task, names, officers=await delegation.principals(staff.username,
+                                                                                      engine.deps.clock())),
                  "assignee_name": desk.actor_name(task.assignee, people) if task.assignee else None},
         "form": form, "materials": materials, "application": application,
         "case": {"id": case.id, "case_no": case.case_no, "service": case.service,

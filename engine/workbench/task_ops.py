@@ -79,8 +79,10 @@ def countersign_outcome(signatures: list[dict[str, Any]], rule: str | float = "a
 
 # ---------------------------------------------------------------------------- 退回 / 撤回
 async def return_to_step(engine: CaseEngine, case_id: int, *, target_task_spec: str, actor: str,
-                         department: str | None, reason: str) -> CaseResult:
-    """退回: reset the case to the latest completed instance of a human step; it is ready again."""
+                         department: str | None, reason: str,
+                         on_behalf_of: dict[str, str] | None = None) -> CaseResult:
+    """退回: reset the case to the latest completed instance of a human step; it is ready again.
+    ``on_behalf_of``: the officer ``actor`` stands in for (代理), kept on the timeline and audit."""
     case, workflow, bundle = await engine.load(case_id)
     if case.status != "running":
         raise Conflict("办件不在办理中，不能退回")
@@ -92,7 +94,7 @@ async def return_to_step(engine: CaseEngine, case_id: int, *, target_task_spec: 
     spec = target.task_spec
     event = {"kind": "task_returned", "task_id": str(target.id), "task_name": spec.bpmn_name or spec.name,
              "actor": actor, "department": department,
-             "detail": {"opinion": reason, "target_task_spec": target_task_spec}}
+             "detail": {"opinion": reason, "target_task_spec": target_task_spec, **(on_behalf_of or {})}}
     # a 会签 step restarts as a whole: every instance afresh, the collected signatures emptied
     return await _reset_to(engine, case, workflow, bundle, lambda: reset_activity(workflow, target), event,
                            assignee=None)
@@ -163,9 +165,12 @@ async def _reset_to(engine: CaseEngine, case: Case, workflow: Any, bundle: Any, 
 
 # ---------------------------------------------------------------------------- 转办
 async def transfer(engine: CaseEngine, task_id: str | UUID, *, actor: str, to_username: str,
-                   staff_lookup: StaffLookup, reason: str | None = None) -> HumanTask:
-    """转办: give an open task — free, or held by ``actor`` — to another staff member of the task's
-    department; ``TaskNotReady`` (409) when it was claimed by someone else or closed meanwhile."""
+                   staff_lookup: StaffLookup, reason: str | None = None,
+                   on_behalf_of: dict[str, str] | None = None) -> HumanTask:
+    """转办: give an open task — free, or held by ``actor`` (or by the officer ``actor`` stands in for,
+    ``on_behalf_of``: 代理) — to another staff member of the task's department; ``TaskNotReady``
+    (409) when it was claimed by someone else or closed meanwhile."""
+    holder = on_behalf_of["on_behalf_of"] if on_behalf_of else actor
     row = await _open_row(task_id)
     departments = staff_lookup(to_username)
     if inspect.isawaitable(departments):
@@ -179,11 +184,11 @@ async def transfer(engine: CaseEngine, task_id: str | UUID, *, actor: str, to_us
     async with in_transaction() as conn:
         case = await _bump_version(conn, row.case_id)  # type: ignore[attr-defined]
         # only a free task or one's own: a colleague's claim committed meanwhile makes this a 409
-        updated = await HumanTask.filter(Q(assignee__isnull=True) | Q(assignee=actor), id=row.id,
+        updated = await HumanTask.filter(Q(assignee__isnull=True) | Q(assignee=holder), id=row.id,
                                          state__in=OPEN_TASK_STATES).using_db(conn).update(assignee=to_username)
         if updated == 0:
             raise TaskNotReady()
-        detail = {"from": row.assignee, "to": to_username, "opinion": reason}
+        detail = {"from": row.assignee, "to": to_username, "opinion": reason, **(on_behalf_of or {})}
         await CaseEvent.create(case_id=row.case_id, kind="task_transferred",  # type: ignore[attr-defined]
                                task_id=str(row.id), task_name=row.name, actor=actor, department=row.department,
                                detail=detail, created_at=now, using_db=conn)
@@ -202,7 +207,8 @@ def _masked_text(text: Any) -> Any:
 
 # ---------------------------------------------------------------------------- 加签
 async def add_signer(engine: CaseEngine, task_id: str | UUID, *, actor: str, user: str,
-                     position: str, opinion: str | None = None) -> HumanTask:
+                     position: str, opinion: str | None = None,
+                     on_behalf_of: dict[str, str] | None = None) -> HumanTask:
     """加签: 'before' blocks the main task until ``user`` signed; 'after' asks ``user`` to sign
     once the main task is completed. Returns the side task row."""
     if position not in POSITIONS:
@@ -223,22 +229,25 @@ async def add_signer(engine: CaseEngine, task_id: str | UUID, *, actor: str, use
         await CaseEvent.create(case_id=row.case_id, kind="signer_added",  # type: ignore[attr-defined]
                                task_id=str(row.id), task_name=row.name, actor=actor, department=row.department,
                                detail={"user": user, "position": position, "side_task_id": str(side.id),
-                                       "opinion": opinion}, created_at=now, using_db=conn)
+                                       "opinion": opinion, **(on_behalf_of or {})}, created_at=now,
+                               using_db=conn)
         await audit.record(conn, "task.add_signer", actor=actor, department=row.department, case_no=case.case_no,
                            subject=str(row.id), now=now, detail={"task_name": row.name, "user": user,
                                                                  "position": position,
                                                                  "opinion": _masked_text(opinion),
-                                                                 "side_task_id": str(side.id)})
+                                                                 "side_task_id": str(side.id),
+                                                                 **(on_behalf_of or {})})
     return side
 
 
 async def complete_cosign(engine: CaseEngine, side_task_id: str | UUID, *, actor: str, opinion: str,
-                          approve: bool) -> HumanTask:
-    """The added signer gives an opinion; a 'before' signer thereby unblocks the main task."""
+                          approve: bool, on_behalf_of: dict[str, str] | None = None) -> HumanTask:
+    """The added signer (or whoever stands in for them, ``on_behalf_of``: 代理) gives an opinion; a
+    'before' signer thereby unblocks the main task."""
     row = await _open_row(side_task_id)
     if row.kind != COSIGN:
         raise Conflict("该任务不是加签任务")
-    if row.assignee != actor:
+    if row.assignee != (on_behalf_of["on_behalf_of"] if on_behalf_of else actor):
         raise NotYourTask("只能办理本人的加签任务")
     _, position, main_id = row.task_spec.split(":", 2)
     now = engine.deps.clock()
@@ -251,11 +260,13 @@ async def complete_cosign(engine: CaseEngine, side_task_id: str | UUID, *, actor
         await CaseEvent.create(case_id=row.case_id, kind="cosign_completed",  # type: ignore[attr-defined]
                                task_id=str(row.id), task_name=row.name, actor=actor, department=row.department,
                                detail={"opinion": opinion, "approve": approve, "position": position,
-                                       "main_task_id": main_id}, created_at=now, using_db=conn)
+                                       "main_task_id": main_id, **(on_behalf_of or {})},
+                               created_at=now, using_db=conn)
         await audit.record(conn, "task.cosign", actor=actor, department=row.department, case_no=case.case_no,
                            subject=str(row.id), now=now, detail={"task_name": row.name,
                                                                  "opinion": _masked_text(opinion),
-                                                                 "approve": approve, "main_task_id": main_id})
+                                                                 "approve": approve, "main_task_id": main_id,
+                                                                 **(on_behalf_of or {})})
     row.state, row.completed_by = "completed", actor
     return row
 

@@ -18,6 +18,7 @@ def v1_blueprints() -> list[Blueprint]:
         services,
         staff,
         staff_certificates,
+        staff_delegation,
         staff_files,
         staff_intake,
         staff_ops,
@@ -30,4 +31,4 @@ def v1_blueprints() -> list[Blueprint]:
             staff.blueprint(), staff_intake.blueprint(),
             staff_ops.blueprint(), staff_certificates.blueprint(), designer.blueprint(), access_log.blueprint(),
             uploads.blueprint(), staff_files.blueprint(), messages.blueprint(), verifiers.blueprint(),
-            stats.blueprint(), documents.blueprint()]
+            stats.blueprint(), documents.blueprint(), staff_delegation.blueprint()]

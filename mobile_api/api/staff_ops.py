@@ -81,7 +81,18 @@ def _case(result: CaseResult) -> dict[str, Any]:
 
 
 _departments_of = desk.active_departments
-_open_and_mine = desk.open_task_of
+
+
+async def _acting(request: Request, task_id: str, *, own_case: bool = True,
+                  ) -> tuple[HumanTask, dict[str, str] | None]:
+    """The open task the caller may operate on, and for whom (代理: the officer they stand in for).
+    ``own_case``: also refuse (409 own_case_recusal) when the case names the caller's own person —
+    退回, 补正, 加签 act on the decision; handing one's own case on with 转办 stays allowed."""
+    engine = request.app.ctx.engine
+    now = engine.deps.clock()
+    task = await desk.open_task_of(request.ctx.staff, task_id, now, engine=engine if own_case else None)
+    _, behalf = await desk.acting_on(request.ctx.staff, task.id, now)
+    return task, behalf
 
 
 async def _view(request: Request, task_id: Any) -> HTTPResponse:
@@ -124,15 +135,15 @@ def blueprint() -> Blueprint:
             raise ValidationFailed("补正事项填写有误", fields={"items": "应为 1–10 项、每项 1–100 字的文本"})
         if items is not None and to_step is not None:
             raise ValidationFailed("退回到已办环节时不能列补正事项", fields={"items": "仅要求申请人补正时填写"})
-        task = await _open_and_mine(request.ctx.staff, task_id, engine=request.app.ctx.engine)
+        task, behalf = await _acting(request, task_id)
         if to_step is None:
             side = await supplements.request_supplement(request.app.ctx.engine, task,
                                                         actor=request.ctx.staff.username, reason=reason,
-                                                        items=items)
+                                                        items=items, on_behalf_of=behalf)
             return json(_supplement_case(await desk.task_with_case(task.id), side))
         result = await task_ops.return_to_step(request.app.ctx.engine, task.case_id,  # type: ignore[attr-defined]
                                                target_task_spec=to_step.strip(), actor=request.ctx.staff.username,
-                                               department=task.department, reason=reason)
+                                               department=task.department, reason=reason, on_behalf_of=behalf)
         return json(_case(result))
 
     @bp.post("/tasks/<task_id:str>/transfer")
@@ -146,9 +157,10 @@ def blueprint() -> Blueprint:
         body = json_body(request)
         to = _text(body, "to", "接收人", required=True)
         reason = _text(body, "reason", "转办理由", required=False)
-        task = await _open_and_mine(request.ctx.staff, task_id)
+        task, behalf = await _acting(request, task_id, own_case=False)
         await task_ops.transfer(request.app.ctx.engine, task.id, actor=request.ctx.staff.username,
-                                to_username=str(to), staff_lookup=_departments_of, reason=reason)
+                                to_username=str(to), staff_lookup=_departments_of, reason=reason,
+                                on_behalf_of=behalf)
         return await _view(request, task.id)
 
     @bp.post("/tasks/<task_id:str>/add-signer")
@@ -166,11 +178,11 @@ def blueprint() -> Blueprint:
         if position not in task_ops.POSITIONS:
             raise ValidationFailed("加签位置有误", fields={"position": "应为 before 或 after"})
         opinion = _text(body, "opinion", "加签说明", required=False)
-        task = await _open_and_mine(request.ctx.staff, task_id, engine=request.app.ctx.engine)
+        task, behalf = await _acting(request, task_id)
         if await _departments_of(user) is None:
             raise NotFound("加签人不存在")
         side = await task_ops.add_signer(request.app.ctx.engine, task.id, actor=request.ctx.staff.username,
-                                         user=user, position=str(position), opinion=opinion)
+                                         user=user, position=str(position), opinion=opinion, on_behalf_of=behalf)
         response = await _view(request, side.id)
         response.status = 201
         return response
@@ -204,13 +216,13 @@ def blueprint() -> Blueprint:
             raise ValidationFailed("请选择同意或不同意", fields={"decision": "应为 approve 或 reject"})
         opinion = str(_text(body, "opinion", "加签意见", required=True))
         staff = request.ctx.staff
-        task = await desk.visible_task(staff, task_id)
+        task, behalf = await desk.acting_on(staff, task_id, request.app.ctx.engine.deps.clock())
         if task.kind != "cosign":
             raise NotACosignTask()
-        if task.assignee != staff.username:
-            raise task_ops.NotYourTask("只有加签人本人可以签署加签意见")
+        if task.assignee != staff.username and behalf is None:
+            raise task_ops.NotYourTask("只有加签人本人（或其代理人）可以签署加签意见")
         await task_ops.complete_cosign(request.app.ctx.engine, task.id, actor=staff.username, opinion=opinion,
-                                       approve=decision == "approve")
+                                       approve=decision == "approve", on_behalf_of=behalf)
         return await _view(request, task.id)
 
     @bp.post("/tasks/<task_id:str>/reveal-phone")

@@ -181,6 +181,14 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int]]] = {
     ("POST", "/api/v1/staff/messages/{message_id}/read"): ({}, row(404, anonymous=401, citizen_a=403,
                                                                    citizen_b=403)),  # no such message
     ("GET", "/api/v1/staff/colleagues"): ({}, row(200, anonymous=401, citizen_a=403, citizen_b=403)),
+    # 代理 (#20): staff with a task role set their own; a ten-year period → 422 after the role check
+    ("GET", "/api/v1/staff/delegations"): ({}, row(403, anonymous=401, clerk=200, officer_other=200, supervisor=200,
+                                                   admin=200)),
+    ("POST", "/api/v1/staff/delegations"): (
+        {"json": {"delegate": "nobody", "from": "2026-12-07T09:00", "to": "2036-12-08T09:00"}},
+        row(403, anonymous=401, clerk=422, officer_other=422, supervisor=422, admin=422)),
+    ("POST", "/api/v1/staff/delegations/{delegation_id}/cancel"): (
+        {}, row(403, anonymous=401, clerk=404, officer_other=404, supervisor=404, admin=404)),  # no such delegation
     ("POST", "/api/v1/staff/tasks/{task_id}/urge"): ({"json": {}}, staff_task(200)),  # supervisors, own department
     ("POST", "/api/v1/applications/{case_id}/urge"): ({"json": {}}, citizen_only(200)),
     # rectification tasks only: on the samr intake task the supervisor reaches it and is refused (409)
@@ -237,7 +245,7 @@ async def world(make_app: Callable[..., Sanic], monkeypatch: pytest.MonkeyPatch)
         [cert] = await Certificate.all()
         params = {"case_id": case_id, "cert_id": cert.id, "task_id": str(task.id), "slug": "senior-card",
                   "process_id": "senior_card", "version": "latest", "verifier_id": 999999, "kind": "receipt",
-                  "upload_id": upload_id, "file_id": upload_id,
+                  "upload_id": upload_id, "file_id": upload_id, "delegation_id": 999999,
                   "message_id": 999999}
         yield {"api": api, "tokens": tokens, "params": params, "case_id": case_id, "task_id": str(task.id)}
 

@@ -11,6 +11,7 @@ import { casesView } from "./cases.js";
 import { CERT_ROLES, certificatesView } from "./certificates.js";
 import { canSeeStats, statsView } from "./stats.js";
 import { caseDocumentsSection } from "./documents.js";
+import { delegationView } from "./delegation.js";
 import { errorText, kv, section, toast } from "./ui.js";
 import { commentForm, workCard } from "./work.js";
 import { rectificationCard, supplementRounds } from "./loop.js";
@@ -96,7 +97,7 @@ function setNav(current) {
   nav.querySelector('[data-nav="certificates"]').hidden = !canManageCertificates();
   nav.querySelector('[data-nav="stats"]').hidden = !canSeeStats();
   for (const link of nav.querySelectorAll("a")) {
-    const here = link.dataset.nav === (["intake", "cases", "certificates", "stats"].includes(current) ? current : "inbox");
+    const here = link.dataset.nav === (["intake", "cases", "certificates", "stats", "delegation"].includes(current) ? current : "inbox");
     if (here) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -171,7 +172,9 @@ async function inboxView(params, token) {
           h("td", { class: "mono" }, t.case_no),
           h("td", {}, names[t.service] || t.service),
           h("td", {}, h("a", { href, class: "task-link" }, t.name),
-            KIND_TAGS[t.kind] ? h("span", { class: "tag tag-small tag-blue" }, KIND_TAGS[t.kind]) : null),
+            KIND_TAGS[t.kind] ? h("span", { class: "tag tag-small tag-blue" }, KIND_TAGS[t.kind]) : null,
+            t.on_behalf_of ? h("span", { class: "tag tag-small tag-orange behalf", title: "代理：您代其办理" },
+              `代 ${t.on_behalf_of_name || t.on_behalf_of}`) : null),
           h("td", {}, t.department_name || t.department || "—"),
           h("td", { class: "mono" }, t.due_at ? formatTime(t.due_at) : "无时限"),
           h("td", {}, h("span", { class: `state state-${t.state}` }, STATE_LABELS[t.state] || t.state),
@@ -197,7 +200,7 @@ async function inboxView(params, token) {
 
 /** Who acted, as people read it: 王芳（市场监督管理局）, 申请人 · 市场监督管理局, 系统 — never citizen:1. */
 function timelineWho(e) {
-  const who = e.actor_name || "";
+  const who = e.actor_label || e.actor_name || "";  // 代理: 李四（…） 代 张三
   const where = e.department_name && !who.includes(e.department_name) ? e.department_name : "";
   return [who, where].filter(Boolean).join(" · ");
 }
@@ -210,7 +213,7 @@ function timelineList(events) {
       h("div", { class: "tl-row" },
         h("span", { class: "tl-title" }, e.action, e.step ? ` · ${e.step}` : ""),
         h("time", { class: "tl-time", datetime: e.at }, formatTime(e.at))),
-      e.actor_name || e.department_name ? h("p", { class: "tl-meta" }, timelineWho(e)) : null,
+      e.actor_name || e.actor_label || e.department_name ? h("p", { class: "tl-meta" }, timelineWho(e)) : null,
       e.opinion ? h("p", { class: "tl-opinion" }, e.opinion) : null)));
 }
 
@@ -225,7 +228,9 @@ async function taskView(taskId, token) {
     h("div", { class: "task-title-row" },
       h("h1", { class: "task-title" }, task.name),
       h("span", { class: `state state-${task.state}`, dataset: { state: task.state } }, STATE_LABELS[task.state] || task.state),
-      dueBadge(task), urgeButton(task, dueOf(task)?.[0] === "overdue")),
+      dueBadge(task), urgeButton(task, dueOf(task)?.[0] === "overdue"),
+      task.on_behalf_of ? h("span", { class: "tag tag-orange behalf" }, `代 ${task.on_behalf_of_name || task.on_behalf_of}`)
+        : null),
     kv([
       ["办件编号", h("span", { class: "mono case-no" }, c.case_no)],
       ["事项", c.service_name || names[c.service] || c.service],
@@ -283,6 +288,7 @@ async function route() {
     else if (parts[0] === "certificates" && canManageCertificates()) {
       await certificatesView({ show, params, isCurrent: () => token === renderToken });
     }
+    else if (parts[0] === "delegation") await delegationView({ show, isCurrent: () => token === renderToken });
     else if (parts[0] === "stats" && canSeeStats()) {
       await statsView(Object.fromEntries(params), { show, isCurrent: () => token === renderToken });
     }
