@@ -37,7 +37,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.util.task import TaskState
 from tortoise.exceptions import IntegrityError
 
-from engine.errors import Conflict, ValidationFailed
+from engine.errors import Conflict, Unauthenticated, ValidationFailed
 from engine.store.db import db_connection
 from engine.store.models import BpmnMessage, Case, Job, MessageSubscription
 
@@ -66,6 +66,49 @@ class Delivery:
     def as_dict(self) -> dict[str, Any]:
         return {"message_id": self.message_id, "delivered": self.delivered, "kept": self.kept,
                 "duplicate": self.duplicate}
+
+
+class SystemKeyInvalid(Unauthenticated):
+    code = "system_key_invalid"
+    default_message = "外部系统凭证无效：请在请求头 X-System-Key 中携带已配置的系统密钥"
+
+
+MIN_SYSTEM_KEY = 32
+
+
+class SystemKeys:
+    """The external systems allowed to send messages (``GOVFLOW_SYSTEM_KEYS``: ``name=key,…``): only
+    the keys' SHA-256 is kept in memory after start-up; a presented key is compared in constant time."""
+
+    def __init__(self, clients: dict[str, str]) -> None:
+        self._by_digest = {hashlib.sha256(key.encode("utf-8")).digest(): name for name, key in clients.items()}
+
+    @classmethod
+    def parse(cls, text: str) -> SystemKeys:
+        clients: dict[str, str] = {}
+        for item in (text or "").split(","):
+            if not item.strip():
+                continue
+            name, sep, key = item.strip().partition("=")
+            if not sep or not name.strip() or len(key.strip()) < MIN_SYSTEM_KEY:
+                raise ValueError(f"GOVFLOW_SYSTEM_KEYS: 每项应为 名称=密钥，密钥至少 {MIN_SYSTEM_KEY} 个字符（{name.strip()[:40]!r}）")
+            clients[name.strip()] = key.strip()
+        return cls(clients)
+
+    def authenticate(self, presented: str | None) -> str:
+        """The client's actor name (``system:<name>``); ``SystemKeyInvalid`` (401) otherwise."""
+        import hmac
+
+        if not presented:
+            raise SystemKeyInvalid()
+        digest = hashlib.sha256(presented.strip().encode("utf-8")).digest()
+        found = None
+        for known, name in self._by_digest.items():
+            if hmac.compare_digest(known, digest):
+                found = name
+        if found is None:
+            raise SystemKeyInvalid()
+        return f"system:{found}"
 
 
 # ------------------------------------------------------------------ pure helpers (no database)
@@ -340,5 +383,5 @@ class Mailbox:
                 log.warning("dispatch of message %s failed; the worker retries", row.message_id, exc_info=True)
 
 
-__all__ = ["Delivery", "Mailbox", "MESSAGE_JOB", "catch", "check_message", "correlation_key", "sync_subscriptions",
+__all__ = ["Delivery", "Mailbox", "SystemKeyInvalid", "SystemKeys", "MESSAGE_JOB", "catch", "check_message", "correlation_key", "sync_subscriptions",
            "thrown_messages", "uses_messages", "waiting_subscriptions"]
