@@ -18,12 +18,12 @@ import pytest
 from stdnum.cn import uscc
 
 from engine.accountability.privacy import PiiKeys, decrypt
+from engine.bpmn.parser import read_folder
 from engine.certificates.signing import verify_certificate
 from engine.certificates.store import signed_from_row
 from engine.citizen.applications import Applicant, ApplicationService
-from engine.errors import ValidationFailed
-from engine.bpmn.parser import read_folder
 from engine.config import PROJECT_ROOT
+from engine.errors import ValidationFailed
 from engine.kernel.cases import CaseEngine, CaseResult
 from engine.kernel.jobs import JobRunner
 from engine.kernel.sla import plan
