@@ -127,3 +127,19 @@ async def test_processes_without_messages_write_no_subscription(engine: CaseEngi
     definition = await engine.deploy(model_files("timer"))
     await engine.start_case(definition, service="demo", data={"timeout": "PT1H"})
     assert await MessageSubscription.all().count() == 0
+
+
+async def test_a_step_of_a_process_without_messages_makes_no_message_query(engine: CaseEngine) -> None:
+    """The engine bench's processes use no messages: their steps must not pay for the feature."""
+    from engine.kernel.cases import Step
+    from engine.kernel.messages import sync_subscriptions
+
+    class NoDatabase:
+        def __getattr__(self, name: str) -> None:
+            raise AssertionError(f"message bookkeeping touched the database ({name})")
+
+    definition = await engine.deploy(model_files("timer"))
+    started = await engine.start_case(definition, service="demo", data={"timeout": "PT1H"})
+    case, workflow, bundle = await engine.load(started.id)
+    for new_case in (True, False):
+        await sync_subscriptions(NoDatabase(), engine, [(case, workflow, bundle, Step())], engine.deps.clock(), new_case)
