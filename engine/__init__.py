@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 
 from engine.bpmn.lint import load_departments
@@ -30,6 +31,7 @@ def build_engine(settings: Settings, *, connectors: ConnectorRegistry | None = N
     overrides.setdefault("pii_keys", pii_keys)
     overrides.setdefault("serializer", StateSerializer(
         key=pii_keys.encryption_key, old_keys=pii_keys.retired_encryption_keys))
+    overrides.setdefault("message_keep", timedelta(days=float(settings.MESSAGE_KEEP_DAYS)))
     overrides.setdefault("calendar", WorkingCalendar.load(settings.PROCESSES_DIR / "calendar.yaml"))
     helpers = {"countersign": countersign_outcome}
     # pre-started, in the background. Not preloading the helpers' module (engine.workbench.task_ops):

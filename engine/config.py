@@ -95,6 +95,12 @@ class Settings:
     # empty in development = per-department keys derived from a public seed under a dev CA; production
     # without it answers 503 document_signing_unavailable for the PDFs
     DOC_SIGN_DIR: str = ""
+    # BPMN messages between cases (engine/kernel/messages.py): a message no case waits for yet is kept
+    # this long for a later receiver, then dropped by `govflow worker`
+    MESSAGE_KEEP_DAYS: float = 7
+    # external systems that may send messages (POST /api/v1/messages, header X-System-Key):
+    # comma-separated `name=key` pairs, each key >= 32 characters; empty = no system may send
+    SYSTEM_KEYS: str = field(default="", repr=False)
     QR_TOKEN_TTL_S: int = 180  # lifetime of an e-certificate QR token (健康码-style, refreshed by the holder)
     # citizen identity (mobile_api/wechat.py, mobile_api/auth.py): the WeChat mini-program app; with no
     # appid+secret, development logs in with `dev-<name>` codes and production answers 503

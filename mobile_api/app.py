@@ -21,7 +21,7 @@ from engine.accountability import AccessLogBuffer, PiiKeys
 from engine.certificates import STATE_CACHE, DocumentKeys
 from engine.citizen import ApplicationService, Catalog
 from engine.config import Settings
-from engine.kernel import CaseEngine
+from engine.kernel import CaseEngine, SystemKeys
 from engine.platform import create_kv, kv_publisher
 from engine.store.db import close_db, init_db
 from mobile_api.context import AppContext
@@ -137,6 +137,7 @@ def setup_listeners(app: GovflowApp, engine_builder: EngineBuilder = build_engin
         ctx.engine = engine_builder(settings)
         ctx.engine.deps.publish = kv_publisher(ctx.kv)  # live status (SSE) after every committed step
         ctx.departments = dict(ctx.engine.deps.departments)
+        ctx.system_keys = SystemKeys.parse(settings.SYSTEM_KEYS)  # who may POST /messages
         ctx.catalog = Catalog.load(settings.PROCESSES_DIR)
         ctx.document_keys = DocumentKeys.from_settings(settings.DOC_SIGN_DIR, production=settings.is_production)
         ctx.applications = ApplicationService(ctx.engine, ctx.catalog,

@@ -68,7 +68,7 @@ KINDS = {
     "task.return": "退回", "task.transfer": "转办", "task.add_signer": "加签", "task.cosign": "加签意见",
     "task.withdraw": "撤回已办", "deploy": "部署流程", "certificate.issue": "签发证照",
     "certificate.state": "证照状态变更", "certificate.use": "使用证照", "pii.read": "读取个人信息",
-    "intake": "窗口收件", "retention.purge": "到期数据清理", ANCHOR: "审计锚点",
+    "intake": "窗口收件", "message.receive": "接收消息", "message.send": "发送消息", "retention.purge": "到期数据清理", ANCHOR: "审计锚点",
 }
 
 
@@ -442,7 +442,8 @@ def access_entry(row: DataAccessLog | dict[str, Any]) -> AuditEntry:
 
 # ------------------------------------------------------------------ engine steps
 _STEP_KINDS = {"case_started": "case.start", "task_completed": "task.complete", "task_returned": "task.return",
-               "completion_withdrawn": "task.withdraw", "case_completed": "case.complete"}
+               "completion_withdrawn": "task.withdraw", "case_completed": "case.complete",
+               "message_received": "message.receive", "message_sent": "message.send"}
 
 
 def step_entries(case_no: str, events: list[dict[str, Any]], records: list[tuple[str, dict[str, Any]]],

@@ -145,6 +145,7 @@ class BpmnRules(_Rules):
         self._forms()
         self._assignment_rules()
         self._references()
+        self._messages()
         for proc in processes:
             lint_paths.check(self, proc)
 
@@ -313,6 +314,67 @@ class BpmnRules(_Rules):
                 ref = el.get(attr)
                 if ref and ref not in defined:
                     self.error(el, f"{attr} '{ref}' does not match any bpmn:{target} in this file")
+
+    def _messages(self) -> None:
+        """Correlation mistakes of BPMN messages between cases (engine.kernel.messages), in Chinese:
+        the people who model processes read them in the designer."""
+        messages = {el.get("id"): el for el in self.root.iter(f"{B}message") if el.get("id")}
+        if not messages:
+            return
+        properties: dict[str, set[str]] = {}  # message id -> correlation properties it carries
+        for prop in self.root.iter(f"{B}correlationProperty"):
+            for expr in prop.iter(f"{B}correlationPropertyRetrievalExpression"):
+                if expr.get("messageRef"):
+                    properties.setdefault(expr.get("messageRef"), set()).add(prop.get("id") or "")
+        catches: list[tuple[etree._Element, str]] = []
+        thrown: set[str] = set()
+        for definition in self.root.iter(f"{B}messageEventDefinition"):
+            ref, event = definition.get("messageRef"), definition.getparent()
+            if not ref:
+                continue
+            if local(event) in ("intermediateThrowEvent", "endEvent"):
+                thrown.add(ref)
+            else:
+                catches.append((definition, ref))
+        for task in self.root.iter(f"{B}sendTask"):
+            if task.get("messageRef"):
+                thrown.add(task.get("messageRef"))
+        for task in self.root.iter(f"{B}receiveTask"):
+            if task.get("messageRef"):
+                catches.append((task, task.get("messageRef")))
+        for ref, message in messages.items():
+            name = message.get("name") or ref
+            if (ref in thrown or any(r == ref for _, r in catches)) and not properties.get(ref):
+                self.warning(message, f"消息「{name}」没有关联属性（bpmn:correlationProperty 及其对该消息的 "
+                                      "correlationPropertyRetrievalExpression）：每个等待它的办件都会收到同一条消息；"
+                                      "请按统一社会信用代码、办件号等关联到具体办件", code="message_no_correlation")
+        for el, ref in catches:
+            message = messages.get(ref)
+            if message is None:
+                continue  # reported by _references
+            name, carried = message.get("name") or ref, properties.get(ref, set())
+            set_here = {(p.findtext(f"{S}propertyId") or "").strip()
+                        for p in el.iter(f"{S}processVariableCorrelation")}
+            for prop in sorted(set_here - carried):
+                self.error(el, f"等待消息「{name}」时设置的关联属性「{prop}」不是该消息的关联属性"
+                               f"（该消息的关联属性：{'、'.join(sorted(carried)) or '无'}），消息永远无法投递到此办件",
+                           code="message_unknown_correlation")
+            if carried and not set_here & carried:
+                self.error(el, f"等待消息「{name}」的事件没有设置关联值：请在其消息定义中用 "
+                               "spiffworkflow:processVariableCorrelation 从办件数据取值（如 registration['uscc']）；"
+                               "关联键从未被设置，带关联值的消息找不到此办件", code="message_correlation_never_set")
+            if ref not in thrown and not _message_sender(message):
+                self.warning(el, f"消息「{name}」在本文件中没有发送方，也未注明来自其他流程或外部系统：若由其他流程"
+                                 "或外部系统（POST /api/v1/messages）发送，请在 bpmn:message 上注明 spiffworkflow:property "
+                                 "sender（发送流程 ID 或 external）；否则办件会一直等待", code="message_no_sender")
+
+
+def _message_sender(message: etree._Element) -> str:
+    """Who sends a message a process only receives (``spiffworkflow:property name="sender"``)."""
+    for prop in message.iter(f"{S}property"):
+        if prop.get("name") == "sender":
+            return (prop.get("value") or "").strip()
+    return ""
 
 
 class DmnRules(_Rules):

@@ -32,6 +32,7 @@ STATE_FORMAT = 1
 ENCRYPTED_PREFIX = "enc1:"
 _STATE_AD = b"govflow.case.state"
 _SUMMARY_AD = b"govflow.case.summary"  # a summary cannot pass for a state, nor the reverse
+_MESSAGE_AD = b"govflow.message.payload"
 
 
 class _SpecByReferenceConverter(BpmnWorkflowConverter):
@@ -110,6 +111,14 @@ class StateSerializer:
         sealed like the state, because a decision's inputs may be personal data."""
         text = json.dumps(summary, separators=(",", ":"), ensure_ascii=False)
         return self._seal(text, _SUMMARY_AD)
+
+    def dump_payload(self, payload: Any) -> str:
+        """A BPMN message's payload as stored while it waits for its receiver (``bpmn_messages``): sealed
+        like the state, because it carries case data to another case."""
+        return self._seal(json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str), _MESSAGE_AD)
+
+    def load_payload(self, text: str) -> Any:
+        return json.loads(self.decode(text, _MESSAGE_AD))
 
     def load_summary(self, text: str) -> dict[str, Any]:
         value = json.loads(self.decode(text, _SUMMARY_AD))

@@ -37,6 +37,7 @@ EVENT_LABELS = {
     "cosign_completed": "加签意见", "comment": "批注", "review_decided": "人工复核结论",
     "certificate_revoked": "证照撤销", "certificate_issued": "签发证照", "case_migrated": "流程版本升级",
     "urged": "催办", "cc_read": "抄送已阅",
+    "message_received": "收到关联办件消息", "message_sent": "发出消息",
 }
 # timeline kinds the applicant does not need to see (internal handling between officers)
 STAFF_ONLY_KINDS = frozenset({"bpmn_event", "task_claimed", "task_unclaimed", "comment", "task_transferred",

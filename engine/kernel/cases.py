@@ -12,7 +12,7 @@ import json
 import secrets
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, NamedTuple
 from uuid import UUID
 
@@ -38,6 +38,7 @@ from engine.errors import (
 )
 from engine.kernel import clocks as case_sla
 from engine.kernel.connectors import ConnectorContext, ConnectorRegistry
+from engine.kernel.messages import Mailbox, sync_subscriptions
 from engine.kernel.policy import ConnectorPolicy, check_call
 from engine.kernel.sla import WorkingCalendar, plan
 from engine.kernel.summary import result_columns, summary_of
@@ -103,6 +104,8 @@ class EngineDeps:
     # service slug -> what its process may call and issue (engine.kernel.policy; from item.yaml);
     # None (or a service without an item): no policy applies
     connector_policy: Callable[[str], ConnectorPolicy | None] | None = None
+    # how long a BPMN message no case waits for yet is kept for a later receiver (engine.kernel.messages)
+    message_keep: timedelta = timedelta(days=7)
 
 
 @dataclass
@@ -135,6 +138,7 @@ class Step:
     events: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)  # automatic decisions made (audited)
     new_tasks: list[HumanTask] = field(default_factory=list)  # human tasks the projection opened
+    sent_messages: list[int] = field(default_factory=list)  # BPMN messages thrown (dispatched after the commit)
 
 
 @dataclass
@@ -189,6 +193,7 @@ class CaseEngine:
         self._isolated: dict[int, bool] = {}  # definition id -> scripts run in the sandbox process pool
         dept = deps.departments
         self._lane_to_dept = {**{code: code for code in dept}, **{name: code for code, name in dept.items()}}
+        self.messages = Mailbox(self)  # BPMN messages between cases and from external systems
 
     # ------------------------------------------------------------------ definitions
     async def deploy(self, files: dict[str, str], *, process_id: str | None = None,
@@ -483,28 +488,40 @@ class CaseEngine:
     @asynccontextmanager
     async def commit(self, case: Case, workflow: BpmnWorkflow, bundle: ProcessBundle, step: Step, *,
                      context: ConnectorContext | None = None, project: bool = True, audit_step: bool = True,
-                     publish: bool = True) -> AsyncIterator[Commit]:
+                     publish: bool = True, conn: Any = None) -> AsyncIterator[Commit]:
         """One versioned write of a step, in one transaction: the state (optimistic: ``Conflict``
         when another writer stored first), then whatever the caller writes through ``tx.conn``,
         then (``project``) the task projection, SLA clock, timeline and timer jobs, the connector
         records of ``context`` and (``audit_step``) the audit entries; after the transaction
-        commits, live listeners are told (``publish``). Task operations, 补正, migration and timers
-        all change cases this way."""
+        commits, live listeners are told (``publish``) and the BPMN messages the step threw are
+        dispatched. ``conn``: write inside the caller's transaction instead (the caller commits and
+        publishes; a worker job). Task operations, 补正, migration, timers and messages all change cases this way."""
         now = self.deps.clock()
-        async with in_transaction() as conn:
+        if conn is not None:  # inside the caller's transaction (a worker job): the caller publishes
             tx = Commit(self, conn, now, case, workflow, bundle, step)
             tx.version = await self._store(conn, case, workflow, now)
             yield tx
-            if project:
-                await tx.project()
-            records = list(context.records) if context is not None else []
-            if context is not None:
-                await self._write_records(conn, case.id, context)
-            await self.run_step_hooks(conn, [self._step_write(case, workflow, step, records)], now)
-            if audit_step:
-                await self._audit(conn, case.case_no, step, records, workflow, now)
+            await self._finish_commit(tx, case, workflow, step, context, project, audit_step)
+            return
+        async with in_transaction() as own:
+            tx = Commit(self, own, now, case, workflow, bundle, step)
+            tx.version = await self._store(own, case, workflow, now)
+            yield tx
+            await self._finish_commit(tx, case, workflow, step, context, project, audit_step)
         if publish:
             await self._published(case.id, workflow, step)
+
+    async def _finish_commit(self, tx: Commit, case: Case, workflow: BpmnWorkflow, step: Step,
+                             context: ConnectorContext | None, project: bool, audit_step: bool) -> None:
+        conn, now = tx.conn, tx.now
+        if project:
+            await tx.project()
+        records = list(context.records) if context is not None else []
+        if context is not None:
+            await self._write_records(conn, case.id, context)
+        await self.run_step_hooks(conn, [self._step_write(case, workflow, step, records)], now)
+        if audit_step:
+            await self._audit(conn, case.case_no, step, records, workflow, now)
 
     async def run_step_hooks(self, conn: Any, writes: list[StepWrite], now: datetime) -> None:
         """Give the step hooks (``EngineDeps.step_hooks``) what a step wrote, inside its transaction
@@ -587,6 +604,9 @@ class CaseEngine:
 
     async def _published(self, case_id: int, workflow: BpmnWorkflow, step: Step) -> None:
         await self.publish_status(case_id, _status(workflow), [e["kind"] for e in step.events])
+        if step.sent_messages:  # BPMN messages the step threw: to the cases waiting for them
+            sent, step.sent_messages = step.sent_messages, []
+            await self.messages.dispatch_ids(sent)
 
     async def publish_status(self, case_id: int, status: str, kinds: list[str]) -> None:
         """Tell live listeners (SSE) a change committed; a broken channel never fails the change."""
@@ -660,6 +680,7 @@ class CaseEngine:
                     state="cancelled", completed_at=now)
         else:
             known = set()
+        await sync_subscriptions(conn, self, items, now, new_case)  # processes with messages only
         new_tasks: list[HumanTask] = []
         events: list[CaseEvent] = []
         for case, workflow, _bundle, step in items:

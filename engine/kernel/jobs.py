@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
@@ -19,6 +20,7 @@ from tortoise.transactions import in_transaction
 from engine.errors import Conflict, GovflowError
 from engine.kernel import clocks as case_sla
 from engine.kernel.cases import CaseEngine, Step, StepWrite
+from engine.kernel.messages import MESSAGE_JOB
 from engine.store.db import db_connection, is_postgres
 from engine.store.models import Case, Job
 
@@ -44,7 +46,10 @@ class JobRunner:
             "timer": self._fire_timer,
             "sla_warning": self._sla_job("sla_warning", case_sla.fire_warning),
             "sla_escalation": self._sla_job("sla_escalated", case_sla.fire_escalation),
+            MESSAGE_JOB: engine.messages.run_job,  # a kept BPMN message for a case that now waits for it
         }
+        self._messages_at = float("-inf")  # last pass over pending / expired messages (monotonic)
+        self.messages_every_s = 5.0
 
     def _sla_job(self, kind: str, fire: Callable[[Job, object, datetime], Awaitable[bool]]) -> Handler:
         """An SLA job: its timeline entry, and (step hooks: notifications) in the same transaction."""
@@ -68,6 +73,9 @@ class JobRunner:
         """Fire the jobs due now (up to ``batch`` timers and ``batch`` others); returns how many were done."""
         now = self.clock()
         done = await self._run_timer_batch(now)
+        if time.monotonic() - self._messages_at >= self.messages_every_s:  # messages a crash left pending,
+            self._messages_at = time.monotonic()                            # kept ones past their time
+            done += await self.engine.messages.run_pending()
         due_ids = await Job.filter(status="pending", due_at__lte=now).exclude(kind="timer").order_by(
             "due_at").limit(self.batch).values_list("id", flat=True)
         if self.concurrency > 1 and is_postgres_connection():

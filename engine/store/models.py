@@ -190,6 +190,48 @@ class Job(Model):
         indexes = (("status", "due_at"),)
 
 
+class MessageSubscription(Model):
+    """A case waiting for a BPMN message (receive task, catching message event): the message name
+    and the correlation values it waits for (``engine.kernel.messages``). Rewritten with every step
+    of a case whose process uses messages; delivery finds the waiting cases by ``(name, key)``."""
+
+    id = fields.BigIntField(primary_key=True)
+    case: fields.ForeignKeyRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="message_subscriptions", on_delete=fields.CASCADE)
+    task_id = fields.CharField(max_length=36)
+    name = fields.CharField(max_length=200)
+    correlation_key = fields.CharField(max_length=64)  # sha256 of the canonical correlation JSON
+    correlation = fields.JSONField(default=dict)  # {property: value}
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "message_subscriptions"
+        indexes = (("name", "correlation_key"),)
+
+
+class BpmnMessage(Model):
+    """A message sent to cases — by another case (a throwing message event) or an external system
+    (``POST /messages``). ``kept`` until a waiting case takes it or ``expires_at`` passes (the worker
+    drops it, ``expired``); ``delivered`` once taken. ``message_id`` makes a repeated send a no-op."""
+
+    id = fields.BigIntField(primary_key=True)
+    message_id = fields.CharField(max_length=128, unique=True)
+    name = fields.CharField(max_length=200)
+    correlation_key = fields.CharField(max_length=64)
+    correlation = fields.JSONField(default=dict)
+    payload = fields.TextField()  # JSON, sealed like case state when a PII key is configured
+    source = fields.CharField(max_length=128)  # case number of the sender, or system:<client>
+    status = fields.CharField(max_length=16, default="kept")  # kept | delivered | expired
+    delivered = fields.IntField(default=0)  # cases it was delivered to
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    delivered_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "bpmn_messages"
+        indexes = (("name", "correlation_key", "status"), ("status", "expires_at"))
+
+
 class Evaluation(Model):
     """好差评: one rating per case after it ended. The evaluator is kept only as a keyed hash
     (confidential); a bad rating links the rectification case it opened."""

@@ -11,6 +11,7 @@ def v1_blueprints() -> list[Blueprint]:
         access_log,
         applications,
         auth,
+        bpmn_messages,
         certificates,
         designer,
         documents,
@@ -31,4 +32,4 @@ def v1_blueprints() -> list[Blueprint]:
             staff.blueprint(), staff_intake.blueprint(),
             staff_ops.blueprint(), staff_certificates.blueprint(), designer.blueprint(), access_log.blueprint(),
             uploads.blueprint(), staff_files.blueprint(), messages.blueprint(), verifiers.blueprint(),
-            stats.blueprint(), documents.blueprint(), staff_delegation.blueprint()]
+            stats.blueprint(), documents.blueprint(), staff_delegation.blueprint(), bpmn_messages.blueprint()]

@@ -1,6 +1,8 @@
 """企业开办一件事 (processes/business-startup) end to end: intake, name and credit checks, registration
 with a new USCC, the business licence as a signed e-certificate, then the parallel department
 branches (psb, tax, hrss, hpf, bank) that the applicant asked for, joined into one finished case.
+The psb branch files the seal, then waits for psb's own seal-engraving case (processes/seal-engraving),
+whose end sends "seal_engraved" correlated by the company's USCC — early, late or twice.
 
 Cases start through ``ApplicationService``; after every wait state the stored case is reloaded
 and must round-trip.
@@ -16,14 +18,17 @@ import pytest
 from stdnum.cn import uscc
 
 from engine.accountability.privacy import PiiKeys, decrypt
+from engine.bpmn.parser import read_folder
 from engine.certificates.signing import verify_certificate
 from engine.certificates.store import signed_from_row
 from engine.citizen.applications import Applicant, ApplicationService
+from engine.config import PROJECT_ROOT
 from engine.errors import ValidationFailed
 from engine.kernel.cases import CaseEngine, CaseResult
+from engine.kernel.jobs import JobRunner
 from engine.kernel.sla import plan
 from engine.store.certificate_models import Certificate
-from engine.store.models import Case, CaseEvent, HumanTask
+from engine.store.models import BpmnMessage, Case, CaseEvent, HumanTask, MessageSubscription
 from engine.store.shared_models import DataAccessLog
 from tests.processes.conftest import Clock, assert_round_trip, cst
 
@@ -88,6 +93,19 @@ async def start(applications: ApplicationService, engine: CaseEngine, form: dict
     return step
 
 
+async def engrave(engine: CaseEngine, company: str, name: str = "上海云帆信息科技有限公司") -> CaseResult:
+    """psb's own seal-engraving case for the company, run to its end (which sends "seal_engraved")."""
+    definition = await engine.deploy(read_folder(PROJECT_ROOT / "processes" / "seal-engraving"), name="公章刻制")
+    started = await engine.start_case(definition, service="seal-engraving", data={"uscc": company, "company_name": name},
+                                      actor="psb01")
+    [task] = started.ready_tasks
+    assert (task.task_spec, task.department) == ("engrave", "psb")
+    done = await engine.complete_task(task.id, {"seal_maker": "上海宏达印章有限公司", "engraved_on": "2026-11-30"},
+                                      actor="psb01")
+    assert done.status == "completed"
+    return done
+
+
 async def certificate(engine: CaseEngine, pii: PiiKeys, case_id: int, type_code: str) -> tuple[Certificate, str]:
     """The case's certificate of a type, its signature verified; with its decrypted holder code."""
     [row] = await Certificate.filter(case_id=case_id, type_code=type_code)
@@ -135,6 +153,9 @@ async def test_full_bundle_runs_every_branch_in_its_own_department(
     with pytest.raises(ValidationFailed):
         await engine.complete_task(psb.id, {"seal_maker": "上海宏达印章有限公司", "seal_kinds": []}, actor="psb01")
 
+    # the seal is engraved before the psb filing: the message is kept until the bundle waits for it
+    await engrave(engine, company)
+
     # complete the branches in an order unlike the diagram's; every step saves and restores
     order = ["bank_appointment", "hrss_social_insurance", "psb_seal", "hpf_housing_fund", "tax_register"]
     tasks = {t.task_spec: t for t in step.ready_tasks}
@@ -149,12 +170,15 @@ async def test_full_bundle_runs_every_branch_in_its_own_department(
         if done < len(order):
             assert step.status == "running" and "result" not in data
 
-    assert step.status == "completed"
+    assert step.status == "running"  # the kept message is delivered by the worker
+    assert await JobRunner(engine).run_due() >= 1
+    assert (await Case.get(id=case_id)).status == "completed"
     data = await assert_round_trip(engine, case_id)
     # each branch wrote its own key and the join kept all of them
     for dept, _values, key in BRANCHES.values():
         assert data[key]["department"] == dept and data[key]["status"] in {"done", "booked"}
     assert data["seal"]["kinds"] == ["official", "finance", "invoice"]
+    assert (data["seal"]["engraved_by"], data["seal"]["engraved_on"]) == ("上海宏达印章有限公司", "2026-11-30")
     assert data["tax"]["credit_limit"] == 100000 and data["bank_account"]["bank"] == "中国工商银行"
     assert data["result"] == {
         "outcome": "approved", "reason": "企业开办一件事已办结", "company_name": "上海云帆信息科技有限公司",
@@ -198,9 +222,11 @@ async def test_partial_bundle_never_creates_the_skipped_branches(
     tasks = {t.task_spec: t for t in step.ready_tasks}
     step = await engine.complete_task(tasks["psb_seal"].id, BRANCHES["psb_seal"][1], actor="psb01")
     assert [t.task_spec for t in step.ready_tasks] == ["bank_appointment"] and step.status == "running"
-    await assert_round_trip(engine, step.id)
+    data = await assert_round_trip(engine, step.id)
     step = await engine.complete_task(tasks["bank_appointment"].id, BRANCHES["bank_appointment"][1], actor="bank01")
-    assert step.status == "completed"
+    assert step.status == "running"  # the seal is not engraved yet
+    await engrave(engine, data["registration"]["uscc"], form["company_name"])
+    assert (await Case.get(id=step.id)).status == "completed"
     data = await assert_round_trip(engine, step.id)
     assert data["result"]["services"] == ["seal", "bank_account"] and data["result"]["outcome"] == "approved"
     assert data["bank_account"]["bank"] is None
@@ -306,3 +332,47 @@ def test_catalogue_item_is_a_one_day_promise(catalog: Any) -> None:
     view = item.public_view()
     assert view["legal_limit"] == {"value": 3, "unit": "工作日"} and view["result_certificate"] == LICENCE
     assert view["visits"] == 0 and set(view["channels"]) == {"mobile", "window", "web"}
+
+
+async def test_the_bundle_waits_for_the_seal_engraving_case_early_late_and_twice(
+        engine: CaseEngine, applications: ApplicationService, clock: Clock) -> None:
+    seal_only = {**FORM, "need_seal": True, "need_invoices": False, "employees": 0, "need_bank_account": False}
+    seal_only.pop("bank_name")
+    late = await start(applications, engine, seal_only)
+    early = await start(applications, engine, {**seal_only, "company_name": "上海旧日贸易有限公司"}, who=ZHAO)
+    late_uscc = (await assert_round_trip(engine, late.id))["registration"]["uscc"]
+    early_uscc = (await assert_round_trip(engine, early.id))["registration"]["uscc"]
+    assert late_uscc != early_uscc
+
+    # early: engraved before the bundle files the seal — kept, then delivered once the wait begins
+    await engrave(engine, early_uscc, "上海旧日贸易有限公司")
+    assert await BpmnMessage.filter(name="seal_engraved", status="kept").count() == 1
+    [filing] = early.ready_tasks
+    step = await engine.complete_task(filing.id, BRANCHES["psb_seal"][1], actor="psb01")
+    assert step.status == "running" and step.ready_tasks == []
+    await JobRunner(engine).run_due()
+    assert (await Case.get(id=early.id)).status == "completed"
+
+    # late: the bundle waits (its subscription names the company's USCC); the engraving case's end continues it
+    [filing] = late.ready_tasks
+    await engine.complete_task(filing.id, BRANCHES["psb_seal"][1], actor="psb01")
+    [sub] = await MessageSubscription.filter(case_id=late.id)
+    assert (sub.name, sub.correlation) == ("seal_engraved", {"uscc": late_uscc})
+    engraving = await engrave(engine, late_uscc)
+    case = await Case.get(id=late.id)
+    assert case.status == "completed"
+    [received] = await CaseEvent.filter(case_id=late.id, kind="message_received")
+    assert received.task_name == "等待刻章办结" and received.actor == (await Case.get(id=engraving.id)).case_no
+    data = await assert_round_trip(engine, late.id)
+    assert data["result"]["outcome"] == "approved" and data["seal"]["engraved_by"] == "上海宏达印章有限公司"
+
+    # twice: the same message id again is a no-op; another engraving for the finished bundle is only kept
+    again = await engine.messages.send("seal_engraved", {"uscc": late_uscc}, {"engraved_on": "2026-12-01"},
+                                       source="system:psb_seal", message_id=received.detail["message_id"])
+    assert again.duplicate and again.delivered == 1
+    second = await engine.messages.send("seal_engraved", {"uscc": late_uscc}, {"engraved_on": "2026-12-01"},
+                                        source="system:psb_seal")
+    assert (second.delivered, second.kept) == (0, True)
+    await JobRunner(engine).run_due()
+    assert await CaseEvent.filter(case_id=late.id, kind="message_received").count() == 1
+    assert (await Case.get(id=late.id)).version == case.version

@@ -113,6 +113,8 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int]]] = {
     **{("POST", f"/api/v1/staff/certificates/{{cert_id}}/{action}"): (  # an empty reason: nothing changes
         {"json": {"reason": ""}}, row(403, anonymous=401, officer_other=422, supervisor=422, admin=422))
        for action in ("suspend", "revoke", "restore")},
+    # a system credential (X-System-Key), never a person's token: every role here has none
+    ("POST", "/api/v1/messages"): ({"json": {"name": "seal_engraved"}}, row(401)),
     ("GET", "/api/v1/admin/verifiers"): ({}, row(403, anonymous=401, admin=200)),
     ("POST", "/api/v1/admin/verifiers"): ({"json": {"name": ""}}, row(403, anonymous=401, admin=422)),
     ("POST", "/api/v1/admin/verifiers/{verifier_id}/disable"): ({}, row(403, anonymous=401, admin=404)),  # none
