@@ -48,7 +48,9 @@ TASK_SCHEMA = _obj(
     state={**_STR, "enum": ["ready", "claimed", "waiting", "pending", "completed", "cancelled"],
            "description": "waiting：等待申请人补正；pending：后加签，待本任务办结"}, assignee=NULLABLE_STRING,
     case_id=_INT, case_no=_STR, service=_STR, created_at=_TIME, due_at=_NULL_TIME, overdue=_BOOL,
-    completed_at=_NULL_TIME, completed_by=NULLABLE_STRING)
+    completed_at=_NULL_TIME, completed_by=NULLABLE_STRING,
+    on_behalf_of={**NULLABLE_STRING, "description": "代理：本人代其办理的被代理人用户名（页面显示“代 张三”），否则 null"},
+    on_behalf_of_name={**NULLABLE_STRING, "description": "被代理人姓名"})
 COUNTS_SCHEMA = _obj(*desk.STATUSES, *desk.DUES, **{k: _INT for k in (*desk.STATUSES, *desk.DUES)})
 INBOX_SCHEMA = _obj("items", "page", "size", "total", "counts", page=_INT, size=_INT, total=_INT,
                     items={"type": "array", "items": TASK_SCHEMA}, counts=COUNTS_SCHEMA)
@@ -58,7 +60,9 @@ EVENT_SCHEMA = _obj("kind", "action", "at", "actor_name", kind=_STR, action=_STR
                                 "example": "王芳（市场监管局）"},
                     department=NULLABLE_STRING, department_name=NULLABLE_STRING,
                     opinion=NULLABLE_STRING, at=_TIME,
-                    decision={**NULLABLE_STRING, "description": "加签意见：approve 同意 / reject 不同意"})
+                    decision={**NULLABLE_STRING, "description": "加签意见：approve 同意 / reject 不同意"},
+                    on_behalf_of={**NULLABLE_STRING, "description": "代理：actor 代其办理的工作人员"},
+                    actor_label={**NULLABLE_STRING, "description": "页面显示的办理人，如“李四 代 张三”"})
 SUPPLEMENT_ROUND = _obj(
     "reason", "items", "requested_by", "requested_at", "due_at", "supplied_at", "answer", reason=NULLABLE_STRING,
     items={"type": "array", "items": _STR, "description": "要求补正的事项"}, requested_by=NULLABLE_STRING,

@@ -18,7 +18,7 @@ from tests.api.test_human_loop import open_task
 
 TASKS, DELEGATIONS = "/api/v1/staff/tasks", "/api/v1/staff/delegations"
 ACCEPT = {"intake_accepted": True, "intake_opinion": "材料齐全，符合法定形式，予以受理"}
-STAFF = {"samr01": (["samr"], ["officer"]), "samr02": (["samr"], ["officer"]),
+STAFF = {"samr01": (["samr"], ["officer"]), "samr02": (["samr"], ["officer"]), "samr03": (["samr"], ["officer"]),
          "police01": (["police_station"], ["officer"]), "police02": (["police_station"], ["officer"])}
 
 
@@ -105,3 +105,26 @@ async def test_a_delegate_who_signed_one_countersign_instance_cannot_sign_the_ot
     error_of(await api.call("POST", f"{TASKS}/{second}/complete", token=police, json=sign), 409,
              "already_signed_this_case")
     assert (await HumanTask.get(id=second)).assignee == "police02"
+
+
+async def test_the_delegate_signs_an_added_signers_opinion_for_them(api: OpenApiClient) -> None:
+    citizen = await citizen_token(api, "dev-wang", *WANG)
+    case = await started(api, citizen, "business-startup", STARTUP)
+    officer, signer, delegate = (await staff_login(api, "samr01"), await staff_login(api, "samr03"),
+                                 await staff_login(api, "samr02"))
+    task = await open_task(case["id"])
+    added = await api.call("POST", f"{TASKS}/{task}/add-signer", token=officer,
+                           json={"user": "samr03", "position": "before"})
+    assert added.status_code == 201, added.text
+    side = added.json()["id"]
+    sign = {"decision": "approve", "opinion": "同意受理"}
+    error_of(await api.call("POST", f"{TASKS}/{side}/sign", token=delegate, json=sign), 403, "not_your_task")
+    made = await api.call("POST", DELEGATIONS, token=signer, json={"delegate": "samr02", **_period()})
+    assert made.status_code == 201, made.text
+    inbox = (await api.call("GET", TASKS, token=delegate)).json()
+    assert [i["on_behalf_of"] for i in inbox["items"] if i["id"] == side] == ["samr03"]
+    signed = await api.call("POST", f"{TASKS}/{side}/sign", token=delegate, json=sign)
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["completed_by"] == "samr02"
+    [event] = await CaseEvent.filter(kind="cosign_completed", task_id=side)
+    assert (event.actor, event.detail["on_behalf_of"]) == ("samr02", "samr03")
