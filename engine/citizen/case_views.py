@@ -420,15 +420,19 @@ async def evaluate(engine: CaseEngine, case: Case, *, evaluator_hash: str, level
         if await Evaluation.filter(case_id=case.id).exists():
             raise Conflict("该办件已评价") from None
         raise exc
-    await CaseEvent.create(case_id=case.id, kind="evaluated", detail={"level": level, "label": LEVELS[level]},
-                           created_at=now)
     rectification = None
-    if level in BAD_LEVELS and start_rectification is not None:
-        _, workflow, _ = await engine.load(case.id)
-        department = (current_data(workflow).get("service") or {}).get("department") or "window"
-        result = await start_rectification({"level": LEVELS[level], "comment": comment[:500],
-                                            "case_no": case.case_no, "service": case.service,
-                                            "department": department})
-        rectification = result.case_no
-        await Evaluation.filter(id=evaluation.id).update(rectification_case_no=rectification)
+    try:
+        if level in BAD_LEVELS and start_rectification is not None:
+            _, workflow, _ = await engine.load(case.id)
+            department = (current_data(workflow).get("service") or {}).get("department") or "window"
+            result = await start_rectification({"level": LEVELS[level], "comment": comment[:500],
+                                                "case_no": case.case_no, "service": case.service,
+                                                "department": department})
+            rectification = result.case_no
+            await Evaluation.filter(id=evaluation.id).update(rectification_case_no=rectification)
+    finally:
+        # the timeline event last, whatever happened: it moves the stamp of the applicant's cached
+        # view (``DetailCache``) after every write of the evaluation, the rectification number too
+        await CaseEvent.create(case_id=case.id, kind="evaluated", detail={"level": level, "label": LEVELS[level]},
+                               created_at=now)
     return {"level": level, "label": LEVELS[level], "rectification_case_no": rectification}

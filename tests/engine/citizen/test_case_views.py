@@ -126,3 +126,52 @@ async def test_detail_reads_the_sealed_summary_and_rebuilds_it_for_older_rows(en
         assert await case_detail(engine, case) == expected
     await Case.filter(id=case.id).update(summary=None)  # as migration 5 leaves older cases
     assert await case_detail(engine, await owned_case(result.id, OLD.openid)) == expected
+
+
+# --------------------------------------------------------------------------- the cached read model
+async def test_the_citizens_read_is_one_read_only_row_never_anothers(engine, applications) -> None:
+    from tortoise.exceptions import IncompleteInstanceError
+
+    from engine.citizen.case_views import citizen_case
+    from engine.store.identity_models import Citizen
+
+    done = await applications.apply("senior-card", SENIOR_FORM, applicant=OLD)
+    wang = await Citizen.create(openid=OLD.openid)
+    lina = await Citizen.create(openid=YOUNG.openid)
+    assert await citizen_case(lina.id, done.id) is None and await citizen_case(wang.id, done.id + 1000) is None
+    row = await citizen_case(wang.id, done.id)
+    stored = await Case.get(id=done.id)
+    assert (row.case_no, row.status, row.version, row.summary) == (stored.case_no, "completed", stored.version,
+                                                                   stored.summary)
+    assert row.updated_at == stored.updated_at and row.created_at == stored.created_at
+    [cert] = row.certificate_rows
+    assert cert["holder_code_masked"] == "310***********0273" and cert["state"] == "01"
+    with pytest.raises(IncompleteInstanceError):
+        await row.save()  # without the workflow state: never written back whole
+    assert (await case_detail(engine, row)) == (await case_detail(engine, stored))  # same view either way
+
+
+async def test_the_cached_view_follows_each_change_the_applicant_can_see(engine, applications) -> None:
+    from engine.certificates import CertState
+    from engine.certificates.store import set_state
+    from engine.citizen.case_views import citizen_case
+    from engine.store.identity_models import Citizen
+
+    done = await applications.apply("senior-card", SENIOR_FORM, applicant=OLD)
+    wang = await Citizen.create(openid=OLD.openid)
+    first = await case_detail(engine, await citizen_case(wang.id, done.id))
+    assert first == await case_detail(engine, await citizen_case(wang.id, done.id))  # cached: same view
+    assert first["evaluation"] is None and "evaluate" in first["actions"] and "review" in first["actions"]
+
+    await evaluate(engine, await owned_case(done.id, OLD.openid), evaluator_hash="h" * 64, level=1, comment="很好")
+    evaluated = await case_detail(engine, await citizen_case(wang.id, done.id))
+    assert evaluated["evaluation"]["label"] == "非常满意" and "evaluate" not in evaluated["actions"]
+
+    await request_review(engine, await owned_case(done.id, OLD.openid), actor=OLD.openid, reason="请人工核对")
+    reviewed = await case_detail(engine, await citizen_case(wang.id, done.id))
+    assert reviewed["review"]["status"] == "pending" and "review" not in reviewed["actions"]
+
+    [cert] = first["certificates"]
+    await set_state(cert["identifier"], CertState.REVOKED)  # no case write, no timeline event
+    revoked = await case_detail(engine, await citizen_case(wang.id, done.id))
+    assert revoked["certificates"][0]["state"] == "03"
