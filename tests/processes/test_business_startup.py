@@ -28,7 +28,7 @@ from engine.kernel.cases import CaseEngine, CaseResult
 from engine.kernel.jobs import JobRunner
 from engine.kernel.sla import plan
 from engine.store.certificate_models import Certificate
-from engine.store.models import BpmnMessage, Case, CaseEvent, HumanTask, MessageSubscription
+from engine.store.models import Case, CaseEvent, HumanTask, MessageSubscription
 from engine.store.shared_models import DataAccessLog
 from tests.processes.conftest import Clock, assert_round_trip, cst
 
