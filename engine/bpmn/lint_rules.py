@@ -359,7 +359,8 @@ class BpmnRules(_Rules):
                 self.error(el, f"等待消息「{name}」时设置的关联属性「{prop}」不是该消息的关联属性"
                                f"（该消息的关联属性：{'、'.join(sorted(carried)) or '无'}），消息永远无法投递到此办件",
                            code="message_unknown_correlation")
-            if carried and not set_here & carried:
+            starts = local(el.getparent()) == "startEvent"  # a new case: nothing to correlate yet
+            if carried and not set_here & carried and not starts:
                 self.error(el, f"等待消息「{name}」的事件没有设置关联值：请在其消息定义中用 "
                                "spiffworkflow:processVariableCorrelation 从办件数据取值（如 registration['uscc']）；"
                                "关联键从未被设置，带关联值的消息找不到此办件", code="message_correlation_never_set")

@@ -41,7 +41,7 @@ EVENT_LABELS = {
 }
 # timeline kinds the applicant does not need to see (internal handling between officers)
 STAFF_ONLY_KINDS = frozenset({"bpmn_event", "task_claimed", "task_unclaimed", "comment", "task_transferred",
-                              "signer_added", "cosign_completed", "cc_read"})
+                              "signer_added", "cosign_completed", "cc_read", "message_sent"})
 REVIEW_VERDICTS = {"uphold": "维持原决定", "overturn": "撤销原决定"}
 LEVELS = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
 BAD_LEVELS = {4, 5}

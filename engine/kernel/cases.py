@@ -38,7 +38,7 @@ from engine.errors import (
 )
 from engine.kernel import clocks as case_sla
 from engine.kernel.connectors import ConnectorContext, ConnectorRegistry
-from engine.kernel.messages import Mailbox, sync_subscriptions
+from engine.kernel.messages import Mailbox, sync_subscriptions, thrown_messages
 from engine.kernel.policy import ConnectorPolicy, check_call
 from engine.kernel.sla import WorkingCalendar, plan
 from engine.kernel.summary import result_columns, summary_of
@@ -138,7 +138,10 @@ class Step:
     events: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)  # automatic decisions made (audited)
     new_tasks: list[HumanTask] = field(default_factory=list)  # human tasks the projection opened
-    sent_messages: list[int] = field(default_factory=list)  # BPMN messages thrown (dispatched after the commit)
+    # BPMN messages the workflow threw to other cases: (name, correlation, payload), taken out of the
+    # workflow before its state is stored (else every later load would throw them again)
+    thrown: list[tuple[str, dict[str, Any], Any]] = field(default_factory=list)
+    sent_messages: list[int] = field(default_factory=list)  # their stored ids (dispatched after the commit)
 
 
 @dataclass
@@ -277,11 +280,13 @@ class CaseEngine:
                          sla_working_days: float | None = None, channel: str = "mobile",
                          item_version: str | None = None,
                          records: list[tuple[str, dict[str, Any]]] | None = None,
-                         request_key: str | None = None) -> CaseResult:
+                         request_key: str | None = None, message: Any = None) -> CaseResult:
         """Start a case and run it until it waits. ``sla_working_days``: the promised limit;
         ``records``: rows to store with the new case (e.g. purpose-bound certificate uses);
         ``request_key``: an opaque digest of the request that started it, kept in the
-        ``case_started`` event (committed with the case) so a retry can find it after a crash."""
+        ``case_started`` event (committed with the case) so a retry can find it after a crash;
+        ``message``: the BPMN message (``bpmn_messages`` row) its message start event catches
+        (``engine.kernel.messages``)."""
         bundle = await self.bundle_for(definition.id)
         now = self.deps.clock()
         case_no = self.deps.case_no(service, now)
@@ -299,6 +304,8 @@ class CaseEngine:
             started["request_key"] = request_key
         step = Step(events=[{"kind": "case_started", "actor": actor, "detail": started}])
         await self._step(self._advance, workflow, step)
+        if message is not None:  # started by a message: its start event catches it, then the case runs on
+            await self.messages.start_with(workflow, message, step)
         sla = plan(self.deps.calendar, now, sla_working_days) if sla_working_days else None
         if await Case.filter(case_no=case_no).exists():  # a random tail collided: draw again
             case_no = context.case_no = self.deps.case_no(service, now)
@@ -599,6 +606,8 @@ class CaseEngine:
             raise
         except Exception as exc:  # Spiff raises bare Exception too (e.g. an invalid timer duration)
             raise ScriptError(describe_run_error(exc)) from None
+        if workflow.bpmn_events:  # messages for other cases leave with this step, never with the state
+            step.thrown.extend(thrown_messages(workflow))
         if workflow.completed:
             step.events.append({"kind": "case_completed"})
 

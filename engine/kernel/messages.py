@@ -233,7 +233,8 @@ async def sync_subscriptions(conn: Any, engine: CaseEngine, items: list[tuple[Ca
             else:
                 fresh.append(MessageSubscription(case_id=case.id, task_id=task_id, name=name, correlation_key=key,
                                                  correlation=correlation, created_at=now))
-        for index, (name, correlation, payload) in enumerate(thrown_messages(workflow)):
+        thrown, step.thrown = list(step.thrown), []
+        for index, (name, correlation, payload) in enumerate(thrown):
             message = await BpmnMessage.create(
                 message_id=f"case:{case.case_no}:{case.version + 1}:{index}:{secrets.token_hex(4)}", name=name,
                 correlation_key=correlation_key(correlation), correlation=correlation,
@@ -293,6 +294,8 @@ class Mailbox:
             seen.add((sub.case_id, sub.task_id))  # type: ignore[attr-defined]
             if await self._deliver_retrying(sub.case_id, sub.task_id, row):  # type: ignore[attr-defined]
                 delivered += 1
+        if not delivered:  # nobody waits: a process whose message start event catches it starts a case
+            delivered = await self._start_cases(row)
         now = self.engine.deps.clock()
         status = "delivered" if delivered else "kept"
         await BpmnMessage.filter(id=row.id, status="pending").update(
@@ -300,6 +303,46 @@ class Mailbox:
         if not delivered:  # a subscription may have appeared while it was pending: its job finds it now
             await self._schedule_for_kept(row)
         return Delivery(row.message_id, delivered, not delivered)
+
+    async def _start_cases(self, row: BpmnMessage) -> int:
+        """Start a case of every live process whose message start event catches this message (no
+        case was waiting for it): e.g. 企业开办一件事 asks psb's seal-engraving process for a seal."""
+        from engine.store.models import ProcessDefinition
+
+        engine, started = self.engine, 0
+        process_ids = await ProcessDefinition.filter(review_state="approved").distinct().values_list(
+            "process_id", flat=True)
+        for process_id in sorted(set(process_ids)):
+            try:
+                definition = await engine.live_definition(str(process_id))
+            except Exception:  # noqa: BLE001 - not live yet: no case to start
+                continue
+            bundle = await engine.bundle_for(definition.id)
+            if not any(isinstance(getattr(ts, "event_definition", None), MessageEventDefinition)
+                       and ts.event_definition.name == row.name for ts in bundle.spec.bpmn_start_events):
+                continue
+            await engine.start_case(definition, service=str(process_id).replace("_", "-"), actor=row.source,
+                                    channel="system", message=row)
+            started += 1
+        return started
+
+    async def start_with(self, workflow: BpmnWorkflow, row: BpmnMessage, step: Any) -> None:
+        """A new case's message start event catches ``row`` and the case runs on (``start_case``)."""
+        waiting = waiting_subscriptions(workflow)
+        for task_id, (name, _correlation) in waiting.items():
+            if name != row.name:
+                continue
+            payload = self.engine.deps.serializer.load_payload(row.payload)
+            task = catch(workflow, task_id, row.name, payload, row.correlation or {})
+            if task is None:
+                continue
+            spec = task.task_spec
+            step.events.append({"kind": "message_received", "task_id": task_id,
+                                "task_name": spec.bpmn_name or spec.bpmn_id or spec.name, "actor": row.source,
+                                "detail": {"message": row.name, "message_id": row.message_id, "source": row.source,
+                                           "correlation": row.correlation or {}}})
+            await self.engine.advance(workflow, step)
+            return
 
     async def _schedule_for_kept(self, row: BpmnMessage) -> None:
         subs = await MessageSubscription.filter(name=row.name, correlation_key=row.correlation_key)

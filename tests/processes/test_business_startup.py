@@ -1,8 +1,8 @@
 """企业开办一件事 (processes/business-startup) end to end: intake, name and credit checks, registration
 with a new USCC, the business licence as a signed e-certificate, then the parallel department
 branches (psb, tax, hrss, hpf, bank) that the applicant asked for, joined into one finished case.
-The psb branch files the seal, then waits for psb's own seal-engraving case (processes/seal-engraving),
-whose end sends "seal_engraved" correlated by the company's USCC — early, late or twice.
+The psb branch files the seal and starts psb's own seal-engraving case (processes/seal-engraving) by a
+message, then waits for that case's "seal_engraved" correlated by the company's USCC — early, late or twice.
 
 Cases start through ``ApplicationService``; after every wait state the stored case is reloaded
 and must round-trip.
@@ -28,7 +28,7 @@ from engine.kernel.cases import CaseEngine, CaseResult
 from engine.kernel.jobs import JobRunner
 from engine.kernel.sla import plan
 from engine.store.certificate_models import Certificate
-from engine.store.models import BpmnMessage, Case, CaseEvent, HumanTask, MessageSubscription
+from engine.store.models import Case, CaseEvent, HumanTask, MessageSubscription
 from engine.store.shared_models import DataAccessLog
 from tests.processes.conftest import Clock, assert_round_trip, cst
 
@@ -93,17 +93,22 @@ async def start(applications: ApplicationService, engine: CaseEngine, form: dict
     return step
 
 
-async def engrave(engine: CaseEngine, company: str, name: str = "上海云帆信息科技有限公司") -> CaseResult:
-    """psb's own seal-engraving case for the company, run to its end (which sends "seal_engraved")."""
-    definition = await engine.deploy(read_folder(PROJECT_ROOT / "processes" / "seal-engraving"), name="公章刻制")
-    started = await engine.start_case(definition, service="seal-engraving", data={"uscc": company, "company_name": name},
-                                      actor="psb01")
-    [task] = started.ready_tasks
-    assert (task.task_spec, task.department) == ("engrave", "psb")
+async def deploy_seal_engraving(engine: CaseEngine) -> None:
+    """psb's own process, started by the bundle's "seal_engraving_requested" message."""
+    await engine.deploy(read_folder(PROJECT_ROOT / "processes" / "seal-engraving"), name="公章刻制")
+
+
+async def engrave(engine: CaseEngine, company: str) -> Case:
+    """Complete the seal-engraving case the bundle spawned for the company (its end sends "seal_engraved")."""
+    cases = [c for c in await Case.filter(service="seal-engraving", status="running")
+             if (await engine.load(c.id))[1].last_task.data.get("uscc") == company]
+    assert len(cases) == 1, "the bundle's filing started one seal-engraving case for the company"
+    [task] = await HumanTask.filter(case_id=cases[0].id, state="ready")
+    assert (task.task_spec, task.department, task.name) == ("engrave", "psb", "公章刻制")
     done = await engine.complete_task(task.id, {"seal_maker": "上海宏达印章有限公司", "engraved_on": "2026-11-30"},
                                       actor="psb01")
     assert done.status == "completed"
-    return done
+    return await Case.get(id=cases[0].id)
 
 
 async def certificate(engine: CaseEngine, pii: PiiKeys, case_id: int, type_code: str) -> tuple[Certificate, str]:
@@ -153,8 +158,7 @@ async def test_full_bundle_runs_every_branch_in_its_own_department(
     with pytest.raises(ValidationFailed):
         await engine.complete_task(psb.id, {"seal_maker": "上海宏达印章有限公司", "seal_kinds": []}, actor="psb01")
 
-    # the seal is engraved before the psb filing: the message is kept until the bundle waits for it
-    await engrave(engine, company)
+    await deploy_seal_engraving(engine)
 
     # complete the branches in an order unlike the diagram's; every step saves and restores
     order = ["bank_appointment", "hrss_social_insurance", "psb_seal", "hpf_housing_fund", "tax_register"]
@@ -170,9 +174,9 @@ async def test_full_bundle_runs_every_branch_in_its_own_department(
         if done < len(order):
             assert step.status == "running" and "result" not in data
 
-    assert step.status == "running"  # the kept message is delivered by the worker
-    assert await JobRunner(engine).run_due() >= 1
-    assert (await Case.get(id=case_id)).status == "completed"
+    assert step.status == "running"  # the filing started psb's seal-engraving case; the bundle waits for it
+    engraving = await engrave(engine, company)
+    assert engraving.channel == "system" and (await Case.get(id=case_id)).status == "completed"
     data = await assert_round_trip(engine, case_id)
     # each branch wrote its own key and the join kept all of them
     for dept, _values, key in BRANCHES.values():
@@ -214,6 +218,7 @@ async def test_partial_bundle_never_creates_the_skipped_branches(
     form = {**FORM, "company_name": "上海旧日贸易有限公司",  # a cancelled company's name is free again
             "need_seal": True, "need_invoices": False, "employees": 0, "need_bank_account": True}
     form.pop("bank_name")
+    await deploy_seal_engraving(engine)
     step = await start(applications, engine, form)
     assert {t.task_spec: t.department for t in step.ready_tasks} == {"psb_seal": "psb", "bank_appointment": "bank"}
     data = await assert_round_trip(engine, step.id)
@@ -225,7 +230,7 @@ async def test_partial_bundle_never_creates_the_skipped_branches(
     data = await assert_round_trip(engine, step.id)
     step = await engine.complete_task(tasks["bank_appointment"].id, BRANCHES["bank_appointment"][1], actor="bank01")
     assert step.status == "running"  # the seal is not engraved yet
-    await engrave(engine, data["registration"]["uscc"], form["company_name"])
+    await engrave(engine, data["registration"]["uscc"])
     assert (await Case.get(id=step.id)).status == "completed"
     data = await assert_round_trip(engine, step.id)
     assert data["result"]["services"] == ["seal", "bank_account"] and data["result"]["outcome"] == "approved"
@@ -344,29 +349,39 @@ async def test_the_bundle_waits_for_the_seal_engraving_case_early_late_and_twice
     early_uscc = (await assert_round_trip(engine, early.id))["registration"]["uscc"]
     assert late_uscc != early_uscc
 
-    # early: engraved before the bundle files the seal — kept, then delivered once the wait begins
-    await engrave(engine, early_uscc, "上海旧日贸易有限公司")
-    assert await BpmnMessage.filter(name="seal_engraved", status="kept").count() == 1
+    await deploy_seal_engraving(engine)
+
+    # early: psb's seal system reports the seal before the bundle files it — kept, then delivered
+    # once the wait begins
+    posted = await engine.messages.send("seal_engraved", {"uscc": early_uscc},
+                                        {"seal_maker": "上海宏达印章有限公司", "engraved_on": "2026-11-29"},
+                                        source="system:psb_seal", message_id="psb-seal-0001")
+    assert (posted.delivered, posted.kept) == (0, True)
     [filing] = early.ready_tasks
     step = await engine.complete_task(filing.id, BRANCHES["psb_seal"][1], actor="psb01")
     assert step.status == "running" and step.ready_tasks == []
     await JobRunner(engine).run_due()
     assert (await Case.get(id=early.id)).status == "completed"
+    assert (await assert_round_trip(engine, early.id))["seal"]["engraved_on"] == "2026-11-29"
 
-    # late: the bundle waits (its subscription names the company's USCC); the engraving case's end continues it
+    # late: the filing starts psb's seal-engraving case; the bundle waits (its subscription names the
+    # company's USCC) until that case ends
     [filing] = late.ready_tasks
     await engine.complete_task(filing.id, BRANCHES["psb_seal"][1], actor="psb01")
     [sub] = await MessageSubscription.filter(case_id=late.id)
     assert (sub.name, sub.correlation) == ("seal_engraved", {"uscc": late_uscc})
+    assert (await Case.get(id=late.id)).status == "running"
     engraving = await engrave(engine, late_uscc)
     case = await Case.get(id=late.id)
     assert case.status == "completed"
     [received] = await CaseEvent.filter(case_id=late.id, kind="message_received")
-    assert received.task_name == "等待刻章办结" and received.actor == (await Case.get(id=engraving.id)).case_no
+    assert received.task_name == "等待刻章办结" and received.actor == engraving.case_no
+    [started] = await CaseEvent.filter(case_id=engraving.id, kind="message_received")
+    assert started.task_name == "收到刻章申请" and started.actor == case.case_no
     data = await assert_round_trip(engine, late.id)
     assert data["result"]["outcome"] == "approved" and data["seal"]["engraved_by"] == "上海宏达印章有限公司"
 
-    # twice: the same message id again is a no-op; another engraving for the finished bundle is only kept
+    # twice: the same message id again is a no-op; another report for the finished bundle is only kept
     again = await engine.messages.send("seal_engraved", {"uscc": late_uscc}, {"engraved_on": "2026-12-01"},
                                        source="system:psb_seal", message_id=received.detail["message_id"])
     assert again.duplicate and again.delivered == 1

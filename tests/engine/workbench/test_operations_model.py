@@ -591,6 +591,11 @@ class BusinessStartupOperations(RuleBasedStateMachine):
         if refused is None:
             assert not blocked
             self.ref.done.append(Done(row.task_spec, str(row.id), choice, "", officer))
+            if row.task_spec == "psb_seal":  # the filing waits for the seal-engraving case: psb reports it
+                _, workflow, _ = run(World.engine.load(self.case_id))
+                company = workflow.last_task.data["registration"]["uscc"]
+                run(World.engine.messages.send("seal_engraved", {"uscc": company}, {"engraved_on": "2026-11-30"},
+                                               source="system:psb_seal"))
         else:
             assert refused.code == "waiting_for_added_signer" and blocked, refused.code
 
