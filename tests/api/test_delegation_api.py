@@ -63,7 +63,7 @@ async def test_delegate_sees_and_completes_the_officers_task_until_cancelled(api
     assert done.json()["completed_by"] == "samr02"
     timeline = (await api.call("GET", f"{TASKS}/{task}", token=officer)).json()["timeline"]
     [entry] = [e for e in timeline if e["kind"] == "task_completed"]
-    assert (entry["actor"], entry["on_behalf_of"], entry["actor_label"]) == ("samr02", "samr01", "samr02 代 张三")
+    assert (entry["actor"], entry["on_behalf_of"], entry["actor_label"]) == ("samr02", "samr01", "李四（市场监督管理局） 代 张三")
 
     # 补正 asked for the officer: the task waits for the applicant and comes back to the officer
     third = await open_task((await started(api, citizen, "business-startup", STARTUP))["id"])

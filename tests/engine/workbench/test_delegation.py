@@ -59,7 +59,7 @@ async def test_delegate_acts_for_the_officer_only_during_the_period(engine, appl
     [record] = await AuditRecord.filter(kind="task.complete", subject=held)
     assert record.actor == "samr02" and json.loads(record.detail)["on_behalf_of"] == "samr01"
     timeline = (await task_detail(engine, samr01, held))["timeline"]
-    assert [e["actor_label"] for e in timeline if e["kind"] == "task_completed"] == ["samr02 代 samr01"]
+    assert [e["actor_label"] for e in timeline if e["kind"] == "task_completed"] == ["samr02（市场监督管理局） 代 samr01"]
 
     # a second case held by samr01: after the period ends (no job, the clock decides) it is refused
     second = await intake_task(applications)
