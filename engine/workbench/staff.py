@@ -335,17 +335,27 @@ def timeline_view(events: list[CaseEvent], names: dict[str, str],
         "kind": e.kind, "action": STAFF_EVENT_LABELS.get(e.kind, e.kind), "step": e.task_name,
         "task_id": e.task_id, "actor": e.actor, "actor_name": actor_name(e.actor, people),
         "department": e.department, "department_name": names.get(e.department or "", e.department),
-        "opinion": _opinion(e), "at": e.created_at.isoformat(), "decision": _decision(e),
+        "opinion": _opinion(e, people), "at": e.created_at.isoformat(), "decision": _decision(e),
     } for e in events if e.kind != "bpmn_event"]
 
 
-def _opinion(event: CaseEvent) -> str | None:
+def event_people(events: list[CaseEvent]) -> list[str]:
+    """Everyone a timeline names: the actors and whom steps were copied to (抄送)."""
+    named = [e.actor for e in events if e.actor]
+    for e in events:
+        cc = e.detail.get("cc") if isinstance(e.detail, dict) else None
+        named += [c for c in cc or [] if isinstance(c, str)]
+    return named
+
+
+def _opinion(event: CaseEvent, people: dict[str, str] | None = None) -> str | None:
     detail = event.detail if isinstance(event.detail, dict) else {}
     if event.kind == "urged":
         return detail.get("reason")
     opinion = detail.get("opinion")
-    if detail.get("cc"):  # 抄送: whom the step was copied to
-        opinion = f"{opinion or ''}（抄送：{'、'.join(detail['cc'])}）".strip()
+    if detail.get("cc"):  # 抄送: whom the step was copied to, by name
+        shown = "、".join((people or {}).get(c, c) for c in detail["cc"])
+        opinion = f"{opinion or ''}（抄送：{shown}）".strip()
     return opinion
 
 
