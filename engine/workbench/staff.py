@@ -258,8 +258,10 @@ async def inbox(staff: StaffUser, *, status: str | None = None, due: str | None 
                             max(0, offset - dated), size - len(rows))
     counts = {s: await _capped_sum(_parts(staff, s, None, now)) for s in STATUSES}
     counts.update({d: await _capped_sum(_parts(staff, status, d, now)) for d in DUES})
-    return {"items": [task_view(t, department_names or {}, now) for t in rows], "page": page, "size": size,
-            "total": total, "counts": counts}
+    people = await actor_names([t.assignee for t in rows], department_names or {})  # one query per page
+    items = [{**task_view(t, department_names or {}, now),
+              "assignee_name": people.get(t.assignee) if t.assignee else None} for t in rows]
+    return {"items": items, "page": page, "size": size, "total": total, "counts": counts}
 
 
 def iso(value: datetime | None) -> str | None:
