@@ -289,8 +289,10 @@ async def inbox(staff: StaffUser, *, status: str | None = None, due: str | None 
                             max(0, offset - dated), size - len(rows))
     counts = {s: await _capped_sum(_parts(staff, s, None, now, officers)) for s in STATUSES}
     counts.update({d: await _capped_sum(_parts(staff, status, d, now, officers)) for d in DUES})
-    return {"items": [task_view(t, department_names or {}, now, officers) for t in rows], "page": page,
-            "size": size, "total": total, "counts": counts}
+    people = await actor_names([t.assignee for t in rows], department_names or {})  # one query per page
+    items = [{**task_view(t, department_names or {}, now, officers),
+              "assignee_name": people.get(t.assignee) if t.assignee else None} for t in rows]
+    return {"items": items, "page": page, "size": size, "total": total, "counts": counts}
 
 
 def iso(value: datetime | None) -> str | None:
@@ -375,7 +377,7 @@ def timeline_view(events: list[CaseEvent], names: dict[str, str],
         "kind": e.kind, "action": STAFF_EVENT_LABELS.get(e.kind, e.kind), "step": e.task_name,
         "task_id": e.task_id, "actor": e.actor, "actor_name": actor_name(e.actor, people),
         "department": e.department, "department_name": names.get(e.department or "", e.department),
-        "opinion": _opinion(e), "at": e.created_at.isoformat(), "decision": _decision(e),
+        "opinion": _opinion(e, people), "at": e.created_at.isoformat(), "decision": _decision(e),
         **_behalf(e, people),
     } for e in events if e.kind != "bpmn_event"]
 
@@ -391,13 +393,25 @@ def _behalf(event: CaseEvent, people: dict[str, str]) -> dict[str, Any]:
             "actor_label": f"{who} 代 {detail.get('on_behalf_of_name') or people.get(officer) or officer}"}
 
 
-def _opinion(event: CaseEvent) -> str | None:
+def event_people(events: list[CaseEvent]) -> list[str]:
+    """Everyone a timeline names: the actors, whom steps were copied to (抄送) and whom they stood in for."""
+    named = [e.actor for e in events if e.actor]
+    for e in events:
+        detail = e.detail if isinstance(e.detail, dict) else {}
+        named += [c for c in detail.get("cc") or [] if isinstance(c, str)]
+        if isinstance(detail.get("on_behalf_of"), str):
+            named.append(detail["on_behalf_of"])
+    return named
+
+
+def _opinion(event: CaseEvent, people: dict[str, str] | None = None) -> str | None:
     detail = event.detail if isinstance(event.detail, dict) else {}
     if event.kind == "urged":
         return detail.get("reason")
     opinion = detail.get("opinion")
-    if detail.get("cc"):  # 抄送: whom the step was copied to
-        opinion = f"{opinion or ''}（抄送：{'、'.join(detail['cc'])}）".strip()
+    if detail.get("cc"):  # 抄送: whom the step was copied to, by name
+        shown = "、".join((people or {}).get(c, c) for c in detail["cc"])
+        opinion = f"{opinion or ''}（抄送：{shown}）".strip()
     return opinion
 
 

@@ -190,7 +190,7 @@ async def task_detail(engine: CaseEngine, staff: StaffUser, task_id: str) -> dic
     events = await CaseEvent.filter(case_id=case.id).order_by("id")
     rounds = _with_urls(await case_rounds(engine, case.id, workflow))
     # who did what, as people read it: 申请人, 王芳（市场监管局）, 系统 — not citizen:1 or samr01
-    people = await desk.actor_names([e.actor for e in events] + [r.get("requested_by") for r in rounds]
+    people = await desk.actor_names(desk.event_people(events) + [r.get("requested_by") for r in rounds]
                                     + [task.assignee], names)
     for r in rounds:
         r["requested_by_name"] = desk.actor_name(r["requested_by"], people) if r.get("requested_by") else None

@@ -53,7 +53,10 @@ TASK_SCHEMA = _obj(
     on_behalf_of_name={**NULLABLE_STRING, "description": "被代理人姓名"})
 COUNTS_SCHEMA = _obj(*desk.STATUSES, *desk.DUES, **{k: _INT for k in (*desk.STATUSES, *desk.DUES)})
 INBOX_SCHEMA = _obj("items", "page", "size", "total", "counts", page=_INT, size=_INT, total=_INT,
-                    items={"type": "array", "items": TASK_SCHEMA}, counts=COUNTS_SCHEMA)
+                    items={"type": "array", "items": {**TASK_SCHEMA, "properties": {
+                        **TASK_SCHEMA["properties"],
+                        "assignee_name": {**NULLABLE_STRING, "description": "认领人显示名：姓名（部门）"}}}},
+                    counts=COUNTS_SCHEMA)
 EVENT_SCHEMA = _obj("kind", "action", "at", "actor_name", kind=_STR, action=_STR, step=NULLABLE_STRING,
                     task_id=NULLABLE_STRING, actor=NULLABLE_STRING,
                     actor_name={**_STR, "description": "办理人显示名：申请人、工作人员姓名（部门）或 系统",

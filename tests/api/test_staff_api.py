@@ -95,6 +95,7 @@ async def test_claim_unclaim_complete_comment_and_next_departments(api: OpenApiC
     error_of(await api.call("POST", f"{TASKS}/{task_id}/unclaim", token=samr02), 409, "task_already_claimed")
     mine = (await api.call("GET", f"{TASKS}?status=mine", token=samr01)).json()
     assert mine["total"] == 1 and (mine["counts"]["ready"], mine["counts"]["mine"]) == (0, 1)
+    assert mine["items"][0]["assignee_name"] == "samr01（市场监督管理局）"  # who claimed it, with the department
     bad = await api.call("POST", f"{TASKS}/{task_id}/complete", token=samr01,
                          json={"data": {"intake_accepted": "yes"}})
     assert "intake_accepted" in error_of(bad, 422, "validation_failed")["fields"]

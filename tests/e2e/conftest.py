@@ -156,5 +156,18 @@ async def screenshot(page: Page, name: str, *, full_page: bool = False) -> Path:
     path = SCREENSHOTS / name
     await page.locator("#toast").wait_for(state="hidden", timeout=5_000)  # a passing notice would cover the page
     await page.evaluate("document.fonts.ready")
-    await page.screenshot(path=str(path), animations="disabled", caret="hide", full_page=full_page)
+    if not full_page:
+        await page.screenshot(path=str(path), animations="disabled", caret="hide")
+        return path
+    # the whole page in a viewport as tall as the page, from the top: fixed bars (the phone page's
+    # header and tab bar) sit at the top and bottom instead of across the middle of the picture
+    size = page.viewport_size
+    assert size is not None
+    height = await page.evaluate("document.documentElement.scrollHeight")
+    await page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
+    try:
+        await page.evaluate("window.scrollTo(0, 0)")
+        await page.screenshot(path=str(path), animations="disabled", caret="hide")
+    finally:
+        await page.set_viewport_size(size)
     return path

@@ -82,4 +82,4 @@ async def test_bell_urge_and_cc(server: Server, desktop: Any) -> None:
     assert await CaseEvent.filter(case_id=case.id, kind="cc_read").count() == 1
     await page.reload()
     await expect(page.locator(".timeline")).to_contain_text("抄送已阅")
-    await expect(page.locator(".timeline")).to_contain_text("抄送：samr02")
+    await expect(page.locator(".timeline")).to_contain_text("抄送：王芳（市场监督管理局）")  # by name, not samr02

@@ -169,3 +169,19 @@ async def test_a_refused_completion_leaves_a_transferred_task_with_its_receiver(
         await desk.complete(engine, people["samr02"], task_id, ACCEPT)
     row = await HumanTask.get(id=task_id)
     assert (row.state, row.assignee) == ("ready", "samr02")
+
+
+async def test_actor_names_show_people_not_ids(engine, people) -> None:  # noqa: ANN001 - db-bound fixtures
+    """申请人 for the citizen and a window placeholder, the staff member's name with their department,
+    系统 for the engine, timers, the CLI and an unknown account; a Chinese source name as written."""
+    await people["samr01"].update_from_dict({"name": "王芳", "departments": ["samr", "window"]}).save()
+    names = {"samr": "市场监督管理局", "window": "综合窗口"}
+    shown = await desk.actor_names(["samr01", "citizen:7", "window:ab12", "system", "cli", "gone01", "好差评", None],
+                                   names)
+    assert shown == {"samr01": "王芳（市场监督管理局、综合窗口）", "citizen:7": "申请人", "window:ab12": "申请人",
+                     "system": "系统", "cli": "系统", "gone01": "系统", "好差评": "好差评"}
+    assert desk.actor_name(None, shown) == "系统" and desk.actor_name("samr01", shown) == "王芳（市场监督管理局、综合窗口）"
+    event = CaseEvent(kind="task_completed", actor="samr01", detail={"opinion": "同意", "cc": ["samr01"]},
+                      created_at=engine.deps.clock())
+    [view] = desk.timeline_view([event], names, shown)
+    assert (view["actor_name"], view["opinion"]) == ("王芳（市场监督管理局、综合窗口）", "同意（抄送：王芳（市场监督管理局、综合窗口））")

@@ -178,7 +178,7 @@ async function inboxView(params, token) {
           h("td", {}, t.department_name || t.department || "—"),
           h("td", { class: "mono" }, t.due_at ? formatTime(t.due_at) : "无时限"),
           h("td", {}, h("span", { class: `state state-${t.state}` }, STATE_LABELS[t.state] || t.state),
-            t.state === "claimed" && t.assignee ? h("span", { class: "muted small" }, ` ${t.assignee}`) : null));
+            t.state === "claimed" && t.assignee ? h("span", { class: "muted small" }, ` ${t.assignee_name || t.assignee}`) : null));
         row.addEventListener("click", (event) => {
           if (!(event.target instanceof HTMLAnchorElement)) location.hash = href;
         });
