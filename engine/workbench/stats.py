@@ -14,8 +14,12 @@ The cohort is the cases *received* (``cases.created_at``) in ``[since, until)``;
     supplements     补正 requests made on the cohort
     ratings         好差评 per level label; bad_rating_rate = (不满意 + 非常不满意) / rated
 
-Counts are SQL aggregates (GROUP BY on the ``(service, created_at)`` index); only the completion
-durations of completed cases are read row by row, for the percentile. ``series`` gives received and
+On PostgreSQL (``_fill_postgres``) everything is computed in the database from indexes alone: the
+cohort from ``cases (service, created_at, status, outcome, decided_by, due_at, completed_at, id)``
+(counts as FILTER aggregates; working days per case from the calendar's prefix sum passed as an
+array; p90 by ``percentile_disc``), 补正 and ratings from period indexes joined to it — no case row
+comes back to Python. On SQLite (``_fill``, also the tests' reference) the counts are GROUP BY
+aggregates and the completed cases' times are read row by row for the percentile. ``series`` gives received and
 completed per day (China Standard Time) for the charts; ``overdue_cases`` lists the overdue cases
 (most overdue first, at most ``OVERDUE_LIMIT``) with an open task to jump to.
 """
@@ -241,7 +245,7 @@ WITH cohort AS (
     SELECT *, CASE WHEN status = 'completed' AND completed_at IS NOT NULL
                    THEN greatest(0.0, {_BEFORE.format(p="($4::int[])", x="e")} - {_BEFORE.format(p="($4::int[])", x="c")})
                         / 86400 END AS days
-    FROM indexed
+    FROM indexed OFFSET 0  -- a fence: each case's working days computed once, not once per aggregate
 )
 SELECT service, count(*) AS received,
        count(*) FILTER (WHERE status = 'completed') AS completed,
@@ -328,8 +332,9 @@ async def _series(slugs: list[str], since: datetime, until: datetime, start: dat
     postgres = conn.capabilities.dialect == "postgres"
     counts: dict[str, dict[str, int]] = {}
     for column, key in (("created_at", "received"), ("completed_at", "completed")):
-        if postgres:  # the CST day as a day number (cheaper than formatting every row's date)
-            sql = (f"SELECT (EXTRACT(EPOCH FROM {column})::bigint + 28800) / 86400 AS d, COUNT(*) "
+        if postgres:  # the CST day as a day number (cheaper than formatting every row's date; date_part is
+            # float8, EXTRACT numeric and slower; floor, as a cast would round 23:59:59.6 into the next day)
+            sql = (f"SELECT floor((date_part('epoch', {column}) + 28800) / 86400)::int AS d, COUNT(*) "
                    f"FROM cases WHERE service = ANY($1::text[]) AND {column} >= $2 AND {column} < $3 GROUP BY d")
             params: list[Any] = [slugs, since, until]
         else:
