@@ -288,7 +288,7 @@ async def _fill_postgres(rows: dict[str, dict[str, Any]], slugs: list[str], sinc
     _, latest = await conn.execute_query(
         "SELECT max(m) FROM unnest($1::text[]) AS s(service), "
         "LATERAL (SELECT max(completed_at) AS m FROM cases WHERE cases.service = s.service) x", [slugs])
-    last = max(now, *(r[0] for r in latest if r[0] is not None)).astimezone(CST).date() + timedelta(days=1)
+    last = max([now, *(r[0] for r in latest if r[0] is not None)]).astimezone(CST).date() + timedelta(days=1)
     first = start - timedelta(days=1)
     days = WorkingDays(calendar, first, last)
     _, stats_rows = await conn.execute_query(_COHORT_SQL, [slugs, since, until, days.prefix, float(days.first_epoch), now])

@@ -96,3 +96,7 @@ async def test_fast_path_equals_the_portable_path(db: str) -> None:
     assert got == portable
     assert sum(item["received"] for item in got.values()) > 150 and got["z"]["received"] == 0
     assert all(got[s]["p90_working_days"] for s in "abc") and sum(got[s]["supplements"] for s in "abc") > 20
+    # a department whose services never completed a case (no latest completion to size the calendar by)
+    empty = await stats.service_stats({"z": services["z"]}, {}, departments=None, start=start, end=end, now=now,
+                                      calendar=calendar)
+    assert [(i["service"], i["received"], i["p90_working_days"]) for i in empty["items"]] == [("z", 0, None)]
