@@ -6,10 +6,13 @@ with cases spread evenly over the last 365 days and over the catalogue's service
 (1 in 13 refused, 1 in 3 decided by rule, some late), the rest running (some past due) — a rating
 for every fifth completed case and a 补正 request for every twentieth case; then measures p50/p99 of
 the statistics for the last 30 days for an administrator (every service) and for one department's
-supervisor, and the JSON → CSV/XLSX export.
+supervisor, and the JSON → CSV/XLSX export. After each load it runs ``VACUUM ANALYZE`` (what
+autovacuum does after bulk inserts): the statistics read indexes alone, which needs the visibility map.
 
     python bench/stats.py                       # 100 k and 1 M cases
     python bench/stats.py --sizes 100000        # quicker
+    python bench/stats.py --sizes 1000000 --keep           # keep the database for EXPLAIN ANALYZE
+    python bench/stats.py --sizes 1000000 --reuse URL      # measure it again (no load)
 """
 
 from __future__ import annotations
