@@ -6,10 +6,13 @@ with cases spread evenly over the last 365 days and over the catalogue's service
 (1 in 13 refused, 1 in 3 decided by rule, some late), the rest running (some past due) — a rating
 for every fifth completed case and a 补正 request for every twentieth case; then measures p50/p99 of
 the statistics for the last 30 days for an administrator (every service) and for one department's
-supervisor, and the JSON → CSV/XLSX export.
+supervisor, and the JSON → CSV/XLSX export. After each load it runs ``VACUUM ANALYZE`` (what
+autovacuum does after bulk inserts): the statistics read indexes alone, which needs the visibility map.
 
     python bench/stats.py                       # 100 k and 1 M cases
     python bench/stats.py --sizes 100000        # quicker
+    python bench/stats.py --sizes 1000000 --keep           # keep the database for EXPLAIN ANALYZE
+    python bench/stats.py --sizes 1000000 --reuse URL      # measure it again (no load)
 """
 
 from __future__ import annotations
@@ -104,6 +107,8 @@ async def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--department", default="samr")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "stats.json"))
+    parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed) for EXPLAIN")
+    parser.add_argument("--reuse", metavar="URL", help="measure a database kept by an earlier --keep run (no load)")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
 
@@ -120,22 +125,29 @@ async def main() -> None:
     report: dict[str, Any] = {"bench": "stats", "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                               "services": len(services), "samples": args.samples, "sizes": []}
     async with contextlib.AsyncExitStack() as stack:
-        url = await stack.enter_async_context(pg_database("govflow_bench_stats", keep=False))
+        url = args.reuse or await stack.enter_async_context(pg_database("govflow_bench_stats", keep=args.keep))
+        if args.keep:
+            print(f"database: {url}", file=sys.stderr)
         await migrate(Settings(DATABASE_URL=url), quiet=True)
         await init_db(url)
         conn = await asyncpg.connect(url)
         try:
-            definition = await ProcessDefinition.create(process_id="bench", name="bench", version=1,
-                                                        content_hash="0" * 64, files="{}")
+            definition = await ProcessDefinition.first() or await ProcessDefinition.create(
+                process_id="bench", name="bench", version=1, content_hash="0" * 64, files="{}")
             gen = Generator(definition.id, datetime.now(timezone.utc), services)
-            have = 0
+            have = await conn.fetchval("SELECT count(*) FROM cases")
             for size in sizes:
-                seconds = await copy_rows(conn, "cases", CASE_COLUMNS, gen.cases, have, size, "cases")
-                await copy_rows(conn, "evaluations", EVAL_COLUMNS, gen.evaluations, have // 5, size // 5, "ratings")
-                await copy_rows(conn, "case_events", EVENT_COLUMNS, gen.events, have // 20, size // 20, "events")
-                have = size
+                seconds = 0.0
+                if size > have:
+                    seconds = await copy_rows(conn, "cases", CASE_COLUMNS, gen.cases, have, size, "cases")
+                    await copy_rows(conn, "evaluations", EVAL_COLUMNS, gen.evaluations, have // 5, size // 5,
+                                    "ratings")
+                    await copy_rows(conn, "case_events", EVENT_COLUMNS, gen.events, have // 20, size // 20, "events")
+                    have = size
                 for table in ("cases", "evaluations", "case_events"):
-                    await conn.execute(f"ANALYZE {table}")
+                    # what autovacuum does after bulk inserts: statistics and the visibility map
+                    # (without it PostgreSQL cannot answer from an index alone)
+                    await conn.execute(f"VACUUM ANALYZE {table}")
                 figures = await measure(args.samples, args.department)
                 report["sizes"].append({"cases": size, "load_seconds": round(seconds, 1), **figures, "load": load()})
                 print(f"{size} cases: admin p50 {figures['admin_ms']['p50']} ms p99 {figures['admin_ms']['p99']} ms; "

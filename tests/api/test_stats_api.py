@@ -158,3 +158,73 @@ async def test_csv_and_xlsx_open_with_the_right_headers(api: OpenApiClient) -> N
     assert table[0] == header
     row = dict(zip(table[0], next(r for r in table[1:] if r[0] == "senior-card"), strict=True))
     assert (row["受理量"], row["按时办结"], row["按时办结率"], row["评价-非常不满意"]) == (3, 2, round(2 / 3, 4), 1)
+
+
+async def from_scratch(api: OpenApiClient, body: dict) -> dict[str, dict]:
+    """The statistics recomputed row by row from the cases, events and ratings the test made, with
+    the plain definitions (no SQL aggregate): what the endpoint's fast path must equal."""
+    from datetime import date, datetime, time
+
+    from engine.citizen.case_views import BAD_LEVELS, LEVELS
+    from engine.store.models import CaseEvent, Evaluation
+
+    calendar, now = api.app.ctx.engine.deps.calendar, api.app.ctx.engine.deps.clock()
+    since = datetime.combine(date.fromisoformat(body["from"]), time.min, CST)
+    until = datetime.combine(date.fromisoformat(body["to"]) + timedelta(days=1), time.min, CST)
+    out: dict[str, dict] = {}
+    for case in await Case.filter(created_at__gte=since, created_at__lt=until):
+        row = out.setdefault(case.service, {"received": 0, "completed": 0, "in_progress": 0, "auto_decided": 0,
+                                            "refused": 0, "on_time": 0, "overdue": 0, "supplements": 0,
+                                            "days": [], "ratings": {label: 0 for label in LEVELS.values()}})
+        row["received"] += 1
+        row["completed"] += case.status == "completed"
+        row["in_progress"] += case.status == "running"
+        row["auto_decided"] += case.decided_by == "auto"
+        row["refused"] += case.outcome == "rejected"
+        if case.status == "running" and case.due_at is not None and case.due_at < now:
+            row["overdue"] += 1
+        if case.status == "completed" and case.completed_at is not None:
+            row["days"].append(calendar.working_seconds(case.created_at, case.completed_at) / DAY)
+            if case.due_at is None or case.completed_at <= case.due_at:
+                row["on_time"] += 1
+            else:
+                row["overdue"] += 1
+        row["supplements"] += await CaseEvent.filter(case_id=case.id, kind="supplement_requested").count()
+        rating = await Evaluation.get_or_none(case_id=case.id)
+        if rating is not None:
+            row["ratings"][LEVELS[rating.level]] += 1
+    for row in out.values():
+        days = sorted(row.pop("days"))
+        row["avg_working_days"] = round(sum(days) / len(days), 2) if days else None
+        row["p90_working_days"] = round(days[max(0, -(-9 * len(days) // 10) - 1)], 2) if days else None
+        row["on_time_rate"] = round(row["on_time"] / row["completed"], 4) if row["completed"] else None
+        rated = sum(row["ratings"].values())
+        bad = sum(row["ratings"][LEVELS[level]] for level in BAD_LEVELS)
+        row["bad_rating_rate"] = round(bad / rated, 4) if rated else None
+    return out
+
+
+async def test_statistics_equal_a_from_scratch_count(api: OpenApiClient) -> None:
+    """On PostgreSQL the endpoint answers from index-only aggregates (working days and their p90 in
+    SQL); on SQLite from the portable path. Both must equal the row-by-row count, after a refusal,
+    a late completion, a 补正, a withdrawal and ratings (good and bad)."""
+    await make_cases(api)
+    wang = await citizen_token(api, "dev-wang", *WANG)
+    withdrawn = await started(api, wang, "business-startup", STARTUP)
+    assert (await api.call("POST", f"{APPLY}/{withdrawn['id']}/withdraw", token=wang)).status_code == 200
+    # a second finished senior card with a due time it met, received two days ago
+    met = await started(api, wang, "senior-card", SENIOR)
+    now = api.app.ctx.engine.deps.clock()
+    await Case.filter(id=met["id"]).update(created_at=now - timedelta(days=2, hours=3),
+                                           completed_at=now - timedelta(hours=20), due_at=now + timedelta(days=3))
+    boss = await login(api, "boss")
+    body = (await api.call("GET", STATS, token=boss)).json()
+    expected = await from_scratch(api, body)
+    assert expected["senior-card"]["received"] == 4 and expected["business-startup"]["received"] == 3
+    assert expected["business-startup"]["supplements"] == 1 and expected["senior-card"]["refused"] == 1
+    got = by_service(body)
+    for service, want in expected.items():
+        assert {k: got[service][k] for k in want} == want, service
+    for service, item in got.items():  # every other service: nothing received, nothing counted
+        if service not in expected:
+            assert (item["received"], item["supplements"], sum(item["ratings"].values())) == (0, 0, 0)

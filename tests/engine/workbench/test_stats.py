@@ -58,3 +58,45 @@ def test_table_rows_have_one_column_per_rating_level() -> None:
             "ratings": {"非常满意": 1, "满意": 0, "基本满意": 0, "不满意": 0, "非常不满意": 0}, "bad_rating_rate": 0.0}
     headers, [row] = table_rows([item])
     assert len(headers) == len(row) and dict(zip(headers, row, strict=True))["评价-非常满意"] == 1
+
+
+async def test_fast_path_equals_the_portable_path(db: str) -> None:
+    """300 cases with random receipt and completion instants (weekends, a holiday, a make-up day,
+    late and on-time, running past due, refused, 秒批, 补正, ratings): ``service_stats`` (on PostgreSQL
+    the index-only SQL with working days and p90 computed in the database) equals ``_fill``, the
+    portable path that reads the rows into Python."""
+    from engine.store.models import Case, CaseEvent, Evaluation, ProcessDefinition
+    from engine.workbench import stats
+
+    calendar = WorkingCalendar(holidays={date(2026, 10, 1), date(2026, 10, 2)}, workdays={date(2026, 10, 10)})
+    now = datetime(2026, 10, 20, 9, 30, tzinfo=CST)
+    definition = await ProcessDefinition.create(process_id="p", name="p", version=1, content_hash="0" * 64, files="{}")
+    rng = random.Random(7)
+    for i in range(300):
+        created = now - timedelta(minutes=rng.randrange(0, 40 * 24 * 60))
+        status = rng.choice(["completed", "completed", "running", "withdrawn"])
+        completed = created + timedelta(minutes=rng.randrange(0, 15 * 24 * 60)) if status == "completed" else None
+        due = None if rng.random() < 0.2 else created + timedelta(days=rng.randrange(1, 10))
+        case = await Case.create(case_no=f"T{i:05d}", service=rng.choice(["a", "b", "c"]), definition=definition,
+                                 status=status, state="{}", due_at=due, completed_at=completed,
+                                 outcome=rng.choice(["approved", "rejected"]) if completed else None,
+                                 decided_by=rng.choice(["auto", "officer"]) if completed else None)
+        await Case.filter(id=case.id).update(created_at=created)
+        if rng.random() < 0.2:
+            await CaseEvent.create(case=case, kind="supplement_requested", detail={})
+        if completed and rng.random() < 0.4:
+            await Evaluation.create(case=case, level=rng.randrange(1, 6), evaluator_hash="x" * 64)
+    services = {s: stats.ServiceInfo(s, s.upper(), "d1" if s != "c" else "d2") for s in ("a", "b", "c", "z")}
+    start, end = date(2026, 9, 21), date(2026, 10, 20)
+    fast = await stats.service_stats(services, {}, departments=None, start=start, end=end, now=now, calendar=calendar)
+    portable = {slug: stats._blank(info, {}) for slug, info in services.items()}
+    since = datetime.combine(start, datetime.min.time(), CST)
+    await stats._fill(portable, list(services), since, since + timedelta(days=30), now, calendar)
+    got = {item["service"]: item for item in fast["items"]}
+    assert got == portable
+    assert sum(item["received"] for item in got.values()) > 150 and got["z"]["received"] == 0
+    assert all(got[s]["p90_working_days"] for s in "abc") and sum(got[s]["supplements"] for s in "abc") > 20
+    # a department whose services never completed a case (no latest completion to size the calendar by)
+    empty = await stats.service_stats({"z": services["z"]}, {}, departments=None, start=start, end=end, now=now,
+                                      calendar=calendar)
+    assert [(i["service"], i["received"], i["p90_working_days"]) for i in empty["items"]] == [("z", 0, None)]
