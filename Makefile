@@ -103,8 +103,10 @@ bench: $(BENCH_STAMP) services wrk
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/journey.py
 	$(BIN)/python bench/reads.py
+	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/timers.py
+	$(BIN)/python bench/report.py --goals
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check engine forms mobile_api tests bench tools

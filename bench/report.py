@@ -84,12 +84,73 @@ def timers(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Issue #19's goals: (label, goal text, test on the measured figure); figures come from the latest
+# bench/results/{audit,reads,journey,engine}.json, each run measured against its own ceiling.
+GOALS: list[tuple[str, str, Any]] = [
+    ("audit appends/s, PostgreSQL, 32 writers ÷ 1 writer", "≥ 3×", lambda v: v >= 3),
+    ("audit appends/s, PostgreSQL, 32 writers", "≥ 5,000/s", lambda v: v >= 5000),
+    ("QR verification ÷ bare-Sanic ceiling (wrk, 2 workers)", "≥ 0.06×", lambda v: v >= 0.06),
+    ("case detail ÷ ceiling", "≥ 0.08×", lambda v: v >= 0.08),
+    ("catalogue ÷ ceiling", "≥ 0.5×", lambda v: v >= 0.5),
+    ("server CPU ms per journey (pg1)", "≤ 10 ms", lambda v: v <= 10),
+    ("govflow ÷ raw SpiffWorkflow, SQLite", "≥ 0.7×", lambda v: v >= 0.7),
+    ("govflow ÷ raw SpiffWorkflow, PostgreSQL", "≥ 0.5×", lambda v: v >= 0.5),
+    ("2 workers ÷ 1 worker journeys/s", "≥ 1.6×", lambda v: v >= 1.6),
+]
+
+
+def _figures(results: Path) -> dict[str, tuple[Any, str]]:
+    """The goal table's measured values, each with where and when it was measured."""
+    audit, reads = _load(str(results / "audit.json")), _load(str(results / "reads.json"))
+    journey_, engine = _load(str(results / "journey.json")), _load(str(results / "engine.json"))
+    found: dict[str, tuple[Any, str]] = {}
+    if audit and "postgres_batch" in audit:
+        load = audit.get("load_average", ["?"])[0]
+        batch = audit["postgres_batch"]
+        found[GOALS[0][0]] = (batch["scaling_32_vs_1"], f"bench/audit.py, load {load:.1f}" if load != "?" else "")
+        found[GOALS[1][0]] = (batch["runs"]["32"]["appends_per_s"], found[GOALS[0][0]][1])
+    if reads:
+        where = f"bench/reads.py {reads['when']}, load {reads['load_start']['load1']}"
+        for goal, key in ((GOALS[2][0], "verify"), (GOALS[3][0], "case_detail"), (GOALS[4][0], "catalogue")):
+            found[goal] = (reads["govflow"][key]["vs_ceiling"], where)
+    if journey_:
+        where = f"bench/journey.py {journey_['when']}, load {journey_['load_start']['load1']}"
+        setups = {s["name"]: s for s in journey_["setups"] if "failed" not in s}
+        if "pg1" in setups:
+            found[GOALS[5][0]] = (setups["pg1"]["cpu_ms_per_journey"]["server"], where)
+        if "pg1" in setups and "pg2" in setups:
+            found[GOALS[8][0]] = (round(setups["pg2"]["journeys_per_s"] / setups["pg1"]["journeys_per_s"], 2), where)
+    if engine:
+        where = f"bench/engine.py n={engine['n']}" + (f", load {engine['load']}" if "load" in engine else "")
+        found[GOALS[6][0]] = (engine["ratio_sqlite_vs_raw"], where)
+        if "ratio_postgres_vs_raw" in engine:
+            found[GOALS[7][0]] = (engine["ratio_postgres_vs_raw"], where)
+    return found
+
+
+def goals(results: Path = RESULTS) -> list[str]:
+    found = _figures(results)
+    lines = ["Goals of issue #19 (each ratio from one run):", "",
+             "| measure | measured | goal | met | where |", "|---|---|---|---|---|"]
+    for label, goal, met in GOALS:
+        if label not in found:
+            lines.append(f"| {label} | — | {goal} | not measured | |")
+            continue
+        value, where = found[label]
+        lines.append(f"| {label} | {value:g} | {goal} | {'yes' if met(value) else 'no'} | {where} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--goals", action="store_true", help="only the table of issue #19's goals")
     parser.add_argument("--journey", default=str(RESULTS / "journey.json"))
     parser.add_argument("--scale", default=str(RESULTS / "scale.json"))
     parser.add_argument("--timers", default=str(RESULTS / "timers.json"))
     args = parser.parse_args()
+    if args.goals:
+        print("\n".join(goals()))
+        return
     for path, render in ((args.journey, journey), (args.scale, scale), (args.timers, timers)):
         report = _load(path)
         if report is not None:
