@@ -310,7 +310,7 @@ def test_catalogue_item_is_a_one_day_promise(catalog: Any) -> None:
 
 async def test_a_return_to_intake_revokes_the_issued_licence(
         engine: CaseEngine, applications: ApplicationService, clock: Clock) -> None:
-    """Found by the operations model (issue #14): 退回 to 受理核验 after the business licence was
+    """Found while extending the operations model to this process (issue #14): 退回 to 受理核验 after the business licence was
     issued, then 不予受理, ended the case refused with a valid 营业执照. The 退回 revokes what the
     undone path issued; a parallel branch's certificate beside the returned branch stays."""
     from engine.workbench.task_ops import return_to_step

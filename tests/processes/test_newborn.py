@@ -231,7 +231,7 @@ async def test_the_application_form_is_checked_before_a_case_starts(
 
 async def test_a_return_past_the_issued_certificates_revokes_them(
         engine: CaseEngine, applications: ApplicationService) -> None:
-    """Found by the operations model (issue #14): 退回 to 出生户口登记 after the baby's 户口簿 page and
+    """Found while extending the operations model to this process (issue #14): 退回 to 出生户口登记 after the baby's 户口簿 page and
     参保凭证 were issued, then 不予户口登记, ended the case refused with both certificates still
     valid; approving again issued a second 户口簿 page. The certificates issued on the path a 退回
     undoes are revoked with it (audited), and a new decision issues afresh."""
