@@ -19,7 +19,8 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from engine.accountability import audit
-from engine.bpmn.multi_instance import reset_activity, reset_task
+from engine.bpmn.multi_instance import instance_parent, reset_activity, reset_task
+from engine.certificates.store import set_state
 from engine.errors import Conflict, Forbidden, NotFound, TaskNotReady
 from engine.kernel.cases import HELD_STATE, OPEN_TASK_STATES, CaseEngine, CaseResult, Step, as_uuid
 from engine.store.certificate_models import Certificate, CertificateUse
@@ -92,12 +93,35 @@ async def return_to_step(engine: CaseEngine, case_id: int, *, target_task_spec: 
         raise Conflict("只能退回到本办件已办理的人工环节")
     target = max(done, key=lambda t: t.last_state_change)
     spec = target.task_spec
+    # e-certificates issued on the path the 退回 undoes were issued on a decision that no longer
+    # stands: they are revoked with the reset (the step issues afresh if it is decided again)
+    void = issued_below(instance_parent(target) or target)
     event = {"kind": "task_returned", "task_id": str(target.id), "task_name": spec.bpmn_name or spec.name,
              "actor": actor, "department": department,
-             "detail": {"opinion": reason, "target_task_spec": target_task_spec, **(on_behalf_of or {})}}
+             "detail": {"opinion": reason, "target_task_spec": target_task_spec, **(on_behalf_of or {}),
+                        **({"certificates_revoked": void} if void else {})}}
     # a 会签 step restarts as a whole: every instance afresh, the collected signatures emptied
     return await _reset_to(engine, case, workflow, bundle, lambda: reset_activity(workflow, target), event,
-                           assignee=None)
+                           assignee=None, void=void, void_reason=f"办件退回到「{spec.bpmn_name or spec.name}」重新办理，"
+                                                                 f"原证照作废：{reason}")
+
+
+ISSUE_CONNECTOR = "certificate.issue"
+
+
+def issued_below(task: Any) -> list[str]:
+    """Identifiers of the e-certificates that completed ``certificate.issue`` steps below ``task``
+    issued — the ones a reset of ``task`` undoes (a parallel branch beside it is not below it)."""
+    found, stack = [], list(task.children)
+    while stack:
+        below = stack.pop()
+        stack.extend(below.children)
+        spec = below.task_spec
+        if below.state == TaskState.COMPLETED and getattr(spec, "operation_name", None) == ISSUE_CONNECTOR:
+            result = below.data.get(getattr(spec, "result_variable", None) or "")
+            if isinstance(result, dict) and isinstance(result.get("identifier"), str):
+                found.append(result["identifier"])
+    return found
 
 
 async def withdraw_completion(engine: CaseEngine, task_id: str | UUID, *, actor: str) -> CaseResult:
@@ -140,9 +164,11 @@ async def check_not_moved_on(case: Case, row: HumanTask) -> None:
 
 
 async def _reset_to(engine: CaseEngine, case: Case, workflow: Any, bundle: Any, reset: Callable[[], Any],
-                    event: dict[str, Any], *, assignee: str | None, reopened: Any = None) -> CaseResult:
+                    event: dict[str, Any], *, assignee: str | None, reopened: Any = None,
+                    void: Iterable[str] = (), void_reason: str = "") -> CaseResult:
     """Reset the workflow (``reset``: keeping the data the task was completed with), run, store;
-    ``reopened`` (the withdrawn task) goes back to ``assignee``."""
+    ``reopened`` (the withdrawn task) goes back to ``assignee``; the certificates ``void`` are
+    revoked (吊销, audited) in the same transaction."""
     reset()
     step = Step(events=[event])
     await engine.advance(workflow, step)
@@ -160,6 +186,9 @@ async def _reset_to(engine: CaseEngine, case: Case, workflow: Any, bundle: Any, 
             await HumanTask.filter(id=reopened, state__in=OPEN_TASK_STATES).using_db(tx.conn).update(
                 assignee=assignee, state="claimed")
         await _cancel_orphan_cosigns(tx.conn, case.id, tx.now)
+        for identifier in void:
+            if await Certificate.filter(identifier=identifier, state__in=("01", "02")).using_db(tx.conn).exists():
+                await set_state(identifier, "03", tx.conn, actor=event.get("actor"), reason=void_reason)
     return engine.result(case, workflow, tx.version, bundle)
 
 

@@ -391,3 +391,33 @@ async def test_the_bundle_waits_for_the_seal_engraving_case_early_late_and_twice
     await JobRunner(engine).run_due()
     assert await CaseEvent.filter(case_id=late.id, kind="message_received").count() == 1
     assert (await Case.get(id=late.id)).version == case.version
+
+
+async def test_a_return_to_intake_revokes_the_issued_licence(
+        engine: CaseEngine, applications: ApplicationService, clock: Clock) -> None:
+    """Found while extending the operations model to this process (issue #14): 退回 to 受理核验 after the business licence was
+    issued, then 不予受理, ended the case refused with a valid 营业执照. The 退回 revokes what the
+    undone path issued; a parallel branch's certificate beside the returned branch stays."""
+    from engine.workbench.task_ops import return_to_step
+
+    step = await start(applications, engine, FORM)
+    case_id = step.id
+    [licence] = await Certificate.filter(case_id=case_id, state="01")
+    seal = next(t for t in step.ready_tasks if t.task_spec == "psb_seal")
+    await engine.complete_task(seal.id, BRANCHES["psb_seal"][1], actor="psb01")
+    hrss = next(t for t in step.ready_tasks if t.task_spec == "hrss_social_insurance")
+    await engine.complete_task(hrss.id, BRANCHES["hrss_social_insurance"][1], actor="hrss01")
+    before = {c.identifier for c in await Certificate.filter(case_id=case_id, state="01")}
+    await return_to_step(engine, case_id, target_task_spec="hrss_social_insurance", actor="hrss01",
+                         department="hrss", reason="补录参保人员")
+    assert {c.identifier for c in await Certificate.filter(case_id=case_id, state="01")} == before  # beside it
+
+    back = await return_to_step(engine, case_id, target_task_spec="intake_check", actor="samr02",
+                                department="samr", reason="住所使用证明存疑，重新核验")
+    assert await Certificate.filter(case_id=case_id, state="01").count() == 0
+    assert (await Certificate.get(identifier=licence.identifier)).state == "03"
+    [intake] = back.ready_tasks
+    done = await engine.complete_task(intake.id, {"intake_accepted": False, "intake_opinion": "住所使用证明与登记住所不一致"},
+                                      actor="samr01")
+    assert done.status == "completed" and done.data["result"]["outcome"] == "rejected"
+    assert await Certificate.filter(case_id=case_id, state="01").count() == 0

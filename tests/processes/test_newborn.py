@@ -227,3 +227,54 @@ async def test_the_application_form_is_checked_before_a_case_starts(
     assert "1位大写字母加9位数字" in problems.value.fields["birth_certificate_no"]
     assert "household_follow" in problems.value.fields
     assert await Case.all().count() == 0
+
+
+async def test_a_return_past_the_issued_certificates_revokes_them(
+        engine: CaseEngine, applications: ApplicationService) -> None:
+    """Found while extending the operations model to this process (issue #14): 退回 to 出生户口登记 after the baby's 户口簿 page and
+    参保凭证 were issued, then 不予户口登记, ended the case refused with both certificates still
+    valid; approving again issued a second 户口簿 page. The certificates issued on the path a 退回
+    undoes are revoked with it (audited), and a new decision issues afresh."""
+    from engine.store.audit_models import AuditRecord
+    from engine.workbench.task_ops import return_to_step
+
+    started = await applications.apply("newborn", FORM, applicant=MOTHER)
+    split = await engine.complete_task(started.ready_tasks[0].id, household_approval(), actor="psb01")
+    [nhsa] = [t for t in split.ready_tasks if t.department == "nhsa"]
+    await engine.complete_task(nhsa.id, INSURANCE, actor="nhsa01")
+    issued = {c.identifier for c in await Certificate.filter(case_id=started.id, state="01")}
+    assert len(issued) == 2
+
+    back = await return_to_step(engine, started.id, target_task_spec="register_household", actor="psb01",
+                                department="psb", reason="落户地址有误")
+    assert [t.task_spec for t in back.ready_tasks] == ["register_household"]
+    assert await Certificate.filter(case_id=started.id, state="01").count() == 0
+    assert {c.identifier for c in await Certificate.filter(case_id=started.id, state="03")} == issued
+    revoked = await AuditRecord.filter(kind="certificate.state", subject__in=sorted(issued)).count()
+    assert revoked == 2
+    event = await CaseEvent.filter(case_id=started.id, kind="task_returned").first()
+    assert event is not None and set(event.detail["certificates_revoked"]) == issued
+
+    # decided again: approved → exactly one valid certificate of each type, the new ones
+    split = await engine.complete_task(back.ready_tasks[0].id, household_approval(), actor="psb01")
+    for task in split.ready_tasks:
+        await engine.complete_task(task.id, INSURANCE if task.department == "nhsa" else SOCIAL_CARD,
+                                   actor=f"{task.department}01")
+    data = await assert_round_trip(engine, started.id)
+    valid = await Certificate.filter(case_id=started.id, state="01")
+    assert data["outcome"] == "completed" and {c.identifier for c in valid} == set(data["certificates"])
+    assert sorted(c.type_code for c in valid) == sorted([HOUSEHOLD_REGISTER, MEDICAL_INSURANCE, SOCIAL_SECURITY_CARD])
+
+
+async def test_a_return_then_a_refusal_leaves_no_valid_certificate(
+        engine: CaseEngine, applications: ApplicationService) -> None:
+    from engine.workbench.task_ops import return_to_step
+
+    started = await applications.apply("newborn", FORM, applicant=MOTHER)
+    await engine.complete_task(started.ready_tasks[0].id, household_approval(), actor="psb01")
+    back = await return_to_step(engine, started.id, target_task_spec="register_household", actor="psb01",
+                                department="psb", reason="重新核对")
+    refused = await engine.complete_task(back.ready_tasks[0].id, {"household": {
+        "outcome": "reject", "opinion": "随父落户须提供父亲户籍信息"}}, actor="psb01")
+    assert refused.status == "completed" and refused.data["outcome"] == "rejected"
+    assert await Certificate.filter(case_id=started.id, state="01").count() == 0
