@@ -121,7 +121,7 @@ def _figures(results: Path) -> dict[str, tuple[Any, str]]:
         if "pg1" in setups and "pg2" in setups:
             found[GOALS[8][0]] = (round(setups["pg2"]["journeys_per_s"] / setups["pg1"]["journeys_per_s"], 2), where)
     if engine:
-        where = f"bench/engine.py n={engine['n']}" + (f", load {engine['load']}" if "load" in engine else "")
+        where = f"bench/engine.py n={engine['n']}" + (f", load {engine['load_average'][0]:.1f}" if "load_average" in engine else "")
         found[GOALS[6][0]] = (engine["ratio_sqlite_vs_raw"], where)
         if "ratio_postgres_vs_raw" in engine:
             found[GOALS[7][0]] = (engine["ratio_postgres_vs_raw"], where)
