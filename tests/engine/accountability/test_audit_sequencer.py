@@ -12,9 +12,8 @@ from tortoise.transactions import in_transaction
 
 from engine.accountability import audit
 from engine.store.audit_models import AuditRecord
-from tests.conftest import TEST_DB
 
-pg_only = pytest.mark.skipif(TEST_DB != "postgres", reason="batch sequencing runs on PostgreSQL only")
+pg_only = pytest.mark.postgres  # batch sequencing runs on PostgreSQL only: the SQLite pass deselects these
 
 
 class _Batch:
