@@ -153,16 +153,9 @@ class Reference:
         return None
 
 
-class ResidencePermitOperations(RuleBasedStateMachine):
-    """居住证申领 under random staff operations (review, 补正, 会签 by distinct officers)."""
-
-    @initialize()
-    def start(self) -> None:
-        started = run(World.applications.apply("residence-permit", FORM, applicant=SINGLE_MOTHER))
-        self.applicant = SINGLE_MOTHER
-        self.case_id = started.id
-        self.ref = Reference()
-        self.serial = 0
+class CaseOperations(RuleBasedStateMachine):
+    """What every machine below shares: reading the case's task rows, opinions, refusals as values,
+    and the 撤回 and timer rules (a withdrawn completion leaves the reference too)."""
 
     # ------------------------------------------------------------------ helpers
     def rows(self, **filters: Any) -> list[HumanTask]:
@@ -184,6 +177,43 @@ class ResidencePermitOperations(RuleBasedStateMachine):
             return exc
         return None
 
+    def withdrawable(self, row: HumanTask) -> bool:
+        """Whether the 撤回 rule may pick this completed row (it must be an effective completion)."""
+        return True
+
+    def withdrawn(self, task_id: str) -> None:
+        self.ref.withdraw(task_id)
+
+    @rule(data=st.data())
+    def withdraw(self, data: st.DataObject) -> None:
+        rows = [r for r in self.rows(kind="bpmn", state="completed")
+                if self.withdrawable(r) and any(d.task_id == str(r.id) for d in self.ref.done)]
+        if not rows:
+            return
+        row = data.draw(st.sampled_from(rows))
+        refused = self.attempt(task_ops.withdraw_completion(World.engine, row.id, actor=row.completed_by))
+        if refused is None:
+            self.withdrawn(str(row.id))
+        else:
+            assert refused.code in ("next_step_started", "conflict"), refused.code
+
+    @rule()
+    def fire_timers(self) -> None:
+        run(JobRunner(World.engine).run_due())
+
+
+class ResidencePermitOperations(CaseOperations):
+    """居住证申领 under random staff operations (review, 补正, 会签 by distinct officers)."""
+
+    @initialize()
+    def start(self) -> None:
+        started = run(World.applications.apply("residence-permit", FORM, applicant=SINGLE_MOTHER))
+        self.applicant = SINGLE_MOTHER
+        self.case_id = started.id
+        self.ref = Reference()
+        self.serial = 0
+
+    # ------------------------------------------------------------------ helpers
     def signed_or_holds_sibling(self, row: HumanTask, officer: str) -> bool:
         """Whether ``officer`` has an effective signature in this 会签 round or holds another instance."""
         if row.task_spec != CS:
@@ -326,22 +356,8 @@ class ResidencePermitOperations(RuleBasedStateMachine):
             run(task_ops.complete_cosign(World.engine, side.id, actor=side.assignee, opinion="加签意见",
                                          approve=approve))
 
-    @rule(data=st.data())
-    def withdraw(self, data: st.DataObject) -> None:
-        rows = [r for r in self.rows(kind="bpmn", state="completed")
-                if r.completed_by in OFFICERS and any(d.task_id == str(r.id) for d in self.ref.done)]
-        if not rows:
-            return
-        row = data.draw(st.sampled_from(rows))
-        refused = self.attempt(task_ops.withdraw_completion(World.engine, row.id, actor=row.completed_by))
-        if refused is None:
-            self.ref.withdraw(str(row.id))
-        else:
-            assert refused.code in ("next_step_started", "conflict"), refused.code
-
-    @rule()
-    def fire_timers(self) -> None:
-        run(JobRunner(World.engine).run_due())
+    def withdrawable(self, row: HumanTask) -> bool:
+        return row.completed_by in OFFICERS  # not the applicant's own 补正 answers
 
     # ------------------------------------------------------------------ invariants
     @invariant()
@@ -385,7 +401,7 @@ RECT_DEPARTMENTS = {"follow_up": "mca", "rectify": "mca", "supervise": "supervis
 FINDINGS = ("substantiated", "partly", "unsubstantiated")
 
 
-class RectificationOperations(RuleBasedStateMachine):
+class RectificationOperations(CaseOperations):
     """差评整改 under random staff operations, with its boundary timers past or future: a timer
     that fires hands the case to 督办, whose officer may not be whoever did the follow-up or the
     rectification (recuseFrom)."""
@@ -402,10 +418,6 @@ class RectificationOperations(RuleBasedStateMachine):
         self.case_id = started.id
         self.ref = Reference()
         self.serial = 0
-
-    rows = ResidencePermitOperations.rows
-    opinion = ResidencePermitOperations.opinion
-    attempt = ResidencePermitOperations.attempt
 
     def excluded(self, row: HumanTask, officer: str) -> bool:
         return row.task_spec == "supervise" and any(
@@ -490,22 +502,6 @@ class RectificationOperations(RuleBasedStateMachine):
                                                         reason="退回重办")) is None
             self.ref.return_to(step)
 
-    @rule(data=st.data())
-    def withdraw(self, data: st.DataObject) -> None:
-        rows = [r for r in self.rows(kind="bpmn", state="completed")
-                if any(d.task_id == str(r.id) for d in self.ref.done)]
-        if rows:
-            row = data.draw(st.sampled_from(rows))
-            refused = self.attempt(task_ops.withdraw_completion(World.engine, row.id, actor=row.completed_by))
-            if refused is None:
-                self.ref.withdraw(str(row.id))
-            else:
-                assert refused.code in ("next_step_started", "conflict"), refused.code
-
-    @rule()
-    def fire_timers(self) -> None:
-        run(JobRunner(World.engine).run_due())
-
     @invariant()
     def matches_the_reference(self) -> None:
         case, workflow, _ = run(World.engine.load(self.case_id))
@@ -539,7 +535,7 @@ INTAKE = {"accept": {"intake_accepted": True, "intake_opinion": "材料齐全，
           "refuse": {"intake_accepted": False, "intake_opinion": "住所使用证明与登记住所不一致"}}
 
 
-class BusinessStartupOperations(RuleBasedStateMachine):
+class BusinessStartupOperations(CaseOperations):
     """企业开办一件事: the window's intake check, then five departments in parallel lanes; 退回 to a
     branch resets that branch only, 退回 to intake every branch."""
 
@@ -552,9 +548,6 @@ class BusinessStartupOperations(RuleBasedStateMachine):
         self.case_id = started.id
         self.ref = Reference()
         self.serial = 0
-
-    rows = ResidencePermitOperations.rows
-    attempt = ResidencePermitOperations.attempt
 
     def return_to(self, step: str) -> None:
         if step == "intake_check":
@@ -631,22 +624,10 @@ class BusinessStartupOperations(RuleBasedStateMachine):
             side = data.draw(st.sampled_from(sides))
             run(task_ops.complete_cosign(World.engine, side.id, actor=side.assignee, opinion="同意", approve=True))
 
-    @rule(data=st.data())
-    def withdraw(self, data: st.DataObject) -> None:
-        rows = [r for r in self.rows(kind="bpmn", state="completed")
-                if any(d.task_id == str(r.id) for d in self.ref.done)]
-        if rows:
-            row = data.draw(st.sampled_from(rows))
-            refused = self.attempt(task_ops.withdraw_completion(World.engine, row.id, actor=row.completed_by))
-            if refused is None:
-                [index] = [i for i, d in enumerate(self.ref.done) if d.task_id == str(row.id)]
-                del self.ref.done[index]
-            else:
-                assert refused.code in ("next_step_started", "conflict"), refused.code
-
-    @rule()
-    def fire_timers(self) -> None:
-        run(JobRunner(World.engine).run_due())
+    def withdrawn(self, task_id: str) -> None:
+        # parallel lanes: any lane's last completion may be withdrawn, not only the case's last one
+        [index] = [i for i, d in enumerate(self.ref.done) if d.task_id == task_id]
+        del self.ref.done[index]
 
     @invariant()
     def matches_the_reference(self) -> None:
@@ -679,7 +660,7 @@ class BusinessStartupOperations(RuleBasedStateMachine):
 
 
 # ---------------------------------------------------------------------------- lanes of officers (senior card, newborn)
-class LaneOperations(RuleBasedStateMachine):
+class LaneOperations(CaseOperations):
     """Shared rules for processes whose steps each sit in one department's lane, with no 会签:
     认领/释放, 办结 (the step's choices), 退回, 补正 and its answer, 转办, 加签 and the signer's opinion,
     撤回 and timers, by officers of the task's department and of others (who are refused)."""
@@ -700,9 +681,6 @@ class LaneOperations(RuleBasedStateMachine):
     def ended_as(self, data: dict[str, Any]) -> tuple[str, str]:
         raise NotImplementedError
 
-    rows = ResidencePermitOperations.rows
-    opinion = ResidencePermitOperations.opinion
-    attempt = ResidencePermitOperations.attempt
     own = ResidencePermitOperations.own
 
     def visible(self, row: HumanTask, officer: str) -> bool:
@@ -820,22 +798,6 @@ class LaneOperations(RuleBasedStateMachine):
             side = data.draw(st.sampled_from(sides))
             run(task_ops.complete_cosign(World.engine, side.id, actor=side.assignee, opinion="加签意见",
                                          approve=approve))
-
-    @rule(data=st.data())
-    def withdraw(self, data: st.DataObject) -> None:
-        rows = [r for r in self.rows(kind="bpmn", state="completed")
-                if any(d.task_id == str(r.id) for d in self.ref.done)]
-        if rows:
-            row = data.draw(st.sampled_from(rows))
-            refused = self.attempt(task_ops.withdraw_completion(World.engine, row.id, actor=row.completed_by))
-            if refused is None:
-                self.ref.withdraw(str(row.id))
-            else:
-                assert refused.code in ("next_step_started", "conflict"), refused.code
-
-    @rule()
-    def fire_timers(self) -> None:
-        run(JobRunner(World.engine).run_due())
 
     @invariant()
     def matches_the_reference(self) -> None:
