@@ -480,12 +480,13 @@ async def _refused(task_id: UUID, staff: StaffUser, holder: str | None = None) -
 
 
 async def open_task_of(staff: StaffUser, task_id: str, now: datetime | None = None, *,
-                       engine: CaseEngine | None = None) -> HumanTask:
+                       engine: CaseEngine | None = None) -> tuple[HumanTask, dict[str, str] | None]:
     """A visible open process task that is ready or claimed by ``staff`` (or by an officer ``staff``
     stands in for now, 代理) — the task an operation (return, transfer, add a signer, complete) may
     act on; the same 409s as the inbox otherwise. With ``engine``: also 409 ``own_case_recusal``
     when the case names ``staff``'s own person (退回, 补正, 加签 act on the decision; handing one's
-    own case on with 转办 stays allowed). The person acting is ``staff``, also for a delegation."""
+    own case on with 转办 stays allowed). The person acting is ``staff``, also for a delegation.
+    Returns the task and, as ``acting_on`` does, for whom ``staff`` acts on it."""
     task, behalf = await acting_on(staff, task_id, now)
     if task.state in ("completed", "cancelled"):
         raise TaskAlreadyCompleted()
@@ -498,7 +499,7 @@ async def open_task_of(staff: StaffUser, task_id: str, now: datetime | None = No
         raise NotAProcessTask()
     if engine is not None:
         await assignment.check_own_case(engine, task, staff.username, subject="您")
-    return task
+    return task, behalf
 
 
 async def acting_on(staff: StaffUser, task_id: str | UUID,

@@ -90,9 +90,7 @@ async def _acting(request: Request, task_id: str, *, own_case: bool = True,
     退回, 补正, 加签 act on the decision; handing one's own case on with 转办 stays allowed."""
     engine = request.app.ctx.engine
     now = engine.deps.clock()
-    task = await desk.open_task_of(request.ctx.staff, task_id, now, engine=engine if own_case else None)
-    _, behalf = await desk.acting_on(request.ctx.staff, task.id, now)
-    return task, behalf
+    return await desk.open_task_of(request.ctx.staff, task_id, now, engine=engine if own_case else None)
 
 
 async def _view(request: Request, task_id: Any) -> HTTPResponse:
