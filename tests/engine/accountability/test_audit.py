@@ -5,8 +5,9 @@ concurrent writers on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from tortoise.transactions import in_transaction
@@ -176,3 +177,20 @@ async def test_a_rolled_back_action_leaves_no_record(db: str) -> None:
     assert await AuditRecord.all().count() == 2
     assert (await audit.verify()).ok
     assert (await audit.record(None, "task.claim")).seq == 3
+
+
+@pytest.mark.parametrize("sm3", [audit._sm3_tongsuo, audit._sm3_hashlib] if "sm3" in hashlib.algorithms_available
+                         else [audit._sm3_tongsuo])
+def test_sm3_implementations_agree_on_the_standard_vectors(sm3) -> None:  # noqa: ANN001
+    # GB/T 32905-2016, appendix A: the chain's hashes are the same whichever library computes them
+    assert sm3(b"abc") == "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+    assert sm3(b"abcd" * 16) == "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
+    assert sm3("审计".encode()) == audit._sm3_tongsuo("审计".encode())
+
+
+@pytest.mark.parametrize("value", [
+    T0, T0.replace(microsecond=0), datetime(2026, 1, 2, 3, 4, 5),  # naive: taken as UTC
+    datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=8)))])
+def test_format_at_is_the_hashed_timestamp_format(value: datetime) -> None:
+    aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    assert audit.format_at(value) == aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -159,3 +159,39 @@ async def test_sqlite_and_inline_mode_chain_at_once(db: str) -> None:
     await audit.record(None, "task.claim", actor="a")
     row = await AuditRecord.get(actor="a")
     assert row.seq == 1 and row.hash and (await audit.verify()).pending == 0
+
+
+@pg_only
+async def test_an_append_of_its_own_is_one_committed_statement(batch_mode: None) -> None:
+    # append(None, …) outside any transaction: one INSERT, committed at once (seen by another session)
+    rows = await audit.append(None, [audit.AuditEntry("task.claim", actor="a", detail={"n": 1}),
+                                     audit.AuditEntry("task.claim", actor="b", detail={"n": 2})])
+    assert [r.actor for r in rows] == ["a", "b"] and rows[0].id < rows[1].id and rows[0].seq is None
+    assert rows[0].detail == '{"n":1}' and rows[0].created_at is not None
+    other = await _other_session()
+    try:
+        seen = await other.fetch('SELECT "id", "actor", "seq" FROM "audit_log" ORDER BY "id"')
+    finally:
+        await other.close()
+    assert [(r["id"], r["actor"], r["seq"]) for r in seen] == [(rows[0].id, "a", None), (rows[1].id, "b", None)]
+    await audit.sequence()
+    chained = await AuditRecord.all().order_by("seq")
+    assert [(r.actor, r.seq) for r in chained] == [("a", 1), ("b", 2)] and (await audit.verify()).ok
+
+
+@pg_only
+async def test_an_append_inside_a_transaction_rolls_back_with_it(batch_mode: None) -> None:
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        async with in_transaction() as conn:
+            await audit.record(conn, "task.claim", actor="kept-out")
+            await audit.record(None, "task.claim", actor="joins-the-transaction")  # the context's connection
+            raise Abort
+    assert await AuditRecord.all().count() == 0
+    async with in_transaction() as conn:
+        await audit.append(conn, [audit.AuditEntry("task.complete", actor=f"x{i}") for i in range(3)])
+    await audit.sequence()
+    assert [(r.actor, r.seq) for r in await AuditRecord.all().order_by("seq")] == [("x0", 1), ("x1", 2), ("x2", 3)]
+    assert (await audit.verify()).ok
