@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,26 @@ async def _write(first: int, writers: int, per_writer: int) -> None:
         for i in range(per_writer):
             async with in_transaction() as conn:
                 await audit.append(conn, [_entry(w, i)])
+
+    await asyncio.gather(*(writer(first + w) for w in range(writers)))
+
+
+async def _write_bare(first: int, writers: int, per_writer: int) -> None:
+    """The floor (mode ``bare``): the same one-row transactions (BEGIN, the INSERT, COMMIT) from bare
+    asyncpg on Tortoise's pool: no ORM, no audit code. What Python + asyncpg + PostgreSQL cost on
+    this machine for one committed row, whatever govflow does."""
+    from tortoise import connections
+
+    pool = connections.get("default")._pool
+    sql = audit._pending_insert_sql(1)
+
+    async def writer(w: int) -> None:
+        for i in range(per_writer):
+            entry = _entry(w, i)
+            async with pool.acquire() as raw, raw.transaction():
+                now = datetime.now(timezone.utc)
+                await raw.fetchval(sql, now, entry.kind, entry.actor, None, entry.case_no, None,
+                                   audit.canonical_detail(entry.detail), now)
 
     await asyncio.gather(*(writer(first + w) for w in range(writers)))
 
@@ -100,7 +121,7 @@ async def _writer_process(url: str, first: int, writers: int, per_writer: int, m
         print("ready", flush=True)
         await loop.run_in_executor(None, sys.stdin.readline)  # "go"
         start = time.monotonic()  # CLOCK_MONOTONIC: one clock for all processes on this machine
-        await _write(first, writers, per_writer)
+        await (_write_bare if mode == "bare" else _write)(first, writers, per_writer)
         end = time.monotonic()
         print(json.dumps({"start": start, "end": end, "records": writers * per_writer}), flush=True)
         await loop.run_in_executor(None, sys.stdin.readline)  # stay (and keep the backends) until measured
@@ -214,7 +235,7 @@ async def _pg_run(n: int, writers: int, procs: int, mode: str, interval_ms: int)
             start, end = min(g["start"] for g in got), max(g["end"] for g in got)
             records = sum(g["records"] for g in got)
             left = (await _pending(watch))[0]
-            while (await _pending(watch))[0]:
+            while mode != "bare" and (await _pending(watch))[0]:
                 await asyncio.sleep(0.005)
             drained = time.monotonic() - end
             after = _cpu(pids, database)
@@ -236,20 +257,22 @@ async def _pg_run(n: int, writers: int, procs: int, mode: str, interval_ms: int)
         cpu = {"writers": sum(used[str(p.pid)] for p in writer_procs),
                "sequencer_worker": used[str(sequencer.pid)] if sequencer else 0.0,
                "postgres_backends": used["postgres_backends"], "postgres_shared": used["postgres_shared"]}
-        await init_db(url)
-        try:
-            t0 = time.perf_counter()
-            result = await audit.verify(batch=1000)
-            verified = time.perf_counter() - t0
-        finally:
-            await close_db()
-        # the worker's hourly anchor pass runs once at its start: it may add an anchor once records exist
-        assert result.ok and result.checked == records + result.anchors and not result.pending, result.describe()
+        verify: dict[str, Any] = {}
+        if mode != "bare":
+            await init_db(url)
+            try:
+                t0 = time.perf_counter()
+                result = await audit.verify(batch=1000)
+                verified = time.perf_counter() - t0
+            finally:
+                await close_db()
+            # the worker's hourly anchor pass runs once at its start: it may add an anchor once records exist
+            assert result.ok and result.checked == records + result.anchors and not result.pending, result.describe()
+            verify = {"verify_records_per_s": round(records / verified, 1), "verify_s": round(verified, 3)}
         return {"records": records, "writers": writers, "procs": procs, "mode": mode,
                 "appends_per_s": round(records / (end - start), 1), "wall_s": round(end - start, 3),
                 "pending_at_end": left, "lag_max_s": round(lag_max, 3) if mode == "batch" else None,
-                "drain_s": round(drained, 3),
-                "verify_records_per_s": round(records / verified, 1), "verify_s": round(verified, 3),
+                "drain_s": round(drained, 3), **verify,
                 "cpu_ms_per_append": {**{k: round(v * 1000 / records, 3) for k, v in cpu.items()},
                                       "total": round(sum(cpu.values()) * 1000 / records, 3)},
                 "cores_busy": round(sum(cpu.values()) / window, 2), "load": load()}
@@ -260,7 +283,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10000, help="records per run")
     parser.add_argument("--writers", default="1,32", help="comma-separated writer counts (PostgreSQL)")
     parser.add_argument("--procs", type=int, default=4, help="writer processes (API workers) per run")
-    parser.add_argument("--modes", default="batch,inline", help="PostgreSQL sequencing modes to run")
+    parser.add_argument("--modes", default="batch,inline,bare",
+                        help="PostgreSQL modes: batch, inline (sequencing) and bare (the asyncpg floor)")
     parser.add_argument("--interval-ms", type=int, default=200, help="the worker's AUDIT_SEQUENCE_INTERVAL_MS")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "audit.json"))
