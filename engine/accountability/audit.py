@@ -192,6 +192,16 @@ def _pending_insert_sql(count: int) -> str:
     return f'INSERT INTO "audit_log" ({columns}) VALUES {values} RETURNING "id"'
 
 
+async def _fetch(client: Any, sql: str, params: list[Any]) -> list[Any]:
+    """``sql`` on the client's asyncpg connection (a transaction's, under its lock, or a pooled
+    one), rows as asyncpg records; errors become Tortoise's exceptions as in its own queries."""
+    async def run(on: Any) -> list[Any]:
+        async with on.acquire_connection() as raw:
+            return await raw.fetch(sql, *params)
+
+    return await client._translate_exceptions(run)
+
+
 async def _insert_pending(conn: Any, entries: list[AuditEntry], now: datetime) -> list[AuditRecord]:
     """The hot path of batch mode (PostgreSQL): one INSERT, no lock; ``sequence`` chains the records
     later. Runs on the caller's transaction, or (``conn`` None) as one statement of its own, atomic
@@ -203,9 +213,8 @@ async def _insert_pending(conn: Any, entries: list[AuditEntry], now: datetime) -
     for e in entries:
         params += [now, e.kind[:48], _clip(e.actor, 64), _clip(e.department, 32), _clip(e.case_no, 40),
                    _clip(e.subject, 128), canonical_detail(e.detail), inserted]
-    client = conn if conn is not None else connections.get("default")
-    async with client.acquire_connection() as raw:  # the transaction's connection (its lock), or a pooled one
-        ids = await raw.fetch(_pending_insert_sql(len(entries)), *params)
+    ids = await _fetch(conn if conn is not None else connections.get("default"),
+                       _pending_insert_sql(len(entries)), params)
     width = len(_PENDING_COLUMNS)
     return [AuditRecord._init_from_db(id=got["id"], seq=None, prev_hash=None, hash=None,
                                       **dict(zip(_PENDING_COLUMNS, params[i * width:(i + 1) * width], strict=True)))
@@ -238,8 +247,7 @@ async def _sequence_locked(conn: Any, head: AuditHead, limit: int) -> int:
     plain tuples (no model per record) and writes their places with one ``UPDATE … FROM unnest``."""
     postgres = await _is_postgres(conn)
     if postgres:
-        async with conn.acquire_connection() as raw:
-            rows: list[Any] = await raw.fetch(_PENDING_SELECT, limit)
+        rows: list[Any] = await _fetch(conn, _PENDING_SELECT, [limit])
     else:
         rows = await AuditRecord.filter(seq__isnull=True).using_db(conn).order_by("id").limit(limit).values(
             "id", "at", "kind", "actor", "department", "case_no", "subject", "detail")

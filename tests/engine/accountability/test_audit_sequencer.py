@@ -195,3 +195,15 @@ async def test_an_append_inside_a_transaction_rolls_back_with_it(batch_mode: Non
     await audit.sequence()
     assert [(r.actor, r.seq) for r in await AuditRecord.all().order_by("seq")] == [("x0", 1), ("x1", 2), ("x2", 3)]
     assert (await audit.verify()).ok
+
+
+@pg_only
+async def test_an_append_in_a_failed_transaction_raises_tortoises_error(batch_mode: None) -> None:
+    from tortoise.exceptions import OperationalError, TransactionManagementError
+
+    with pytest.raises(TransactionManagementError):  # as Tortoise's own queries report it
+        async with in_transaction() as conn:
+            with pytest.raises(OperationalError):
+                await conn.execute_query("SELECT 1 / 0")
+            await audit.record(conn, "task.claim", actor="after-the-error")
+    assert await AuditRecord.all().count() == 0
