@@ -130,9 +130,9 @@ async def _writer_process(url: str, first: int, writers: int, per_writer: int, m
 
 
 # ------------------------------------------------------------------ CPU from /proc
-def _cpu(pids: set[int], database: str) -> dict[str, float]:
-    """CPU seconds so far of ``pids`` (each alone), this database's PostgreSQL backends, and
-    PostgreSQL's shared background processes."""
+def _cpu(pids: set[int], database: str, skip: int = 0) -> dict[str, float]:
+    """CPU seconds so far of ``pids`` (each alone), this database's PostgreSQL backends (but ``skip``:
+    the bench's own watching connection), and PostgreSQL's shared background processes."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {"postgres_backends": 0.0, "postgres_shared": 0.0}
     for entry in os.listdir("/proc"):
@@ -147,6 +147,8 @@ def _cpu(pids: set[int], database: str) -> dict[str, float]:
         used = (int(fields[11]) + int(fields[12])) / tick
         if int(entry) in pids:
             out[entry] = used
+        elif int(entry) == skip:
+            continue
         elif cmd.startswith("postgres:"):
             if f" {database} " in cmd:
                 out["postgres_backends"] += used
@@ -219,7 +221,8 @@ async def _pg_run(n: int, writers: int, procs: int, mode: str, interval_ms: int)
                 await _wait_for_line(proc, "ready")
             watch = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
             pids = {p.pid for p in spawned}
-            before = _cpu(pids, database)
+            watcher = int(await watch.fetchval("SELECT pg_backend_pid()"))
+            before = _cpu(pids, database, watcher)
             began = time.monotonic()
             for proc in writer_procs:
                 assert proc.stdin is not None
@@ -238,7 +241,7 @@ async def _pg_run(n: int, writers: int, procs: int, mode: str, interval_ms: int)
             while mode != "bare" and (await _pending(watch))[0]:
                 await asyncio.sleep(0.005)
             drained = time.monotonic() - end
-            after = _cpu(pids, database)
+            after = _cpu(pids, database, watcher)
             window = time.monotonic() - began
             await watch.close()
             for proc in writer_procs:
