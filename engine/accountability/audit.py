@@ -205,9 +205,9 @@ async def _fetch(client: Any, sql: str, params: list[Any]) -> list[Any]:
 async def _insert_pending(conn: Any, entries: list[AuditEntry], now: datetime) -> list[AuditRecord]:
     """The hot path of batch mode (PostgreSQL): one INSERT, no lock; ``sequence`` chains the records
     later. Runs on the caller's transaction, or (``conn`` None) as one statement of its own, atomic
-    without a BEGIN and COMMIT round trip. No model is built before the insert: the parameters go
-    straight to asyncpg (Tortoise's query wrapper and a model per record were most of the Python
-    an audited action spent here)."""
+    without a BEGIN and COMMIT round trip. No model is built before the insert and the parameters
+    go straight to asyncpg: what an audited action pays here is about the one round trip
+    (docs/benchmarks.md, "Audit chain")."""
     inserted = _utcnow()
     params: list[Any] = []
     for e in entries:
