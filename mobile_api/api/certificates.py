@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -70,6 +71,7 @@ from mobile_api.openapi_docs import error_documenter, json_content
 from mobile_api.request import json_body
 
 log = structlog.get_logger("govflow.certificates")
+_stdlib_log = logging.getLogger("govflow.certificates")  # structlog builds an event before filtering it
 F = TypeVar("F", bound=Callable[..., Any])
 
 VERIFY_RULE = "certificate_verify_per_ip"
@@ -353,7 +355,8 @@ def blueprint() -> Blueprint:
                                        subject_masked=row.holder_code_masked, dataset="certificate",
                                        fields_read=[*VERIFIED_FIELDS, "state"], case_id=row.case_id,
                                        purpose=purpose, at=now)
-        log.info("certificate_verified", certificate_id=row.id, valid=valid, state=state.value, actor=actor)
+        if _stdlib_log.isEnabledFor(logging.INFO):  # not built per scan when INFO is off
+            log.info("certificate_verified", certificate_id=row.id, valid=valid, state=state.value, actor=actor)
         view = certificate_view(row, state)
         return json({
             "valid": valid, "state": state.value, "state_label": state.label,
