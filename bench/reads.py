@@ -18,6 +18,7 @@ Prints one JSON document (also ``bench/results/reads.json``) with req/s, latency
 answers, ratios, the date, the load average before and after and the machine. Usage:
 
     python bench/reads.py [--seconds 10] [--connections 50] [--threads 2] [--workers 2] [--profile DIR]
+                          [--endpoints verify]
 """
 
 from __future__ import annotations
@@ -229,6 +230,8 @@ async def measure_govflow(args: argparse.Namespace, workdir: Path, wechat: FakeW
             }
             results: dict[str, Any] = {}
             for name, run in runs.items():
+                if args.endpoints and name not in args.endpoints:
+                    continue
                 run(seconds=2)  # warm up: connections, pools, caches
                 spy = profiler(served, args, name)
                 results[name] = {**run(server=served), "load": load()}
@@ -251,6 +254,9 @@ async def main() -> None:
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "reads.json"))
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database (its URL on stderr)")
     parser.add_argument("--profile", help="sample govflow's workers with py-spy into DIR/<endpoint>.txt")
+    parser.add_argument("--endpoints", type=lambda text: [e for e in text.split(",") if e], default=[],
+                        help="only these of health,catalogue,case_detail,verify (default all): quicker "
+                             "before/after pairs of one endpoint")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `make bench` installs it (Debian package wrk)")

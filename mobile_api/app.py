@@ -18,7 +18,7 @@ from sanic.exceptions import SanicException
 
 from engine import build_engine
 from engine.accountability import AccessLogBuffer, PiiKeys
-from engine.certificates import STATE_CACHE, DocumentKeys
+from engine.certificates import STATE_CACHE, VERIFIER_CACHE, DocumentKeys
 from engine.citizen import ApplicationService, Catalog
 from engine.config import Settings
 from engine.kernel import CaseEngine, SystemKeys
@@ -144,6 +144,7 @@ def setup_listeners(app: GovflowApp, engine_builder: EngineBuilder = build_engin
                                               pii_key=PiiKeys.from_settings(settings).blind_index_key,
                                               folder_review_state="pending" if settings.is_production else "approved")
         STATE_CACHE.install(ctx.kv)  # QR verification's register cache; state changes invalidate it everywhere
+        VERIFIER_CACHE.install(ctx.kv)  # registered verifiers' rows; disabling one invalidates them everywhere
         ctx.access_log = AccessLogBuffer(max_rows=settings.ACCESS_LOG_FLUSH_ROWS,
                                          max_delay_s=settings.ACCESS_LOG_FLUSH_MS / 1000)
         ctx.access_log_stop = asyncio.Event()

@@ -362,11 +362,30 @@ async def rate_limit(request: Request, rule: str, key: str, limit: int | None = 
     must not be a secret (hash codes and tokens first).
     """
     spec = RATE_LIMITS[rule]
-    limit, window = limit or spec.limit, window_s or spec.window_s
+    window = window_s or spec.window_s
     kv: KV = request.app.ctx.kv
-    counter = f"rate:{rule}:{key}"
-    if await kv.incr_window(counter, window) > limit:
-        retry_after = await kv.ttl(counter) or window
+    await enforce_limit(request, rule, key, await kv.incr_window(f"rate:{rule}:{key}", window), limit, window)
+
+
+async def count_hit(request: Request, rule: str, key: str, window_s: int | None = None,
+                    *, read: tuple[str, ...] = ()) -> tuple[int, list[str | None]]:
+    """Count one hit of ``rule`` for ``key`` without judging it, and read the KV keys ``read`` in the
+    same round trip (a hot path's cache versions): ``(hits in the window, values)``. Follow it with
+    ``enforce_limit`` — split so a caller may learn the limit from what it read (a cached row
+    confirmed by the version that came back)."""
+    window = window_s or RATE_LIMITS[rule].window_s
+    kv: KV = request.app.ctx.kv
+    return await kv.incr_window_read(f"rate:{rule}:{key}", window, *read)
+
+
+async def enforce_limit(request: Request, rule: str, key: str, hits: int, limit: int | None = None,
+                        window_s: int | None = None) -> None:
+    """429 ``rate_limited`` (with ``Retry-After``) when ``hits`` (from ``count_hit``) exceed the limit."""
+    spec = RATE_LIMITS[rule]
+    if hits > (limit or spec.limit):
+        counter = f"rate:{rule}:{key}"
+        kv: KV = request.app.ctx.kv
+        retry_after = await kv.ttl(counter) or window_s or spec.window_s
         log.warning("rate_limited", rule=rule, key=key, retry_after=round(retry_after, 1))
         raise RateLimited(retry_after=retry_after)
 
@@ -375,5 +394,6 @@ __all__ = [
     "RATE_LIMITS", "AuthState", "BearerError", "NotLoggedIn", "Principal", "RateRule", "RefreshTokenInvalid",
     "RefreshTokenReused", "RefreshTokenRevoked", "TokenExpired", "TokenInvalid", "TokenPair", "TokenRevoked",
     "TokenService", "UpstreamRateLimited", "auth_state", "citizen_required", "client_ip", "close_auth_state",
+    "count_hit", "enforce_limit",
     "jwt_secret_from_settings", "rate_limit", "require_citizen", "require_principal",
 ]

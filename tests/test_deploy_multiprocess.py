@@ -178,6 +178,13 @@ def _verify_answers(bases: list[str], token: str) -> list[bool]:
     return [bool(a.json()["valid"]) for a in answers]
 
 
+def _keyed_statuses(bases: list[str], token: str, key: str) -> list[int]:
+    import httpx
+
+    return [httpx.post(f"{base}/api/v1/certificates/verify", json={"token": token}, timeout=10,
+                       headers={"X-Verifier-Key": key}).status_code for base in bases]
+
+
 def _within_one_second(bases: list[str], token: str, expected: bool) -> float:
     """Scan on every process until each answers ``expected``; the time that took (fails past 1 s)."""
     import time
@@ -196,7 +203,8 @@ def test_a_state_change_stops_verification_on_every_api_process_within_a_second(
     """Two ``govflow serve`` processes cache the register for QR verification; a suspension,
     restoration and revocation made by a third process (the CLI) reach both within a second, the
     scans' access-log rows reach the database in batches, and the worker's sequencer chains the
-    audit records so ``audit verify`` finds nothing pending."""
+    audit records so ``audit verify`` finds nothing pending. Both also cache a registered verifier's
+    row: disabled through one process, its key is refused by both at their next scan."""
     import asyncio
     import time
     from contextlib import ExitStack
@@ -205,7 +213,7 @@ def test_a_state_change_stops_verification_on_every_api_process_within_a_second(
     import httpx
 
     from tests.api.helpers import decode_qr_png
-    from tests.security.stack import WANG, bearer, citizen_token, private_redis, stack
+    from tests.security.stack import WANG, bearer, citizen_token, private_redis, stack, staff_token
 
     with ExitStack() as resources:
         redis = resources.enter_context(private_redis(tmp_path))
@@ -225,6 +233,21 @@ def test_a_state_change_stops_verification_on_every_api_process_within_a_second(
         bases = [first, second]
         for _ in range(3):  # both processes have the certificate cached now
             assert _verify_answers(bases, qr) == [True, True]
+
+        admin = bearer(staff_token(first, "admin"))
+        hospital = httpx.post(f"{first}/api/v1/admin/verifiers", headers=admin, timeout=10,
+                              json={"name": "上海市第一人民医院", "purpose": "就诊优待核验"})
+        assert hospital.status_code == 201, hospital.text
+        key = hospital.json()["api_key"]
+        for _ in range(3):  # both processes have the verifier's row cached now
+            assert _keyed_statuses(bases, qr, key) == [200, 200]
+        disabled = httpx.post(f"{second}/api/v1/admin/verifiers/{hospital.json()['id']}/disable", headers=admin,
+                              timeout=10)
+        assert disabled.status_code == 200, disabled.text
+        started = time.monotonic()
+        while (statuses := _keyed_statuses(bases, qr, key)) != [401, 401]:
+            assert time.monotonic() - started < 1.0, f"a disabled verifier's key still answers {statuses}"
+        print(f"verifier disabled: both refuse after {time.monotonic() - started:.3f} s")
 
         served.run("certificates", "suspend", cert["identifier"], "--reason", "测试暂停")
         print(f"suspended: both refuse after {_within_one_second(bases, qr, False):.3f} s")

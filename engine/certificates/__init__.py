@@ -18,6 +18,7 @@ from engine.certificates.signing import (
 )
 from engine.certificates.state_cache import STATE_CACHE, StateCache
 from engine.certificates.store import Certificate, find_for_holder
+from engine.certificates.verifiers import VERIFIER_CACHE
 
 __all__ = [
     "ALGORITHMS",
@@ -37,5 +38,6 @@ __all__ = [
     "SignatureError",
     "STATE_CACHE",
     "StateCache",
+    "VERIFIER_CACHE",
     "verify_qr_token",
 ]

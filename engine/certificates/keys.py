@@ -325,11 +325,13 @@ class KeyRing:
         self._signers: dict[str, Signer] = {}
         self._public: dict[str, PublicKey] = {}
         self._active: str | None = None
+        self._verifier: Verifier | None = None  # built once per set of keys: loading a key is not free
 
     def add(self, signer: Signer, *, activate: bool = True) -> Signer:
         if signer.key_id in self._signers or signer.key_id in self._public:
             raise KeyConfigError(f"密钥标识 {signer.key_id} 重复")
         self._signers[signer.key_id] = signer
+        self._verifier = None
         if activate or self._active is None:
             self._active = signer.key_id
         return signer
@@ -338,6 +340,7 @@ class KeyRing:
         if key.key_id in self._signers or key.key_id in self._public:
             raise KeyConfigError(f"密钥标识 {key.key_id} 重复")
         self._public[key.key_id] = key
+        self._verifier = None
 
     def rotate(self, algorithm: str | None = None, key_id: str | None = None) -> Signer:
         """Generate a new in-memory key and make it active (development and tests)."""
@@ -357,7 +360,11 @@ class KeyRing:
             raise UnknownKey(detail={"kid": key_id}) from None
 
     def verifier(self) -> Verifier:
-        return Verifier([s.public_key() for s in self._signers.values()] + list(self._public.values()))
+        """Every public key of the ring, parsed once (every QR scan asks for it); a fresh copy after
+        ``add``/``add_public``/``rotate``. Callers must not add keys to it."""
+        if self._verifier is None:
+            self._verifier = Verifier([s.public_key() for s in self._signers.values()] + list(self._public.values()))
+        return self._verifier
 
     @classmethod
     def generate_dev(cls, algorithm: str = ALG_SM2, key_id: str | None = None) -> "KeyRing":

@@ -8,6 +8,11 @@ names the institution and its purpose instead of "匿名核验".
 The key is shown once, at registration: ``gvk_<prefix>_<secret>``. Only its SHA-256 is stored
 (``key_hash``); the prefix (not secret) finds the row, the hash is compared in constant time.
 Registration and disabling are audited (kinds ``verifier.register`` / ``verifier.disable``).
+
+A hospital's gate sends the same key with every scan: ``VERIFIER_CACHE`` keeps the rows in process
+memory under a deployment-wide version (``VERIFIER_VERSION_KEY``, read in the scan's rate-limit
+round trip) that ``disable`` bumps after its commit, so a disabled key is refused by every API
+process at its next scan — no SQL per scan while nothing changed.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from engine.accountability import audit
+from engine.certificates.state_cache import READ, VersionedCache
 from engine.errors import NotFound, Unauthenticated, ValidationFailed
 from engine.store.certificate_models import RegisteredVerifier
 
@@ -27,6 +33,7 @@ KEY_PREFIX = "gvk_"
 ACTOR_PREFIX = "verifier:"
 QUOTA_MAX = 1_000_000
 DEFAULT_QUOTA = 5000
+VERIFIER_VERSION_KEY = "certificates:verifier-version"
 
 
 class VerifierKeyInvalid(Unauthenticated):
@@ -64,15 +71,62 @@ async def register(name: Any, purpose: Any, quota_per_hour: Any = None, *,
     return row, key
 
 
-async def authenticate(key: str) -> RegisteredVerifier:
-    """The active verifier whose key this is; ``VerifierKeyInvalid`` otherwise."""
+def _prefix(key: Any) -> str:
+    """The row-finding prefix of a well-formed key; ``VerifierKeyInvalid`` for anything else."""
     parts = key.strip().split("_") if isinstance(key, str) else []
     if len(parts) < 3 or f"{parts[0]}_" != KEY_PREFIX or len(key) > 200:
         raise VerifierKeyInvalid()
-    row = await RegisteredVerifier.get_or_none(key_prefix=parts[1])
+    return parts[1]
+
+
+def _checked(row: RegisteredVerifier | None, key: str) -> RegisteredVerifier:
     if row is None or not hmac.compare_digest(row.key_hash, _hash(key.strip())) or not row.active:
         raise VerifierKeyInvalid()
     return row
+
+
+class VerifierCache(VersionedCache[RegisteredVerifier]):
+    """Verifier rows by key prefix (disabled ones too: refused without SQL), per process."""
+
+    version_key = VERIFIER_VERSION_KEY
+
+    def __init__(self, kv: Any = None, *, ttl_s: float = 60.0, max_entries: int = 10_000) -> None:
+        super().__init__(kv, ttl_s=ttl_s, max_entries=max_entries)
+
+    def peek(self, key: str) -> RegisteredVerifier | None:
+        """The active verifier for ``key`` as this process last knew it (no I/O; None when not cached
+        or not valid). Only for choosing its quota counter: confirm it with ``authenticate(key,
+        version=...)`` once the round trip brought the current version."""
+        try:
+            row = self.cached(_prefix(key))
+            return _checked(row, key) if row is not None else None
+        except VerifierKeyInvalid:
+            return None
+
+    async def authenticate(self, key: str, *, version: Any = READ) -> RegisteredVerifier:
+        """The active verifier whose key this is; ``VerifierKeyInvalid`` otherwise. ``version``: the
+        shared version read from ``shared_key(kv)`` in this request (by default read here); when it
+        is the one the cached row was read under, no SQL."""
+        prefix = _prefix(key)
+        if version is READ:
+            version = await self.version()
+        if version is None:  # store down: no cache
+            return _checked(await RegisteredVerifier.get_or_none(key_prefix=prefix), key)
+        self.adopt(version)
+        row = self.cached(prefix)
+        if row is None:
+            row = await RegisteredVerifier.get_or_none(key_prefix=prefix)
+            if row is not None:  # unknown prefixes are not kept: garbage keys cannot fill the memory
+                self.keep(prefix, row, version)
+        return _checked(row, key)
+
+
+VERIFIER_CACHE = VerifierCache()
+
+
+async def authenticate(key: str) -> RegisteredVerifier:
+    """The active verifier whose key this is; ``VerifierKeyInvalid`` otherwise (through the cache)."""
+    return await VERIFIER_CACHE.authenticate(key)
 
 
 async def all_verifiers() -> list[RegisteredVerifier]:
@@ -88,6 +142,7 @@ async def disable(verifier_id: int, *, actor: str) -> RegisteredVerifier:
         await row.save(update_fields=["active"], using_db=conn)
         await audit.record(conn, "verifier.disable", actor=actor, subject=f"verifier:{row.id}",
                            detail={"name": row.name})
+    await VERIFIER_CACHE.changed()  # committed: every API process refuses the key at its next scan
     return row
 
 
@@ -102,5 +157,5 @@ def view(row: RegisteredVerifier) -> dict[str, Any]:
             "created_at": row.created_at.isoformat()}
 
 
-__all__ = ["ACTOR_PREFIX", "KEY_PREFIX", "VerifierKeyInvalid", "actor_of", "all_verifiers", "authenticate",
-           "disable", "register", "view"]
+__all__ = ["ACTOR_PREFIX", "KEY_PREFIX", "VERIFIER_CACHE", "VERIFIER_VERSION_KEY", "VerifierCache",
+           "VerifierKeyInvalid", "actor_of", "all_verifiers", "authenticate", "disable", "register", "view"]

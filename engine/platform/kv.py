@@ -40,6 +40,20 @@ end
 return n
 """
 
+# The same counter, and the values of KEYS[2..] read in the same round trip (a hot path's
+# cache versions). A missing key comes back as nil (Lua false), so the array keeps its length.
+_INCR_WINDOW_READ_LUA = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+local out = {n}
+for i = 2, #KEYS do
+  out[i] = redis.call('GET', KEYS[i])
+end
+return out
+"""
+
 
 class Subscription(ABC):
     """Messages published on one channel after ``subscribe`` returned, in order.
@@ -81,6 +95,10 @@ class KV(Protocol):
         """Seconds until ``key`` expires; None when it is absent or never expires."""
     async def incr_window(self, key: str, window_s: float) -> int:
         """Count one hit in the fixed window that started with the first hit; returns the count."""
+    async def incr_window_read(self, key: str, window_s: float, *reads: str) -> tuple[int, list[str | None]]:
+        """``incr_window`` plus the values of ``reads``, in one round trip (a rate limit and the
+        cache versions a hot path needs): ``(count, [value or None per key])``."""
+        ...
     async def ping(self) -> None: ...
     async def publish(self, channel: str, message: str) -> int:
         """Deliver to current subscribers; returns how many received it (Redis: how many
@@ -166,6 +184,10 @@ class MemoryKV:
         self._data[self.prefix + key] = (str(count), item[1])
         return count
 
+    async def incr_window_read(self, key: str, window_s: float, *reads: str) -> tuple[int, list[str | None]]:
+        count = await self.incr_window(key, window_s)
+        return count, [await self.get(k) for k in reads]
+
     async def ping(self) -> None:
         return None
 
@@ -232,6 +254,7 @@ class RedisKV:
             socket_timeout=timeout_s, health_check_interval=30,
         )
         self._incr_window = self._client.register_script(_INCR_WINDOW_LUA)
+        self._incr_window_read = self._client.register_script(_INCR_WINDOW_READ_LUA)
         self._hub: _RedisHub | None = None
 
     async def get(self, key: str) -> str | None:
@@ -259,6 +282,12 @@ class RedisKV:
     async def incr_window(self, key: str, window_s: float) -> int:
         window_ms = _ms(window_s) or 1
         return int(await _guard(self._incr_window(keys=[self.prefix + key], args=[window_ms])))
+
+    async def incr_window_read(self, key: str, window_s: float, *reads: str) -> tuple[int, list[str | None]]:
+        window_ms = _ms(window_s) or 1
+        keys = [self.prefix + key, *(self.prefix + k for k in reads)]
+        count, *values = await _guard(self._incr_window_read(keys=keys, args=[window_ms]))
+        return int(count), [None if v is None else str(v) for v in values]
 
     async def ping(self) -> None:
         await _guard(self._client.ping())

@@ -87,6 +87,21 @@ async def test_incr_window_is_atomic_under_concurrency(kv: KV) -> None:
     assert sorted(counts) == list(range(1, 51))
 
 
+async def test_incr_window_read_counts_and_reads_other_keys_in_one_call(kv: KV) -> None:
+    await kv.set("version:a", "v1")
+    assert await kv.incr_window_read("rl:verify", 0.6, "version:a", "version:missing") == (1, ["v1", None])
+    await kv.set("version:a", "v2")  # read afresh on every call, missing keys keep their place
+    assert await kv.incr_window_read("rl:verify", 0.6, "version:missing", "version:a") == (2, [None, "v2"])
+    assert await kv.incr_window_read("rl:verify", 0.6) == (3, [])
+    assert await kv.incr_window("rl:verify", 0.6) == 4  # the same counter as incr_window's
+    ttl = await kv.ttl("rl:verify")
+    assert ttl is not None and 0 < ttl <= 0.6
+    await asyncio.sleep(0.9)
+    assert await kv.incr_window_read("rl:verify", 0.6, "version:a") == (1, ["v2"])
+    counts = await asyncio.gather(*(kv.incr_window_read("rl:burst", 10, "version:a") for _ in range(30)))
+    assert sorted(c for c, _ in counts) == list(range(1, 31)) and {v[0] for _, v in counts} == {"v2"}
+
+
 async def test_publish_subscribe_delivers_in_order(kv: KV) -> None:
     async with await kv.subscribe("case:42") as sub:
         assert await kv.publish("case:42", "step_done") == 1
@@ -116,7 +131,8 @@ async def test_redis_down_is_dependency_down() -> None:
     down = create_kv(CLOSED_REDIS_URL)
     try:
         calls = (lambda: down.ping(), lambda: down.get("k"), lambda: down.set_nx("k", "v"),
-                 lambda: down.incr_window("k", 1), lambda: down.publish("c", "m"), lambda: down.subscribe("c"))
+                 lambda: down.incr_window("k", 1), lambda: down.incr_window_read("k", 1, "v"),
+                 lambda: down.publish("c", "m"), lambda: down.subscribe("c"))
         for call in calls:
             with pytest.raises(DependencyDown) as info:
                 await call()
