@@ -81,6 +81,13 @@ def bench_raw(files: dict[str, str], data: dict, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def bench_raw_cpu(files: dict[str, str], data: dict, n: int) -> tuple[float, float]:
+    """``bench_raw``'s instances/s and its CPU ms per instance."""
+    cpu0 = time.process_time()
+    rate = bench_raw(files, data, n)
+    return rate, (time.process_time() - cpu0) / n * 1000
+
+
 async def bench_govflow(url: str, files: dict[str, str], data: dict, n: int,
                         deployed_by: str | None = None) -> dict[str, float]:
     """govflow: n real cases, each started, run to its end and persisted. ``deployed_by`` a
@@ -101,7 +108,11 @@ async def bench_govflow(url: str, files: dict[str, str], data: dict, n: int,
         definition = await engine.deploy(files, deployed_by=deployed_by)
         for _ in range(5):  # warm caches (bundle parse, compiled scripts)
             await engine.start_case(definition, service="bench", data=data)
+        # raw SpiffWorkflow in this same process, just before and after: on a shared machine the
+        # load moves between runs, so the ratio is also given against this adjacent measurement
+        raw_before = bench_raw_cpu(files, data, max(10, n // 2))
         latencies = []
+        cpu0 = time.process_time()
         start = time.perf_counter()
         for _ in range(n):
             t0 = time.perf_counter()
@@ -109,15 +120,23 @@ async def bench_govflow(url: str, files: dict[str, str], data: dict, n: int,
             latencies.append(time.perf_counter() - t0)
             assert result.status == "completed"
         elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu0  # this process, all threads (the step thread, aiosqlite's)
+        raw_after = bench_raw_cpu(files, data, max(10, n // 2))
         conn = Tortoise.get_connection("default")
         await conn.execute_script("DELETE FROM case_events; DELETE FROM human_tasks; DELETE FROM jobs; "
                                   "DELETE FROM cases;")
     finally:
         await close_db()
     latencies.sort()
+    raw_rate = (raw_before[0] + raw_after[0]) / 2
+    raw_cpu = (raw_before[1] + raw_after[1]) / 2
     return {"instances_per_s": round(n / elapsed, 1),
             "p50_ms": round(statistics.median(latencies) * 1000, 2),
-            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2)}
+            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+            "cpu_ms_per_instance": round(cpu / n * 1000, 2),
+            "raw_adjacent": {"instances_per_s": round(raw_rate, 1), "cpu_ms_per_instance": round(raw_cpu, 2)},
+            "ratio_vs_adjacent_raw": round(n / elapsed / raw_rate, 2),
+            "cpu_ratio_vs_adjacent_raw": round(raw_cpu / (cpu / n * 1000), 2)}
 
 
 async def bench_offload(url: str, files: dict[str, str], data: dict, n: int) -> dict[str, float]:

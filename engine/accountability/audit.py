@@ -37,6 +37,7 @@ from tortoise.transactions import in_transaction
 
 from engine.accountability.privacy import mask_text
 from engine.store.audit_models import AuditHead, AuditRecord
+from engine.store.db import insert_rows
 from engine.store.shared_models import DataAccessLog
 
 GENESIS = "0" * 64
@@ -154,9 +155,8 @@ async def _lock_head(conn: Any) -> AuditHead:
     return head
 
 
-async def _append_locked(conn: Any, head: AuditHead, entries: Iterable[AuditEntry],
-                         now: datetime) -> list[AuditRecord]:
-    seq, prev = int(head.seq), head.hash
+def _chained(seq: int, prev: str, entries: Iterable[AuditEntry], now: datetime) -> list[AuditRecord]:
+    """``entries`` as records chained after ``(seq, prev)``: sequence numbers and SM3 hashes."""
     rows = []
     for entry in entries:
         seq += 1
@@ -166,10 +166,59 @@ async def _append_locked(conn: Any, head: AuditHead, entries: Iterable[AuditEntr
                           subject=_clip(entry.subject, 128), detail=detail, prev_hash=prev)
         row.hash = prev = hash_of(row)
         rows.append(row)
-    if rows:
-        await AuditRecord.bulk_create(rows, using_db=conn)
-        await AuditHead.filter(id=HEAD_ID).using_db(conn).update(seq=seq, hash=prev)
     return rows
+
+
+_CHAINED_COLUMNS = ("seq", "at", "kind", "actor", "department", "case_no", "subject", "detail", "prev_hash", "hash")
+
+
+async def _insert_chained(conn: Any, rows: list[AuditRecord]) -> None:
+    """The chained records in one plain multi-row INSERT (no ORM instance round per row)."""
+    await insert_rows(conn, AuditRecord, _CHAINED_COLUMNS, [
+        (r.seq, r.at, r.kind, r.actor, r.department, r.case_no, r.subject, r.detail, r.prev_hash, r.hash)
+        for r in rows])
+
+
+async def _append_locked(conn: Any, head: AuditHead, entries: Iterable[AuditEntry],
+                         now: datetime) -> list[AuditRecord]:
+    rows = _chained(int(head.seq), head.hash, entries, now)
+    if rows:
+        await _insert_chained(conn, rows)
+        await AuditHead.filter(id=HEAD_ID).using_db(conn).update(seq=rows[-1].seq, hash=rows[-1].hash)
+        _HEAD_HINT[:] = [(int(rows[-1].seq), rows[-1].hash)]
+    return rows
+
+
+# The head this process last chained to (SQLite, inline): a hint that spares reading the head row
+# back on every append. Never trusted: ``_append_hinted`` moves the head only if the row still holds
+# exactly this (seq, hash) — checked by the UPDATE itself, under the write lock SQLite's transaction
+# holds from its first write — else it reads the head as before. Another process's append, a rolled
+# back transaction, a purge or another database all fail that check.
+_HEAD_HINT: list[tuple[int, str]] = []
+
+
+async def _append_hinted(conn: Any, entries: list[AuditEntry], now: datetime) -> list[AuditRecord] | None:
+    """Inline append on SQLite after the hinted head; ``None`` when the hint is not the head."""
+    if not _HEAD_HINT:
+        return None
+    seq, prev = _HEAD_HINT[0]
+    rows = _chained(seq, prev, entries, now)
+    moved, _ = await conn.execute_query(
+        'UPDATE "audit_head" SET "seq" = ?, "hash" = ? WHERE "id" = ? AND "seq" = ? AND "hash" = ?',
+        [int(rows[-1].seq), rows[-1].hash, HEAD_ID, seq, prev])
+    if moved != 1:
+        return None
+    await _insert_chained(conn, rows)
+    _HEAD_HINT[:] = [(int(rows[-1].seq), rows[-1].hash)]
+    return rows
+
+
+async def _append_inline(conn: Any, entries: list[AuditEntry], now: datetime) -> list[AuditRecord]:
+    if not await _is_postgres(conn):
+        rows = await _append_hinted(conn, entries, now)
+        if rows is not None:
+            return rows
+    return await _append_locked(conn, await _lock_head(conn), entries, now)
 
 
 def _batch_mode(conn: Any) -> bool:
@@ -232,8 +281,8 @@ async def append(conn: Any, entries: Iterable[AuditEntry], *, now: datetime | No
         return await _insert_pending(conn, entries, when)
     if conn is None:
         async with in_transaction() as own:
-            return await _append_locked(own, await _lock_head(own), entries, when)
-    return await _append_locked(conn, await _lock_head(conn), entries, when)
+            return await _append_inline(own, entries, when)
+    return await _append_inline(conn, entries, when)
 
 
 # ------------------------------------------------------------------ the sequencer

@@ -42,12 +42,15 @@ from engine.kernel.messages import Mailbox, sync_subscriptions, thrown_messages
 from engine.kernel.policy import ConnectorPolicy, check_call
 from engine.kernel.sla import WorkingCalendar, plan
 from engine.kernel.summary import result_columns, summary_of
+from engine.store.db import insert_rows
 from engine.store.models import Case, CaseEvent, HumanTask, Job, ProcessDefinition
 from forms import validate_data
 
 OPEN_TASK_STATES = ("ready", "claimed")
 SIDE_TASK_KINDS = ("cosign", "supplement")  # closed with their case (engine.workbench.task_ops, kernel.supplement)
 HELD_STATE = "waiting"  # a human task held while the applicant supplies material (engine.kernel.supplement)
+_EVENT_COLUMNS = ("case_id", "kind", "task_id", "task_name", "actor", "department", "detail", "published",
+                  "created_at")
 TIMELINE_SPECS = {"UserTask", "ManualTask", "ScriptTask", "ServiceTask", "BusinessRuleTask",
                   "CallActivity", "SubWorkflowTask", "EndEvent"}
 
@@ -157,6 +160,10 @@ class StepWrite:
     step: Step
     records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     new_tasks: list[HumanTask] = field(default_factory=list)
+
+
+class _CaseNoTaken(Exception):
+    """A new case's row was refused (``start_case`` checks whether its number was taken)."""
 
 
 class Stepped(NamedTuple):
@@ -307,26 +314,39 @@ class CaseEngine:
         if message is not None:  # started by a message: its start event catches it, then the case runs on
             await self.messages.start_with(workflow, message, step)
         sla = plan(self.deps.calendar, now, sla_working_days) if sla_working_days else None
-        if await Case.filter(case_no=case_no).exists():  # a random tail collided: draw again
-            case_no = context.case_no = self.deps.case_no(service, now)
-        async with in_transaction() as conn:
-            case = await Case.create(
-                case_no=case_no, service=service, definition_id=definition.id, applicant=applicant,
-                agent=actor if channel == "window" else None, channel=channel, item_version=item_version,
-                status=_status(workflow), state=self.deps.serializer.dump(workflow), version=1,
-                summary=self.summary(workflow), **self.result_columns(workflow),
-                due_at=sla.due_at if sla and not workflow.completed else None,
-                completed_at=now if workflow.completed else None, using_db=conn,
-            )
-            if sla is not None and not workflow.completed:
-                await case_sla.schedule(conn, case.id, sla)
-            await self._write_side_effects(conn, case, workflow, bundle, step, now, new_case=True)
-            records = list(context.records)
-            await self._write_records(conn, case.id, context)
-            await self.run_step_hooks(conn, [self._step_write(case, workflow, step, records)], now)
-            await self._audit(conn, case_no, step, records, workflow, now)
+        state, summary, results = self.deps.serializer.dump(workflow), self.summary(workflow), self.result_columns(workflow)
+        for attempt in range(3):  # the case number's random tail is checked by its unique index, not a query first
+            try:
+                async with in_transaction() as conn:
+                    try:
+                        case = await Case.create(
+                            case_no=case_no, service=service, definition_id=definition.id, applicant=applicant,
+                            agent=actor if channel == "window" else None, channel=channel, item_version=item_version,
+                            status=_status(workflow), state=state, version=1, summary=summary, **results,
+                            due_at=sla.due_at if sla and not workflow.completed else None,
+                            completed_at=now if workflow.completed else None, using_db=conn,
+                        )
+                    except IntegrityError as exc:
+                        raise _CaseNoTaken() from exc
+                    await self._write_new_case(conn, case, workflow, bundle, step, context, sla, now)
+                break
+            except _CaseNoTaken as taken:
+                if attempt == 2 or not await Case.filter(case_no=case_no).exists():
+                    raise taken.__cause__ from None  # not the number: the row itself was refused
+                case_no = context.case_no = self.deps.case_no(service, now)  # a random tail collided: draw again
         await self._published(case.id, workflow, step)
         return self._result(case.id, case_no, workflow, 1, bundle)
+
+    async def _write_new_case(self, conn: Any, case: Case, workflow: BpmnWorkflow, bundle: ProcessBundle,
+                              step: Step, context: ConnectorContext, sla: Any, now: datetime) -> None:
+        """What a new case writes beside its row, in the same transaction."""
+        if sla is not None and not workflow.completed:
+            await case_sla.schedule(conn, case.id, sla)
+        await self._write_side_effects(conn, case, workflow, bundle, step, now, new_case=True)
+        records = list(context.records)
+        await self._write_records(conn, case.id, context)
+        await self.run_step_hooks(conn, [self._step_write(case, workflow, step, records)], now)
+        await self._audit(conn, case.case_no, step, records, workflow, now)
 
     async def load(self, case_id: int, conn: Any = None, *,
                    context: ConnectorContext | None = None) -> tuple[Case, BpmnWorkflow, ProcessBundle]:
@@ -691,7 +711,7 @@ class CaseEngine:
             known = set()
         await sync_subscriptions(conn, self, items, now, new_case)  # processes with messages only
         new_tasks: list[HumanTask] = []
-        events: list[CaseEvent] = []
+        events: list[tuple[Any, ...]] = []  # timeline rows, in _EVENT_COLUMNS order
         for case, workflow, _bundle, step in items:
             ready = ready_by_case[case.id]
             sla_changes = await case_sla.on_save(
@@ -716,17 +736,14 @@ class CaseEngine:
                 step.events.append({"kind": "bpmn_event", "published": False, "detail": {
                     "name": event.event_definition.name, "type": event.event_definition.__class__.__name__,
                     "payload": _jsonable(event.payload)}})
-            events.extend(
-                CaseEvent(case_id=case.id, kind=e["kind"], task_id=e.get("task_id"), task_name=e.get("task_name"),
-                          actor=e.get("actor"), department=e.get("department"), detail=e.get("detail"),
-                          published=e.get("published", True), created_at=now)
-                for e in step.events)
+            events.extend((case.id, e["kind"], e.get("task_id"), e.get("task_name"), e.get("actor"),
+                           e.get("department"), e.get("detail"), e.get("published", True), now)
+                          for e in step.events)
         if new_tasks:
             await HumanTask.bulk_create(new_tasks, using_db=conn)
             for case, _workflow, _bundle, step in items:
                 step.new_tasks.extend(t for t in new_tasks if t.case_id == case.id)  # type: ignore[attr-defined]
-        if events:
-            await CaseEvent.bulk_create(events, using_db=conn)
+        await insert_rows(conn, CaseEvent, _EVENT_COLUMNS, events)  # one statement, no instance per row
         await self._sync_timer_jobs(conn, [(case.id, workflow) for case, workflow, *_ in items], new_case)
 
     async def _sync_timer_jobs(self, conn: Any, items: list[tuple[int, BpmnWorkflow]], new_case: bool) -> None:

@@ -83,6 +83,41 @@ async def close_db() -> None:
     await Tortoise.close_connections()
 
 
+_INSERT_SQL: dict[tuple[Any, tuple[str, ...], int, bool], str] = {}
+
+
+async def insert_rows(conn: Any, model: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """One plain multi-row ``INSERT`` of ``rows`` (values in ``columns`` order, field names) into
+    ``model``'s table, in the caller's transaction ``conn``: for the hot write paths, where the ORM
+    would build a model instance per row and (on SQLite) run one ``INSERT`` per row. Values are
+    converted by each field's own ``to_db_value``, so the stored text is what the ORM stores.
+    No ids come back; use the ORM where the caller needs them."""
+    step = 30000 // max(1, len(columns))  # SQLite and PostgreSQL take up to 32 766 parameters
+    if len(rows) > step:
+        for start in range(0, len(rows), step):
+            await insert_rows(conn, model, columns, rows[start:start + step])
+        return
+    if not rows:
+        return
+    meta = model._meta
+    fields = [meta.fields_map[name] for name in columns]
+    postgres = getattr(conn.capabilities, "dialect", "") == "postgres"
+    key = (model, columns, len(rows), postgres)
+    sql = _INSERT_SQL.get(key)
+    if sql is None:
+        names = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in columns)
+        width = len(columns)
+        if postgres:
+            groups = ("(" + ", ".join(f"${r * width + i + 1}" for i in range(width)) + ")" for r in range(len(rows)))
+        else:
+            groups = ("(" + ", ".join("?" * width) + ")" for _ in range(len(rows)))
+        sql = f'INSERT INTO "{meta.db_table}" ({names}) VALUES {", ".join(groups)}'
+        if len(_INSERT_SQL) < 512:
+            _INSERT_SQL[key] = sql
+    params = [field.to_db_value(value, model) for row in rows for field, value in zip(fields, row, strict=True)]
+    await conn.execute_query(sql, params)
+
+
 def db_connection() -> Any:
     return connections.get("default")
 

@@ -194,3 +194,59 @@ def test_sm3_implementations_agree_on_the_standard_vectors(sm3) -> None:  # noqa
 def test_format_at_is_the_hashed_timestamp_format(value: datetime) -> None:
     aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     assert audit.format_at(value) == aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_OTHER_PROCESS = """
+import asyncio, sys
+from datetime import datetime, timezone
+from engine.accountability import audit
+from engine.store.db import close_db, init_db
+
+async def main():
+    await init_db(sys.argv[1])
+    try:
+        for i in range(3):
+            await audit.record(None, "task.complete", actor="other-process", case_no=f"OTHER-{i}",
+                               now=datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc))
+    finally:
+        await close_db()
+
+asyncio.run(main())
+"""
+
+
+async def test_appends_from_another_process_between_ours_keep_the_chain(db: str) -> None:
+    """Inline appends on SQLite start from the head this process last wrote (a hint, spared a read)
+    only while the head row still holds it: a second server process appending in between moves the
+    head, and our next append must chain after the other process's records, not over them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    await _chain(2)  # this process now remembers head #2
+    root = Path(__file__).resolve().parents[3]
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", _OTHER_PROCESS, db], cwd=root,
+                                   capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = await _chain(2)  # after the other process's #3..#5
+    assert [r.seq for r in rows] == [6, 7]
+    stored = await AuditRecord.all().order_by("seq")
+    assert [r.seq for r in stored] == [1, 2, 3, 4, 5, 6, 7]
+    assert [r.actor for r in stored][2:5] == ["other-process"] * 3
+    assert rows[0].prev_hash == stored[4].hash
+    result = await audit.verify(key=KEY)
+    assert result.ok and result.checked == 7, result.describe()
+
+
+async def test_a_rolled_back_append_leaves_no_stale_head_behind(db: str) -> None:
+    """The head remembered from an append whose transaction rolled back is not in the database:
+    the next append must notice and chain after the real head."""
+    await _chain(2)
+    with pytest.raises(RuntimeError):
+        async with in_transaction() as conn:
+            await audit.record(conn, "task.complete", actor="rolled-back", now=T0)
+            raise RuntimeError("the step failed after its audit write")
+    rows = await _chain(1)
+    assert [r.seq for r in rows] == [3] and rows[0].prev_hash == (await AuditRecord.get(seq=2)).hash
+    assert not await AuditRecord.filter(actor="rolled-back").exists()
+    assert (await audit.verify()).ok

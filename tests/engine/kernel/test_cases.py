@@ -294,3 +294,23 @@ async def test_steps_can_run_off_the_event_loop(db: str, settings) -> None:
     started = await engine.start_case(approval, service="demo")
     done = await engine.complete_task(started.ready_tasks[0].id, {"accepted": False, "age": 30})
     assert done.status == "completed"
+
+
+async def test_a_taken_case_number_is_drawn_again(engine: CaseEngine) -> None:
+    """start_case no longer asks whether its random case number is free before every case: the
+    unique index refuses a taken one, and the case is written again under a new number — with its
+    whole step (timeline, audit), and nothing of the refused attempt left behind."""
+    from engine.accountability import audit
+    from engine.store.audit_models import AuditRecord
+
+    numbers = iter(["DEMO-20261129-TAKEN", "DEMO-20261129-TAKEN", "DEMO-20261129-FRESH"])
+    engine.deps.case_no = lambda service, now: next(numbers)
+    definition = await engine.deploy(model_files("approval"))
+    first = await engine.start_case(definition, service="demo", data={"applicant_name": "李四"})
+    second = await engine.start_case(definition, service="demo", data={"applicant_name": "王五"})
+    assert (first.case_no, second.case_no) == ("DEMO-20261129-TAKEN", "DEMO-20261129-FRESH")
+    assert await Case.filter(case_no="DEMO-20261129-FRESH").count() == 1
+    assert [e.kind for e in await engine.timeline(second.id)] == ["case_started"]
+    assert await AuditRecord.filter(kind="case.start").count() == 2
+    assert await AuditRecord.filter(case_no="DEMO-20261129-FRESH", kind="case.start").count() == 1
+    assert (await audit.verify()).ok
