@@ -313,7 +313,7 @@ async def _profiler(served: Served, args: argparse.Namespace, name: str) -> Any:
     out = Path(args.profile).with_suffix(f".{name}.txt")
     return await asyncio.create_subprocess_exec(
         str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(served.proc.pid), "--subprocesses",
-        "--nonblocking", "--rate", "50", "--format", "raw", "-o", str(out),
+        "--nonblocking", "--rate", str(args.profile_rate), "--format", "raw", "-o", str(out),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
@@ -393,6 +393,7 @@ async def main() -> None:
     parser.add_argument("--setups", default="pg1,pg2,sqlite1", help="comma list of pg1, pg2, sqlite1")
     parser.add_argument("--chart", default=str(ROOT / "bench" / "results" / "journey.png"))
     parser.add_argument("--profile", help="sample the servers with py-spy into PATH.<setup>.txt (collapsed)")
+    parser.add_argument("--profile-rate", type=int, default=50, help="py-spy samples per second (default 50)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "journey.json"))
     parser.add_argument("--chart-only", action="store_true", help="redraw the chart from --json and stop")
     args = parser.parse_args()
