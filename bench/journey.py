@@ -119,44 +119,132 @@ def source_address(i: int) -> str:
     return f"127.{1 + n // 65025}.{(n // 255) % 255}.{n % 255 or 1}"
 
 
+class Answer:
+    """One HTTP answer: status, lower-case headers, body."""
+
+    __slots__ = ("status_code", "headers", "content")
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code, self.headers, self.content = status_code, headers, content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class Phone:
+    """A phone's HTTP/1.1 connection: one keep-alive socket from its own source address.
+
+    The journeys' client. httpx cost the load generator ~2 ms of CPU per call (client, transport,
+    pool, header models), as much as a light govflow request, and the load generator shares the two
+    cores with the server: with two workers it took CPU the second worker needed. This writes the
+    request bytes itself and reads Content-Length or chunked answers; the rare status stream (SSE)
+    goes through httpx (``_final_by_sse``)."""
+
+    def __init__(self, base_url: str, local_address: str, timeout: float = 60) -> None:
+        url = httpx.URL(base_url)
+        self.base_url, self.local_address, self.timeout = base_url, local_address, timeout
+        self.host, self.port = url.host, url.port or 80
+        self._host_header = f"Host: {self.host}:{self.port}\r\n"
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def __aenter__(self) -> "Phone":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._reader = self._writer = None
+
+    async def request(self, method: str, path: str, *, json_body: Any = None,
+                      headers: dict[str, str] | None = None) -> Answer:
+        async with asyncio.timeout(self.timeout):
+            if self._writer is None:
+                self._reader, self._writer = await asyncio.open_connection(
+                    self.host, self.port, local_addr=(self.local_address, 0))
+            reader, writer = self._reader, self._writer
+            assert reader is not None and writer is not None
+            body = json.dumps(json_body).encode() if json_body is not None else b""
+            head = [f"{method} {path} HTTP/1.1\r\n", self._host_header]
+            for name, value in (headers or {}).items():
+                head.append(f"{name}: {value}\r\n")
+            if json_body is not None:
+                head.append("Content-Type: application/json\r\n")
+            if body or method in ("POST", "PUT", "PATCH"):
+                head.append(f"Content-Length: {len(body)}\r\n")
+            head.append("\r\n")
+            writer.write("".join(head).encode() + body)
+            raw = await reader.readuntil(b"\r\n\r\n")
+            lines = raw.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            answer_headers = {}
+            for line in lines[1:]:
+                if line:
+                    name, _, value = line.partition(":")
+                    answer_headers[name.strip().lower()] = value.strip()
+            if "content-length" in answer_headers:
+                content = await reader.readexactly(int(answer_headers["content-length"]))
+            elif answer_headers.get("transfer-encoding", "").lower() == "chunked":
+                parts = []
+                while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                    parts.append(await reader.readexactly(size + 2))
+                await reader.readuntil(b"\r\n")
+                content = b"".join(p[:-2] for p in parts)
+            else:
+                content = await reader.read()
+                self.close()
+            if answer_headers.get("connection", "").lower() == "close":
+                self.close()
+            return Answer(status, answer_headers, content)
+
+
 async def journey(base_url: str, i: int, run: str, person: dict[str, str]) -> Outcome:
-    transport = httpx.AsyncHTTPTransport(local_address=source_address(i), verify=TLS)
     began = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base_url, transport=transport, timeout=60) as client:
+    async with Phone(base_url, source_address(i)) as phone:
         try:
-            r = await client.post("/api/v1/auth/miniprogram", json={"code": f"ok-{run}-{i}"})
+            r = await phone.request("POST", "/api/v1/auth/miniprogram", json_body={"code": f"ok-{run}-{i}"})
             if r.status_code != 200:
                 return Outcome(False, error=f"login {r.status_code} {r.text[:120]}")
             login = r.json()
             auth = {"Authorization": f"Bearer {login['access_token']}"}
             if not login["citizen"]["real_name_bound"]:
-                r = await client.post("/api/v1/me/real-name", headers=auth,
-                                      json={"name": person["name"], "id_number": person["id_number"]})
+                r = await phone.request("POST", "/api/v1/me/real-name", headers=auth,
+                                        json_body={"name": person["name"], "id_number": person["id_number"]})
                 if r.status_code != 200:
                     return Outcome(False, error=f"real-name {r.status_code} {r.text[:120]}")
             sent = time.perf_counter()
-            r = await client.post("/api/v1/applications", json={"service": "senior-card", "form": FORM},
-                                  headers={**auth, "Idempotency-Key": uuid.uuid4().hex})
+            r = await phone.request("POST", "/api/v1/applications", json_body={"service": "senior-card", "form": FORM},
+                                    headers={**auth, "Idempotency-Key": uuid.uuid4().hex})
             applied = time.perf_counter()
             if r.status_code != 201:
                 return Outcome(False, error=f"apply {r.status_code} {r.text[:120]}")
             detail = r.json()
-            approved_at = applied if detail["status"] in FINAL else await _final_by_sse(client, auth, detail["id"])
+            approved_at = applied if detail["status"] in FINAL else await _final_by_sse(phone, auth, detail["id"])
             if detail["status"] not in FINAL or not detail.get("certificates"):
-                detail = (await client.get(f"/api/v1/applications/{detail['id']}", headers=auth)).json()
+                detail = (await phone.request("GET", f"/api/v1/applications/{detail['id']}", headers=auth)).json()
             if detail.get("status") != "completed" or (detail.get("result") or {}).get("outcome") != "approved":
                 return Outcome(False, error=f"not approved: {detail.get('status')}")
             cert_id = detail["certificates"][0]["id"]
-            r = await client.get(f"/api/v1/certificates/{cert_id}/qrcode", headers=auth, params={"format": "png"})
+            r = await phone.request("GET", f"/api/v1/certificates/{cert_id}/qrcode?format=png", headers=auth)
             if r.status_code != 200 or not r.content.startswith(b"\x89PNG"):
                 return Outcome(False, error=f"qrcode {r.status_code}")
             return Outcome(True, time.perf_counter() - began, applied - sent, approved_at - sent)
-        except (httpx.HTTPError, KeyError, ValueError, IndexError) as exc:
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, httpx.HTTPError,
+                KeyError, ValueError, IndexError) as exc:
             return Outcome(False, error=f"{type(exc).__name__}: {str(exc)[:120]}")
 
 
-async def _final_by_sse(client: httpx.AsyncClient, auth: dict[str, str], case_id: int) -> float:
-    async with client.stream("GET", f"/api/v1/applications/{case_id}/events", headers=auth) as response:
+async def _final_by_sse(phone: Phone, auth: dict[str, str], case_id: int) -> float:
+    transport = httpx.AsyncHTTPTransport(local_address=phone.local_address, verify=TLS)
+    async with httpx.AsyncClient(base_url=phone.base_url, transport=transport, timeout=phone.timeout) as client, \
+            client.stream("GET", f"/api/v1/applications/{case_id}/events", headers=auth) as response:
         async for line in response.aiter_lines():
             if line.startswith("data:") and json.loads(line[5:])["final"]:
                 return time.perf_counter()
@@ -313,7 +401,7 @@ async def _profiler(served: Served, args: argparse.Namespace, name: str) -> Any:
     out = Path(args.profile).with_suffix(f".{name}.txt")
     return await asyncio.create_subprocess_exec(
         str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(served.proc.pid), "--subprocesses",
-        "--nonblocking", "--rate", "50", "--format", "raw", "-o", str(out),
+        "--nonblocking", "--rate", str(args.profile_rate), "--format", "raw", "-o", str(out),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
@@ -393,6 +481,7 @@ async def main() -> None:
     parser.add_argument("--setups", default="pg1,pg2,sqlite1", help="comma list of pg1, pg2, sqlite1")
     parser.add_argument("--chart", default=str(ROOT / "bench" / "results" / "journey.png"))
     parser.add_argument("--profile", help="sample the servers with py-spy into PATH.<setup>.txt (collapsed)")
+    parser.add_argument("--profile-rate", type=int, default=50, help="py-spy samples per second (default 50)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "journey.json"))
     parser.add_argument("--chart-only", action="store_true", help="redraw the chart from --json and stop")
     args = parser.parse_args()

@@ -74,6 +74,18 @@ async def holder_certificate(cert_id: int, holder_code_hash: str) -> Certificate
     return await Certificate.get_or_none(id=cert_id, holder_code_hash=holder_code_hash)
 
 
+async def citizen_certificate(cert_id: int, citizen_id: int) -> Certificate | None:
+    """Certificate ``cert_id`` if its holder is the real-name-bound citizen account ``citizen_id``:
+    one query (the certificate joined to the account's ID-number hash) where reading the account
+    first makes two; ``None`` for anyone else's, or when the account is gone or not bound."""
+    from tortoise.expressions import Subquery
+
+    from engine.store.identity_models import Citizen
+
+    return await Certificate.filter(id=cert_id, holder_code_hash__in=Subquery(
+        Citizen.filter(id=citizen_id, id_hash__isnull=False).values("id_hash"))).first()
+
+
 async def holder_certificates(holder_code_hash: str) -> list[Certificate]:
     """All the holder's certificates in any state, newest issue first."""
     return list(await Certificate.filter(holder_code_hash=holder_code_hash).order_by("-issue_date", "-id"))

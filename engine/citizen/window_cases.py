@@ -29,6 +29,8 @@ async def claim_window_cases(citizen: Citizen) -> int:
     if not citizen.id_hash:
         return 0
     placeholder = PLACEHOLDER_PREFIX + citizen.id_hash[:24]  # = placeholder_openid(id_number)
+    if not await Case.filter(applicant=placeholder).exists():  # nearly every binding: one read, no transaction
+        return 0
     async with in_transaction() as conn:
         ids = await Case.filter(applicant=placeholder).using_db(conn).values_list("id", flat=True)
         if not ids:

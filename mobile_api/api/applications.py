@@ -246,7 +246,9 @@ async def _apply(request: Request, item: ServiceItem, citizen: Citizen, form: di
         await attach_uploads(started.id, owner, chosen, source="applicant", now=now)
     if real.access_log_id is not None:  # the citizen's access log names the case the read was for
         await name_case(real.access_log_id, case_id=started.id, case_no=started.case_no)
-    return await case_detail(request, started.id)
+    # read as the detail endpoint reads it (one query with the certificates, no workflow state): the
+    # view it builds is cached under the row's stamp, so the phone's next look at the case is free
+    return await case_detail(request, started.id, await views.citizen_case(citizen.id, started.id))
 
 
 async def _unabortable(work: Awaitable[dict[str, Any]]) -> dict[str, Any]:

@@ -194,7 +194,7 @@ def blueprint() -> Blueprint:
         state = auth_state(request.app)
         citizen = await identity.bind_real_name(await _citizen_of(principal), body.get("name"),
                                                 body.get("id_number"), pii_keys=state.pii_keys,
-                                                verifier=state.verifier)
+                                                verifier=state.verifier, fresh=True)
         return json(identity.citizen_view(citizen))
 
     return bp

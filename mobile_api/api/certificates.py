@@ -205,12 +205,16 @@ async def _citizen(principal: Principal) -> Citizen:
 
 
 async def _own_certificate(request: Request, cert_id: int) -> Certificate:
-    """The caller's certificate ``cert_id``; 404 when it is not there or someone else's."""
-    citizen = await _citizen(request.ctx.principal)
-    row = None
+    """The caller's certificate ``cert_id``; 404 when it is not there or someone else's. Their own
+    (the holder: the common case) in one query; else the account is read (401 when it is gone) and
+    the certificates of the companies they represent are tried."""
+    principal = request.ctx.principal
+    row = await certificate_store.citizen_certificate(cert_id, principal.citizen_id)
+    if row is not None:
+        return row
+    citizen = await _citizen(principal)
     if citizen.id_hash:
-        row = await certificate_store.holder_certificate(cert_id, citizen.id_hash) or \
-            await certificate_store.represented_certificate(cert_id, citizen.openid, citizen.id_hash)
+        row = await certificate_store.represented_certificate(cert_id, citizen.openid, citizen.id_hash)
     if row is None:
         raise CertificateNotFound()
     return row

@@ -37,6 +37,7 @@ _ERRORS = {"bad": 40029, "used": 40163, "slow": 45011, "risky": 40226, "busy": -
 class Recorded:
     path: str
     params: dict[str, str]
+    client_port: int = 0  # the caller's source port: equal ports, one kept-alive connection
 
 
 @dataclass
@@ -52,6 +53,10 @@ class FakeWeChat:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            # keep-alive, as WeChat's API does: a client that opened a connection per call would
+            # pass here unnoticed otherwise (and bench/journey.py measured TCP set-up, not login)
+            protocol_version = "HTTP/1.1"
+
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 fake._handle(self)
 
@@ -87,7 +92,7 @@ class FakeWeChat:
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        self.requests.append(Recorded(parts.path, query))
+        self.requests.append(Recorded(parts.path, query, handler.client_address[1]))
         if parts.path != "/sns/jscode2session":
             self.problems.append(f"unexpected path {parts.path}")
             return _send(handler, 404, b"not found", "text/plain")

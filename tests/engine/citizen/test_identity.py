@@ -207,6 +207,18 @@ def client_for(server: FakeWeChat, **kwargs: object) -> WeChatClient:
     return WeChatClient(server.url, APPID, SECRET, **kwargs)  # type: ignore[arg-type]
 
 
+async def test_client_keeps_one_connection_to_wechat_across_logins(wechat: FakeWeChat) -> None:
+    """One client per app, its connection kept alive: a login does not pay a TCP set-up to WeChat."""
+    client = client_for(wechat)
+    try:
+        for n in range(3):
+            await client.jscode2session(f"ok-user{n}")
+    finally:
+        await client.aclose()
+    assert len(wechat.requests) == 3
+    assert len({r.client_port for r in wechat.requests}) == 1
+
+
 async def test_client_exchanges_a_code_with_the_fake_server(wechat: FakeWeChat) -> None:
     client = client_for(wechat)
     try:
