@@ -40,6 +40,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import h11
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,17 +141,18 @@ class Phone:
 
     The journeys' client. httpx cost the load generator ~2 ms of CPU per call (client, transport,
     pool, header models), as much as a light govflow request, and the load generator shares the two
-    cores with the server: with two workers it took CPU the second worker needed. This writes the
-    request bytes itself and reads Content-Length or chunked answers; the rare status stream (SSE)
-    goes through httpx (``_final_by_sse``)."""
+    cores with the server: with two workers it took CPU the second worker needed. This drives h11
+    (the HTTP/1.1 state machine under httpx) on an asyncio stream directly; the rare status stream
+    (SSE) goes through httpx (``_final_by_sse``)."""
 
     def __init__(self, base_url: str, local_address: str, timeout: float = 60) -> None:
         url = httpx.URL(base_url)
         self.base_url, self.local_address, self.timeout = base_url, local_address, timeout
         self.host, self.port = url.host, url.port or 80
-        self._host_header = f"Host: {self.host}:{self.port}\r\n"
+        self._host = f"{self.host}:{self.port}"
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._http = h11.Connection(h11.CLIENT)
 
     async def __aenter__(self) -> "Phone":
         return self
@@ -162,6 +164,7 @@ class Phone:
         if self._writer is not None:
             self._writer.close()
             self._reader = self._writer = None
+        self._http = h11.Connection(h11.CLIENT)
 
     async def request(self, method: str, path: str, *, json_body: Any = None,
                       headers: dict[str, str] | None = None) -> Answer:
@@ -169,40 +172,32 @@ class Phone:
             if self._writer is None:
                 self._reader, self._writer = await asyncio.open_connection(
                     self.host, self.port, local_addr=(self.local_address, 0))
-            reader, writer = self._reader, self._writer
+            reader, writer, http = self._reader, self._writer, self._http
             assert reader is not None and writer is not None
             body = json.dumps(json_body).encode() if json_body is not None else b""
-            head = [f"{method} {path} HTTP/1.1\r\n", self._host_header]
-            for name, value in (headers or {}).items():
-                head.append(f"{name}: {value}\r\n")
+            fields = [("Host", self._host), *(headers or {}).items()]
             if json_body is not None:
-                head.append("Content-Type: application/json\r\n")
-            if body or method in ("POST", "PUT", "PATCH"):
-                head.append(f"Content-Length: {len(body)}\r\n")
-            head.append("\r\n")
-            writer.write("".join(head).encode() + body)
-            raw = await reader.readuntil(b"\r\n\r\n")
-            lines = raw.decode("latin-1").split("\r\n")
-            status = int(lines[0].split(" ", 2)[1])
-            answer_headers = {}
-            for line in lines[1:]:
-                if line:
-                    name, _, value = line.partition(":")
-                    answer_headers[name.strip().lower()] = value.strip()
-            if "content-length" in answer_headers:
-                content = await reader.readexactly(int(answer_headers["content-length"]))
-            elif answer_headers.get("transfer-encoding", "").lower() == "chunked":
-                parts = []
-                while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-                    parts.append(await reader.readexactly(size + 2))
-                await reader.readuntil(b"\r\n")
-                content = b"".join(p[:-2] for p in parts)
+                fields.append(("Content-Type", "application/json"))
+            fields.append(("Content-Length", str(len(body))))
+            writer.write(http.send(h11.Request(method=method, target=path, headers=fields))
+                         + (http.send(h11.Data(data=body)) if body else b"") + http.send(h11.EndOfMessage()))
+            status, answer_headers, parts = 0, {}, []
+            while True:
+                event = http.next_event()
+                if event is h11.NEED_DATA:
+                    http.receive_data(await reader.read(65536))
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                    answer_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in event.headers}
+                elif isinstance(event, h11.Data):
+                    parts.append(bytes(event.data))
+                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                    break
+            if http.our_state is h11.DONE and http.their_state is h11.DONE:
+                http.start_next_cycle()  # keep-alive: the next call reuses the socket
             else:
-                content = await reader.read()
                 self.close()
-            if answer_headers.get("connection", "").lower() == "close":
-                self.close()
-            return Answer(status, answer_headers, content)
+            return Answer(status, answer_headers, b"".join(parts))
 
 
 async def journey(base_url: str, i: int, run: str, person: dict[str, str]) -> Outcome:
