@@ -30,6 +30,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.accountability.privacy import blind_index, normalise_id
 from engine.bpmn.multi_instance import instance_parent, instances
 from engine.errors import Conflict
+from engine.kernel.cases import current_data
 from engine.store.models import HumanTask, StaffUser
 
 DISTINCT = "distinctSigners"
@@ -77,13 +78,14 @@ def case_people(data: dict[str, Any]) -> set[str]:
 
 
 async def own_case(workflow: Any, task: Any, username: str, pii_key: bytes | None, conn: Any = None) -> bool:
-    """Whether ``username``'s staff account is linked to a person ``task``'s case names."""
+    """Whether ``username``'s staff account is linked to a person ``task``'s case names (``task``
+    None: a side task — 人工复核, window 补正, 督办, 加签 — judged on the case's current data)."""
     if pii_key is None:
         return False
     id_hash = await StaffUser.filter(username=username).using_db(conn).first().values_list("id_hash", flat=True)
     if not id_hash:
         return False
-    data = task.data if task is not None and task.data else workflow.data
+    data = task.data if task is not None and task.data else current_data(workflow)
     return any(blind_index(number, pii_key) == id_hash for number in case_people(data or {}))
 
 
@@ -159,13 +161,27 @@ async def check_row(engine: Any, row: HumanTask, username: str, *, subject: str 
     await check(workflow, workflow.get_task_from_id(row.id), username, subject=subject, pii_key=index_key(engine))
 
 
+async def own_case_refusal(engine: Any, row: HumanTask, username: str, *, subject: str = "您",
+                           workflow: Any = None) -> OwnCaseRecusal | None:
+    """The own-case rule alone, for any task row: a process task (its own data) or a side task on
+    the case (人工复核, window 补正, 督办, 加签: the case's data). ``workflow``: already loaded."""
+    if index_key(engine) is None:
+        return None
+    if workflow is None:
+        _, workflow, _ = await engine.load(row.case_id)  # type: ignore[attr-defined]
+    spiff = workflow.get_task_from_id(row.id) if row.kind == "bpmn" else None
+    if await own_case(workflow, spiff, username, index_key(engine)):
+        return OwnCaseRecusal(f"{subject}是本办件的申请人或申请所涉人员，按回避规定不能办理与本人有关的办件")
+    return None
+
+
 async def check_own_case(engine: Any, row: HumanTask, username: str, *, subject: str) -> None:
-    """Only the own-case rule: a side task given to ``username`` on ``row``'s case (加签), or an
-    operation of theirs on it (退回, 补正, 加签)."""
-    _, workflow, _ = await engine.load(row.case_id)  # type: ignore[attr-defined]
-    if await own_case(workflow, workflow.get_task_from_id(row.id), username, index_key(engine)):
-        raise OwnCaseRecusal(f"{subject}是本办件的申请人或申请所涉人员，按回避规定不能办理与本人有关的办件")
+    """Only the own-case rule: a side task given to ``username`` on ``row``'s case (加签), an
+    operation of theirs on it (退回, 补正, 加签), or a side task they would claim, complete or sign."""
+    problem = await own_case_refusal(engine, row, username, subject=subject)
+    if problem is not None:
+        raise problem
 
 
-__all__ = ["check_row", "check_own_case", "AlreadySignedThisCase", "OwnCaseRecusal", "RecusalRequired", "DISTINCT",
+__all__ = ["check_row", "check_own_case", "own_case_refusal", "AlreadySignedThisCase", "OwnCaseRecusal", "RecusalRequired", "DISTINCT",
            "RECUSE", "task_rules", "refusal", "check", "completion_guard", "case_people", "own_case", "index_key"]

@@ -529,6 +529,8 @@ async def claim(staff: StaffUser, task_id: str, *, now: datetime | None = None,
         raise SignInstead()
     if engine is not None and task.state == "ready":
         await assignment.check_row(engine, task, staff.username)
+        if task.kind != "bpmn":  # 人工复核, window 补正, 督办: the own-case rule holds on side tasks too
+            await assignment.check_own_case(engine, task, staff.username, subject="您")
     async with in_transaction() as conn:
         taken = await HumanTask.filter(_free_for(who), id=task.id, state="ready").using_db(conn).update(
             state="claimed", assignee=who)
@@ -565,6 +567,8 @@ async def complete(engine: CaseEngine, staff: StaffUser, task_id: str, data: dic
     who = behalf["on_behalf_of"] if behalf else staff.username  # 代理: the task stays the officer's
     if task.kind == "cosign":
         raise SignInstead()
+    if task.kind != "bpmn":  # process tasks: the engine's completion guard (engine.workbench.assignment)
+        await assignment.check_own_case(engine, task, staff.username, subject="您")
     if cc:
         if task.kind != "bpmn":
             raise ValidationFailed("抄送只适用于流程办理任务", fields={"cc": "加签、补正、督办等附属任务不能抄送"})

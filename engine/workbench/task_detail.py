@@ -85,7 +85,11 @@ async def action_state(engine: CaseEngine, staff: StaffUser, task: HumanTask, ca
     running = case.status == "running"
     not_running = "办件已办结或已终止，不能再办理" if case.status != "running" else ""
     if task.kind == COSIGN:
-        if task.state in OPEN_TASK_STATES and task.assignee == me and running:
+        recused = await assignment.own_case_refusal(engine, task, staff.username, workflow=workflow) \
+            if task.state in OPEN_TASK_STATES and task.assignee == me and running else None
+        if recused is not None:  # the person signing, a delegate too (engine.workbench.assignment)
+            blocked["sign"] = recused.message
+        elif task.state in OPEN_TASK_STATES and task.assignee == me and running:
             allowed.add("sign")
         else:
             blocked["sign"] = not_running or ("该加签任务已签署" if task.state not in OPEN_TASK_STATES
@@ -121,6 +125,13 @@ async def action_state(engine: CaseEngine, staff: StaffUser, task: HumanTask, ca
                     for action in ("return", "supplement_request", "add_signer"):
                         allowed.discard(action)
                         blocked[action] = problem.message
+        else:  # 人工复核, window 补正, 督办: the own-case rule only
+            recused = await assignment.own_case_refusal(engine, task, staff.username, workflow=workflow)
+            if recused is not None:
+                allowed -= {"claim", "complete"}
+                blocked["complete"] = recused.message
+                if free:
+                    blocked["claim"] = recused.message
     elif task.kind == "bpmn" and task.state == "completed" and task.completed_by == staff.username:
         if await _withdrawable(engine, task, case, workflow):
             allowed.add("withdraw")

@@ -278,6 +278,7 @@ async def complete_cosign(engine: CaseEngine, side_task_id: str | UUID, *, actor
         raise Conflict("该任务不是加签任务")
     if row.assignee != (on_behalf_of["on_behalf_of"] if on_behalf_of else actor):
         raise NotYourTask("只能办理本人的加签任务")
+    await assignment.check_own_case(engine, row, actor, subject="您")  # the person signing (a delegate too)
     _, position, main_id = row.task_spec.split(":", 2)
     now = engine.deps.clock()
     async with in_transaction() as conn:

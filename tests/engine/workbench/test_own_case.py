@@ -104,3 +104,50 @@ def test_staff_csv_may_name_the_officers_own_id_number(tmp_path: Path) -> None:
     legacy = tmp_path / "legacy.csv"
     legacy.write_text("username,name,departments,roles\nmca01,张敏,mca,officer\n", encoding="utf-8")
     assert read_staff(legacy)[0]["id_number"] is None
+
+
+# ------------------------------------------------------------------ side tasks: 人工复核 and 加签
+async def test_the_applicants_own_account_cannot_review_the_automatic_refusal_of_their_application(
+        engine: CaseEngine, applications: ApplicationService, settings) -> None:
+    """A citizen asks for a human review (人工复核) of an automatic refusal: the 民政 officer who is
+    that citizen may neither claim nor decide it, and the workbench says why; a colleague may."""
+    from engine.citizen.case_views import owned_case, request_review
+    from tests.engine.citizen.test_case_views import SENIOR_FORM, YOUNG
+
+    for name in ("mca01", "mca02"):
+        await StaffUser.create(username=name, name=name, password_hash="-", departments=["mca"], roles=["officer"])
+    refused = await applications.apply("senior-card", {**SENIOR_FORM, "phone": "13917724680"}, applicant=YOUNG)
+    await request_review(engine, await owned_case(refused.id, YOUNG.openid), actor=YOUNG.openid, reason="请人工核对")
+    [review] = await HumanTask.filter(case_id=refused.id, kind="review")
+    await link_identity("mca01", YOUNG.id_number, pii_key=key(settings))
+    me = await StaffUser.get(username="mca01")
+
+    with pytest.raises(OwnCaseRecusal):
+        await desk.claim(me, str(review.id), engine=engine)
+    with pytest.raises(OwnCaseRecusal):
+        await desk.complete(engine, me, str(review.id), {"verdict": "overturn", "reason": "本人认为应予批准"})
+    row = await HumanTask.get(id=review.id)
+    assert (row.state, row.assignee, row.completed_by) == ("ready", None, None)  # nothing decided, nothing held
+    detail = await task_detail(engine, me, str(review.id))
+    assert "claim" not in detail["actions"] and "complete" not in detail["actions"]
+    assert "回避" in detail["blocked"]["complete"] and detail["blocked"]["claim"] == detail["blocked"]["complete"]
+
+    colleague = await StaffUser.get(username="mca02")
+    assert {"claim", "complete"} <= set((await task_detail(engine, colleague, str(review.id)))["actions"])
+    assert (await desk.claim(colleague, str(review.id), engine=engine)).assignee == "mca02"
+
+
+async def test_an_added_signer_later_linked_to_a_person_the_case_names_cannot_sign(
+        engine: CaseEngine, applications: ApplicationService, people: dict[str, StaffUser], settings) -> None:
+    """加签 given before the signer's staff account was linked to their ID number: the check at the
+    time of signing still recuses them; the 加签 stays open for the case to go on otherwise."""
+    from engine.workbench.task_ops import complete_cosign
+
+    task_id = await intake_task(applications)  # LI is a shareholder in the form
+    side = await add_signer(engine, task_id, actor="samr01", user="samr02", position="before")
+    await link_identity("samr02", LI["id_number"], pii_key=key(settings))
+    with pytest.raises(OwnCaseRecusal):
+        await complete_cosign(engine, side.id, actor="samr02", opinion="同意", approve=True)
+    assert (await HumanTask.get(id=side.id)).state == "ready"
+    detail = await task_detail(engine, await StaffUser.get(username="samr02"), str(side.id))
+    assert "sign" not in detail["actions"] and "回避" in detail["blocked"]["sign"]
