@@ -81,7 +81,7 @@ def age(born: date) -> int:
 def org_code(rng: random.Random) -> str:
     """GB 11714 organisation code: 8 digits + check character."""
     body = "".join(rng.choice("0123456789") for _ in range(8))
-    total = sum(int(c) * w for c, w in zip(body, [3, 7, 9, 10, 5, 8, 4, 2]))
+    total = sum(int(c) * w for c, w in zip(body, [3, 7, 9, 10, 5, 8, 4, 2], strict=True))
     check = 11 - total % 11
     return body + {10: "X", 11: "0"}.get(check, str(check))
 
@@ -172,7 +172,7 @@ class Generator:
                    and p["id_number"] not in taken]
         fathers = [p for p in self.people if p["gender"] == "男" and 25 <= age(date.fromisoformat(p["birth_date"])) <= 42
                    and p["id_number"] not in taken]
-        for serial, (mother, father) in enumerate(zip(mothers, fathers), start=3):
+        for serial, (mother, father) in enumerate(zip(mothers, fathers, strict=False), start=3):
             gender = rng.choice("MF")
             baby = father["name"][0] + rng.choice(GIVEN[("young", gender)])
             born = self.born_between(date(2025, 6, 1), date(2026, 11, 28))
@@ -244,7 +244,7 @@ class Generator:
             sup_depts = code if code == "supervisor" else f"{code}|supervisor"
             rows += [(f"{code}01", person(), code, "officer"), (f"{code}_sup", person(), sup_depts, "supervisor")]
         rows += [("designer01", "陈设计", "window", "designer"), ("admin", "系统管理员", "window", "admin")]
-        return [dict(zip(["username", "name", "departments", "roles"], r)) for r in rows]
+        return [dict(zip(["username", "name", "departments", "roles"], r, strict=True)) for r in rows]
 
 
 def write(name: str, rows: list[dict[str, str]], columns: list[str] | None = None) -> None:
