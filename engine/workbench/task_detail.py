@@ -23,6 +23,7 @@ from engine.workbench import staff as desk
 from engine.workbench.files import application_view, materials_view
 from engine.workbench.rectification import rectification_view
 from engine.workbench.review import review_context
+from engine.workbench.task_ops import completed_for
 
 ACTIONS = ("claim", "unclaim", "complete", "return", "supplement_request", "transfer", "add_signer", "sign",
            "withdraw", "comment")
@@ -132,7 +133,8 @@ async def action_state(engine: CaseEngine, staff: StaffUser, task: HumanTask, ca
                 blocked["complete"] = recused.message
                 if free:
                     blocked["claim"] = recused.message
-    elif task.kind == "bpmn" and task.state == "completed" and task.completed_by == staff.username:
+    elif task.kind == "bpmn" and task.state == "completed" and (
+            task.completed_by == staff.username or await completed_for(task) == staff.username):  # 代理
         if await _withdrawable(engine, task, case, workflow):
             allowed.add("withdraw")
         else:

@@ -124,16 +124,28 @@ def issued_below(task: Any) -> list[str]:
     return found
 
 
+async def completed_for(row: HumanTask) -> str | None:
+    """The officer a delegate completed ``row`` for (代理: ``on_behalf_of`` of its last completion),
+    or ``None`` when whoever completed it acted for themselves."""
+    done = await CaseEvent.filter(case_id=row.case_id, kind="task_completed", task_id=str(row.id)) \
+        .order_by("-id").first()  # type: ignore[attr-defined]
+    return (done.detail or {}).get("on_behalf_of") if done is not None and isinstance(done.detail, dict) else None
+
+
 async def withdraw_completion(engine: CaseEngine, task_id: str | UUID, *, actor: str) -> CaseResult:
-    """撤回已办: the officer takes back their own completion while the next step has not started."""
+    """撤回已办: the officer takes back their own completion while the next step has not started.
+    A completion made for an officer by their delegate (代理) was made in the officer's name: the
+    delegate or the officer may withdraw it, and the task goes back to the officer, whose task it
+    stayed (the delegate acts on it again only while the delegation runs)."""
     task_uuid = as_uuid(task_id)
     row = await HumanTask.get_or_none(id=task_uuid)
     if row is None:
         raise NotFound("任务不存在")
     if row.kind != "bpmn" or row.state != "completed":
         raise Conflict("该任务未办结，无需撤回")
-    if row.completed_by != actor:
-        raise NotYourTask("只能撤回本人办理的任务")
+    behalf = await completed_for(row)
+    if actor not in (row.completed_by, behalf):
+        raise NotYourTask("只能撤回本人办理（或他人代本人办理）的任务")
     case, workflow, bundle = await engine.load(row.case_id)  # type: ignore[attr-defined]
     task = workflow.get_task_from_id(task_uuid)
     if case.status != "running" or task is None or task.state != TaskState.COMPLETED:
@@ -141,10 +153,11 @@ async def withdraw_completion(engine: CaseEngine, task_id: str | UUID, *, actor:
     await check_not_moved_on(case, row)
     spec = task.task_spec
     event = {"kind": "completion_withdrawn", "task_id": str(task.id), "task_name": spec.bpmn_name or spec.name,
-             "actor": actor, "department": row.department, "detail": None}
+             "actor": actor, "department": row.department,
+             "detail": {"on_behalf_of": behalf} if behalf and behalf != actor else None}
     # only this completion is undone: a 会签 instance's signature leaves the collection again
     return await _reset_to(engine, case, workflow, bundle, lambda: reset_task(workflow, task, deepcopy(task.data)),
-                           event, assignee=actor, reopened=task.id)
+                           event, assignee=behalf or actor, reopened=task.id)
 
 
 async def check_not_moved_on(case: Case, row: HumanTask) -> None:

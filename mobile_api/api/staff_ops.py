@@ -187,7 +187,8 @@ def blueprint() -> Blueprint:
 
     @bp.post("/tasks/<task_id:str>/withdraw")
     @openapi.summary("Withdraw completion / 撤回已办")
-    @openapi.description("撤回本人刚办结的任务（下一环节尚未开始办理时），任务回到本人名下；"
+    @openapi.description("撤回本人刚办结的任务（下一环节尚未开始办理时），任务回到本人名下；代理人代办结的任务，"
+                         "代理人或被代理人均可撤回，任务回到被代理人名下。"
                          "下一环节已开始返回 409 next_step_started，他人办理的返回 403 not_your_task。")
     @case_ok
     @error_responses(401, 403, 404, 409, 503)

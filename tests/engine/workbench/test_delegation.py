@@ -99,3 +99,39 @@ async def test_delegate_claims_and_releases_for_the_officer_and_rules_on_who(eng
     assert (event.actor, event.detail["on_behalf_of"]) == ("samr02", "samr01")
     await delegation.cancel_delegation(sup, made["id"], now=NOW)
     assert await Delegation.filter(id=made["id"], cancelled_by="samr_sup").exists()
+
+
+@pytest.mark.parametrize("who_withdraws", ["win02", "win01"])
+async def test_a_completion_made_for_the_officer_is_withdrawn_back_to_the_officer(
+        engine, who_withdraws: str) -> None:  # noqa: ANN001
+    """撤回 of what a delegate completed 代 win01: the completion was the officer's, so the delegate or
+    the officer may withdraw it, the task goes back to the officer (not to the delegate), and a third
+    colleague may not."""
+    from engine.store.models import StaffUser
+    from engine.workbench.task_ops import NotYourTask, withdraw_completion
+    from tests.engine.helpers import task_ops_model
+
+    staff = {name: await StaffUser.create(username=name, name=name, password_hash="-", departments=["window"],
+                                          roles=["officer"]) for name in ("win01", "win02", "win03")}
+    engine.deps.clock = lambda: NOW
+    started = await engine.start_case(await engine.deploy(task_ops_model("three_steps")), service="demo",
+                                      data={"applicant_name": "李四"})
+    held = str(started.ready_tasks[0].id)  # 窗口受理, lane window; the next step is another person's
+    await desk.claim(staff["win01"], held, now=NOW)
+    await delegation.set_delegation(staff["win01"], delegate="win02", starts_at=NOW - HOUR,
+                                    ends_at=NOW + 24 * HOUR, now=NOW)
+    await desk.complete(engine, staff["win02"], held, {"intake_note": "齐全"}, "代为受理")
+    view = await task_detail(engine, staff[who_withdraws], held)
+    assert "withdraw" in view["actions"], view["blocked"]
+    assert "withdraw" not in (await task_detail(engine, staff["win03"], held))["actions"]
+    with pytest.raises(NotYourTask):
+        await withdraw_completion(engine, held, actor="win03")
+
+    await withdraw_completion(engine, held, actor=who_withdraws)
+    row = await HumanTask.get(id=held)
+    assert (row.state, row.assignee) == ("claimed", "win01")  # the officer's task again, whoever withdrew
+    [event] = await CaseEvent.filter(kind="completion_withdrawn")
+    assert event.actor == who_withdraws
+    assert (event.detail or {}).get("on_behalf_of") == ("win01" if who_withdraws == "win02" else None)
+    # while the delegation runs the delegate acts on it again, 代 win01
+    assert _ids(await desk.inbox(staff["win02"], now=NOW))[held] == "win01"
