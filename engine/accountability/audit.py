@@ -28,7 +28,6 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 from typing import Any, Callable, Iterable
 
 from tortoise import connections
@@ -37,7 +36,7 @@ from tortoise.transactions import in_transaction
 
 from engine.accountability.privacy import mask_text
 from engine.store.audit_models import AuditHead, AuditRecord
-from engine.store.db import insert_rows
+from engine.store.db import insert_rows, insert_sql
 from engine.store.shared_models import DataAccessLog
 
 GENESIS = "0" * 64
@@ -231,16 +230,6 @@ def _batch_mode(conn: Any) -> bool:
 _PENDING_COLUMNS = ("at", "kind", "actor", "department", "case_no", "subject", "detail", "created_at")
 
 
-@lru_cache(maxsize=16)
-def _pending_insert_sql(count: int) -> str:
-    """One multi-row INSERT for ``count`` records: the same text for the same count, so asyncpg
-    reuses its prepared statement on each connection."""
-    width = len(_PENDING_COLUMNS)
-    values = ", ".join("(" + ", ".join(f"${r * width + c}" for c in range(1, width + 1)) + ")" for r in range(count))
-    columns = ", ".join(f'"{c}"' for c in _PENDING_COLUMNS)
-    return f'INSERT INTO "audit_log" ({columns}) VALUES {values} RETURNING "id"'
-
-
 async def _fetch(client: Any, sql: str, params: list[Any]) -> list[Any]:
     """``sql`` on the client's asyncpg connection (a transaction's, under its lock, or a pooled
     one), rows as asyncpg records; errors become Tortoise's exceptions as in its own queries."""
@@ -262,8 +251,9 @@ async def _insert_pending(conn: Any, entries: list[AuditEntry], now: datetime) -
     for e in entries:
         params += [now, e.kind[:48], _clip(e.actor, 64), _clip(e.department, 32), _clip(e.case_no, 40),
                    _clip(e.subject, 128), canonical_detail(e.detail), inserted]
+    # the same text for the same count (engine.store.db.insert_sql): asyncpg reuses its prepared statement
     ids = await _fetch(conn if conn is not None else connections.get("default"),
-                       _pending_insert_sql(len(entries)), params)
+                       insert_sql(AuditRecord, _PENDING_COLUMNS, len(entries), postgres=True, returning="id"), params)
     width = len(_PENDING_COLUMNS)
     return [AuditRecord._init_from_db(id=got["id"], seq=None, prev_hash=None, hash=None,
                                       **dict(zip(_PENDING_COLUMNS, params[i * width:(i + 1) * width], strict=True)))

@@ -83,7 +83,29 @@ async def close_db() -> None:
     await Tortoise.close_connections()
 
 
-_INSERT_SQL: dict[tuple[Any, tuple[str, ...], int, bool], str] = {}
+_INSERT_SQL: dict[tuple[Any, tuple[str, ...], int, bool, str | None], str] = {}
+
+
+def insert_sql(model: Any, columns: tuple[str, ...], count: int, postgres: bool, returning: str | None = None) -> str:
+    """The text of one multi-row ``INSERT`` of ``count`` rows into ``model``'s table (``columns``:
+    field names; ``$n`` placeholders on PostgreSQL, ``?`` on SQLite; ``returning``: a field whose
+    values come back). The same text for the same shape, so asyncpg reuses its prepared statement."""
+    key = (model, columns, count, postgres, returning)
+    sql = _INSERT_SQL.get(key)
+    if sql is None:
+        meta = model._meta
+        names = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in columns)
+        width = len(columns)
+        if postgres:
+            groups = ("(" + ", ".join(f"${r * width + i + 1}" for i in range(width)) + ")" for r in range(count))
+        else:
+            groups = ("(" + ", ".join("?" * width) + ")" for _ in range(count))
+        sql = f'INSERT INTO "{meta.db_table}" ({names}) VALUES {", ".join(groups)}'
+        if returning is not None:
+            sql += f' RETURNING "{meta.fields_db_projection[returning]}"'
+        if len(_INSERT_SQL) < 512:
+            _INSERT_SQL[key] = sql
+    return sql
 
 
 async def insert_rows(conn: Any, model: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
@@ -99,21 +121,8 @@ async def insert_rows(conn: Any, model: Any, columns: tuple[str, ...], rows: lis
         return
     if not rows:
         return
-    meta = model._meta
-    fields = [meta.fields_map[name] for name in columns]
-    postgres = getattr(conn.capabilities, "dialect", "") == "postgres"
-    key = (model, columns, len(rows), postgres)
-    sql = _INSERT_SQL.get(key)
-    if sql is None:
-        names = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in columns)
-        width = len(columns)
-        if postgres:
-            groups = ("(" + ", ".join(f"${r * width + i + 1}" for i in range(width)) + ")" for r in range(len(rows)))
-        else:
-            groups = ("(" + ", ".join("?" * width) + ")" for _ in range(len(rows)))
-        sql = f'INSERT INTO "{meta.db_table}" ({names}) VALUES {", ".join(groups)}'
-        if len(_INSERT_SQL) < 512:
-            _INSERT_SQL[key] = sql
+    fields = [model._meta.fields_map[name] for name in columns]
+    sql = insert_sql(model, columns, len(rows), getattr(conn.capabilities, "dialect", "") == "postgres")
     params = [field.to_db_value(value, model) for row in rows for field, value in zip(fields, row, strict=True)]
     await conn.execute_query(sql, params)
 
